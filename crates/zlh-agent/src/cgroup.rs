@@ -1,0 +1,69 @@
+//! The memory cgroup's OOM-kill counter, to tell a kernel OOM kill from any other SIGKILL.
+//!
+//! cgroup v1 reports `oom_kill N` in `memory.oom_control`, cgroup v2 in `memory.events`.
+//! Without a readable cgroup the agent simply cannot recognise kernel OOM kills (the JVM's own
+//! `OutOfMemoryError` is still recognised from the output).
+
+use std::path::{Path, PathBuf};
+
+/// The counter file of the memory cgroup that process `pid` belongs to.
+pub(crate) fn oom_counter_for(pid: u32) -> Option<PathBuf> {
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut v2 = None;
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let relative = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "memory") {
+            let file = Path::new("/sys/fs/cgroup/memory")
+                .join(relative)
+                .join("memory.oom_control");
+            if file.exists() {
+                return Some(file);
+            }
+        } else if controllers.is_empty() {
+            v2 = [
+                Path::new("/sys/fs/cgroup"),
+                Path::new("/sys/fs/cgroup/unified"),
+            ]
+            .iter()
+            .map(|root| root.join(relative).join("memory.events"))
+            .find(|file| file.exists());
+        }
+    }
+    v2
+}
+
+/// Reads the `oom_kill` count from a counter file.
+pub(crate) fn read_oom_kills(file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_is_parsed_from_either_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v1 = dir.path().join("memory.oom_control");
+        std::fs::write(&v1, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").expect("write");
+        assert_eq!(read_oom_kills(&v1), Some(3));
+        let v2 = dir.path().join("memory.events");
+        std::fs::write(
+            &v2,
+            "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\noom_group_kill 0\n",
+        )
+        .expect("write");
+        assert_eq!(read_oom_kills(&v2), Some(2));
+    }
+
+    #[test]
+    fn this_process_has_a_readable_counter_when_cgroups_are_mounted() {
+        if let Some(file) = oom_counter_for(std::process::id()) {
+            assert!(read_oom_kills(&file).is_some(), "{}", file.display());
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The agent's HTTP API. Every route but `GET /health` requires the agent's bearer secret.
+//!
+//! API Boundary: these routes and their bodies (`zlh_proto::agent`, `zlh_proto::console`) are
+//! the contract the control plane speaks; their shapes come from the original platform.
+
+mod auth;
+mod console;
+mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use tokio_util::sync::CancellationToken;
+use zlh_proto::ErrorCode;
+use zlh_proto::agent::{
+    AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, PowerAccepted, Readiness,
+    StatusSnapshot,
+};
+
+use crate::clock::{format_ms, now_ms};
+use crate::config::AgentConfig;
+use crate::procfs;
+use crate::supervisor::{PowerError, Supervisor};
+pub(crate) use error::{ApiError, ApiJson};
+
+/// Largest request body accepted (JSON commands are tiny).
+const MAX_BODY: usize = 64 * 1024;
+/// Longest console command accepted.
+const MAX_COMMAND: usize = 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The game's supervisor.
+    pub supervisor: Supervisor,
+    /// The agent's configuration.
+    pub config: Arc<AgentConfig>,
+    /// When the agent started, for its uptime.
+    pub started: Instant,
+    /// Cancelled when the agent shuts down, to close console viewers.
+    pub shutdown: CancellationToken,
+}
+
+/// The agent's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/status", get(status))
+        .route("/crashes", get(crashes))
+        .route("/start", post(start))
+        .route("/stop", post(stop))
+        .route("/restart", post(restart))
+        .route("/console/command", post(console_command))
+        .route("/console", get(console::upgrade))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_secret,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that method",
+    )
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn ready(State(state): State<AppState>) -> Json<Readiness> {
+    let status = state.supervisor.status();
+    let reason = match status.state {
+        GameState::Running => "the server is running".to_owned(),
+        GameState::Starting => "the server is starting: waiting for its ready line".to_owned(),
+        GameState::Installing => "the server is being installed".to_owned(),
+        GameState::Stopping => "the server is stopping".to_owned(),
+        GameState::Stopped => "the server is stopped".to_owned(),
+        GameState::Crashed => match status.next_restart_at_ms {
+            Some(at) => format!(
+                "the server crashed; it restarts in {} s",
+                at.saturating_sub(now_ms()).div_ceil(1000)
+            ),
+            None => "the server crashed".to_owned(),
+        },
+        GameState::Error => {
+            "the server failed repeatedly or could not start; start it again".to_owned()
+        }
+    };
+    Json(Readiness {
+        ready: status.state == GameState::Running,
+        reason,
+    })
+}
+
+async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
+    let status = state.supervisor.status();
+    let last_crash = status.crashes.last().cloned();
+    Json(StatusSnapshot {
+        state: status.state,
+        pid: status.pid,
+        started_at: status.started_at_ms.map(format_ms),
+        uptime_ms: status
+            .started_at_ms
+            .filter(|_| status.pid.is_some())
+            .map(|at| now_ms().saturating_sub(at)),
+        ready_at: status.ready_at_ms.map(format_ms),
+        consecutive_crashes: status.consecutive_crashes,
+        next_restart_at: status.next_restart_at_ms.map(format_ms),
+        last_crash_classification: last_crash.as_ref().map(|crash| crash.classification),
+        last_crash,
+        last_error: status.last_error,
+        provisioning_complete: true,
+        server_root: Some(state.config.game.working_dir.display().to_string()),
+        runtime_installed: None,
+        dev_provisioned: None,
+        dev_ready_at: None,
+        workspace_root: None,
+        code_server_installed: None,
+        code_server_running: None,
+        resources: status.pid.and_then(procfs::resource_use),
+        agent: AgentInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            uptime_ms: state.started.elapsed().as_millis() as u64,
+        },
+    })
+}
+
+async fn crashes(State(state): State<AppState>) -> Json<CrashHistory> {
+    Json(CrashHistory {
+        crashes: state.supervisor.status().crashes.to_vec(),
+    })
+}
+
+/// 202 while the action is under way (`starting`, `stopping`), 200 when it is already done.
+fn power_response(result: Result<GameState, PowerError>) -> Response {
+    match result {
+        Ok(state) => {
+            let code = match state {
+                GameState::Starting | GameState::Stopping => StatusCode::ACCEPTED,
+                _ => StatusCode::OK,
+            };
+            (code, Json(PowerAccepted { state })).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn start(State(state): State<AppState>) -> Response {
+    power_response(state.supervisor.start().await)
+}
+
+async fn stop(State(state): State<AppState>) -> Response {
+    power_response(state.supervisor.stop().await)
+}
+
+async fn restart(State(state): State<AppState>) -> Response {
+    power_response(state.supervisor.restart().await)
+}
+
+async fn console_command(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ConsoleCommand>,
+) -> Result<StatusCode, ApiError> {
+    let command = body.command.trim_end_matches(['\r', '\n']);
+    if command.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCommand,
+            "the command is empty",
+        ));
+    }
+    if command.len() > MAX_COMMAND {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCommand,
+            format!("the command is longer than {MAX_COMMAND} bytes"),
+        ));
+    }
+    if command.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCommand,
+            "the command must be one line without control characters",
+        ));
+    }
+    state.supervisor.console_command(command.to_owned()).await?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,66 @@
+//! `zlh agent`: the daemon inside each container.
+//!
+//! It supervises one game server through a process holder (see [`holder`]), keeps its console,
+//! crash history and state, and answers the control plane over HTTP (see [`http`]). Paths are
+//! resolved beneath a configurable root, so the same code runs in a container (root `/`) and in
+//! tests (a temporary directory).
+#![deny(unsafe_code)]
+
+mod cgroup;
+mod clock;
+pub mod config;
+pub mod console;
+pub mod holder;
+pub mod http;
+mod procfs;
+mod pty;
+pub mod supervisor;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::AgentConfig;
+pub use supervisor::{ShutdownMode, Supervisor};
+
+/// Runs the agent on an already-bound listener until `shutdown` resolves.
+///
+/// `holder_exe` is the executable whose `agent-holder` subcommand runs process holders (the
+/// `zlh` binary itself). On shutdown the game is stopped first (or left running, per the
+/// mode), while the API still answers; then console viewers are closed and the API drains.
+pub async fn run(
+    config: AgentConfig,
+    listener: TcpListener,
+    holder_exe: PathBuf,
+    shutdown: impl Future<Output = ShutdownMode>,
+) -> std::io::Result<()> {
+    let config = Arc::new(config);
+    let supervisor = Supervisor::launch(Arc::clone(&config), holder_exe).await?;
+    let close_viewers = CancellationToken::new();
+    let app = http::router(http::AppState {
+        supervisor: supervisor.clone(),
+        config,
+        started: Instant::now(),
+        shutdown: close_viewers.clone(),
+    });
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "agent listening");
+    let stop_http = CancellationToken::new();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop_http.clone().cancelled_owned())
+            .into_future(),
+    );
+    let mode = shutdown.await;
+    tracing::info!(?mode, "agent shutting down");
+    supervisor.shutdown(mode).await;
+    close_viewers.cancel();
+    stop_http.cancel();
+    server.await.map_err(std::io::Error::other)??;
+    tracing::info!("agent stopped");
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Small readers of `/proc`: process identity and resource use.
+
+use zlh_proto::agent::ResourceUse;
+
+/// Fields of `/proc/<pid>/stat` after the command name (which may contain spaces).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    Some(after_name.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The kernel's start time of a process (clock ticks after boot): with the pid, it identifies a
+/// process even after its pid is reused.
+pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
+    // Field 22 of stat; the fields after the name start at field 3.
+    stat_fields(pid)?.get(22 - 3)?.parse().ok()
+}
+
+/// Whether `pid` is still the process that started at `ticks`.
+pub(crate) fn is_same_process(pid: u32, ticks: Option<u64>) -> bool {
+    match (start_ticks(pid), ticks) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// Resident memory and CPU time of a process.
+pub(crate) fn resource_use(pid: u32) -> Option<ResourceUse> {
+    let fields = stat_fields(pid)?;
+    let ticks: u64 =
+        fields.get(14 - 3)?.parse::<u64>().ok()? + fields.get(15 - 3)?.parse::<u64>().ok()?;
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ResourceUse {
+        memory_bytes: resident_pages * rustix::param::page_size() as u64,
+        cpu_seconds: ticks as f64 / rustix::param::clock_ticks_per_second() as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        let ticks = start_ticks(pid).expect("start ticks");
+        assert!(is_same_process(pid, Some(ticks)));
+        assert!(!is_same_process(pid, Some(ticks + 1)));
+        assert!(resource_use(pid).expect("usage").memory_bytes > 0);
+    }
+}

@@ -1,0 +1,180 @@
+//! Game supervision: one actor task owns the server's lifecycle; everyone else holds a
+//! [`Supervisor`] handle.
+//!
+//! Power actions are messages answered at once from the actor's current state, so there is
+//! no lock to get stuck: a second action while one runs gets [`PowerError::InProgress`] with
+//! the state, and a stop is driven by the actor's own timers (stop command → SIGTERM →
+//! SIGKILL), whatever happens to the request that asked for it.
+
+mod actor;
+pub(crate) mod classify;
+mod output;
+mod store;
+mod typed_line;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use zlh_proto::agent::{CrashRecord, GameState};
+
+use crate::config::AgentConfig;
+use crate::console::Console;
+
+/// What the supervisor publishes after every change.
+#[derive(Debug, Clone)]
+pub struct SupervisorStatus {
+    /// Lifecycle state.
+    pub state: GameState,
+    /// Pid of the game process while one is attached.
+    pub pid: Option<u32>,
+    /// When the current process started (ms since the epoch).
+    pub started_at_ms: Option<u64>,
+    /// When it printed its ready pattern (ms since the epoch).
+    pub ready_at_ms: Option<u64>,
+    /// Crashes in a row.
+    pub consecutive_crashes: u32,
+    /// When the automatic restart is due (ms since the epoch).
+    pub next_restart_at_ms: Option<u64>,
+    /// Crash history, oldest first.
+    pub crashes: Arc<[CrashRecord]>,
+    /// The last failure that is not a crash.
+    pub last_error: Option<String>,
+}
+
+/// Why a power action or console command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PowerError {
+    /// Start on a server that is starting or running.
+    #[error("the server is already {0}")]
+    AlreadyRunning(GameState),
+    /// Another power action has not finished.
+    #[error("another power action is in progress: the server is {0}")]
+    InProgress(GameState),
+    /// A console command for a server without a process.
+    #[error("the server is not running: it is {0}")]
+    NotRunning(GameState),
+    /// The process could not be started.
+    #[error("the server could not be started: {0}")]
+    StartFailed(String),
+    /// The agent is stopping.
+    #[error("the agent is shutting down")]
+    ShuttingDown,
+}
+
+/// What happens to the game when the agent stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// The container is stopping: stop the game gracefully first.
+    StopServer,
+    /// The agent is being upgraded or restarted: leave the game running for the next agent.
+    LeaveRunning,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, PowerError>>;
+
+#[derive(Debug)]
+enum Request {
+    Start(Reply<GameState>),
+    Stop(Reply<GameState>),
+    Restart(Reply<GameState>),
+    Command(String, Reply<()>),
+    Input(Vec<u8>),
+    Resize { cols: u16, rows: u16 },
+    Shutdown(ShutdownMode, oneshot::Sender<()>),
+}
+
+/// A handle to the supervisor actor. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    requests: mpsc::Sender<Request>,
+    status: watch::Receiver<SupervisorStatus>,
+    console: Arc<Console>,
+}
+
+impl Supervisor {
+    /// Loads the persisted state, reattaches to a process that survived the last agent (or
+    /// starts the server if it was meant to run and is gone), then starts the actor.
+    pub async fn launch(
+        config: Arc<AgentConfig>,
+        holder_exe: PathBuf,
+    ) -> std::io::Result<Supervisor> {
+        let (requests, inbox) = mpsc::channel(1024);
+        let mut actor = actor::Actor::new(config, holder_exe)?;
+        actor.recover().await;
+        let supervisor = Supervisor {
+            requests,
+            status: actor.subscribe(),
+            console: actor.console(),
+        };
+        tokio::spawn(actor.run(inbox));
+        Ok(supervisor)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, PowerError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(make(reply))
+            .await
+            .map_err(|_| PowerError::ShuttingDown)?;
+        answer.await.map_err(|_| PowerError::ShuttingDown)?
+    }
+
+    /// Starts the server. Answers once the process runs (state `starting` or `running`).
+    pub async fn start(&self) -> Result<GameState, PowerError> {
+        self.ask(Request::Start).await
+    }
+
+    /// Begins a graceful stop. Answers at once with `stopping` (or `stopped`).
+    pub async fn stop(&self) -> Result<GameState, PowerError> {
+        self.ask(Request::Stop).await
+    }
+
+    /// Stops (gracefully) and starts again.
+    pub async fn restart(&self) -> Result<GameState, PowerError> {
+        self.ask(Request::Restart).await
+    }
+
+    /// Sends one line to the console. The stop command itself counts as a stop.
+    pub async fn console_command(&self, line: String) -> Result<(), PowerError> {
+        self.ask(|reply| Request::Command(line, reply)).await
+    }
+
+    /// Raw keyboard input from a console viewer; dropped when nothing runs.
+    pub fn input(&self, bytes: Vec<u8>) {
+        let _ = self.requests.try_send(Request::Input(bytes));
+    }
+
+    /// A viewer's terminal size.
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let _ = self.requests.try_send(Request::Resize { cols, rows });
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> SupervisorStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that wakes on every status change.
+    pub fn watch_status(&self) -> watch::Receiver<SupervisorStatus> {
+        self.status.clone()
+    }
+
+    /// The console scrollback.
+    pub fn console(&self) -> &Arc<Console> {
+        &self.console
+    }
+
+    /// Stops the actor, first stopping the game when `mode` says so; returns when done.
+    pub async fn shutdown(&self, mode: ShutdownMode) {
+        let (done, finished) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Shutdown(mode, done))
+            .await
+            .is_ok()
+        {
+            let _ = finished.await;
+        }
+    }
+}

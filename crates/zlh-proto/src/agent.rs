@@ -1,0 +1,196 @@
+//! The agent's HTTP contract: states, readiness, the status snapshot, power and crash records.
+//!
+//! Field names are camelCase because the original platform's clients read them that way
+//! (`runtimeInstalled`, `lastCrashClassification`, ...). Fields that belong to later work exist
+//! and are `null` so that clients can rely on the shape.
+
+use serde::{Deserialize, Serialize};
+
+/// The supervised server's lifecycle state, exactly as the original platform names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GameState {
+    /// Not running, and not meant to be.
+    Stopped,
+    /// Files or runtimes are being installed (dev containers, later work).
+    Installing,
+    /// The process runs but has not printed its ready pattern yet.
+    Starting,
+    /// The process printed its ready pattern (or has none) and serves players.
+    Running,
+    /// A stop is under way: stop command, then SIGTERM, then SIGKILL.
+    Stopping,
+    /// The process exited without being asked to; a restart is scheduled after a backoff.
+    Crashed,
+    /// The process crashed too many times in a row (or could not be started); it stays down
+    /// until someone starts it again.
+    Error,
+}
+
+impl GameState {
+    /// The snake_case name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GameState::Stopped => "stopped",
+            GameState::Installing => "installing",
+            GameState::Starting => "starting",
+            GameState::Running => "running",
+            GameState::Stopping => "stopping",
+            GameState::Crashed => "crashed",
+            GameState::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for GameState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a process died, as far as its exit and its last output tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashClassification {
+    /// Out of memory: the JVM said so, or the kernel's OOM killer took it.
+    Oom,
+    /// A stack trace names a mod or plugin.
+    ModOrPluginError,
+    /// A class, shared library, executable or required mod is missing.
+    MissingDependency,
+    /// Exited with a non-zero code and nothing more specific was recognised.
+    NonzeroExit,
+    /// Exited with code 0 or was killed by a signal, without being asked to stop.
+    UnexpectedExit,
+}
+
+/// `GET /health`: the agent process is alive and answering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"`.
+    pub status: String,
+    /// The agent's version.
+    pub version: String,
+}
+
+/// `GET /ready`: semantic readiness, as the control plane's provisioning and poller use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// True when provisioning finished and the main process is up (state `running`).
+    pub ready: bool,
+    /// A short sentence saying why (or why not).
+    pub reason: String,
+}
+
+/// One crash, recorded when a supervised process exits without being asked to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrashRecord {
+    /// When the process exited (RFC 3339, milliseconds).
+    pub at: String,
+    /// The exit code, when it exited on its own.
+    pub exit_code: Option<i32>,
+    /// The signal number, when a signal killed it.
+    pub signal: Option<i32>,
+    /// How long the process had been running.
+    pub uptime_ms: u64,
+    /// What most likely killed it.
+    pub classification: CrashClassification,
+    /// The line or fact the classification rests on.
+    pub reason: String,
+    /// The last console lines of this run, oldest first, without terminal escape codes.
+    pub log_tail: Vec<String>,
+    /// Crashes in a row including this one (reset by a run that lasted long enough).
+    pub consecutive: u32,
+    /// The backoff before the automatic restart; `None` when the agent gave up (`error`).
+    pub restart_delay_ms: Option<u64>,
+}
+
+/// Resource use of the supervised process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUse {
+    /// Resident memory of the process, in bytes.
+    pub memory_bytes: u64,
+    /// CPU time the process used so far (user + system), in seconds.
+    pub cpu_seconds: f64,
+}
+
+/// Facts about the agent process itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInfo {
+    /// The agent's version.
+    pub version: String,
+    /// The agent's process id.
+    pub pid: u32,
+    /// How long this agent process has been up.
+    pub uptime_ms: u64,
+}
+
+/// `GET /status`: the detailed snapshot the control plane caches and normalizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSnapshot {
+    /// Lifecycle state of the supervised server.
+    pub state: GameState,
+    /// Process id of the game process while one exists.
+    pub pid: Option<u32>,
+    /// When the current process started (RFC 3339).
+    pub started_at: Option<String>,
+    /// How long the current process has been running.
+    pub uptime_ms: Option<u64>,
+    /// When the current process printed its ready pattern.
+    pub ready_at: Option<String>,
+    /// Crashes in a row so far.
+    pub consecutive_crashes: u32,
+    /// When the scheduled automatic restart happens (state `crashed`).
+    pub next_restart_at: Option<String>,
+    /// The most recent crash.
+    pub last_crash: Option<CrashRecord>,
+    /// Its classification, repeated at the top level for the original platform's clients.
+    pub last_crash_classification: Option<CrashClassification>,
+    /// The last failure that is not a crash (a start that could not spawn the process).
+    pub last_error: Option<String>,
+    /// Whether the container finished provisioning.
+    pub provisioning_complete: bool,
+    /// The game server's directory.
+    pub server_root: Option<String>,
+    /// Dev containers: whether the selected runtime is installed.
+    pub runtime_installed: Option<bool>,
+    /// Dev containers: whether the dev user and workspace exist.
+    pub dev_provisioned: Option<bool>,
+    /// Dev containers: when the environment became ready.
+    pub dev_ready_at: Option<String>,
+    /// Dev containers: the workspace directory.
+    pub workspace_root: Option<String>,
+    /// Dev containers: whether code-server is installed.
+    pub code_server_installed: Option<bool>,
+    /// Dev containers: whether code-server runs.
+    pub code_server_running: Option<bool>,
+    /// Resource use of the game process while one exists.
+    pub resources: Option<ResourceUse>,
+    /// The agent process itself.
+    pub agent: AgentInfo,
+}
+
+/// Answer to a power action that was accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowerAccepted {
+    /// The state right after the action was taken.
+    pub state: GameState,
+}
+
+/// `POST /console/command` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleCommand {
+    /// One line, sent to the server's console followed by a newline.
+    pub command: String,
+}
+
+/// `GET /crashes`: the crash history, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrashHistory {
+    /// Recorded crashes, oldest first, bounded.
+    pub crashes: Vec<CrashRecord>,
+}

@@ -1,0 +1,109 @@
+//! The one table of error codes a client can see, and the JSON envelope that carries them.
+//!
+//! Every error body anywhere in ZeroLagHub is `{"error": {"code": "...", "message": "..."}}`,
+//! sometimes with a few extra fields (such as the current `state` on a power conflict). The code
+//! is stable and machine-readable; the message is a short sentence for people. Details that could
+//! leak internals (paths, agent URLs, secrets) go to the log, never here.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($( $variant:ident => ($status:literal, $name:literal), )*) => {
+        /// Every error code, with its HTTP status and its snake_case name on the wire.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode { $( $variant, )* }
+
+        impl ErrorCode {
+            /// All codes, in table order (used by the exhaustiveness test and documentation).
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The HTTP status this code is answered with.
+            pub fn http_status(self) -> u16 {
+                match self { $( ErrorCode::$variant => $status, )* }
+            }
+
+            /// The snake_case name sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest => (400, "bad_request"),
+    InvalidJson => (400, "invalid_json"),
+    InvalidCommand => (400, "invalid_command"),
+    Unauthorized => (401, "unauthorized"),
+    NotFound => (404, "not_found"),
+    MethodNotAllowed => (405, "method_not_allowed"),
+    AlreadyRunning => (409, "already_running"),
+    PowerActionInProgress => (409, "power_action_in_progress"),
+    NotRunning => (409, "not_running"),
+    PayloadTooLarge => (413, "payload_too_large"),
+    UnsupportedMediaType => (415, "unsupported_media_type"),
+    Internal => (500, "internal"),
+    StartFailed => (500, "start_failed"),
+    ShuttingDown => (503, "shutting_down"),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// A short sentence for people: what happened and, where useful, what to do next.
+    pub message: String,
+    /// The supervised server's state, on power conflicts, so a client need not ask again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::agent::GameState>,
+}
+
+impl ErrorBody {
+    /// An error body without extra fields.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                state: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_snake_case_and_match_serde() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "duplicate error code name {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            let json = serde_json::to_string(code).expect("serialize");
+            assert_eq!(json, format!("\"{name}\""));
+            assert!((400..600).contains(&code.http_status()), "{name}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! A console WebSocket client that checks the offsets it receives are contiguous.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use zlh_proto::console::decode_output;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One console viewer.
+#[derive(Debug)]
+pub struct ConsoleClient {
+    socket: Socket,
+    /// The first frame (`{"type":"hello",...}`).
+    pub hello: Value,
+    /// Offset after the last byte received.
+    pub next_offset: u64,
+    /// Every output byte received, in order.
+    pub received: Vec<u8>,
+    /// Every control event received after the hello.
+    pub events: Vec<Value>,
+}
+
+impl ConsoleClient {
+    /// Connects to `<url>/console` (ws), authenticating with the bearer secret.
+    pub async fn connect(url: &str, secret: &str, since: Option<u64>) -> ConsoleClient {
+        let mut ws_url = format!("{}/console", url.replacen("http", "ws", 1));
+        if let Some(since) = since {
+            ws_url.push_str(&format!("?since={since}"));
+        }
+        let mut request = ws_url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {secret}").parse().expect("header"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("console connect");
+        let hello = match socket.next().await {
+            Some(Ok(Message::Text(text))) => {
+                serde_json::from_str::<Value>(&text).expect("hello json")
+            }
+            other => panic!("expected a hello frame, got {other:?}"),
+        };
+        assert_eq!(hello["type"], "hello", "{hello}");
+        let next_offset = hello["resumeFrom"].as_u64().expect("resumeFrom");
+        ConsoleClient {
+            socket,
+            hello,
+            next_offset,
+            received: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Reads one frame; output is appended to `received` after checking that it starts exactly
+    /// where the previous one ended (or where a gap said). `None` on timeout, close or reset.
+    pub async fn read_frame(&mut self, timeout: Duration) -> Option<()> {
+        self.read_frame_keeping(timeout, true).await
+    }
+
+    /// Reads and discards output until `offset` (for benchmarks: nothing is kept); returns the
+    /// number of output bytes read, or `None` if the connection ended first.
+    pub async fn drain_to(&mut self, offset: u64, timeout: Duration) -> Option<u64> {
+        let from = self.next_offset;
+        while self.next_offset < offset {
+            self.read_frame_keeping(timeout, false).await?;
+        }
+        Some(self.next_offset - from)
+    }
+
+    /// Reads one frame like [`ConsoleClient::read_frame`], keeping its output only if `keep`.
+    pub async fn read_frame_keeping(&mut self, timeout: Duration, keep: bool) -> Option<()> {
+        // A reset connection is a closed one: the agent dropped this viewer.
+        let frame = tokio::time::timeout(timeout, self.socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        match frame {
+            Message::Binary(bytes) => {
+                let (offset, data) = decode_output(&bytes).expect("output frame");
+                assert_eq!(
+                    offset, self.next_offset,
+                    "output must continue exactly where it left off"
+                );
+                self.next_offset = offset + data.len() as u64;
+                if keep {
+                    self.received.extend_from_slice(data);
+                }
+            }
+            Message::Text(text) => {
+                let event: Value = serde_json::from_str(&text).expect("event json");
+                if event["type"] == "gap" {
+                    assert_eq!(
+                        event["from"].as_u64(),
+                        Some(self.next_offset),
+                        "gap must start at the cursor"
+                    );
+                    self.next_offset = event["to"].as_u64().expect("gap end");
+                }
+                self.events.push(event);
+            }
+            Message::Close(_) => return None,
+            _ => {}
+        }
+        Some(())
+    }
+
+    /// Reads until the text received contains `needle`; panics after `timeout`.
+    pub async fn read_until(&mut self, needle: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.text().contains(needle) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero() && self.read_frame(left).await.is_some(),
+                "console never showed {needle:?}; got:\n{}",
+                self.text()
+            );
+        }
+    }
+
+    /// Reads until an event satisfies `check`.
+    pub async fn read_until_event(
+        &mut self,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.events.iter().find(|e| check(e)) {
+                return event.clone();
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero() && self.read_frame(left).await.is_some(),
+                "event never came: {:?}",
+                self.events
+            );
+        }
+    }
+
+    /// The output received so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received).into_owned()
+    }
+
+    /// Types into the console (raw keyboard input, a binary frame).
+    pub async fn type_keys(&mut self, keys: &str) {
+        self.socket
+            .send(Message::Binary(keys.as_bytes().to_vec().into()))
+            .await
+            .expect("send input");
+    }
+
+    /// Sends a JSON control message.
+    pub async fn send_json(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send json");
+    }
+}

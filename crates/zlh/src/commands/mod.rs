@@ -1,0 +1,39 @@
+//! The command tree; one file per subcommand.
+
+mod agent;
+mod agent_holder;
+mod sample_game;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// ZeroLagHub: game servers and browser-IDE dev containers, self-hosted.
+#[derive(Debug, Parser)]
+#[command(name = "zlh", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything on this machine with embedded defaults.
+    Up(up::UpArgs),
+    /// The agent that runs inside a container and supervises its server.
+    Agent(agent::AgentArgs),
+    /// Internal: holds one supervised process and its terminal for the agent.
+    #[command(hide = true)]
+    AgentHolder(agent_holder::HolderArgs),
+    /// A stand-in game server with a Minecraft-like console, for demos, tests and benchmarks.
+    #[command(hide = true)]
+    SampleGame(sample_game::SampleGameArgs),
+}
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::AgentHolder(args) => agent_holder::run(args),
+        Command::SampleGame(args) => sample_game::run(args),
+    }
+}

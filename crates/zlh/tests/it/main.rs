@@ -1,0 +1,20 @@
+//! End-to-end tests of the real `zlh` binary: real agents, holders and sample games as
+//! processes, real sockets on port 0, real PTYs.
+
+mod agent_console;
+mod agent_crash;
+mod agent_http;
+mod agent_power;
+mod agent_reattach;
+mod tidy;
+
+use std::path::Path;
+use std::time::Duration;
+
+/// The binary under test.
+fn zlh() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_zlh"))
+}
+
+/// Generous upper bound for things that take milliseconds on an idle machine.
+const SOON: Duration = Duration::from_secs(10);

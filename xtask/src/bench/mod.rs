@@ -1,0 +1,63 @@
+//! `cargo xtask bench [agent|console]`: measurements against real processes, printed as tables.
+//! Release binaries; figures depend on the machine, so compare rows of one run.
+
+mod agent;
+mod console;
+
+use std::path::PathBuf;
+
+use crate::{run_command, workspace};
+
+pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
+    run_command("cargo", &["build", "--release", "--quiet", "-p", "zlh"])?;
+    let zlh: PathBuf = workspace().join("target/release/zlh");
+    let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if wanted("agent") {
+            agent::run(&zlh).await?;
+        }
+        if wanted("console") {
+            console::run(&zlh).await?;
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Prints a table in Markdown, so it can be pasted into notes as is.
+fn print_table(title: &str, headers: &[&str], rows: &[Vec<String>]) {
+    println!("\n### {title}\n");
+    println!("| {} |", headers.join(" | "));
+    println!(
+        "|{}|",
+        headers.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
+    for row in rows {
+        println!("| {} |", row.join(" | "));
+    }
+}
+
+/// A field of `/proc/<pid>/status` in kB (VmRSS, VmHWM, ...), as MiB.
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)?
+                .trim_start_matches(':')
+                .trim()
+                .strip_suffix(" kB")?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The median and the 90th percentile of some durations, in milliseconds.
+fn median_p90(mut values: Vec<f64>) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.9))
+}
