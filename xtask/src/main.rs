@@ -23,10 +23,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The workspace root.
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
 }
 
 /// Runs a command in the workspace, echoing it; fails if it fails.

@@ -15,20 +15,15 @@ pub(crate) fn oom_counter_for(pid: u32) -> Option<PathBuf> {
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
         let relative = path.trim_start_matches('/');
         if controllers.split(',').any(|c| c == "memory") {
-            let file = Path::new("/sys/fs/cgroup/memory")
-                .join(relative)
-                .join("memory.oom_control");
+            let file = Path::new("/sys/fs/cgroup/memory").join(relative).join("memory.oom_control");
             if file.exists() {
                 return Some(file);
             }
         } else if controllers.is_empty() {
-            v2 = [
-                Path::new("/sys/fs/cgroup"),
-                Path::new("/sys/fs/cgroup/unified"),
-            ]
-            .iter()
-            .map(|root| root.join(relative).join("memory.events"))
-            .find(|file| file.exists());
+            v2 = [Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup/unified")]
+                .iter()
+                .map(|root| root.join(relative).join("memory.events"))
+                .find(|file| file.exists());
         }
     }
     v2
@@ -37,8 +32,7 @@ pub(crate) fn oom_counter_for(pid: u32) -> Option<PathBuf> {
 /// Reads the `oom_kill` count from a counter file.
 pub(crate) fn read_oom_kills(file: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(file).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse().ok())
+    text.lines().find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -52,11 +46,7 @@ mod tests {
         std::fs::write(&v1, "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").expect("write");
         assert_eq!(read_oom_kills(&v1), Some(3));
         let v2 = dir.path().join("memory.events");
-        std::fs::write(
-            &v2,
-            "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\noom_group_kill 0\n",
-        )
-        .expect("write");
+        std::fs::write(&v2, "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\noom_group_kill 0\n").expect("write");
         assert_eq!(read_oom_kills(&v2), Some(2));
     }
 

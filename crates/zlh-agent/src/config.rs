@@ -258,9 +258,9 @@ impl AgentConfig {
                 apply_override(&mut table, path, &value)?;
             }
         }
-        let config: AgentConfig = table.try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Invalid(e.to_string().trim_end().to_owned())
-        })?;
+        let config: AgentConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string().trim_end().to_owned()))?;
         config.validate()?;
         Ok(config)
     }
@@ -270,12 +270,7 @@ impl AgentConfig {
         if self.secret.expose().len() < 16 {
             return invalid("secret must be at least 16 characters");
         }
-        if self
-            .game
-            .argv
-            .first()
-            .is_none_or(|program| program.is_empty())
-        {
+        if self.game.argv.first().is_none_or(|program| program.is_empty()) {
             return invalid("game.argv must name a program");
         }
         if self.recovery.backoff.is_empty() {
@@ -318,12 +313,10 @@ fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<()
     };
     let mut current = table;
     for key in parents {
-        let entry = current
-            .entry(key.clone())
-            .or_insert_with(|| toml::Table::new().into());
-        current = entry.as_table_mut().ok_or_else(|| {
-            ConfigError::Invalid(format!("{ENV_PREFIX}{path}: {key} is not a table"))
-        })?;
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Table::new().into());
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Invalid(format!("{ENV_PREFIX}{path}: {key} is not a table")))?;
     }
     current.insert(last.clone(), parse_override_value(value));
     Ok(())
@@ -366,9 +359,7 @@ fn lenient_string_map<'de, D: Deserializer<'de>>(
     raw.into_iter()
         .map(|(key, value)| match scalar_to_string(value) {
             Some(s) => Ok((key, s)),
-            None => Err(serde::de::Error::custom(format!(
-                "env.{key} must be a string"
-            ))),
+            None => Err(serde::de::Error::custom(format!("env.{key} must be a string"))),
         })
         .collect()
 }
@@ -394,10 +385,7 @@ mod duration_list {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
         let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| super::duration::parse(t).map_err(serde::de::Error::custom))
-            .collect()
+        texts.iter().map(|t| super::duration::parse(t).map_err(serde::de::Error::custom)).collect()
     }
 }
 
@@ -407,8 +395,7 @@ mod optional_regex {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Regex>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
-        text.map(|t| Regex::new(&t).map_err(serde::de::Error::custom))
-            .transpose()
+        text.map(|t| Regex::new(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -418,10 +405,7 @@ mod regex_list {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Regex>, D::Error> {
         let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| Regex::new(t).map_err(serde::de::Error::custom))
-            .collect()
+        texts.iter().map(|t| Regex::new(t).map_err(serde::de::Error::custom)).collect()
     }
 }
 
@@ -437,29 +421,17 @@ mod tests {
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn defaults_follow_the_original_platform() {
         let config = AgentConfig::load(MINIMAL, env(&[])).expect("valid");
-        assert_eq!(
-            config.recovery.backoff,
-            [30, 60, 120].map(Duration::from_secs).to_vec()
-        );
+        assert_eq!(config.recovery.backoff, [30, 60, 120].map(Duration::from_secs).to_vec());
         assert_eq!(config.recovery.reset_after, Duration::from_secs(30));
         assert_eq!(config.game.stop, StopMethod::Command("stop".into()));
         assert_eq!(config.console.scrollback_bytes, 1 << 20);
-        assert!(
-            config
-                .game
-                .ready_pattern
-                .expect("pattern")
-                .is_match("[12:00] Done (3.2s)!")
-        );
+        assert!(config.game.ready_pattern.expect("pattern").is_match("[12:00] Done (3.2s)!"));
     }
 
     #[test]
@@ -530,13 +502,8 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let err = AgentConfig::load(text, env(&[]))
-                .expect_err(text)
-                .to_string();
-            assert!(
-                err.contains(expected),
-                "{err:?} should mention {expected:?}"
-            );
+            let err = AgentConfig::load(text, env(&[])).expect_err(text).to_string();
+            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
         }
     }
 
@@ -550,13 +517,7 @@ mod tests {
     fn paths_resolve_beneath_root() {
         let mut config = AgentConfig::load(MINIMAL, env(&[])).expect("valid");
         config.root = PathBuf::from("/tmp/agent-root");
-        assert_eq!(
-            config.state_path(),
-            PathBuf::from("/tmp/agent-root/var/lib/zlh/agent")
-        );
-        assert_eq!(
-            config.server_root(),
-            PathBuf::from("/tmp/agent-root/opt/zlh/server")
-        );
+        assert_eq!(config.state_path(), PathBuf::from("/tmp/agent-root/var/lib/zlh/agent"));
+        assert_eq!(config.server_root(), PathBuf::from("/tmp/agent-root/opt/zlh/server"));
     }
 }

@@ -41,11 +41,7 @@ pub enum Chunk {
 impl Ring {
     /// An empty ring whose first byte will have offset `start`.
     pub fn new(capacity: usize, start: u64) -> Ring {
-        Ring {
-            buffer: vec![0; capacity.max(1)].into_boxed_slice(),
-            start,
-            end: start,
-        }
+        Ring { buffer: vec![0; capacity.max(1)].into_boxed_slice(), start, end: start }
     }
 
     /// Oldest offset still held.
@@ -65,11 +61,8 @@ impl Ring {
     /// Appends bytes, dropping the oldest ones beyond capacity.
     pub fn append(&mut self, data: &[u8]) {
         let cap = self.buffer.len();
-        let (skipped, kept) = if data.len() > cap {
-            (data.len() - cap, &data[data.len() - cap..])
-        } else {
-            (0, data)
-        };
+        let (skipped, kept) =
+            if data.len() > cap { (data.len() - cap, &data[data.len() - cap..]) } else { (0, data) };
         let first = self.end + skipped as u64;
         let position = (first % self.capacity()) as usize;
         let head = kept.len().min(cap - position);
@@ -89,10 +82,7 @@ impl Ring {
     /// there is nothing new. A cursor past the end reads as the end.
     pub fn read(&self, cursor: u64, max: usize) -> Option<Chunk> {
         if cursor < self.start {
-            return Some(Chunk::Gap {
-                from: cursor,
-                to: self.start,
-            });
+            return Some(Chunk::Gap { from: cursor, to: self.start });
         }
         if cursor >= self.end {
             return None;
@@ -103,10 +93,7 @@ impl Ring {
         let mut bytes = Vec::with_capacity(len);
         bytes.extend_from_slice(&self.buffer[position..position + head]);
         bytes.extend_from_slice(&self.buffer[..len - head]);
-        Some(Chunk::Data {
-            offset: cursor,
-            bytes,
-        })
+        Some(Chunk::Data { offset: cursor, bytes })
     }
 
     /// Everything held from `from` (clamped to the ring) to the end.
@@ -130,18 +117,13 @@ pub struct Console {
 impl Console {
     /// A shared console whose first byte will have offset `start`.
     pub fn new(capacity: usize, start: u64) -> Arc<Console> {
-        Arc::new(Console {
-            ring: Mutex::new(Ring::new(capacity, start)),
-            end: watch::channel(start).0,
-        })
+        Arc::new(Console { ring: Mutex::new(Ring::new(capacity, start)), end: watch::channel(start).0 })
     }
 
     fn ring(&self) -> MutexGuard<'_, Ring> {
         // A panic while holding this lock cannot leave the ring inconsistent (every method
         // finishes its writes before returning), so a poisoned lock is still usable.
-        self.ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends output. Never waits for readers.
@@ -189,11 +171,7 @@ impl Console {
     pub fn follow(self: &Arc<Self>, since: Option<u64>) -> Follower {
         let (start, end) = self.bounds();
         let cursor = since.map_or(start, |since| since.min(end));
-        Follower {
-            console: Arc::clone(self),
-            end: self.end.subscribe(),
-            cursor,
-        }
+        Follower { console: Arc::clone(self), end: self.end.subscribe(), cursor }
     }
 }
 
@@ -238,10 +216,7 @@ mod tests {
     use super::*;
 
     fn data(offset: u64, bytes: &[u8]) -> Option<Chunk> {
-        Some(Chunk::Data {
-            offset,
-            bytes: bytes.to_vec(),
-        })
+        Some(Chunk::Data { offset, bytes: bytes.to_vec() })
     }
 
     #[test]

@@ -51,9 +51,7 @@ pub async fn run(
     tracing::info!(%address, "agent listening");
     let stop_http = CancellationToken::new();
     let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop_http.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(listener, app).with_graceful_shutdown(stop_http.clone().cancelled_owned()).into_future(),
     );
     let mode = shutdown.await;
     tracing::info!(?mode, "agent shutting down");

@@ -28,8 +28,7 @@ pub(crate) fn is_same_process(pid: u32, ticks: Option<u64>) -> bool {
 /// Resident memory and CPU time of a process.
 pub(crate) fn resource_use(pid: u32) -> Option<ResourceUse> {
     let fields = stat_fields(pid)?;
-    let ticks: u64 =
-        fields.get(14 - 3)?.parse::<u64>().ok()? + fields.get(15 - 3)?.parse::<u64>().ok()?;
+    let ticks: u64 = fields.get(14 - 3)?.parse::<u64>().ok()? + fields.get(15 - 3)?.parse::<u64>().ok()?;
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(ResourceUse {

@@ -23,16 +23,12 @@ pub(crate) struct Pty {
 
 /// Opens a pseudo-terminal of the given size.
 pub(crate) fn open(cols: u16, rows: u16) -> io::Result<Pty> {
-    let master =
-        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     rustix::pty::grantpt(&master)?;
     rustix::pty::unlockpt(&master)?;
     let name = rustix::pty::ptsname(&master, Vec::new())?;
-    let slave = rustix::fs::open(
-        name.as_c_str(),
-        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let slave =
+        rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
     resize(&master, cols, rows)?;
     rustix::io::ioctl_fionbio(&master, true)?;
     Ok(Pty { master, slave })
@@ -40,12 +36,7 @@ pub(crate) fn open(cols: u16, rows: u16) -> io::Result<Pty> {
 
 /// Sets the terminal size (the child gets SIGWINCH).
 pub(crate) fn resize(master: impl AsFd, cols: u16, rows: u16) -> io::Result<()> {
-    let size = Winsize {
-        ws_row: rows.max(1),
-        ws_col: cols.max(1),
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let size = Winsize { ws_row: rows.max(1), ws_col: cols.max(1), ws_xpixel: 0, ws_ypixel: 0 };
     rustix::termios::tcsetwinsize(master, size)?;
     Ok(())
 }

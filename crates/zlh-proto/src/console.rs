@@ -32,11 +32,7 @@ pub fn decode_output(frame: &[u8]) -> Option<(u64, &[u8])> {
 
 /// A control message from the server to a viewer (text frame).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "snake_case",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum ServerEvent {
     /// First frame on every connection: what the scrollback holds and where output resumes.
     Hello {

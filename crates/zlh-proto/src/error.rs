@@ -76,13 +76,7 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// An error body without extra fields.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody {
-            error: ErrorDetail {
-                code,
-                message: message.into(),
-                state: None,
-            },
-        }
+        ErrorBody { error: ErrorDetail { code, message: message.into(), state: None } }
     }
 }
 
@@ -97,10 +91,7 @@ mod tests {
         for code in ErrorCode::ALL {
             let name = code.as_str();
             assert!(seen.insert(name), "duplicate error code name {name}");
-            assert!(
-                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{name}"
-            );
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
             let json = serde_json::to_string(code).expect("serialize");
             assert_eq!(json, format!("\"{name}\""));
             assert!((400..600).contains(&code.http_status()), "{name}");

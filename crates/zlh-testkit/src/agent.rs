@@ -31,6 +31,8 @@ pub struct AgentSpec {
     pub tail_lines: usize,
     pub viewer_stall_timeout: String,
     pub autostart: bool,
+    /// Extra environment of the agent process (`ZLH_AGENT_*` overrides).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for AgentSpec {
@@ -49,6 +51,7 @@ impl Default for AgentSpec {
             tail_lines: 50,
             viewer_stall_timeout: "30s".into(),
             autostart: false,
+            env: Vec::new(),
         }
     }
 }
@@ -68,13 +71,7 @@ impl AgentSpec {
             argv.extend(self.game_args.iter().cloned());
             argv
         });
-        let list = |items: &[String]| {
-            items
-                .iter()
-                .map(|s| quote(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = |items: &[String]| items.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
         let ready = self
             .ready_pattern
             .as_deref()
@@ -113,6 +110,7 @@ pub struct TestAgent {
     pub secret: String,
     zlh: PathBuf,
     config_path: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     logs: Arc<Mutex<Vec<String>>>,
     /// HTTP client for the agent.
@@ -122,10 +120,7 @@ pub struct TestAgent {
 impl TestAgent {
     /// Writes the configuration and starts an agent; returns once it listens.
     pub async fn start(zlh: &Path, spec: &AgentSpec) -> TestAgent {
-        let root = tempfile::Builder::new()
-            .prefix("zlh-agent-")
-            .tempdir()
-            .expect("tempdir");
+        let root = tempfile::Builder::new().prefix("zlh-agent-").tempdir().expect("tempdir");
         let secret = crate::random_hex(20);
         let config_path = root.path().join("agent.toml");
         std::fs::write(&config_path, spec.render(zlh, root.path(), &secret)).expect("write config");
@@ -135,6 +130,7 @@ impl TestAgent {
             secret,
             zlh: zlh.to_owned(),
             config_path,
+            env: spec.env.clone(),
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::new(),
@@ -150,6 +146,7 @@ impl TestAgent {
             .arg("--config")
             .arg(&self.config_path)
             .env("ZLH_LOG", "info,zlh_agent=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -164,17 +161,15 @@ impl TestAgent {
                 if let Ok(json) = serde_json::from_str::<Value>(&line)
                     && json["message"] == "agent listening"
                 {
-                    let _ =
-                        address_tx.send(json["address"].as_str().unwrap_or_default().to_owned());
+                    let _ = address_tx.send(json["address"].as_str().unwrap_or_default().to_owned());
                 }
                 logs.lock().expect("logs").push(line);
             }
         });
-        let address =
-            tokio::task::spawn_blocking(move || address_rx.recv_timeout(Duration::from_secs(20)))
-                .await
-                .expect("join")
-                .expect("the agent did not report its address in time");
+        let address = tokio::task::spawn_blocking(move || address_rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .expect("join")
+            .expect("the agent did not report its address in time");
         self.url = format!("http://{address}");
         self.child = Some(child);
     }
@@ -206,10 +201,7 @@ impl TestAgent {
                 if let Some(status) = child.try_wait().expect("wait") {
                     return status;
                 }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the agent did not exit in time"
-                );
+                assert!(std::time::Instant::now() < deadline, "the agent did not exit in time");
                 std::thread::sleep(Duration::from_millis(10));
             }
         })
@@ -222,6 +214,15 @@ impl TestAgent {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// Waits until a log line satisfies `check` (log lines arrive through a pipe, a little
+    /// after the event they describe); returns it.
+    pub async fn wait_for_log(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        eventually(what, Duration::from_secs(10), || async {
+            self.logs().into_iter().find(|line| check(line))
+        })
+        .await
+    }
+
     /// The agent's state directory.
     pub fn state_dir(&self) -> PathBuf {
         self.root.path().join("var/lib/zlh/agent")
@@ -229,9 +230,7 @@ impl TestAgent {
 
     /// A request with the agent's secret.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{}", self.url, path))
-            .bearer_auth(&self.secret)
+        self.http.request(method, format!("{}{}", self.url, path)).bearer_auth(&self.secret)
     }
 
     /// GET with the secret; status and JSON body.
@@ -257,8 +256,7 @@ impl TestAgent {
 
     /// Waits until `/status` reports `state`; returns that status.
     pub async fn wait_for_state(&self, state: &str, timeout: Duration) -> Value {
-        self.wait_for_status(&format!("state {state}"), timeout, |s| s["state"] == state)
-            .await
+        self.wait_for_status(&format!("state {state}"), timeout, |s| s["state"] == state).await
     }
 
     /// Waits until `/status` satisfies `check`.
@@ -277,12 +275,8 @@ impl TestAgent {
 
     /// Sends a console command; panics unless it was accepted.
     pub async fn command(&self, command: &str) {
-        let (code, body) = self
-            .post(
-                "/console/command",
-                Some(serde_json::json!({ "command": command })),
-            )
-            .await;
+        let (code, body) =
+            self.post("/console/command", Some(serde_json::json!({ "command": command }))).await;
         assert_eq!(code, 202, "console command {command:?}: {body}");
     }
 
@@ -290,8 +284,7 @@ impl TestAgent {
     pub async fn start_and_wait(&self) -> Value {
         let (code, body) = self.post("/start", None).await;
         assert!(code == 202 || code == 200, "start: {code} {body}");
-        self.wait_for_state("running", Duration::from_secs(10))
-            .await
+        self.wait_for_state("running", Duration::from_secs(10)).await
     }
 
     /// Opens the console WebSocket.

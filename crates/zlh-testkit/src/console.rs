@@ -8,8 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use zlh_proto::console::decode_output;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One console viewer.
 #[derive(Debug)]
@@ -33,28 +32,15 @@ impl ConsoleClient {
             ws_url.push_str(&format!("?since={since}"));
         }
         let mut request = ws_url.into_client_request().expect("request");
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {secret}").parse().expect("header"),
-        );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("console connect");
+        request.headers_mut().insert("Authorization", format!("Bearer {secret}").parse().expect("header"));
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("console connect");
         let hello = match socket.next().await {
-            Some(Ok(Message::Text(text))) => {
-                serde_json::from_str::<Value>(&text).expect("hello json")
-            }
+            Some(Ok(Message::Text(text))) => serde_json::from_str::<Value>(&text).expect("hello json"),
             other => panic!("expected a hello frame, got {other:?}"),
         };
         assert_eq!(hello["type"], "hello", "{hello}");
         let next_offset = hello["resumeFrom"].as_u64().expect("resumeFrom");
-        ConsoleClient {
-            socket,
-            hello,
-            next_offset,
-            received: Vec::new(),
-            events: Vec::new(),
-        }
+        ConsoleClient { socket, hello, next_offset, received: Vec::new(), events: Vec::new() }
     }
 
     /// Reads one frame; output is appended to `received` after checking that it starts exactly
@@ -76,17 +62,11 @@ impl ConsoleClient {
     /// Reads one frame like [`ConsoleClient::read_frame`], keeping its output only if `keep`.
     pub async fn read_frame_keeping(&mut self, timeout: Duration, keep: bool) -> Option<()> {
         // A reset connection is a closed one: the agent dropped this viewer.
-        let frame = tokio::time::timeout(timeout, self.socket.next())
-            .await
-            .ok()??
-            .ok()?;
+        let frame = tokio::time::timeout(timeout, self.socket.next()).await.ok()??.ok()?;
         match frame {
             Message::Binary(bytes) => {
                 let (offset, data) = decode_output(&bytes).expect("output frame");
-                assert_eq!(
-                    offset, self.next_offset,
-                    "output must continue exactly where it left off"
-                );
+                assert_eq!(offset, self.next_offset, "output must continue exactly where it left off");
                 self.next_offset = offset + data.len() as u64;
                 if keep {
                     self.received.extend_from_slice(data);
@@ -124,11 +104,7 @@ impl ConsoleClient {
     }
 
     /// Reads until an event satisfies `check`.
-    pub async fn read_until_event(
-        &mut self,
-        timeout: Duration,
-        check: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub async fn read_until_event(&mut self, timeout: Duration, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(event) = self.events.iter().find(|e| check(e)) {
@@ -150,17 +126,11 @@ impl ConsoleClient {
 
     /// Types into the console (raw keyboard input, a binary frame).
     pub async fn type_keys(&mut self, keys: &str) {
-        self.socket
-            .send(Message::Binary(keys.as_bytes().to_vec().into()))
-            .await
-            .expect("send input");
+        self.socket.send(Message::Binary(keys.as_bytes().to_vec().into())).await.expect("send input");
     }
 
     /// Sends a JSON control message.
     pub async fn send_json(&mut self, message: Value) {
-        self.socket
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .expect("send json");
+        self.socket.send(Message::Text(message.to_string().into())).await.expect("send json");
     }
 }

@@ -15,16 +15,12 @@ pub use wait::eventually;
 pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;
     let mut buffer = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buffer))
-        .expect("urandom");
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buffer)).expect("urandom");
     buffer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Milliseconds since the epoch of an RFC 3339 timestamp from the API.
 pub fn parse_time_ms(text: &str) -> u64 {
     let time = humantime::parse_rfc3339(text).expect("RFC 3339 timestamp");
-    time.duration_since(std::time::UNIX_EPOCH)
-        .expect("after epoch")
-        .as_millis() as u64
+    time.duration_since(std::time::UNIX_EPOCH).expect("after epoch").as_millis() as u64
 }

@@ -22,26 +22,10 @@ struct Scenario {
 
 pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     let scenarios = [
-        Scenario {
-            name: "no viewers",
-            reading: 0,
-            stalled: 0,
-        },
-        Scenario {
-            name: "1 viewer",
-            reading: 1,
-            stalled: 0,
-        },
-        Scenario {
-            name: "1 viewer that never reads",
-            reading: 0,
-            stalled: 1,
-        },
-        Scenario {
-            name: "100 viewers (1 never reads)",
-            reading: 99,
-            stalled: 1,
-        },
+        Scenario { name: "no viewers", reading: 0, stalled: 0 },
+        Scenario { name: "1 viewer", reading: 1, stalled: 0 },
+        Scenario { name: "1 viewer that never reads", reading: 0, stalled: 1 },
+        Scenario { name: "100 viewers (1 never reads)", reading: 99, stalled: 1 },
     ];
     let bare = bare_pty_rate(zlh)?;
     let mut rows = vec![vec![
@@ -64,17 +48,8 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
         ]);
     }
     print_table(
-        &format!(
-            "Console fan-out: the game writes {} MiB as fast as it can",
-            FLOOD_BYTES >> 20
-        ),
-        &[
-            "viewers",
-            "game output MB/s",
-            "vs no viewers",
-            "slowest reader MB/s",
-            "agent peak RSS MiB",
-        ],
+        &format!("Console fan-out: the game writes {} MiB as fast as it can", FLOOD_BYTES >> 20),
+        &["viewers", "game output MB/s", "vs no viewers", "slowest reader MB/s", "agent peak RSS MiB"],
         &rows,
     );
     Ok(())
@@ -124,14 +99,12 @@ async fn measure(zlh: &Path, scenario: &Scenario) -> anyhow::Result<(f64, Option
         readers.push(tokio::spawn(read_until(viewer, Arc::clone(&stop_at))));
     }
     agent.command(&format!("flood {FLOOD_BYTES}")).await;
-    let flood =
-        zlh_testkit::eventually("the flood to finish", Duration::from_secs(300), || async {
-            let text = std::fs::read_to_string(&stats_path).ok()?;
-            serde_json::from_str::<Value>(&text).ok()
-        })
-        .await;
-    let game_rate =
-        flood["bytes"].as_f64().unwrap_or(0.0) / flood["seconds"].as_f64().unwrap_or(1.0) / 1e6;
+    let flood = zlh_testkit::eventually("the flood to finish", Duration::from_secs(300), || async {
+        let text = std::fs::read_to_string(&stats_path).ok()?;
+        serde_json::from_str::<Value>(&text).ok()
+    })
+    .await;
+    let game_rate = flood["bytes"].as_f64().unwrap_or(0.0) / flood["seconds"].as_f64().unwrap_or(1.0) / 1e6;
     let end = agent.console(None).await.hello["end"].as_u64().unwrap_or(0);
     stop_at.store(end, Ordering::Relaxed);
     let mut slowest: Option<f64> = None;
@@ -154,10 +127,7 @@ async fn read_until(mut viewer: ConsoleClient, stop_at: Arc<AtomicU64>) -> anyho
         if viewer.next_offset >= stop {
             break;
         }
-        match viewer
-            .read_frame_keeping(Duration::from_millis(200), false)
-            .await
-        {
+        match viewer.read_frame_keeping(Duration::from_millis(200), false).await {
             Some(()) => {
                 began.get_or_insert_with(Instant::now);
             }

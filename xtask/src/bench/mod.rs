@@ -12,9 +12,7 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
     run_command("cargo", &["build", "--release", "--quiet", "-p", "zlh"])?;
     let zlh: PathBuf = workspace().join("target/release/zlh");
     let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         if wanted("agent") {
             agent::run(&zlh).await?;
@@ -30,10 +28,7 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
 fn print_table(title: &str, headers: &[&str], rows: &[Vec<String>]) {
     println!("\n### {title}\n");
     println!("| {} |", headers.join(" | "));
-    println!(
-        "|{}|",
-        headers.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-    );
+    println!("|{}|", headers.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
     for row in rows {
         println!("| {} |", row.join(" | "));
     }
@@ -45,12 +40,7 @@ fn proc_status_mib(pid: u32, field: &str) -> f64 {
     status
         .lines()
         .find_map(|line| {
-            line.strip_prefix(field)?
-                .trim_start_matches(':')
-                .trim()
-                .strip_suffix(" kB")?
-                .parse::<f64>()
-                .ok()
+            line.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix(" kB")?.parse::<f64>().ok()
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }

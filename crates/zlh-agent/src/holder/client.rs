@@ -44,14 +44,8 @@ pub(crate) async fn start(
     spec_path: &Path,
     log_path: &Path,
 ) -> Result<StartedHolder, HolderError> {
-    write_private(
-        spec_path,
-        &serde_json::to_vec(spec).map_err(std::io::Error::from)?,
-    )?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)?;
+    write_private(spec_path, &serde_json::to_vec(spec).map_err(std::io::Error::from)?)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
     let mut child = tokio::process::Command::new(exe)
         .arg("agent-holder")
         .arg("--spec")
@@ -62,10 +56,7 @@ pub(crate) async fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| HolderError::StartFailed("no stdout".into()))?;
+    let stdout = child.stdout.take().ok_or_else(|| HolderError::StartFailed("no stdout".into()))?;
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(stdout);
     match tokio::time::timeout(START_TIMEOUT, reader.read_line(&mut line)).await {
@@ -75,16 +66,13 @@ pub(crate) async fn start(
         }
         Ok(read) => read?,
     };
-    let started: HolderStarted = serde_json::from_str(line.trim()).map_err(|_| {
-        HolderError::StartFailed("the process holder exited before starting the game".into())
-    })?;
+    let started: HolderStarted = serde_json::from_str(line.trim())
+        .map_err(|_| HolderError::StartFailed("the process holder exited before starting the game".into()))?;
     match (started.game_pid, started.error) {
         (Some(game_pid), _) => Ok(StartedHolder { child, game_pid }),
         (None, error) => {
             let _ = child.wait().await;
-            Err(HolderError::StartFailed(
-                error.unwrap_or_else(|| "unknown error".into()),
-            ))
+            Err(HolderError::StartFailed(error.unwrap_or_else(|| "unknown error".into())))
         }
     }
 }
@@ -93,11 +81,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents)
 }
 
@@ -116,19 +100,11 @@ pub(crate) async fn attach(socket: &Path, since: u64) -> Result<HolderConnection
         let (mut reader, mut writer) = stream.into_split();
         ToHolder::Attach { since }.write(&mut writer).await?;
         match FromHolder::read(&mut reader).await? {
-            Some(FromHolder::Hello(hello)) => Ok(HolderConnection {
-                hello,
-                reader,
-                writer,
-            }),
-            _ => Err(HolderError::StartFailed(
-                "the process holder did not say hello".into(),
-            )),
+            Some(FromHolder::Hello(hello)) => Ok(HolderConnection { hello, reader, writer }),
+            _ => Err(HolderError::StartFailed("the process holder did not say hello".into())),
         }
     };
-    tokio::time::timeout(ATTACH_TIMEOUT, attach)
-        .await
-        .map_err(|_| HolderError::Timeout)?
+    tokio::time::timeout(ATTACH_TIMEOUT, attach).await.map_err(|_| HolderError::Timeout)?
 }
 
 /// Where a holder's files live inside the agent's run directory.

@@ -57,14 +57,8 @@ pub async fn run_holder(spec_path: &Path) -> std::io::Result<()> {
     let _ = rustix::process::setsid();
     let started = start_game(spec_path).await;
     let report = match &started {
-        Ok(game) => HolderStarted {
-            game_pid: Some(game.pid),
-            error: None,
-        },
-        Err(e) => HolderStarted {
-            game_pid: None,
-            error: Some(e.to_string()),
-        },
+        Ok(game) => HolderStarted { game_pid: Some(game.pid), error: None },
+        Err(e) => HolderStarted { game_pid: None, error: Some(e.to_string()) },
     };
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
@@ -96,11 +90,7 @@ async fn start_game(spec_path: &Path) -> std::io::Result<Game> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty argv"))?;
     let pty = pty::open(spec.cols, spec.rows)?;
     let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(spec.env.iter().cloned());
+    command.args(args).current_dir(&spec.cwd).env_clear().envs(spec.env.iter().cloned());
     let child = pty::spawn(&mut command, &pty.slave)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {program:?}: {e}")))?;
     drop(pty.slave);
@@ -120,11 +110,7 @@ async fn start_game(spec_path: &Path) -> std::io::Result<Game> {
 /// release or SIGKILL ends it, so a game is never cut off from its terminal by accident.
 fn ignore_termination_signals() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    for kind in [
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-        SignalKind::hangup(),
-    ] {
+    for kind in [SignalKind::terminate(), SignalKind::interrupt(), SignalKind::hangup()] {
         let mut stream = signal(kind)?;
         tokio::spawn(async move {
             while stream.recv().await.is_some() {
@@ -136,34 +122,14 @@ fn ignore_termination_signals() -> std::io::Result<()> {
 }
 
 async fn serve(game: Game) -> std::io::Result<()> {
-    let Game {
-        pid,
-        started_at_ms,
-        listener,
-        socket,
-        master,
-        console,
-        child,
-    } = game;
+    let Game { pid, started_at_ms, listener, socket, master, console, child } = game;
     let (input_tx, input_rx) = mpsc::channel::<Vec<u8>>(256);
     let pty_closed = tokio::spawn(read_pty(Arc::clone(&master), Arc::clone(&console)));
     tokio::spawn(write_pty(Arc::clone(&master), input_rx));
     let (exit_tx, exit_rx) = watch::channel::<Option<ExitInfo>>(None);
-    tokio::spawn(wait_for_exit(
-        child,
-        pty_closed,
-        Arc::clone(&console),
-        exit_tx,
-    ));
+    tokio::spawn(wait_for_exit(child, pty_closed, Arc::clone(&console), exit_tx));
 
-    let shared = Arc::new(Shared {
-        pid,
-        started_at_ms,
-        master,
-        console,
-        input: input_tx,
-        exit: exit_rx,
-    });
+    let shared = Arc::new(Shared { pid, started_at_ms, master, console, input: input_tx, exit: exit_rx });
     let mut current: Option<tokio::task::JoinHandle<()>> = None;
     let (released_tx, mut released_rx) = mpsc::channel::<()>(1);
     loop {
@@ -280,10 +246,9 @@ fn handle_request(request: ToHolder, shared: &Shared) {
 
 /// Signals the game's whole process group (its pid is the group id: it leads its session).
 fn signal_group(pid: u32, number: i32) {
-    let (Some(pid), Some(signal)) = (
-        rustix::process::Pid::from_raw(pid as i32),
-        rustix::process::Signal::from_named_raw(number),
-    ) else {
+    let (Some(pid), Some(signal)) =
+        (rustix::process::Pid::from_raw(pid as i32), rustix::process::Signal::from_named_raw(number))
+    else {
         tracing::warn!(number, "refusing to send an unknown signal");
         return;
     };
@@ -329,8 +294,7 @@ async fn write_pty(master: Arc<AsyncFd<OwnedFd>>, mut input: mpsc::Receiver<Vec<
                 return;
             };
             match guard.try_io(|fd| {
-                rustix::io::write(fd.get_ref().as_fd(), &bytes[written..])
-                    .map_err(std::io::Error::from)
+                rustix::io::write(fd.get_ref().as_fd(), &bytes[written..]).map_err(std::io::Error::from)
             }) {
                 Ok(Ok(n)) => written += n,
                 Ok(Err(_)) => return,
@@ -359,12 +323,7 @@ async fn wait_for_exit(
     };
     let (_, total) = console.bounds();
     tracing::info!(code, signal, "game exited");
-    exit.send_replace(Some(ExitInfo {
-        code,
-        signal,
-        exited_at_ms,
-        total,
-    }));
+    exit.send_replace(Some(ExitInfo { code, signal, exited_at_ms, total }));
     // Keep the sender alive so that agents attaching later still see the exit.
     std::future::pending::<()>().await;
 }

@@ -76,11 +76,7 @@ fn invalid(message: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message.into())
 }
 
-async fn write_frame(
-    w: &mut (impl AsyncWrite + Unpin),
-    kind: u8,
-    parts: &[&[u8]],
-) -> std::io::Result<()> {
+async fn write_frame(w: &mut (impl AsyncWrite + Unpin), kind: u8, parts: &[&[u8]]) -> std::io::Result<()> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let len = u32::try_from(len).map_err(|_| invalid("frame too large"))?;
     let mut header = [0u8; 5];
@@ -111,10 +107,8 @@ async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<
 }
 
 fn split_u64(payload: &[u8]) -> std::io::Result<(u64, &[u8])> {
-    let head: [u8; 8] = payload
-        .get(..8)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| invalid("short frame"))?;
+    let head: [u8; 8] =
+        payload.get(..8).and_then(|h| h.try_into().ok()).ok_or_else(|| invalid("short frame"))?;
     Ok((u64::from_be_bytes(head), &payload[8..]))
 }
 
@@ -131,16 +125,12 @@ impl ToHolder {
         }
     }
 
-    pub(crate) async fn read(
-        r: &mut (impl AsyncRead + Unpin),
-    ) -> std::io::Result<Option<ToHolder>> {
+    pub(crate) async fn read(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<ToHolder>> {
         let Some((kind, payload)) = read_frame(r).await? else {
             return Ok(None);
         };
         let message = match kind {
-            ATTACH => ToHolder::Attach {
-                since: split_u64(&payload)?.0,
-            },
+            ATTACH => ToHolder::Attach { since: split_u64(&payload)?.0 },
             INPUT => ToHolder::Input(payload),
             RESIZE => match payload[..] {
                 [c0, c1, r0, r1] => ToHolder::Resize {
@@ -150,9 +140,7 @@ impl ToHolder {
                 _ => return Err(invalid("bad resize frame")),
             },
             SIGNAL => {
-                let bytes: [u8; 4] = payload[..]
-                    .try_into()
-                    .map_err(|_| invalid("bad signal frame"))?;
+                let bytes: [u8; 4] = payload[..].try_into().map_err(|_| invalid("bad signal frame"))?;
                 ToHolder::Signal(i32::from_be_bytes(bytes))
             }
             RELEASE => ToHolder::Release,
@@ -173,9 +161,7 @@ impl FromHolder {
         }
     }
 
-    pub(crate) async fn read(
-        r: &mut (impl AsyncRead + Unpin),
-    ) -> std::io::Result<Option<FromHolder>> {
+    pub(crate) async fn read(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<FromHolder>> {
         let Some((kind, payload)) = read_frame(r).await? else {
             return Ok(None);
         };
@@ -183,10 +169,7 @@ impl FromHolder {
             HELLO => FromHolder::Hello(serde_json::from_slice(&payload)?),
             OUTPUT => {
                 let (offset, data) = split_u64(&payload)?;
-                FromHolder::Output {
-                    offset,
-                    data: data.to_vec(),
-                }
+                FromHolder::Output { offset, data: data.to_vec() }
             }
             EXITED => FromHolder::Exited(serde_json::from_slice(&payload)?),
             other => return Err(invalid(format!("unknown frame kind {other}"))),
@@ -204,10 +187,7 @@ mod tests {
         let to_holder = [
             ToHolder::Attach { since: 77 },
             ToHolder::Input(b"say hi\n".to_vec()),
-            ToHolder::Resize {
-                cols: 120,
-                rows: 40,
-            },
+            ToHolder::Resize { cols: 120, rows: 40 },
             ToHolder::Signal(15),
             ToHolder::Release,
         ];
@@ -217,19 +197,11 @@ mod tests {
         }
         let mut reader = &wire[..];
         for message in &to_holder {
-            assert_eq!(
-                ToHolder::read(&mut reader).await.expect("read").as_ref(),
-                Some(message)
-            );
+            assert_eq!(ToHolder::read(&mut reader).await.expect("read").as_ref(), Some(message));
         }
         assert_eq!(ToHolder::read(&mut reader).await.expect("eof"), None);
 
-        let exit = ExitInfo {
-            code: Some(1),
-            signal: None,
-            exited_at_ms: 5,
-            total: 9,
-        };
+        let exit = ExitInfo { code: Some(1), signal: None, exited_at_ms: 5, total: 9 };
         let from_holder = [
             FromHolder::Hello(HolderHello {
                 game_pid: 42,
@@ -237,10 +209,7 @@ mod tests {
                 ring_start: 0,
                 exited: Some(exit.clone()),
             }),
-            FromHolder::Output {
-                offset: 3,
-                data: b"Done (\r\n".to_vec(),
-            },
+            FromHolder::Output { offset: 3, data: b"Done (\r\n".to_vec() },
             FromHolder::Exited(exit),
         ];
         let mut wire = Vec::new();
@@ -249,10 +218,7 @@ mod tests {
         }
         let mut reader = &wire[..];
         for message in &from_holder {
-            assert_eq!(
-                FromHolder::read(&mut reader).await.expect("read").as_ref(),
-                Some(message)
-            );
+            assert_eq!(FromHolder::read(&mut reader).await.expect("read").as_ref(), Some(message));
         }
     }
 

@@ -11,11 +11,7 @@ use super::{ApiError, AppState};
 
 /// Lets `/health` through, and everything else only with `Authorization: Bearer <secret>`.
 /// A refusal is logged with the method and path, never with what was presented.
-pub(super) async fn require_secret(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn require_secret(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
@@ -34,11 +30,7 @@ pub(super) async fn require_secret(
                 credentials = if presented.is_some() { "wrong" } else { "missing" },
                 "request refused: agent secret missing or wrong"
             );
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "this agent requires its bearer secret",
-            )
-            .into_response()
+            ApiError::new(ErrorCode::Unauthorized, "this agent requires its bearer secret").into_response()
         }
     }
 }

@@ -34,11 +34,8 @@ pub(super) async fn upgrade(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
-        return ApiError::new(
-            ErrorCode::BadRequest,
-            "since must be a non-negative integer offset",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::BadRequest, "since must be a non-negative integer offset")
+            .into_response();
     };
     let Ok(upgrade) = upgrade else {
         return ApiError::new(
@@ -49,11 +46,7 @@ pub(super) async fn upgrade(
     };
     let stall_timeout = state.config.console.viewer_stall_timeout;
     upgrade.on_upgrade(move |socket| async move {
-        let viewer = Viewer {
-            socket,
-            supervisor: state.supervisor,
-            stall_timeout,
-        };
+        let viewer = Viewer { socket, supervisor: state.supervisor, stall_timeout };
         viewer.serve(query.since, state.shutdown).await;
     })
 }
@@ -74,12 +67,7 @@ impl Viewer {
         let mut status = self.supervisor.watch_status();
         let mut state = status.borrow_and_update().state;
         let (start, end) = console.bounds();
-        let hello = ServerEvent::Hello {
-            start,
-            end,
-            resume_from: follower.cursor(),
-            state,
-        };
+        let hello = ServerEvent::Hello { start, end, resume_from: follower.cursor(), state };
         if self.send_event(&hello).await.is_err() {
             return;
         }

@@ -18,8 +18,7 @@ use axum::{Json, Router, middleware};
 use tokio_util::sync::CancellationToken;
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{
-    AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, PowerAccepted, Readiness,
-    StatusSnapshot,
+    AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, PowerAccepted, Readiness, StatusSnapshot,
 };
 
 use crate::clock::{format_ms, now_ms};
@@ -28,8 +27,6 @@ use crate::procfs;
 use crate::supervisor::{PowerError, Supervisor};
 pub(crate) use error::{ApiError, ApiJson};
 
-/// Largest request body accepted (JSON commands are tiny).
-const MAX_BODY: usize = 64 * 1024;
 /// Longest console command accepted.
 const MAX_COMMAND: usize = 1024;
 
@@ -60,11 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(console::upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_secret,
-        ))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_secret))
+        // Bodies are limited where they are read (`ApiJson`), which can answer cleanly.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -73,17 +68,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "this route does not accept that method",
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
 }
 
 async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })
+    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
 async fn ready(State(state): State<AppState>) -> Json<Readiness> {
@@ -95,20 +84,14 @@ async fn ready(State(state): State<AppState>) -> Json<Readiness> {
         GameState::Stopping => "the server is stopping".to_owned(),
         GameState::Stopped => "the server is stopped".to_owned(),
         GameState::Crashed => match status.next_restart_at_ms {
-            Some(at) => format!(
-                "the server crashed; it restarts in {} s",
-                at.saturating_sub(now_ms()).div_ceil(1000)
-            ),
+            Some(at) => {
+                format!("the server crashed; it restarts in {} s", at.saturating_sub(now_ms()).div_ceil(1000))
+            }
             None => "the server crashed".to_owned(),
         },
-        GameState::Error => {
-            "the server failed repeatedly or could not start; start it again".to_owned()
-        }
+        GameState::Error => "the server failed repeatedly or could not start; start it again".to_owned(),
     };
-    Json(Readiness {
-        ready: status.state == GameState::Running,
-        reason,
-    })
+    Json(Readiness { ready: status.state == GameState::Running, reason })
 }
 
 async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
@@ -146,9 +129,7 @@ async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
 }
 
 async fn crashes(State(state): State<AppState>) -> Json<CrashHistory> {
-    Json(CrashHistory {
-        crashes: state.supervisor.status().crashes.to_vec(),
-    })
+    Json(CrashHistory { crashes: state.supervisor.status().crashes.to_vec() })
 }
 
 /// 202 while the action is under way (`starting`, `stopping`), 200 when it is already done.
@@ -183,10 +164,7 @@ async fn console_command(
 ) -> Result<StatusCode, ApiError> {
     let command = body.command.trim_end_matches(['\r', '\n']);
     if command.trim().is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidCommand,
-            "the command is empty",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidCommand, "the command is empty"));
     }
     if command.len() > MAX_COMMAND {
         return Err(ApiError::new(

@@ -103,17 +103,10 @@ impl Actor {
         }
         let store = StateStore::new(&state_dir);
         let data = store.load().unwrap_or_else(|| Persisted {
-            desired: if config.game.autostart {
-                Desired::Running
-            } else {
-                Desired::Stopped
-            },
+            desired: if config.game.autostart { Desired::Running } else { Desired::Stopped },
             ..Persisted::default()
         });
-        let console_start = data
-            .process
-            .as_ref()
-            .map_or(data.console_end, |p| p.console_base);
+        let console_start = data.process.as_ref().map_or(data.console_end, |p| p.console_base);
         let console = Console::new(config.console.scrollback_bytes, console_start);
         let (events_tx, events) = mpsc::channel(64);
         let crashes: Arc<[CrashRecord]> = data.crashes.clone().into();
@@ -168,10 +161,7 @@ impl Actor {
         if let Some(process) = self.data.process.clone() {
             match attach(&self.paths.socket, 0).await {
                 Ok(connection) => {
-                    tracing::info!(
-                        game_pid = process.game_pid,
-                        "reattached to the running server"
-                    );
+                    tracing::info!(game_pid = process.game_pid, "reattached to the running server");
                     self.attach(connection, &process, None);
                     if self.data.desired == Desired::Stopped {
                         // The last agent died in the middle of a stop: finish it.
@@ -346,11 +336,7 @@ impl Actor {
         if self.live.is_none() {
             return;
         }
-        let typed_stop = self
-            .typed
-            .feed(&bytes)
-            .iter()
-            .any(|line| self.is_stop_command(line));
+        let typed_stop = self.typed.feed(&bytes).iter().any(|line| self.is_stop_command(line));
         self.send(ToHolder::Input(bytes));
         if typed_stop && matches!(self.state, GameState::Starting | GameState::Running) {
             tracing::info!("stop command typed in the console");
@@ -401,9 +387,7 @@ impl Actor {
         let started = start(&self.holder_exe, &spec, &self.paths.spec, &self.paths.log)
             .await
             .map_err(|e| e.to_string())?;
-        let connection = attach(&self.paths.socket, 0)
-            .await
-            .map_err(|e| e.to_string())?;
+        let connection = attach(&self.paths.socket, 0).await.map_err(|e| e.to_string())?;
         let oom_counter = cgroup::oom_counter_for(started.game_pid);
         let process = PersistedProcess {
             game_pid: started.game_pid,
@@ -426,20 +410,10 @@ impl Actor {
     fn game_env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = ["PATH", "HOME", "LANG", "USER", "LOGNAME"]
             .iter()
-            .filter_map(|key| {
-                std::env::var(key)
-                    .ok()
-                    .map(|value| (key.to_string(), value))
-            })
+            .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))
             .collect();
         env.push(("TERM".into(), "xterm-256color".into()));
-        env.extend(
-            self.config
-                .game
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        env.extend(self.config.game.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
 
@@ -468,11 +442,7 @@ impl Actor {
             .clone()
             .filter(|_| !ready_seen)
             .map(|pattern| ReadyWatch::new(pattern, Arc::new(AtomicBool::new(true))));
-        self.state = if ready.is_some() {
-            GameState::Starting
-        } else {
-            GameState::Running
-        };
+        self.state = if ready.is_some() { GameState::Starting } else { GameState::Running };
         let pump = tokio::spawn(pump(
             connection.reader,
             Arc::clone(&self.console),
@@ -481,8 +451,7 @@ impl Actor {
             self.run,
             self.events_tx.clone(),
         ));
-        let stable_at_ms =
-            process.started_at_ms + self.config.recovery.reset_after.as_millis() as u64;
+        let stable_at_ms = process.started_at_ms + self.config.recovery.reset_after.as_millis() as u64;
         self.stable_at = Some(instant_at_ms(stable_at_ms));
         self.live = Some(Live {
             run: self.run,
@@ -505,16 +474,11 @@ impl Actor {
         self.state = GameState::Stopping;
         if send_stop {
             match self.config.game.stop.clone() {
-                StopMethod::Command(line) => {
-                    self.send(ToHolder::Input(format!("{line}\n").into_bytes()))
-                }
+                StopMethod::Command(line) => self.send(ToHolder::Input(format!("{line}\n").into_bytes())),
                 StopMethod::Signal(signal) => self.send(ToHolder::Signal(signal.0.as_raw())),
             }
         }
-        self.power_timer = Some((
-            Instant::now() + self.config.game.stop_timeout,
-            Timer::Terminate,
-        ));
+        self.power_timer = Some((Instant::now() + self.config.game.stop_timeout, Timer::Terminate));
     }
 
     fn cancel_restart(&mut self) {
@@ -539,18 +503,13 @@ impl Actor {
             Timer::Terminate => {
                 tracing::warn!("the server ignored its stop command; sending SIGTERM");
                 self.send(ToHolder::Signal(Signal::TERM.as_raw()));
-                self.power_timer =
-                    Some((Instant::now() + self.config.game.term_timeout, Timer::Kill));
+                self.power_timer = Some((Instant::now() + self.config.game.term_timeout, Timer::Kill));
             }
             Timer::Kill => {
                 tracing::warn!("the server ignored SIGTERM; sending SIGKILL");
                 self.send(ToHolder::Signal(Signal::KILL.as_raw()));
                 // Also directly, in case the holder itself is stuck.
-                if let Some(pid) = self
-                    .live
-                    .as_ref()
-                    .and_then(|live| Pid::from_raw(live.game_pid as i32))
-                {
+                if let Some(pid) = self.live.as_ref().and_then(|live| Pid::from_raw(live.game_pid as i32)) {
                     let _ = rustix::process::kill_process_group(pid, Signal::KILL);
                 }
                 self.power_timer = Some((Instant::now() + KILL_GRACE, Timer::GiveUp));
@@ -590,16 +549,11 @@ impl Actor {
                 let now = now_ms();
                 if let Some(process) = &mut self.data.process {
                     process.ready_at_ms = Some(now);
-                    tracing::info!(
-                        startup_ms = now.saturating_sub(process.started_at_ms),
-                        "server is ready"
-                    );
+                    tracing::info!(startup_ms = now.saturating_sub(process.started_at_ms), "server is ready");
                 }
                 self.save().await;
             }
-            ProcessEvent::Exited { run, exit } if Some(run) == current => {
-                self.on_exit(Some(exit)).await
-            }
+            ProcessEvent::Exited { run, exit } if Some(run) == current => self.on_exit(Some(exit)).await,
             ProcessEvent::Lost { run } if Some(run) == current => self.on_exit(None).await,
             _ => return,
         }
@@ -620,26 +574,14 @@ impl Actor {
             None => kill_if_same(&process),
         }
         drop(live);
-        let exit = exit.unwrap_or(ExitInfo {
-            code: None,
-            signal: None,
-            exited_at_ms: now_ms(),
-            total: 0,
-        });
+        let exit = exit.unwrap_or(ExitInfo { code: None, signal: None, exited_at_ms: now_ms(), total: 0 });
         self.data.console_end = self.console.bounds().1;
         let was_stopping = self.state == GameState::Stopping;
-        if matches!(
-            self.power_timer,
-            Some((_, Timer::Terminate | Timer::Kill | Timer::GiveUp))
-        ) {
+        if matches!(self.power_timer, Some((_, Timer::Terminate | Timer::Kill | Timer::GiveUp))) {
             self.power_timer = None;
         }
         if was_stopping {
-            tracing::info!(
-                exit_code = exit.code,
-                signal = exit.signal,
-                "server stopped"
-            );
+            tracing::info!(exit_code = exit.code, signal = exit.signal, "server stopped");
             self.state = GameState::Stopped;
             if std::mem::take(&mut self.restart_after_stop) && self.shutdown.is_none() {
                 self.save().await;
@@ -662,17 +604,11 @@ impl Actor {
         };
         self.data.consecutive_crashes = consecutive;
         let kernel_oom_kill = match (&process.oom_counter, process.oom_kills_at_start) {
-            (Some(file), Some(before)) => {
-                cgroup::read_oom_kills(file).is_some_and(|now| now > before)
-            }
+            (Some(file), Some(before)) => cgroup::read_oom_kills(file).is_some_and(|now| now > before),
             _ => false,
         };
         let lines = console_lines(&self.console.tail_from(process.console_base));
-        let facts = ExitFacts {
-            code: exit.code,
-            signal: exit.signal,
-            kernel_oom_kill,
-        };
+        let facts = ExitFacts { code: exit.code, signal: exit.signal, kernel_oom_kill };
         let (classification, reason) = self.classifier.classify(&lines, facts);
         let give_up = consecutive >= policy.max_consecutive_crashes || self.shutdown.is_some();
         let restart_delay = (!give_up).then(|| {
@@ -748,10 +684,7 @@ fn kill_if_same(process: &PersistedProcess) {
     if procfs::is_same_process(process.game_pid, process.game_start_ticks)
         && let Some(pid) = Pid::from_raw(process.game_pid as i32)
     {
-        tracing::warn!(
-            game_pid = process.game_pid,
-            "killing the orphaned game process"
-        );
+        tracing::warn!(game_pid = process.game_pid, "killing the orphaned game process");
         let _ = rustix::process::kill_process_group(pid, Signal::KILL);
     }
 }

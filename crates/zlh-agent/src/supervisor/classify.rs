@@ -60,20 +60,15 @@ struct Matcher {
 
 impl Matcher {
     fn new(builtin: &[&str], extra: &[Regex]) -> Matcher {
-        let patterns = builtin
-            .iter()
-            .map(|p| p.to_string())
-            .chain(extra.iter().map(|r| r.as_str().to_owned()));
+        let patterns =
+            builtin.iter().map(|p| p.to_string()).chain(extra.iter().map(|r| r.as_str().to_owned()));
         // Every pattern compiled on its own already (builtins in tests, extras in config).
         let set = RegexSet::new(patterns).unwrap_or_else(|_| RegexSet::empty());
         Matcher { set }
     }
 
     fn first_match<'a>(&self, lines: &'a [String]) -> Option<&'a str> {
-        lines
-            .iter()
-            .find(|line| self.set.is_match(line))
-            .map(String::as_str)
+        lines.iter().find(|line| self.set.is_match(line)).map(String::as_str)
     }
 }
 
@@ -96,11 +91,7 @@ impl Classifier {
     }
 
     /// The classification and the line or fact it rests on.
-    pub(crate) fn classify(
-        &self,
-        lines: &[String],
-        exit: ExitFacts,
-    ) -> (CrashClassification, String) {
+    pub(crate) fn classify(&self, lines: &[String], exit: ExitFacts) -> (CrashClassification, String) {
         const SIGKILL: i32 = 9;
         if exit.kernel_oom_kill && exit.signal == Some(SIGKILL) {
             return (
@@ -110,14 +101,8 @@ impl Classifier {
         }
         let by_output = [
             (CrashClassification::Oom, &self.oom),
-            (
-                CrashClassification::MissingDependency,
-                &self.missing_dependency,
-            ),
-            (
-                CrashClassification::ModOrPluginError,
-                &self.mod_or_plugin_error,
-            ),
+            (CrashClassification::MissingDependency, &self.missing_dependency),
+            (CrashClassification::ModOrPluginError, &self.mod_or_plugin_error),
         ];
         for (classification, matcher) in by_output {
             if let Some(line) = matcher.first_match(lines) {
@@ -125,18 +110,16 @@ impl Classifier {
             }
         }
         match (exit.code, exit.signal) {
-            (Some(code), _) if code != 0 => (
-                CrashClassification::NonzeroExit,
-                format!("exited with code {code}"),
-            ),
+            (Some(code), _) if code != 0 => {
+                (CrashClassification::NonzeroExit, format!("exited with code {code}"))
+            }
             (Some(_), _) => (
                 CrashClassification::UnexpectedExit,
                 "exited with code 0 without being asked to stop".to_owned(),
             ),
-            (None, Some(signal)) => (
-                CrashClassification::UnexpectedExit,
-                format!("killed by signal {}", signal_name(signal)),
-            ),
+            (None, Some(signal)) => {
+                (CrashClassification::UnexpectedExit, format!("killed by signal {}", signal_name(signal)))
+            }
             (None, None) => (
                 CrashClassification::UnexpectedExit,
                 "the process vanished and its exit status is unknown".to_owned(),
@@ -174,10 +157,7 @@ pub(crate) fn signal_name(signal: i32) -> String {
 /// Splits console bytes into lines without terminal escape codes or carriage returns.
 pub(crate) fn console_lines(bytes: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(bytes);
-    text.split('\n')
-        .map(strip_terminal_codes)
-        .filter(|line| !line.is_empty())
-        .collect()
+    text.split('\n').map(strip_terminal_codes).filter(|line| !line.is_empty()).collect()
 }
 
 /// Removes ANSI escape sequences (colours, cursor moves) and other control characters.
@@ -224,16 +204,7 @@ mod tests {
         kernel_oom_kill: bool,
     ) -> CrashClassification {
         let classifier = Classifier::new(&CrashPatterns::default());
-        classifier
-            .classify(
-                &console_lines(output.as_bytes()),
-                ExitFacts {
-                    code,
-                    signal,
-                    kernel_oom_kill,
-                },
-            )
-            .0
+        classifier.classify(&console_lines(output.as_bytes()), ExitFacts { code, signal, kernel_oom_kill }).0
     }
 
     #[test]
@@ -247,11 +218,7 @@ mod tests {
     fn real_world_lines_are_classified() {
         use CrashClassification::*;
         let cases = [
-            (
-                "Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space",
-                Some(1),
-                Oom,
-            ),
+            ("Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space", Some(1), Oom),
             (
                 "Exception in thread \"main\" java.lang.NoClassDefFoundError: net/fabricmc/api/ModInitializer",
                 Some(1),
@@ -267,11 +234,7 @@ mod tests {
                 Some(1),
                 MissingDependency,
             ),
-            (
-                "Suspected Mods: Cool Mod (coolmod), Version: 1.2.0",
-                Some(1),
-                ModOrPluginError,
-            ),
+            ("Suspected Mods: Cool Mod (coolmod), Version: 1.2.0", Some(1), ModOrPluginError),
             ("Suspected Mods: NONE", Some(1), NonzeroExit),
             (
                 "[12:00:00 ERROR]: Error occurred while enabling EssentialsX v2.20.1 (Is it up to date?)",
@@ -294,26 +257,14 @@ mod tests {
 
     #[test]
     fn kernel_oom_kill_needs_sigkill_and_the_counter() {
-        assert_eq!(
-            classify("allocating", None, Some(9), true),
-            CrashClassification::Oom
-        );
-        assert_eq!(
-            classify("allocating", None, Some(9), false),
-            CrashClassification::UnexpectedExit
-        );
+        assert_eq!(classify("allocating", None, Some(9), true), CrashClassification::Oom);
+        assert_eq!(classify("allocating", None, Some(9), false), CrashClassification::UnexpectedExit);
     }
 
     #[test]
     fn terminal_codes_are_stripped() {
-        assert_eq!(
-            strip_terminal_codes("\u{1b}[32m[INFO]\u{1b}[0m Done (1.0s)!\r"),
-            "[INFO] Done (1.0s)!"
-        );
-        assert_eq!(
-            strip_terminal_codes("\u{1b}]0;title\u{7}prompt> "),
-            "prompt> "
-        );
+        assert_eq!(strip_terminal_codes("\u{1b}[32m[INFO]\u{1b}[0m Done (1.0s)!\r"), "[INFO] Done (1.0s)!");
+        assert_eq!(strip_terminal_codes("\u{1b}]0;title\u{7}prompt> "), "prompt> ");
         assert_eq!(console_lines(b"a\r\n\r\nb"), vec!["a", "b"]);
     }
 }

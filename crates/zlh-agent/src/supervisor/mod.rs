@@ -95,28 +95,18 @@ pub struct Supervisor {
 impl Supervisor {
     /// Loads the persisted state, reattaches to a process that survived the last agent (or
     /// starts the server if it was meant to run and is gone), then starts the actor.
-    pub async fn launch(
-        config: Arc<AgentConfig>,
-        holder_exe: PathBuf,
-    ) -> std::io::Result<Supervisor> {
+    pub async fn launch(config: Arc<AgentConfig>, holder_exe: PathBuf) -> std::io::Result<Supervisor> {
         let (requests, inbox) = mpsc::channel(1024);
         let mut actor = actor::Actor::new(config, holder_exe)?;
         actor.recover().await;
-        let supervisor = Supervisor {
-            requests,
-            status: actor.subscribe(),
-            console: actor.console(),
-        };
+        let supervisor = Supervisor { requests, status: actor.subscribe(), console: actor.console() };
         tokio::spawn(actor.run(inbox));
         Ok(supervisor)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, PowerError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(make(reply))
-            .await
-            .map_err(|_| PowerError::ShuttingDown)?;
+        self.requests.send(make(reply)).await.map_err(|_| PowerError::ShuttingDown)?;
         answer.await.map_err(|_| PowerError::ShuttingDown)?
     }
 
@@ -168,12 +158,7 @@ impl Supervisor {
     /// Stops the actor, first stopping the game when `mode` says so; returns when done.
     pub async fn shutdown(&self, mode: ShutdownMode) {
         let (done, finished) = oneshot::channel();
-        if self
-            .requests
-            .send(Request::Shutdown(mode, done))
-            .await
-            .is_ok()
-        {
+        if self.requests.send(Request::Shutdown(mode, done)).await.is_ok() {
             let _ = finished.await;
         }
     }

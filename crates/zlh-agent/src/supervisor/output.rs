@@ -42,11 +42,7 @@ pub(crate) struct ReadyWatch {
 
 impl ReadyWatch {
     pub(crate) fn new(pattern: Regex, awaiting: Arc<AtomicBool>) -> ReadyWatch {
-        ReadyWatch {
-            pattern,
-            partial: Vec::new(),
-            awaiting,
-        }
+        ReadyWatch { pattern, partial: Vec::new(), awaiting }
     }
 
     /// Feeds output; true when a complete line matched.
@@ -66,8 +62,7 @@ impl ReadyWatch {
             }
         }
         let room = MAX_PARTIAL_LINE.saturating_sub(self.partial.len());
-        self.partial
-            .extend_from_slice(&rest[..rest.len().min(room)]);
+        self.partial.extend_from_slice(&rest[..rest.len().min(room)]);
         false
     }
 }
@@ -110,10 +105,7 @@ mod tests {
     #[test]
     fn ready_pattern_needs_a_whole_line_and_fires_once() {
         let awaiting = Arc::new(AtomicBool::new(true));
-        let mut watch = ReadyWatch::new(
-            Regex::new(r"Done \(").expect("regex"),
-            Arc::clone(&awaiting),
-        );
+        let mut watch = ReadyWatch::new(Regex::new(r"Done \(").expect("regex"), Arc::clone(&awaiting));
         assert!(!watch.feed(b"[12:00] Preparing\r\n[12:00] Do"));
         assert!(watch.feed(b"ne (1.5s)! For help\r\n"));
         assert!(!awaiting.load(Ordering::Relaxed));

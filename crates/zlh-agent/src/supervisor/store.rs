@@ -60,9 +60,7 @@ pub(crate) struct StateStore {
 
 impl StateStore {
     pub(crate) fn new(state_dir: &Path) -> StateStore {
-        StateStore {
-            path: state_dir.join("supervisor.json"),
-        }
+        StateStore { path: state_dir.join("supervisor.json") }
     }
 
     /// Loads the state; `None` for a fresh start. A missing file is a fresh start; an
@@ -128,11 +126,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = StateStore::new(dir.path());
         assert_eq!(store.load(), None);
-        let state = Persisted {
-            desired: Desired::Running,
-            consecutive_crashes: 2,
-            ..Persisted::default()
-        };
+        let state = Persisted { desired: Desired::Running, consecutive_crashes: 2, ..Persisted::default() };
         store.save(&state).await;
         assert_eq!(store.load(), Some(state));
         std::fs::write(dir.path().join("supervisor.json"), b"{not json").expect("write");

@@ -26,10 +26,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
 /// Runs an agent until SIGTERM/SIGINT (stop the server, then exit) or SIGUSR2 (exit and leave
 /// the server running for the next agent: upgrades).
 pub(crate) fn serve(config: AgentConfig) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -14,9 +14,7 @@ pub(crate) struct HolderArgs {
 pub(crate) fn run(args: HolderArgs) -> anyhow::Result<()> {
     // Stdout carries the one start report to the agent; logs go to stderr (the holder log).
     logging::init(LogTo::Stderr);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(zlh_agent::holder::run_holder(&args.spec))?;
     Ok(())
 }

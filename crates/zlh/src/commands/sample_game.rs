@@ -34,11 +34,7 @@ pub(crate) struct SampleGameArgs {
 }
 
 fn log(thread: &str, level: &str, message: &str) {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        % 86_400;
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) % 86_400;
     let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "[{h:02}:{m:02}:{s:02}] [{thread}/{level}]: {message}");
@@ -58,17 +54,10 @@ fn print_raw(text: &str) {
 pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     watch_sigterm(args.ignore_sigterm)?;
-    log(
-        "main",
-        "INFO",
-        "Starting minecraft server version 1.21 (ZeroLagHub sample game)",
-    );
+    log("main", "INFO", "Starting minecraft server version 1.21 (ZeroLagHub sample game)");
     info("Preparing level \"world\"");
     std::thread::sleep(Duration::from_millis(args.ready_delay_ms));
-    info(&format!(
-        "Done ({:.3}s)! For help, type \"help\"",
-        started.elapsed().as_secs_f64()
-    ));
+    info(&format!("Done ({:.3}s)! For help, type \"help\"", started.elapsed().as_secs_f64()));
     if let Some(period) = args.tick_ms {
         std::thread::spawn(move || {
             for tick in 0u64.. {
@@ -81,11 +70,7 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
         let code = args.exit_code;
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(after));
-            log(
-                "Server thread",
-                "ERROR",
-                "Scheduled crash: the sample game gives up",
-            );
+            log("Server thread", "ERROR", "Scheduled crash: the sample game gives up");
             std::process::exit(code);
         });
     }
@@ -106,11 +91,7 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
                 std::process::exit(0);
             }
             "crash" => {
-                log(
-                    "Server thread",
-                    "ERROR",
-                    "Encountered an unexpected exception",
-                );
+                log("Server thread", "ERROR", "Encountered an unexpected exception");
                 print_raw(
                     "java.lang.IllegalStateException: sample crash\n\tat net.minecraft.server.MinecraftServer.runServer(MinecraftServer.java:700) ~[server-1.21.jar:?]\n",
                 );
@@ -125,11 +106,7 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
                 signal_hook::low_level::raise(signal_hook::consts::SIGKILL)?;
             }
             "modcrash" => {
-                log(
-                    "Server thread",
-                    "ERROR",
-                    "Encountered an unexpected exception",
-                );
+                log("Server thread", "ERROR", "Encountered an unexpected exception");
                 print_raw(concat!(
                     "net.minecraft.ReportedException: Ticking block entity\n",
                     "\tat net.minecraft.server.MinecraftServer.tickChildren(MinecraftServer.java:1012) ~[server-1.21.jar:?]\n",
@@ -198,10 +175,7 @@ fn flood(bytes: Option<u64>, stats_file: Option<&std::path::Path>) -> anyhow::Re
     let seconds = started.elapsed().as_secs_f64();
     info(&format!("Flood done: {written} bytes in {seconds:.3}s"));
     if let Some(path) = stats_file {
-        std::fs::write(
-            path,
-            format!("{{\"bytes\":{written},\"seconds\":{seconds}}}\n"),
-        )?;
+        std::fs::write(path, format!("{{\"bytes\":{written},\"seconds\":{seconds}}}\n"))?;
     }
     Ok(())
 }

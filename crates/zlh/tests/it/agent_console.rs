@@ -15,10 +15,7 @@ async fn viewers_get_the_scrollback_then_resume_exactly() {
     let mut first = agent.console(None).await;
     assert_eq!(first.hello["start"], 0);
     first.read_until("[Server] one", SOON).await;
-    assert!(
-        first.text().contains("Starting minecraft server"),
-        "scrollback from the start"
-    );
+    assert!(first.text().contains("Starting minecraft server"), "scrollback from the start");
     agent.command("say two").await;
     first.read_until("[Server] two", SOON).await;
     let resume_at = first.next_offset;
@@ -40,10 +37,7 @@ async fn viewers_get_the_scrollback_then_resume_exactly() {
 
 #[tokio::test]
 async fn a_resume_point_that_fell_out_of_the_ring_gets_a_gap_marker() {
-    let spec = AgentSpec {
-        scrollback_bytes: 8192,
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { scrollback_bytes: 8192, ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     agent.start_and_wait().await;
     agent.command("flood 100000").await;
@@ -65,13 +59,9 @@ async fn input_frames_and_resize_reach_the_pty() {
     console.read_until("Done (", SOON).await;
     console.type_keys("say typed\r").await;
     console.read_until("[Server] typed", SOON).await;
-    console
-        .send_json(json!({"type": "input", "data": "say as json\r"}))
-        .await;
+    console.send_json(json!({"type": "input", "data": "say as json\r"})).await;
     console.read_until("[Server] as json", SOON).await;
-    console
-        .send_json(json!({"type": "resize", "cols": 132, "rows": 43}))
-        .await;
+    console.send_json(json!({"type": "resize", "cols": 132, "rows": 43})).await;
     // Garbage is ignored, not fatal.
     console.send_json(json!({"type": "teleport"})).await;
     console.type_keys("size\r").await;
@@ -91,9 +81,7 @@ async fn a_viewer_that_never_reads_does_not_slow_the_game_or_the_others() {
     // Every reading viewer sees the flood end while the stalled one reads nothing at all.
     let readers = viewers.into_iter().map(|mut viewer| {
         tokio::spawn(async move {
-            viewer
-                .read_until("Flood done", Duration::from_secs(60))
-                .await;
+            viewer.read_until("Flood done", Duration::from_secs(60)).await;
             viewer
         })
     });
@@ -103,9 +91,7 @@ async fn a_viewer_that_never_reads_does_not_slow_the_game_or_the_others() {
     }
     // The stalled viewer, when it finally reads, was skipped ahead with a gap marker.
     let mut stalled = stalled;
-    let gap = stalled
-        .read_until_event(Duration::from_secs(30), |e| e["type"] == "gap")
-        .await;
+    let gap = stalled.read_until_event(Duration::from_secs(30), |e| e["type"] == "gap").await;
     assert!(gap["to"].as_u64().expect("to") > gap["from"].as_u64().expect("from"));
     stalled.read_until("Flood done", SOON).await;
     assert_eq!(agent.status().await["state"], "running");
@@ -113,26 +99,14 @@ async fn a_viewer_that_never_reads_does_not_slow_the_game_or_the_others() {
 
 #[tokio::test]
 async fn a_viewer_stalled_past_the_timeout_is_disconnected() {
-    let spec = AgentSpec {
-        viewer_stall_timeout: "300ms".into(),
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { viewer_stall_timeout: "300ms".into(), ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     agent.start_and_wait().await;
     let mut stalled = agent.console(None).await;
     agent.command("flood 20000000").await;
-    zlh_testkit::eventually(
-        "the stalled viewer to be dropped",
-        Duration::from_secs(30),
-        || async {
-            agent
-                .logs()
-                .iter()
-                .any(|l| l.contains("console viewer stalled; disconnected"))
-                .then_some(())
-        },
-    )
-    .await;
+    agent
+        .wait_for_log("the stalled viewer dropped", |l| l.contains("console viewer stalled; disconnected"))
+        .await;
     // What it still reads ends with the connection closing.
     while stalled.read_frame(SOON).await.is_some() {}
     assert_eq!(agent.status().await["state"], "running");

@@ -27,74 +27,50 @@ async fn wait_for_crash_count(agent: &TestAgent, count: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn every_classification_is_recognised_with_its_log_tail() {
-    let spec = AgentSpec {
-        backoff: ms(&["50ms"]),
-        max_consecutive_crashes: 100,
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { backoff: ms(&["50ms"]), max_consecutive_crashes: 100, ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     agent.start_and_wait().await;
     let cases = [
         ("crash", "nonzero_exit", Some(1), None, "sample crash"),
-        (
-            "exit0",
-            "unexpected_exit",
-            Some(0),
-            None,
-            "Leaving without being asked",
-        ),
+        ("exit0", "unexpected_exit", Some(0), None, "Leaving without being asked"),
         ("die", "unexpected_exit", None, Some(9), "Killing myself"),
-        (
-            "modcrash",
-            "mod_or_plugin_error",
-            Some(255),
-            None,
-            "coolmod",
-        ),
-        (
-            "missingclass",
-            "missing_dependency",
-            Some(1),
-            None,
-            "NoClassDefFoundError",
-        ),
+        ("modcrash", "mod_or_plugin_error", Some(255), None, "coolmod"),
+        ("missingclass", "missing_dependency", Some(1), None, "NoClassDefFoundError"),
         ("oom", "oom", Some(3), None, "java.lang.OutOfMemoryError"),
     ];
-    for (index, (command, classification, code, signal, tail_line)) in cases.into_iter().enumerate()
-    {
+    for (index, (command, classification, code, signal, tail_line)) in cases.into_iter().enumerate() {
         agent.wait_for_state("running", SOON).await;
         agent.command(command).await;
         let crashes = wait_for_crash_count(&agent, index + 1).await;
         let crash = &crashes[index];
-        assert_eq!(
-            crash["classification"], classification,
-            "{command}: {crash}"
-        );
-        assert_eq!(
-            crash["exitCode"].as_i64(),
-            code.map(i64::from),
-            "{command}: {crash}"
-        );
-        assert_eq!(
-            crash["signal"].as_i64(),
-            signal.map(i64::from),
-            "{command}: {crash}"
-        );
+        assert_eq!(crash["classification"], classification, "{command}: {crash}");
+        assert_eq!(crash["exitCode"].as_i64(), code.map(i64::from), "{command}: {crash}");
+        assert_eq!(crash["signal"].as_i64(), signal.map(i64::from), "{command}: {crash}");
         let tail = crash["logTail"].as_array().expect("tail");
+        assert!(tail.iter().any(|l| l.as_str().is_some_and(|l| l.contains(tail_line))), "{command}: {crash}");
         assert!(
-            tail.iter()
-                .any(|l| l.as_str().is_some_and(|l| l.contains(tail_line))),
-            "{command}: {crash}"
-        );
-        assert!(
-            tail.iter()
-                .any(|l| l.as_str().is_some_and(|l| l.contains("Done ("))),
+            tail.iter().any(|l| l.as_str().is_some_and(|l| l.contains("Done ("))),
             "the tail holds the run's output"
         );
         assert!(!crash["reason"].as_str().expect("reason").is_empty());
         let status = agent.status().await;
         assert_eq!(status["lastCrashClassification"], classification);
     }
+}
+
+#[tokio::test]
+async fn a_crash_before_the_ready_line_goes_from_starting_to_crashed() {
+    let spec = AgentSpec {
+        ready_pattern: Some("a line the game never prints".into()),
+        backoff: ms(&["1h"]),
+        ..AgentSpec::with_game_args(&["--crash-after-ms", "100"])
+    };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    assert_eq!(agent.post("/start", None).await.1["state"], "starting");
+    let status = agent.wait_for_state("crashed", SOON).await;
+    assert!(status["readyAt"].is_null());
+    assert_eq!(status["lastCrash"]["classification"], "nonzero_exit");
+    assert!(status["nextRestartAt"].is_string());
 }
 
 #[tokio::test]
@@ -110,23 +86,9 @@ async fn backoff_follows_the_exact_sequence_then_gives_up() {
     let status = agent.wait_for_state("error", SOON).await;
     let crashes = crashes(&agent).await;
     assert_eq!(crashes.len(), 4);
-    let delays: Vec<Value> = crashes
-        .iter()
-        .map(|c| c["restartDelayMs"].clone())
-        .collect();
-    assert_eq!(
-        delays,
-        [
-            Value::from(100),
-            Value::from(200),
-            Value::from(400),
-            Value::Null
-        ]
-    );
-    let consecutive: Vec<u64> = crashes
-        .iter()
-        .map(|c| c["consecutive"].as_u64().expect("n"))
-        .collect();
+    let delays: Vec<Value> = crashes.iter().map(|c| c["restartDelayMs"].clone()).collect();
+    assert_eq!(delays, [Value::from(100), Value::from(200), Value::from(400), Value::Null]);
+    let consecutive: Vec<u64> = crashes.iter().map(|c| c["consecutive"].as_u64().expect("n")).collect();
     assert_eq!(consecutive, [1, 2, 3, 4]);
     // Each restart waited at least its backoff: the next run started no earlier.
     for pair in crashes.windows(2) {
@@ -140,12 +102,7 @@ async fn backoff_follows_the_exact_sequence_then_gives_up() {
     assert_eq!(status["consecutiveCrashes"], 4);
     assert!(status["nextRestartAt"].is_null());
     let (_, ready) = agent.get("/ready").await;
-    assert!(
-        ready["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("start it again")
-    );
+    assert!(ready["reason"].as_str().expect("reason").contains("start it again"));
 
     // `error` waits for a person; a start clears the count and runs again.
     let (code, body) = agent.post("/start", None).await;
@@ -173,9 +130,7 @@ async fn a_long_enough_run_resets_the_backoff() {
 
     // This run lasts past reset_after: the count goes back to zero while it runs...
     agent.wait_for_state("running", SOON).await;
-    agent
-        .wait_for_status("the count reset", SOON, |s| s["consecutiveCrashes"] == 0)
-        .await;
+    agent.wait_for_status("the count reset", SOON, |s| s["consecutiveCrashes"] == 0).await;
     // ...and its crash starts the sequence over.
     agent.command("crash").await;
     let crashes = wait_for_crash_count(&agent, 3).await;
@@ -186,10 +141,7 @@ async fn a_long_enough_run_resets_the_backoff() {
 
 #[tokio::test]
 async fn crash_history_survives_an_agent_restart() {
-    let spec = AgentSpec {
-        backoff: ms(&["1h"]),
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { backoff: ms(&["1h"]), ..AgentSpec::default() };
     let mut agent = TestAgent::start(zlh(), &spec).await;
     agent.start_and_wait().await;
     agent.command("modcrash").await;
@@ -214,21 +166,16 @@ impl MemoryCgroup {
         let (dir, limit_file) = if v1.join("memory.limit_in_bytes").exists() {
             (v1.join(&name), "memory.limit_in_bytes")
         } else {
-            (
-                std::path::Path::new("/sys/fs/cgroup").join(&name),
-                "memory.max",
-            )
+            (std::path::Path::new("/sys/fs/cgroup").join(&name), "memory.max")
         };
         std::fs::create_dir(&dir).expect("this test needs a writable memory cgroup (run as root)");
-        std::fs::write(dir.join(limit_file), limit_bytes.to_string())
-            .expect("set the memory limit");
+        std::fs::write(dir.join(limit_file), limit_bytes.to_string()).expect("set the memory limit");
         let _ = std::fs::write(dir.join("memory.swappiness"), "0");
         MemoryCgroup { dir }
     }
 
     fn adopt(&self, pid: u32) {
-        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
-            .expect("move into the cgroup");
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("move into the cgroup");
     }
 }
 
@@ -250,10 +197,7 @@ impl Drop for MemoryCgroup {
 
 #[tokio::test]
 async fn a_kernel_oom_kill_is_classified_as_oom() {
-    let spec = AgentSpec {
-        backoff: ms(&["1h"]),
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { backoff: ms(&["1h"]), ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     // The agent, and through it the holder and the game, live in a small memory cgroup,
     // like a container with a memory limit.
@@ -265,17 +209,8 @@ async fn a_kernel_oom_kill_is_classified_as_oom() {
     let crash = &crashes[0];
     assert_eq!(crash["signal"], 9, "{crash}");
     assert_eq!(crash["classification"], "oom", "{crash}");
-    assert!(
-        crash["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("OOM killer"),
-        "{crash}"
-    );
-    assert!(
-        crash["logTail"].to_string().contains("Allocated"),
-        "{crash}"
-    );
+    assert!(crash["reason"].as_str().expect("reason").contains("OOM killer"), "{crash}");
+    assert!(crash["logTail"].to_string().contains("Allocated"), "{crash}");
     // The agent itself survived the OOM in its cgroup.
     assert_eq!(agent.status().await["state"], "crashed");
     drop(agent);

@@ -10,30 +10,17 @@ async fn health_is_open_and_everything_else_needs_the_secret() {
     let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
     let http = reqwest::Client::new();
 
-    let health = http
-        .get(format!("{}/health", agent.url))
-        .send()
-        .await
-        .expect("health");
+    let health = http.get(format!("{}/health", agent.url)).send().await.expect("health");
     assert_eq!(health.status(), 200);
-    assert_eq!(
-        health.json::<serde_json::Value>().await.expect("json")["status"],
-        "ok"
-    );
+    assert_eq!(health.json::<serde_json::Value>().await.expect("json")["status"], "ok");
 
     let wrong_secret = "wrong-secret-that-must-not-be-logged";
-    for (path, method) in [
-        ("/status", "GET"),
-        ("/ready", "GET"),
-        ("/start", "POST"),
-        ("/no-such-route", "GET"),
-    ] {
+    for (path, method) in
+        [("/status", "GET"), ("/ready", "GET"), ("/start", "POST"), ("/no-such-route", "GET")]
+    {
         let method: reqwest::Method = method.parse().expect("method");
-        let missing = http
-            .request(method.clone(), format!("{}{path}", agent.url))
-            .send()
-            .await
-            .expect("send");
+        let missing =
+            http.request(method.clone(), format!("{}{path}", agent.url)).send().await.expect("send");
         assert_eq!(missing.status(), 401, "{path} without a secret");
         let body: serde_json::Value = missing.json().await.expect("json");
         assert_eq!(body["error"]["code"], "unauthorized");
@@ -46,51 +33,34 @@ async fn health_is_open_and_everything_else_needs_the_secret() {
         assert_eq!(wrong.status(), 401, "{path} with a wrong secret");
     }
     // The refusals are logged, without what was presented and without the real secret.
+    agent
+        .wait_for_log("a refusal", |l| {
+            l.contains("agent secret missing or wrong") && l.contains("\"credentials\":\"wrong\"")
+        })
+        .await;
     let logs = agent.logs();
-    assert!(
-        logs.iter()
-            .any(|line| line.contains("agent secret missing or wrong")
-                && line.contains("\"credentials\":\"wrong\""))
-    );
-    assert!(
-        logs.iter()
-            .all(|line| !line.contains(wrong_secret) && !line.contains(&agent.secret))
-    );
+    assert!(logs.iter().all(|line| !line.contains(wrong_secret) && !line.contains(&agent.secret)));
     // The server never ran, so nothing was started by an unauthenticated POST /start.
     assert_eq!(agent.status().await["state"], "stopped");
 }
 
 #[tokio::test]
 async fn ready_is_semantic() {
-    let spec = AgentSpec {
-        game_args: vec!["--ready-delay-ms".into(), "400".into()],
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { game_args: vec!["--ready-delay-ms".into(), "400".into()], ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     let (_, ready) = agent.get("/ready").await;
-    assert_eq!(
-        ready,
-        json!({"ready": false, "reason": "the server is stopped"})
-    );
+    assert_eq!(ready, json!({"ready": false, "reason": "the server is stopped"}));
 
     let (code, body) = agent.post("/start", None).await;
     assert_eq!((code, &body["state"]), (202, &json!("starting")));
     // The process runs, but the ready line has not appeared yet.
     let (_, ready) = agent.get("/ready").await;
     assert_eq!(ready["ready"], false);
-    assert!(
-        ready["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("starting")
-    );
+    assert!(ready["reason"].as_str().expect("reason").contains("starting"));
 
     let status = agent.wait_for_state("running", SOON).await;
     let (_, ready) = agent.get("/ready").await;
-    assert_eq!(
-        ready,
-        json!({"ready": true, "reason": "the server is running"})
-    );
+    assert_eq!(ready, json!({"ready": true, "reason": "the server is running"}));
     assert!(status["readyAt"].is_string() && status["pid"].is_u64() && status["uptimeMs"].is_u64());
     assert!(status["resources"]["memoryBytes"].as_u64().expect("memory") > 0);
     // The fields of later work exist (null), so clients can rely on the shape.
@@ -104,10 +74,7 @@ async fn ready_is_semantic() {
         "lastCrash",
         "lastCrashClassification",
     ] {
-        assert!(
-            status.get(field).is_some(),
-            "status lacks {field}: {status}"
-        );
+        assert!(status.get(field).is_some(), "status lacks {field}: {status}");
     }
     assert_eq!(status["provisioningComplete"], true);
 }
@@ -121,61 +88,31 @@ async fn bad_input_gets_clear_4xx_errors() {
         move |(status, body): (u16, serde_json::Value)| {
             assert_eq!(status, code, "{body}");
             assert_eq!(body["error"]["code"], error, "{body}");
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{body}"
-            );
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
         }
     };
     let send = |request: reqwest::RequestBuilder| async move {
         let response = request.send().await.expect("send");
         let status = response.status().as_u16();
-        (
-            status,
-            response
-                .json::<serde_json::Value>()
-                .await
-                .expect("json error body"),
-        )
+        (status, response.json::<serde_json::Value>().await.expect("json error body"))
     };
 
     expect(404, "not_found")(agent.get("/nowhere").await);
-    expect(405, "method_not_allowed")(
-        send(agent.request(reqwest::Method::DELETE, "/status")).await,
-    );
+    expect(405, "method_not_allowed")(send(agent.request(reqwest::Method::DELETE, "/status")).await);
     expect(400, "invalid_json")(
-        send(
-            post("/console/command")
-                .header("content-type", "application/json")
-                .body("{\"command\": "),
-        )
-        .await,
+        send(post("/console/command").header("content-type", "application/json").body("{\"command\": "))
+            .await,
     );
-    expect(400, "invalid_json")(
-        send(post("/console/command").json(&json!({"cmd": "say hi"}))).await,
-    );
+    expect(400, "invalid_json")(send(post("/console/command").json(&json!({"cmd": "say hi"}))).await);
     expect(415, "unsupported_media_type")(send(post("/console/command").body("say hi")).await);
     let huge = json!({ "command": "x".repeat(200 * 1024) });
     expect(413, "payload_too_large")(send(post("/console/command").json(&huge)).await);
+    expect(400, "invalid_command")(agent.post("/console/command", Some(json!({"command": "  "}))).await);
     expect(400, "invalid_command")(
-        agent
-            .post("/console/command", Some(json!({"command": "  "})))
-            .await,
+        agent.post("/console/command", Some(json!({"command": "say a\nstop"}))).await,
     );
     expect(400, "invalid_command")(
-        agent
-            .post("/console/command", Some(json!({"command": "say a\nstop"})))
-            .await,
-    );
-    expect(400, "invalid_command")(
-        agent
-            .post(
-                "/console/command",
-                Some(json!({"command": "x".repeat(2000)})),
-            )
-            .await,
+        agent.post("/console/command", Some(json!({"command": "x".repeat(2000)}))).await,
     );
     expect(400, "bad_request")(agent.get("/console?since=-5").await);
     expect(400, "bad_request")(agent.get("/console").await);
@@ -185,9 +122,26 @@ async fn bad_input_gets_clear_4xx_errors() {
     let (_, stopped) = agent.post("/stop", None).await;
     assert_eq!(stopped["state"], "stopping");
     agent.wait_for_state("stopped", SOON).await;
-    expect(409, "not_running")(
-        agent
-            .post("/console/command", Some(json!({"command": "say hi"})))
-            .await,
-    );
+    expect(409, "not_running")(agent.post("/console/command", Some(json!({"command": "say hi"}))).await);
+}
+
+#[tokio::test]
+async fn the_game_never_sees_the_agent_secret() {
+    let secret = format!("env-secret-{}", zlh_testkit::random_hex(12));
+    let spec = AgentSpec {
+        env: vec![("ZLH_AGENT_SECRET".into(), secret.clone())],
+        ..AgentSpec { game_args: vec!["--ready-delay-ms".into(), "0".into()], ..AgentSpec::default() }
+    };
+    let mut agent = TestAgent::start(zlh(), &spec).await;
+    // The override took effect: the file's secret no longer opens the agent.
+    assert_eq!(agent.get("/status").await.0, 401);
+    agent.secret = secret.clone();
+    let pid = agent.start_and_wait().await["pid"].as_u64().expect("pid");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("TERM=xterm-256color"), "{environ}");
+    assert!(!environ.contains(&secret) && !environ.contains("ZLH_AGENT"), "{environ}");
+    let config = std::fs::read_to_string(agent.root.path().join("agent.toml")).expect("config");
+    let file_secret = config.lines().find_map(|l| l.strip_prefix("secret = ")).expect("secret line");
+    assert!(!environ.contains(file_secret.trim_matches('"')));
 }

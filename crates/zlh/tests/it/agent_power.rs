@@ -21,23 +21,16 @@ async fn lifecycle_start_stop_restart() {
 
     // Viewers see each transition as an event.
     for state in ["starting", "running"] {
-        console
-            .read_until_event(SOON, |e| e["type"] == "state" && e["state"] == state)
-            .await;
+        console.read_until_event(SOON, |e| e["type"] == "state" && e["state"] == state).await;
     }
 
     let (code, body) = agent.post("/restart", None).await;
     assert_eq!((code, body), (202, json!({"state": "stopping"})));
     let restarted = agent
-        .wait_for_status("a new process", SOON, |s| {
-            s["state"] == "running" && s["pid"] != first_pid
-        })
+        .wait_for_status("a new process", SOON, |s| s["state"] == "running" && s["pid"] != first_pid)
         .await;
     assert_eq!(restarted["consecutiveCrashes"], 0);
-    assert!(
-        restarted["lastCrash"].is_null(),
-        "a restart is not a crash: {restarted}"
-    );
+    assert!(restarted["lastCrash"].is_null(), "a restart is not a crash: {restarted}");
 
     let (code, body) = agent.post("/stop", None).await;
     assert_eq!((code, body), (202, json!({"state": "stopping"})));
@@ -45,10 +38,7 @@ async fn lifecycle_start_stop_restart() {
     assert!(!procs::is_alive(first_pid as u32));
     console.read_until("Stopping the server", SOON).await;
     // Stopping a stopped server is a no-op, not an error.
-    assert_eq!(
-        agent.post("/stop", None).await,
-        (200, json!({"state": "stopped"}))
-    );
+    assert_eq!(agent.post("/stop", None).await, (200, json!({"state": "stopped"})));
     // A restart of a stopped server starts it.
     assert_eq!(agent.post("/restart", None).await.1["state"], "starting");
     agent.wait_for_state("running", SOON).await;
@@ -56,10 +46,7 @@ async fn lifecycle_start_stop_restart() {
 
 #[tokio::test]
 async fn concurrent_power_actions_get_409_with_the_state() {
-    let spec = AgentSpec {
-        stop_timeout: "1s".into(),
-        ..AgentSpec::with_game_args(&["--ignore-stop"])
-    };
+    let spec = AgentSpec { stop_timeout: "1s".into(), ..AgentSpec::with_game_args(&["--ignore-stop"]) };
     let agent = TestAgent::start(zlh(), &spec).await;
 
     let (first, second) = tokio::join!(agent.post("/start", None), agent.post("/start", None));
@@ -80,9 +67,7 @@ async fn concurrent_power_actions_get_409_with_the_state() {
         assert_eq!(body["error"]["code"], "power_action_in_progress");
         assert_eq!(body["error"]["state"], "stopping");
     }
-    let (code, body) = agent
-        .post("/console/command", Some(json!({"command": "say hi"})))
-        .await;
+    let (code, body) = agent.post("/console/command", Some(json!({"command": "say hi"}))).await;
     assert_eq!((code, &body["error"]["state"]), (409, &json!("stopping")));
     // The escalation finishes the stop (SIGTERM after 1 s) and the server is stopped.
     agent.wait_for_state("stopped", SOON).await;
@@ -105,20 +90,10 @@ async fn stop_escalates_to_sigterm_then_sigkill() {
     agent.wait_for_state("stopped", SOON).await;
     assert!(began.elapsed() >= Duration::from_millis(300));
     console.read_until("ignores it", SOON).await;
-    console
-        .read_until("Stopping the server (SIGTERM)", SOON)
-        .await;
-    assert!(
-        agent
-            .logs()
-            .iter()
-            .any(|l| l.contains("ignored its stop command; sending SIGTERM"))
-    );
+    console.read_until("Stopping the server (SIGTERM)", SOON).await;
+    agent.wait_for_log("SIGTERM", |l| l.contains("ignored its stop command; sending SIGTERM")).await;
     assert!(!agent.logs().iter().any(|l| l.contains("sending SIGKILL")));
-    assert!(
-        agent.status().await["lastCrash"].is_null(),
-        "a stop is never a crash"
-    );
+    assert!(agent.status().await["lastCrash"].is_null(), "a stop is never a crash");
 
     // This one ignores SIGTERM as well: SIGKILL after term_timeout.
     let spec = AgentSpec {
@@ -133,11 +108,8 @@ async fn stop_escalates_to_sigterm_then_sigkill() {
     agent.wait_for_state("stopped", SOON).await;
     assert!(began.elapsed() >= Duration::from_millis(400));
     assert!(!procs::is_alive(pid));
-    let logs = agent.logs();
-    assert!(
-        logs.iter().any(|l| l.contains("sending SIGTERM"))
-            && logs.iter().any(|l| l.contains("sending SIGKILL"))
-    );
+    agent.wait_for_log("SIGTERM", |l| l.contains("sending SIGTERM")).await;
+    agent.wait_for_log("SIGKILL", |l| l.contains("sending SIGKILL")).await;
     assert!(agent.status().await["lastCrash"].is_null());
 }
 
@@ -163,14 +135,7 @@ async fn the_stop_command_typed_by_a_person_is_a_stop_not_a_crash() {
 
 #[tokio::test]
 async fn the_last_decision_survives_an_agent_restart() {
-    let mut agent = TestAgent::start(
-        zlh(),
-        &AgentSpec {
-            autostart: true,
-            ..AgentSpec::default()
-        },
-    )
-    .await;
+    let mut agent = TestAgent::start(zlh(), &AgentSpec { autostart: true, ..AgentSpec::default() }).await;
     // A fresh agent with autostart starts its server.
     agent.wait_for_state("running", SOON).await;
     agent.post("/stop", None).await;
@@ -183,44 +148,25 @@ async fn the_last_decision_survives_an_agent_restart() {
 
 #[tokio::test]
 async fn a_stop_signal_template_stops_with_that_signal() {
-    let spec = AgentSpec {
-        stop: r#"{ signal = "SIGTERM" }"#.into(),
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { stop: r#"{ signal = "SIGTERM" }"#.into(), ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     agent.start_and_wait().await;
     let mut console = agent.console(None).await;
     agent.post("/stop", None).await;
     agent.wait_for_state("stopped", SOON).await;
-    console
-        .read_until("Stopping the server (SIGTERM)", SOON)
-        .await;
+    console.read_until("Stopping the server (SIGTERM)", SOON).await;
 }
 
 #[tokio::test]
 async fn a_program_that_cannot_start_is_an_error_with_the_reason() {
-    let spec = AgentSpec {
-        argv: Some(vec!["/nonexistent/java".into(), "-jar".into()]),
-        ..AgentSpec::default()
-    };
+    let spec =
+        AgentSpec { argv: Some(vec!["/nonexistent/java".into(), "-jar".into()]), ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     let (code, body) = agent.post("/start", None).await;
     assert_eq!(code, 500, "{body}");
     assert_eq!(body["error"]["code"], "start_failed");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .expect("message")
-            .contains("/nonexistent/java"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().expect("message").contains("/nonexistent/java"), "{body}");
     let status = agent.status().await;
     assert_eq!(status["state"], "error");
-    assert!(
-        status["lastError"]
-            .as_str()
-            .expect("lastError")
-            .contains("No such file"),
-        "{status}"
-    );
+    assert!(status["lastError"].as_str().expect("lastError").contains("No such file"), "{status}");
 }

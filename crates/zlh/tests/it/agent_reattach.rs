@@ -32,22 +32,13 @@ async fn kill_9_of_the_agent_leaves_the_server_running_and_a_new_agent_reattache
     // the ticks printed while no agent ran are there.
     let mut resumed = agent.console(Some(resume_at)).await;
     let tick = |text: &str| {
-        text.lines()
-            .filter_map(|l| l.split("Tick ").nth(1)?.trim().parse::<u64>().ok())
-            .collect::<Vec<_>>()
+        text.lines().filter_map(|l| l.split("Tick ").nth(1)?.trim().parse::<u64>().ok()).collect::<Vec<_>>()
     };
     resumed.read_until("Tick 25", SOON).await;
-    assert!(
-        resumed.events.iter().all(|e| e["type"] != "gap"),
-        "{:?}",
-        resumed.events
-    );
+    assert!(resumed.events.iter().all(|e| e["type"] != "gap"), "{:?}", resumed.events);
     let ticks = tick(&resumed.text());
     assert_eq!(ticks.first(), Some(&4), "resumed right after Tick 3");
-    assert!(
-        ticks.windows(2).all(|w| w[1] == w[0] + 1),
-        "no tick lost or repeated: {ticks:?}"
-    );
+    assert!(ticks.windows(2).all(|w| w[1] == w[0] + 1), "no tick lost or repeated: {ticks:?}");
     // And it is fully supervised again.
     agent.command("say back").await;
     resumed.read_until("[Server] back", SOON).await;
@@ -58,26 +49,19 @@ async fn kill_9_of_the_agent_leaves_the_server_running_and_a_new_agent_reattache
 
 #[tokio::test]
 async fn a_crash_while_no_agent_ran_is_recorded_by_the_next_agent() {
-    let spec = AgentSpec {
-        backoff: vec!["1h".into()],
-        ..AgentSpec::with_game_args(&["--crash-after-ms", "500"])
-    };
+    let spec =
+        AgentSpec { backoff: vec!["1h".into()], ..AgentSpec::with_game_args(&["--crash-after-ms", "500"]) };
     let mut agent = TestAgent::start(zlh(), &spec).await;
     let pid = agent.start_and_wait().await["pid"].as_u64().expect("pid") as u32;
     agent.kill9();
-    zlh_testkit::eventually("the game to crash", SOON, || async {
-        (!procs::is_alive(pid)).then_some(())
-    })
-    .await;
+    zlh_testkit::eventually("the game to crash", SOON, || async { (!procs::is_alive(pid)).then_some(()) })
+        .await;
     agent.launch().await;
     let status = agent.wait_for_state("crashed", SOON).await;
     let crash = &status["lastCrash"];
     assert_eq!(crash["exitCode"], 1);
     assert_eq!(crash["classification"], "nonzero_exit");
-    assert!(
-        crash["logTail"].to_string().contains("Scheduled crash"),
-        "{crash}"
-    );
+    assert!(crash["logTail"].to_string().contains("Scheduled crash"), "{crash}");
     assert!(crash["uptimeMs"].as_u64().expect("uptime") >= 500);
 }
 
@@ -88,16 +72,10 @@ async fn sigterm_to_the_agent_stops_the_server_gracefully_first() {
     let status = agent.signal_and_wait(Signal::TERM, SOON).await;
     assert!(status.success(), "{status}");
     assert!(!procs::is_alive(pid));
-    let logs = agent.logs();
-    assert!(
-        logs.iter()
-            .any(|l| l.contains("server stopped") && l.contains("\"exit_code\":0")),
-        "graceful stop command"
-    );
-    assert!(
-        procs::processes_under(agent.root.path()).is_empty(),
-        "no holder or game left"
-    );
+    agent
+        .wait_for_log("a graceful stop", |l| l.contains("server stopped") && l.contains("\"exit_code\":0"))
+        .await;
+    assert!(procs::processes_under(agent.root.path()).is_empty(), "no holder or game left");
     // The container comes back: the server was meant to run, so it runs again.
     agent.launch().await;
     agent.wait_for_state("running", SOON).await;
@@ -111,18 +89,12 @@ async fn sigusr2_detaches_for_an_upgrade() {
     assert!(procs::is_alive(pid));
     agent.launch().await;
     let status = agent.status().await;
-    assert_eq!(
-        (status["state"].as_str(), status["pid"].as_u64()),
-        (Some("running"), Some(pid as u64))
-    );
+    assert_eq!((status["state"].as_str(), status["pid"].as_u64()), (Some("running"), Some(pid as u64)));
 }
 
 #[tokio::test]
 async fn a_stop_interrupted_by_an_agent_crash_is_finished_by_the_next_agent() {
-    let spec = AgentSpec {
-        stop_timeout: "300ms".into(),
-        ..AgentSpec::with_game_args(&["--ignore-stop"])
-    };
+    let spec = AgentSpec { stop_timeout: "300ms".into(), ..AgentSpec::with_game_args(&["--ignore-stop"]) };
     let mut agent = TestAgent::start(zlh(), &spec).await;
     let pid = agent.start_and_wait().await["pid"].as_u64().expect("pid") as u32;
     agent.post("/stop", None).await;
@@ -135,10 +107,7 @@ async fn a_stop_interrupted_by_an_agent_crash_is_finished_by_the_next_agent() {
 
 #[tokio::test]
 async fn a_vanished_holder_is_a_crash_and_the_server_recovers() {
-    let spec = AgentSpec {
-        backoff: vec!["50ms".into()],
-        ..AgentSpec::default()
-    };
+    let spec = AgentSpec { backoff: vec!["50ms".into()], ..AgentSpec::default() };
     let agent = TestAgent::start(zlh(), &spec).await;
     let pid = agent.start_and_wait().await["pid"].as_u64().expect("pid") as u32;
     let holder = procs::processes_under(agent.root.path())
@@ -149,11 +118,8 @@ async fn a_vanished_holder_is_a_crash_and_the_server_recovers() {
         })
         .expect("a holder process");
     procs::kill9(holder);
-    let status = agent
-        .wait_for_status("a new run", SOON, |s| {
-            s["state"] == "running" && s["pid"] != pid
-        })
-        .await;
+    let status =
+        agent.wait_for_status("a new run", SOON, |s| s["state"] == "running" && s["pid"] != pid).await;
     assert_eq!(status["lastCrash"]["classification"], "unexpected_exit");
     assert!(!procs::is_alive(pid), "the orphaned game was killed");
 }

@@ -3,10 +3,7 @@
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace")
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -48,23 +45,15 @@ fn no_stubs_or_debug_macros_outside_tests() {
             continue;
         }
         for banned in ["todo!(", "unimplemented!(", "dbg!("] {
-            assert!(
-                !code.contains(banned),
-                "{} contains {banned}",
-                file.display()
-            );
+            assert!(!code.contains(banned), "{} contains {banned}", file.display());
         }
     }
 }
 
 #[test]
 fn architecture_mentions_every_crate_and_dependency() {
-    let architecture =
-        std::fs::read_to_string(workspace().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    for entry in std::fs::read_dir(workspace().join("crates"))
-        .expect("crates")
-        .flatten()
-    {
+    let architecture = std::fs::read_to_string(workspace().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    for entry in std::fs::read_dir(workspace().join("crates")).expect("crates").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
             architecture.contains(&format!("crates/{name}")),
@@ -88,8 +77,7 @@ fn architecture_mentions_every_crate_and_dependency() {
             continue;
         }
         assert!(
-            architecture.contains(&format!("| {name}"))
-                || architecture.contains(&format!(", {name}")),
+            architecture.contains(&format!("| {name}")) || architecture.contains(&format!(", {name}")),
             "ARCHITECTURE.md does not say why {name} is a dependency"
         );
     }
