@@ -1,13 +1,9 @@
-//! The agent's configuration: one TOML file, every key overridable by a `ZLH_AGENT_*` variable.
+//! The agent's configuration: one TOML file, every key overridable by a `ZLH_AGENT_*` variable
+//! (rules in `zlh_proto::settings`; names under `game.env` keep their case:
+//! `ZLH_AGENT_GAME__ENV__JAVA_OPTS=-Xmx2G`).
 //!
 //! Parsed once at start-up into [`AgentConfig`] and passed down explicitly. The environment is an
 //! argument of [`AgentConfig::load`], not read here, so tests never touch the process env.
-//!
-//! An override names the key path in upper case with `__` between levels:
-//! `ZLH_AGENT_LISTEN=0.0.0.0:7420`, `ZLH_AGENT_GAME__STOP_TIMEOUT=45s`,
-//! `ZLH_AGENT_RECOVERY__BACKOFF='["1s", "2s"]'`. A value that reads as a TOML value (a number,
-//! a boolean, an array) is taken as one; anything else is a string. Names under `game.env` keep
-//! their case: `ZLH_AGENT_GAME__ENV__JAVA_OPTS=-Xmx2G`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,9 +13,14 @@ use std::time::Duration;
 use regex::Regex;
 use serde::{Deserialize, Deserializer};
 use zlh_proto::Secret;
+use zlh_proto::settings::{EnvOverrides, duration, duration_list, lenient_secret, lenient_string_map};
 
-/// Prefix of environment variables that override configuration keys.
-pub const ENV_PREFIX: &str = "ZLH_AGENT_";
+/// Which environment variables override which keys.
+pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
+    prefix: "ZLH_AGENT_",
+    known_keys: &["listen", "secret", "root", "state_dir", "game", "recovery", "console"],
+    free_form_maps: &[&["game", "env"]],
+};
 
 /// Everything the agent needs to know, validated.
 #[derive(Debug, Clone, Deserialize)]
@@ -251,13 +252,8 @@ impl AgentConfig {
         toml_text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<AgentConfig, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(toml_text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        for (key, value) in env {
-            if let Some(path) = key.strip_prefix(ENV_PREFIX) {
-                apply_override(&mut table, path, &value)?;
-            }
-        }
+        let table =
+            zlh_proto::settings::load_toml(toml_text, ENV_OVERRIDES, env).map_err(ConfigError::Invalid)?;
         let config: AgentConfig = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string().trim_end().to_owned()))?;
@@ -299,93 +295,6 @@ impl AgentConfig {
     /// The game's working directory, resolved beneath `root`.
     pub fn server_root(&self) -> PathBuf {
         self.under_root(&self.game.working_dir)
-    }
-}
-
-fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<(), ConfigError> {
-    let mut keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
-    // Variable names under `game.env` are free-form and keep their case.
-    if keys.len() == 3 && keys[..2] == ["game", "env"] {
-        keys[2] = path.rsplit("__").next().unwrap_or_default().to_owned();
-    }
-    let Some((last, parents)) = keys.split_last() else {
-        return Ok(());
-    };
-    let mut current = table;
-    for key in parents {
-        let entry = current.entry(key.clone()).or_insert_with(|| toml::Table::new().into());
-        current = entry
-            .as_table_mut()
-            .ok_or_else(|| ConfigError::Invalid(format!("{ENV_PREFIX}{path}: {key} is not a table")))?;
-    }
-    current.insert(last.clone(), parse_override_value(value));
-    Ok(())
-}
-
-fn parse_override_value(value: &str) -> toml::Value {
-    #[derive(Deserialize)]
-    struct Wrapper {
-        v: toml::Value,
-    }
-    match toml::from_str::<Wrapper>(&format!("v = {value}")) {
-        Ok(wrapper) => wrapper.v,
-        Err(_) => toml::Value::String(value.to_owned()),
-    }
-}
-
-/// Accepts a string, or a number or boolean written where a string belongs (an env override
-/// such as `ZLH_AGENT_GAME__ENV__PORT=25565` reads as a number).
-fn scalar_to_string(value: toml::Value) -> Option<String> {
-    match value {
-        toml::Value::String(s) => Some(s),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn lenient_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-    let value = toml::Value::deserialize(deserializer)?;
-    scalar_to_string(value)
-        .map(Secret::new)
-        .ok_or_else(|| serde::de::Error::custom("secret must be a string"))
-}
-
-fn lenient_string_map<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    let raw = BTreeMap::<String, toml::Value>::deserialize(deserializer)?;
-    raw.into_iter()
-        .map(|(key, value)| match scalar_to_string(value) {
-            Some(s) => Ok((key, s)),
-            None => Err(serde::de::Error::custom(format!("env.{key} must be a string"))),
-        })
-        .collect()
-}
-
-mod duration {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(serde::de::Error::custom)
-    }
-
-    pub(super) fn parse(text: &str) -> Result<Duration, String> {
-        humantime::parse_duration(text)
-            .map_err(|e| format!("{text:?} is not a duration like \"30s\" or \"250ms\": {e}"))
-    }
-}
-
-mod duration_list {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-        let texts = Vec::<String>::deserialize(d)?;
-        texts.iter().map(|t| super::duration::parse(t).map_err(serde::de::Error::custom)).collect()
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The supervised server's lifecycle state, exactly as the original platform names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GameState {
     /// Not running, and not meant to be.
@@ -50,6 +51,7 @@ impl std::fmt::Display for GameState {
 
 /// Why a process died, as far as its exit and its last output tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CrashClassification {
     /// Out of memory: the JVM said so, or the kernel's OOM killer took it.
@@ -66,6 +68,7 @@ pub enum CrashClassification {
 
 /// `GET /health`: the agent process is alive and answering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `"ok"`.
     pub status: String,
@@ -75,6 +78,7 @@ pub struct Health {
 
 /// `GET /ready`: semantic readiness, as the control plane's provisioning and poller use it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     /// True when provisioning finished and the main process is up (state `running`).
     pub ready: bool,
@@ -84,6 +88,7 @@ pub struct Readiness {
 
 /// One crash, recorded when a supervised process exits without being asked to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CrashRecord {
     /// When the process exited (RFC 3339, milliseconds).
@@ -108,6 +113,7 @@ pub struct CrashRecord {
 
 /// Resource use of the supervised process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceUse {
     /// Resident memory of the process, in bytes.
@@ -118,6 +124,7 @@ pub struct ResourceUse {
 
 /// Facts about the agent process itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentInfo {
     /// The agent's version.
@@ -130,6 +137,7 @@ pub struct AgentInfo {
 
 /// `GET /status`: the detailed snapshot the control plane caches and normalizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StatusSnapshot {
     /// Lifecycle state of the supervised server.
@@ -176,6 +184,7 @@ pub struct StatusSnapshot {
 
 /// Answer to a power action that was accepted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PowerAccepted {
     /// The state right after the action was taken.
     pub state: GameState,
@@ -183,6 +192,7 @@ pub struct PowerAccepted {
 
 /// `POST /console/command` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsoleCommand {
     /// One line, sent to the server's console followed by a newline.
     pub command: String,
@@ -190,6 +200,7 @@ pub struct ConsoleCommand {
 
 /// `GET /crashes`: the crash history, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrashHistory {
     /// Recorded crashes, oldest first, bounded.
     pub crashes: Vec<CrashRecord>,

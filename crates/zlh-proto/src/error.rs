@@ -11,6 +11,7 @@ macro_rules! error_codes {
     ($( $variant:ident => ($status:literal, $name:literal), )*) => {
         /// Every error code, with its HTTP status and its snake_case name on the wire.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode { $( $variant, )* }
 
@@ -32,20 +33,47 @@ macro_rules! error_codes {
 }
 
 error_codes! {
+    // Requests a client got wrong.
     BadRequest => (400, "bad_request"),
     InvalidJson => (400, "invalid_json"),
     InvalidCommand => (400, "invalid_command"),
+    InvalidEmail => (400, "invalid_email"),
+    WeakPassword => (400, "weak_password"),
+    UnknownTemplate => (400, "unknown_template"),
+    // Who you are.
     Unauthorized => (401, "unauthorized"),
+    InvalidCredentials => (401, "invalid_credentials"),
+    TokenExpired => (401, "token_expired"),
+    TokenInvalid => (401, "token_invalid"),
+    TokenReused => (401, "token_reused"),
+    InvalidTicket => (401, "invalid_ticket"),
+    // What you may do.
+    Forbidden => (403, "forbidden"),
+    AccountSuspended => (403, "account_suspended"),
+    RegistrationDisabled => (403, "registration_disabled"),
+    OriginNotAllowed => (403, "origin_not_allowed"),
     NotFound => (404, "not_found"),
     MethodNotAllowed => (405, "method_not_allowed"),
+    // The state of things.
+    EmailTaken => (409, "email_taken"),
     AlreadyRunning => (409, "already_running"),
     PowerActionInProgress => (409, "power_action_in_progress"),
     NotRunning => (409, "not_running"),
     PayloadTooLarge => (413, "payload_too_large"),
     UnsupportedMediaType => (415, "unsupported_media_type"),
+    RateLimited => (429, "rate_limited"),
+    // Our side.
     Internal => (500, "internal"),
     StartFailed => (500, "start_failed"),
+    // An agent behind the control plane (the browser never learns where it is).
+    AgentUnsupported => (501, "agent_unsupported"),
+    AgentUnreachable => (502, "agent_unreachable"),
+    AgentAuthFailed => (502, "agent_auth_failed"),
+    AgentError => (502, "agent_error"),
+    ProvisioningFailed => (502, "provisioning_failed"),
     ShuttingDown => (503, "shutting_down"),
+    AgentTimeout => (504, "agent_timeout"),
+    ProvisioningTimeout => (504, "provisioning_timeout"),
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -56,6 +84,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
@@ -63,6 +92,7 @@ pub struct ErrorBody {
 
 /// The inside of [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable machine-readable code.
     pub code: ErrorCode,

@@ -6,9 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod api;
 pub mod console;
 pub mod error;
 pub mod secret;
+pub mod settings;
+pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use secret::Secret;

@@ -31,16 +31,34 @@ impl ConsoleClient {
         if let Some(since) = since {
             ws_url.push_str(&format!("?since={since}"));
         }
+        let authorization = format!("Bearer {secret}");
+        Self::open(&ws_url, &[("Authorization", authorization.as_str())]).await.expect("console connect")
+    }
+
+    /// Opens a console WebSocket at `ws_url` with extra headers; the HTTP status and body if
+    /// the upgrade is refused.
+    pub async fn open(ws_url: &str, headers: &[(&str, &str)]) -> Result<ConsoleClient, (u16, Value)> {
         let mut request = ws_url.into_client_request().expect("request");
-        request.headers_mut().insert("Authorization", format!("Bearer {secret}").parse().expect("header"));
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("console connect");
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().expect("header name");
+            request.headers_mut().insert(name, value.parse().expect("header"));
+        }
+        let mut socket = match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => socket,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body =
+                    response.body().as_deref().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null));
+                return Err((response.status().as_u16(), body.unwrap_or(Value::Null)));
+            }
+            Err(e) => panic!("console connect: {e}"),
+        };
         let hello = match socket.next().await {
             Some(Ok(Message::Text(text))) => serde_json::from_str::<Value>(&text).expect("hello json"),
             other => panic!("expected a hello frame, got {other:?}"),
         };
         assert_eq!(hello["type"], "hello", "{hello}");
         let next_offset = hello["resumeFrom"].as_u64().expect("resumeFrom");
-        ConsoleClient { socket, hello, next_offset, received: Vec::new(), events: Vec::new() }
+        Ok(ConsoleClient { socket, hello, next_offset, received: Vec::new(), events: Vec::new() })
     }
 
     /// Reads one frame; output is appended to `received` after checking that it starts exactly

@@ -4,11 +4,13 @@
 
 pub mod agent;
 pub mod console;
+pub mod control;
 pub mod procs;
 pub mod wait;
 
 pub use agent::{AgentSpec, TestAgent};
 pub use console::ConsoleClient;
+pub use control::{ApiUser, ControlSpec, TestControlPlane};
 pub use wait::eventually;
 
 /// A random hex string, for secrets.

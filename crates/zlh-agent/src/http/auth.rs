@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use zlh_proto::ErrorCode;
 
-use super::{ApiError, AppState};
+use zlh_http::ApiError;
+
+use super::AppState;
 
 /// Lets `/health` through, and everything else only with `Authorization: Bearer <secret>`.
 /// A refusal is logged with the method and path, never with what was presented.

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use zlh_proto::ErrorCode;
 use zlh_proto::console::{ClientMessage, ServerEvent, encode_output};
 
-use super::{ApiError, AppState};
+use zlh_http::ApiError;
+
+use super::AppState;
 use crate::console::Chunk;
 use crate::supervisor::Supervisor;
 

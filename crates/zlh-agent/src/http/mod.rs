@@ -5,7 +5,6 @@
 
 mod auth;
 mod console;
-mod error;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +24,7 @@ use crate::clock::{format_ms, now_ms};
 use crate::config::AgentConfig;
 use crate::procfs;
 use crate::supervisor::{PowerError, Supervisor};
-pub(crate) use error::{ApiError, ApiJson};
+use zlh_http::{ApiError, ApiJson};
 
 /// Longest console command accepted.
 const MAX_COMMAND: usize = 1024;
@@ -55,20 +54,12 @@ pub fn router(state: AppState) -> Router {
         .route("/restart", post(restart))
         .route("/console/command", post(console_command))
         .route("/console", get(console::upgrade))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(zlh_http::not_found)
+        .method_not_allowed_fallback(zlh_http::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_secret))
         // Bodies are limited where they are read (`ApiJson`), which can answer cleanly.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such route")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
 }
 
 async fn health() -> Json<Health> {
@@ -132,6 +123,22 @@ async fn crashes(State(state): State<AppState>) -> Json<CrashHistory> {
     Json(CrashHistory { crashes: state.supervisor.status().crashes.to_vec() })
 }
 
+/// The answer to a refused power action or console command.
+fn power_error(error: PowerError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        PowerError::AlreadyRunning(state) => {
+            ApiError::new(ErrorCode::AlreadyRunning, message).with_state(state)
+        }
+        PowerError::InProgress(state) => {
+            ApiError::new(ErrorCode::PowerActionInProgress, message).with_state(state)
+        }
+        PowerError::NotRunning(state) => ApiError::new(ErrorCode::NotRunning, message).with_state(state),
+        PowerError::StartFailed(_) => ApiError::new(ErrorCode::StartFailed, message),
+        PowerError::ShuttingDown => ApiError::new(ErrorCode::ShuttingDown, message),
+    }
+}
+
 /// 202 while the action is under way (`starting`, `stopping`), 200 when it is already done.
 fn power_response(result: Result<GameState, PowerError>) -> Response {
     match result {
@@ -142,7 +149,7 @@ fn power_response(result: Result<GameState, PowerError>) -> Response {
             };
             (code, Json(PowerAccepted { state })).into_response()
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => power_error(e).into_response(),
     }
 }
 
@@ -178,6 +185,6 @@ async fn console_command(
             "the command must be one line without control characters",
         ));
     }
-    state.supervisor.console_command(command.to_owned()).await?;
+    state.supervisor.console_command(command.to_owned()).await.map_err(power_error)?;
     Ok(StatusCode::ACCEPTED)
 }

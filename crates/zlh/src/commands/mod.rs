@@ -1,8 +1,10 @@
 //! The command tree; one file per subcommand.
 
+mod admin;
 mod agent;
 mod agent_holder;
 mod sample_game;
+mod serve;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,10 @@ pub(crate) struct Cli {
 enum Command {
     /// Everything on this machine with embedded defaults.
     Up(up::UpArgs),
+    /// The control plane (API, portal, proxies) for operators.
+    Serve(serve::ServeArgs),
+    /// Account maintenance on the control plane's database.
+    Admin(admin::AdminArgs),
     /// The agent that runs inside a container and supervises its server.
     Agent(agent::AgentArgs),
     /// Internal: holds one supervised process and its terminal for the agent.
@@ -32,6 +38,8 @@ enum Command {
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
         Command::Agent(args) => agent::run(args),
         Command::AgentHolder(args) => agent_holder::run(args),
         Command::SampleGame(args) => sample_game::run(args),

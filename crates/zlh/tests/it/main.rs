@@ -6,6 +6,10 @@ mod agent_crash;
 mod agent_http;
 mod agent_power;
 mod agent_reattach;
+mod control_auth;
+mod control_lifecycle;
+mod control_ownership;
+mod control_resilience;
 mod tidy;
 
 use std::path::Path;

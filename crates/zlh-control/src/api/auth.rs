@@ -1,0 +1,291 @@
+//! `/api/auth/*`: registration, sign-in, refresh, sign-out, password change and reset.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use axum::response::{IntoResponse, Response};
+use zlh_http::{ApiError, ApiJson};
+use zlh_proto::ErrorCode;
+use zlh_proto::api::{
+    Credentials, PasswordChange, RefreshRequest, ResetConfirm, ResetRequest, Role, Session, UserView,
+};
+use zlh_proto::time::{now_ms, now_secs};
+
+use super::{CurrentUser, store_error, user_view};
+use crate::ControlPlane;
+use crate::auth::mailer::Message;
+use crate::auth::tokens::Claims;
+use crate::auth::{passwords, random_token, token_hash};
+use crate::db::{RefreshOutcome, StoreError, User};
+
+fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::new(ErrorCode::InvalidEmail, "that is not an email address"))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    match passwords::weakness(password) {
+        Some(reason) => Err(ApiError::new(ErrorCode::WeakPassword, reason)),
+        None => Ok(()),
+    }
+}
+
+/// Starts a session: a refresh token stored hashed, and an access token naming the session.
+pub(crate) async fn issue_session(control: &ControlPlane, user: &User) -> Result<Session, ApiError> {
+    let session_id = random_token(16);
+    let refresh_token = random_token(32);
+    let now = now_ms();
+    let refresh_expires = now + control.config.auth.refresh_token_ttl.as_millis() as i64;
+    control
+        .store
+        .create_session(&session_id, user.id, &token_hash(&refresh_token), refresh_expires, now)
+        .await
+        .map_err(store_error)?;
+    Ok(session(control, user, session_id, refresh_token))
+}
+
+fn session(control: &ControlPlane, user: &User, session_id: String, refresh_token: String) -> Session {
+    let ttl = control.config.auth.access_token_ttl.as_secs().max(1);
+    let iat = now_secs();
+    let claims = Claims {
+        sub: user.id.to_string(),
+        kind: "access".into(),
+        iat,
+        exp: iat + ttl,
+        sid: Some(session_id),
+        vmid: None,
+        jti: None,
+    };
+    Session {
+        access_token: control.signer.sign(&claims),
+        expires_in: ttl,
+        refresh_token,
+        user: user_view(user),
+    }
+}
+
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = Session), (status = 409, body = zlh_proto::ErrorBody)))]
+pub(super) async fn register(
+    State(control): State<Arc<ControlPlane>>,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    if !control.config.auth.allow_registration {
+        return Err(ApiError::new(
+            ErrorCode::RegistrationDisabled,
+            "this host does not accept new accounts; ask the operator",
+        ));
+    }
+    let email = normalize_email(&credentials.email)?;
+    check_password(&credentials.password)?;
+    let hash = passwords::hash(&credentials.password).await;
+    let user = match control.store.create_user(&email, &hash, Role::User, now_ms()).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::new(
+                ErrorCode::EmailTaken,
+                "an account with this email exists; sign in instead",
+            ));
+        }
+        Err(e) => return Err(store_error(e)),
+    };
+    tracing::info!(user_id = user.id, "account created");
+    Ok((StatusCode::CREATED, Json(issue_session(&control, &user).await?)))
+}
+
+fn rate_limited(retry_after: std::time::Duration) -> Response {
+    let mut response =
+        ApiError::new(ErrorCode::RateLimited, "too many failed sign-ins; wait a while and try again")
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = Session), (status = 401, body = zlh_proto::ErrorBody), (status = 429, body = zlh_proto::ErrorBody)))]
+pub(super) async fn login(
+    State(control): State<Arc<ControlPlane>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> Response {
+    let email = credentials.email.trim().to_lowercase();
+    let limits = &control.config.auth;
+    let email_key = format!("email:{email}");
+    let client_key = format!("client:{}", client.ip());
+    let now = Instant::now();
+    for (key, limit) in [(&email_key, limits.max_failed_logins), (&client_key, limits.max_failed_logins * 10)]
+    {
+        if let Err(retry_after) = control.limiter.check(key, limit, now) {
+            tracing::warn!(client = %client.ip(), "sign-in refused: too many failures");
+            return rate_limited(retry_after);
+        }
+    }
+    let user = match control.store.user_by_email(&email).await {
+        Ok(user) => user,
+        Err(e) => return store_error(e).into_response(),
+    };
+    // An unknown email is checked against a decoy hash, so a sign-in takes as long whether or
+    // not the account exists.
+    let hash = user.as_ref().map_or(control.decoy_hash.as_str(), |u| u.password_hash.as_str());
+    let matches = passwords::verify(&credentials.password, hash).await;
+    let Some(user) = user.filter(|_| matches) else {
+        control.limiter.record_failure(&email_key, now);
+        control.limiter.record_failure(&client_key, now);
+        tracing::info!(client = %client.ip(), "sign-in failed");
+        return ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password").into_response();
+    };
+    if user.suspended_at_ms.is_some() {
+        return ApiError::new(ErrorCode::AccountSuspended, "this account is suspended; contact the operator")
+            .into_response();
+    }
+    control.limiter.clear(&email_key);
+    tracing::info!(user_id = user.id, "signed in");
+    match issue_session(&control, &user).await {
+        Ok(session) => Json(session).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = Session), (status = 401, body = zlh_proto::ErrorBody)))]
+pub(super) async fn refresh(
+    State(control): State<Arc<ControlPlane>>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<Session>, ApiError> {
+    let next = random_token(32);
+    let now = now_ms();
+    let expires = now + control.config.auth.refresh_token_ttl.as_millis() as i64;
+    let outcome = control
+        .store
+        .rotate_refresh(&token_hash(&request.refresh_token), &token_hash(&next), expires, now)
+        .await
+        .map_err(store_error)?;
+    match outcome {
+        RefreshOutcome::Rotated { session_id, user_id } => {
+            let user = control.store.user_by_id(user_id).await.map_err(store_error)?;
+            let user = user.ok_or_else(|| {
+                ApiError::new(ErrorCode::TokenInvalid, "this session has ended; sign in again")
+            })?;
+            Ok(Json(session(&control, &user, session_id, next)))
+        }
+        RefreshOutcome::Reused => {
+            tracing::warn!("a used refresh token was presented again; its session was ended");
+            Err(ApiError::new(
+                ErrorCode::TokenReused,
+                "this refresh token was already used, so the sign-in it belongs to was ended everywhere; sign in again",
+            ))
+        }
+        RefreshOutcome::Invalid => Err(ApiError::new(
+            ErrorCode::TokenInvalid,
+            "the refresh token is not valid or has expired; sign in again",
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
+pub(super) async fn logout(
+    State(control): State<Arc<ControlPlane>>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    let session =
+        control.store.session_of_refresh(&token_hash(&request.refresh_token)).await.map_err(store_error)?;
+    if let Some(session) = session {
+        control.store.revoke_session(&session, now_ms()).await.map_err(store_error)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = UserView)))]
+pub(super) async fn me(user: CurrentUser) -> Json<UserView> {
+    Json(user_view(&user.0))
+}
+
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 200, body = Session, description = "Every other session ended; this is the new one")))]
+pub(super) async fn change_password(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<Json<Session>, ApiError> {
+    if !passwords::verify(&change.current_password, &user.0.password_hash).await {
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
+    }
+    check_password(&change.new_password)?;
+    let hash = passwords::hash(&change.new_password).await;
+    control.store.set_password(user.0.id, &hash, now_ms()).await.map_err(store_error)?;
+    tracing::info!(user_id = user.0.id, "password changed; every session ended");
+    Ok(Json(issue_session(&control, &user.0).await?))
+}
+
+#[utoipa::path(post, path = "/api/auth/password-reset/request", tag = "auth", request_body = ResetRequest,
+    responses((status = 202, description = "Sent if the account exists (the answer is the same either way)")))]
+pub(super) async fn request_reset(
+    State(control): State<Arc<ControlPlane>>,
+    ApiJson(request): ApiJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    let email = normalize_email(&request.email)?;
+    let key = format!("reset:{email}");
+    let now = Instant::now();
+    if control.limiter.check(&key, control.config.auth.max_failed_logins, now).is_err() {
+        return Ok(StatusCode::ACCEPTED);
+    }
+    control.limiter.record_failure(&key, now);
+    let Some(user) = control.store.user_by_email(&email).await.map_err(store_error)? else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    if user.suspended_at_ms.is_some() {
+        return Ok(StatusCode::ACCEPTED);
+    }
+    let token = random_token(32);
+    let expires = now_ms() + control.config.auth.reset_token_ttl.as_millis() as i64;
+    control.store.create_password_reset(&token_hash(&token), user.id, expires).await.map_err(store_error)?;
+    let minutes = control.config.auth.reset_token_ttl.as_secs().div_ceil(60);
+    let message = Message {
+        to: user.email.clone(),
+        subject: "Reset your ZeroLagHub password".into(),
+        body: format!(
+            "Someone asked to reset the password of this account. If it was you, open\n\n{}/reset-password?token={token}\n\n\
+             within {minutes} minutes. If it was not you, ignore this message.",
+            control.config.public_url()
+        ),
+    };
+    match control.mailer.send(&message) {
+        Ok(()) => tracing::info!(user_id = user.id, "password reset message sent"),
+        Err(e) => tracing::error!(user_id = user.id, error = %e, "password reset message could not be sent"),
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = 401, body = zlh_proto::ErrorBody)))]
+pub(super) async fn confirm_reset(
+    State(control): State<Arc<ControlPlane>>,
+    ApiJson(confirm): ApiJson<ResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    check_password(&confirm.new_password)?;
+    let user_id =
+        control.store.use_password_reset(&token_hash(&confirm.token), now_ms()).await.map_err(store_error)?;
+    let user_id = user_id.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TokenInvalid,
+            "this reset link is not valid, was already used, or has expired; ask for a new one",
+        )
+    })?;
+    let hash = passwords::hash(&confirm.new_password).await;
+    control.store.set_password(user_id, &hash, now_ms()).await.map_err(store_error)?;
+    tracing::info!(user_id, "password reset; every session ended");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,233 @@
+//! The console through the control plane: browser ↔ control plane ↔ agent.
+//!
+//! Browsers cannot set headers on a WebSocket, so the upgrade is authenticated with a ticket:
+//! `POST /api/servers/{id}/console/ticket` (with the bearer token) returns a random, single-use
+//! ticket valid for seconds, bound to the user and the server; `GET /api/servers/{id}/console
+//! ?ticket=...&since=N` spends it. The `Origin` of every upgrade must be the portal's own (or
+//! one the operator allowed), so another site cannot open a console with a user's cookies or
+//! a leaked ticket. `since` is passed through to the agent, so resuming works end to end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::ORIGIN;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+use zlh_proto::api::ConsoleTicket;
+
+use super::{CurrentUser, ServerId, agent_error, owned_server, store_error};
+use crate::ControlPlane;
+use crate::auth::{random_token, token_hash};
+use crate::config::ControlConfig;
+use crate::registry::{ConsoleFrame, ConsoleSink, ConsoleStream};
+
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    user_id: i64,
+    server_id: i64,
+    expires: Instant,
+}
+
+/// Console tickets not yet spent, by hash.
+#[derive(Debug)]
+pub struct TicketBook {
+    ttl: Duration,
+    tickets: Mutex<HashMap<Vec<u8>, Ticket>>,
+}
+
+impl TicketBook {
+    /// A book whose tickets live `ttl`.
+    pub fn new(ttl: Duration) -> TicketBook {
+        TicketBook { ttl, tickets: Mutex::new(HashMap::new()) }
+    }
+
+    fn issue(&self, user_id: i64, server_id: i64) -> String {
+        let ticket = random_token(24);
+        let now = Instant::now();
+        let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        tickets.retain(|_, t| t.expires > now);
+        tickets.insert(token_hash(&ticket), Ticket { user_id, server_id, expires: now + self.ttl });
+        ticket
+    }
+
+    /// Spends a ticket: it works once, before it expires.
+    fn take(&self, ticket: &str) -> Option<Ticket> {
+        let ticket = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&token_hash(ticket))?;
+        (ticket.expires > Instant::now()).then_some(ticket)
+    }
+}
+
+#[utoipa::path(post, path = "/api/servers/{id}/console/ticket", tag = "console", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = ConsoleTicket), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn ticket(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<Json<ConsoleTicket>, ApiError> {
+    owned_server(&control, &user, id).await?;
+    let ticket = control.tickets.issue(user.0.id, id);
+    Ok(Json(ConsoleTicket { ticket, expires_in: control.tickets.ttl.as_secs() }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConsoleQuery {
+    ticket: Option<String>,
+    since: Option<u64>,
+}
+
+/// Origins allowed to open consoles: the public URL's (both spellings of loopback), and the
+/// configured ones. A request without `Origin` is not from a browser page and passes.
+fn origin_allowed(config: &ControlConfig, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
+    let public = config.public_url();
+    let mut allowed = vec![public.clone()];
+    for (a, b) in [("127.0.0.1", "localhost"), ("localhost", "127.0.0.1")] {
+        if public.contains(&format!("//{a}")) {
+            allowed.push(public.replacen(&format!("//{a}"), &format!("//{b}"), 1));
+        }
+    }
+    allowed.extend(config.console.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_owned()));
+    allowed.iter().any(|a| a == origin.trim_end_matches('/'))
+}
+
+#[utoipa::path(get, path = "/api/servers/{id}/console", tag = "console",
+    params(("id" = i64, Path), ("ticket" = String, Query), ("since" = Option<u64>, Query)),
+    responses((status = 101, description = "WebSocket: the agent's console protocol (zlh_proto::console)"),
+        (status = 401, body = zlh_proto::ErrorBody), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn socket(
+    State(control): State<Arc<ControlPlane>>,
+    ServerId(id): ServerId,
+    query: Result<Query<ConsoleQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    match open(&control, id, query, &headers).await {
+        Err(error) => error.into_response(),
+        Ok(upstream) => match upgrade {
+            Ok(upgrade) => upgrade.on_upgrade(move |socket| relay(socket, upstream)),
+            Err(_) => ApiError::new(
+                ErrorCode::BadRequest,
+                "this route is a WebSocket: connect with an upgrade request",
+            )
+            .into_response(),
+        },
+    }
+}
+
+async fn open(
+    control: &ControlPlane,
+    id: i64,
+    query: Result<Query<ConsoleQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+) -> Result<(ConsoleSink, ConsoleStream), ApiError> {
+    if !origin_allowed(&control.config, headers) {
+        tracing::warn!(server_id = id, "console upgrade from a foreign origin refused");
+        return Err(ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            "consoles open only from the portal's own pages",
+        ));
+    }
+    let Ok(Query(query)) = query else {
+        return Err(ApiError::new(ErrorCode::BadRequest, "since must be a non-negative integer offset"));
+    };
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidTicket,
+            "the console ticket is missing, used, expired or for another server",
+        )
+    };
+    let ticket = query.ticket.as_deref().and_then(|t| control.tickets.take(t)).ok_or_else(invalid)?;
+    if ticket.server_id != id {
+        return Err(invalid());
+    }
+    // The user may have lost the server or the account since the ticket was issued.
+    let user = control.store.user_by_id(ticket.user_id).await.map_err(store_error)?.ok_or_else(invalid)?;
+    if user.suspended_at_ms.is_some() {
+        return Err(invalid());
+    }
+    let server = owned_server(control, &CurrentUser(user), id).await?;
+    let agent = control
+        .registry
+        .get(server.id)
+        .ok_or_else(|| agent_error(id, crate::registry::AgentError::Unreachable))?;
+    agent.console(query.since).await.map_err(|e| agent_error(id, e))
+}
+
+/// Copies frames both ways until either side closes. A slow browser slows only its own relay
+/// (and then the agent drops it like any stalled viewer).
+async fn relay(socket: WebSocket, (mut agent_sink, mut agent_stream): (ConsoleSink, ConsoleStream)) {
+    let (mut browser_sink, mut browser_stream) = socket.split();
+    loop {
+        tokio::select! {
+            frame = agent_stream.next() => {
+                let message = match frame {
+                    Some(Ok(ConsoleFrame::Binary(bytes))) => Message::Binary(bytes.into()),
+                    Some(Ok(ConsoleFrame::Text(text))) => Message::Text(text.into()),
+                    _ => break,
+                };
+                if browser_sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+            message = browser_stream.next() => {
+                let frame = match message {
+                    Some(Ok(Message::Binary(bytes))) => ConsoleFrame::Binary(bytes.to_vec()),
+                    Some(Ok(Message::Text(text))) => ConsoleFrame::Text(text.to_string()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    _ => break,
+                };
+                if agent_sink.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = browser_sink.send(Message::Close(None)).await;
+    let _ = agent_sink.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_are_single_use_and_expire() {
+        let book = TicketBook::new(Duration::from_millis(50));
+        let ticket = book.issue(1, 101);
+        assert_eq!(book.take(&ticket).map(|t| (t.user_id, t.server_id)), Some((1, 101)));
+        assert!(book.take(&ticket).is_none(), "single use");
+        let late = book.issue(1, 101);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(book.take(&late).is_none(), "expired");
+        assert!(book.take("forged").is_none());
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        let config = ControlConfig::load(
+            "[console]\nallowed_origins = [\"https://panel.example.com/\"]\n",
+            Vec::new(),
+        )
+        .expect("config");
+        let with = |origin: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ORIGIN, origin.parse().expect("header"));
+            origin_allowed(&config, &headers)
+        };
+        assert!(origin_allowed(&config, &HeaderMap::new()));
+        assert!(
+            with("http://127.0.0.1:8080")
+                && with("http://localhost:8080")
+                && with("https://panel.example.com")
+        );
+        assert!(!with("http://evil.example") && !with("http://127.0.0.1:9999"));
+    }
+}

@@ -1,0 +1,58 @@
+//! `GET /api/openapi.json`: the OpenAPI document, generated from the handlers' annotations and
+//! the `zlh_proto` types they use.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ZeroLagHub API", description = "Game servers and dev containers. Errors are {\"error\": {\"code\", \"message\"}}."),
+    paths(
+        super::auth::register,
+        super::auth::login,
+        super::auth::refresh,
+        super::auth::logout,
+        super::auth::me,
+        super::auth::change_password,
+        super::auth::request_reset,
+        super::auth::confirm_reset,
+        super::servers::templates,
+        super::servers::list,
+        super::servers::create,
+        super::servers::get,
+        super::servers::delete,
+        super::servers::status,
+        super::servers::start,
+        super::servers::stop,
+        super::servers::restart,
+        super::servers::crashes,
+        super::servers::console_command,
+        super::console::ticket,
+        super::console::socket,
+    ),
+    modifiers(&BearerToken)
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+/// The document, built once.
+pub(super) async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(ApiDoc::openapi))
+}

@@ -1,0 +1,183 @@
+//! `/api/servers/*` and `/api/templates`: servers, their status, power and console commands.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use zlh_http::{ApiError, ApiJson};
+use zlh_proto::ErrorCode;
+use zlh_proto::agent::{ConsoleCommand, CrashHistory, GameState, PowerAccepted};
+use zlh_proto::api::{CreateServer, Lifecycle, ServerStatus, ServerView, TemplateView};
+
+use super::{CurrentUser, ServerId, agent_error, owned_server, server_views, store_error};
+use crate::ControlPlane;
+use crate::db::Server;
+use crate::registry::{Agent, PowerAction};
+
+#[utoipa::path(get, path = "/api/templates", tag = "servers", responses((status = 200, body = Vec<TemplateView>)))]
+pub(super) async fn templates(
+    State(control): State<Arc<ControlPlane>>,
+    _user: CurrentUser,
+) -> Json<Vec<TemplateView>> {
+    Json(control.templates.list())
+}
+
+#[utoipa::path(get, path = "/api/servers", tag = "servers", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ServerView>, description = "Your servers (an admin's: everyone's), with cached status")))]
+pub(super) async fn list(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+) -> Result<Json<Vec<ServerView>>, ApiError> {
+    let owner = (!user.is_admin()).then_some(user.0.id);
+    let servers = control.store.servers(owner).await.map_err(store_error)?;
+    Ok(Json(server_views(&control, &servers).await))
+}
+
+#[utoipa::path(post, path = "/api/servers", tag = "servers", security(("bearer" = [])), request_body = CreateServer,
+    responses((status = 201, body = ServerView, description = "Created, and its agent reported ready"),
+        (status = 502, body = zlh_proto::ErrorBody, description = "provisioning_failed: cleaned up"),
+        (status = 504, body = zlh_proto::ErrorBody, description = "provisioning_timeout: cleaned up")))]
+pub(super) async fn create(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ApiJson(request): ApiJson<CreateServer>,
+) -> Result<(StatusCode, Json<ServerView>), ApiError> {
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::new(ErrorCode::BadRequest, "name must be 1 to 64 printable characters"));
+    }
+    let server = crate::provision::create(&control, &user.0, &request).await?;
+    let view = server_views(&control, &[server]).await.remove(0);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/api/servers/{id}", tag = "servers", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = ServerView), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn get(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<Json<ServerView>, ApiError> {
+    let server = owned_server(&control, &user, id).await?;
+    Ok(Json(server_views(&control, &[server]).await.remove(0)))
+}
+
+#[utoipa::path(delete, path = "/api/servers/{id}", tag = "servers", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 204, description = "Stopped and removed"), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn delete(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<StatusCode, ApiError> {
+    let server = owned_server(&control, &user, id).await?;
+    if server.lifecycle == Lifecycle::Provisioning {
+        return Err(ApiError::new(
+            ErrorCode::PowerActionInProgress,
+            "the server is still being created; try again when it is ready",
+        ));
+    }
+    crate::provision::delete(&control, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/servers/{id}/status", tag = "servers", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = ServerStatus), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn status(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<Json<ServerStatus>, ApiError> {
+    let server = owned_server(&control, &user, id).await?;
+    Ok(Json(server_views(&control, &[server]).await.remove(0).status))
+}
+
+/// The agent of a server that finished provisioning.
+fn agent_of(control: &ControlPlane, server: &Server) -> Result<Arc<dyn Agent>, ApiError> {
+    if server.lifecycle != Lifecycle::Ready {
+        return Err(ApiError::new(
+            ErrorCode::PowerActionInProgress,
+            "the server is being created or deleted",
+        ));
+    }
+    control
+        .registry
+        .get(server.id)
+        .ok_or_else(|| agent_error(server.id, crate::registry::AgentError::Unreachable))
+}
+
+async fn power(
+    control: Arc<ControlPlane>,
+    user: CurrentUser,
+    id: i64,
+    action: PowerAction,
+) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
+    let server = owned_server(&control, &user, id).await?;
+    let agent = agent_of(&control, &server)?;
+    let accepted = agent.power(action).await.map_err(|e| agent_error(id, e))?;
+    tracing::info!(server_id = id, user_id = user.0.id, ?action, state = %accepted.state, "power action");
+    // Refresh the cache now rather than at the next heartbeat.
+    let poller = control.poller.clone();
+    tokio::spawn(async move { poller.poll_now(id).await });
+    let status = match accepted.state {
+        GameState::Starting | GameState::Stopping => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(accepted)))
+}
+
+#[utoipa::path(post, path = "/api/servers/{id}/start", tag = "power", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 202, body = PowerAccepted), (status = 409, body = zlh_proto::ErrorBody), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn start(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
+    power(control, user, id, PowerAction::Start).await
+}
+
+#[utoipa::path(post, path = "/api/servers/{id}/stop", tag = "power", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 202, body = PowerAccepted), (status = 409, body = zlh_proto::ErrorBody), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn stop(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
+    power(control, user, id, PowerAction::Stop).await
+}
+
+#[utoipa::path(post, path = "/api/servers/{id}/restart", tag = "power", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 202, body = PowerAccepted), (status = 409, body = zlh_proto::ErrorBody), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn restart(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
+    power(control, user, id, PowerAction::Restart).await
+}
+
+#[utoipa::path(post, path = "/api/servers/{id}/console/command", tag = "console", security(("bearer" = [])), params(("id" = i64, Path)),
+    request_body = ConsoleCommand, responses((status = 202), (status = 409, body = zlh_proto::ErrorBody), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn console_command(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+    ApiJson(command): ApiJson<ConsoleCommand>,
+) -> Result<StatusCode, ApiError> {
+    let server = owned_server(&control, &user, id).await?;
+    let agent = agent_of(&control, &server)?;
+    agent.console_command(&command.command).await.map_err(|e| agent_error(id, e))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(get, path = "/api/servers/{id}/crashes", tag = "servers", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = CrashHistory), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn crashes(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<Json<CrashHistory>, ApiError> {
+    let server = owned_server(&control, &user, id).await?;
+    let agent = agent_of(&control, &server)?;
+    Ok(Json(agent.crashes().await.map_err(|e| agent_error(id, e))?))
+}

@@ -1,0 +1,215 @@
+//! Storage: one trait the handlers use, one implementation per database.
+//!
+//! SQLite (`sqlite.rs`) is the embedded default; PostgreSQL can come as a second
+//! implementation with its own migrations, without touching a handler. Each implementation
+//! owns its migrations (`migrations/<database>/`), versioned in the repository and applied at
+//! start-up.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use zlh_proto::Secret;
+use zlh_proto::api::{Lifecycle, Role, ServerKind};
+
+pub use sqlite::SqliteStore;
+
+/// A user account.
+#[derive(Clone, PartialEq)]
+pub struct User {
+    /// User id.
+    pub id: i64,
+    /// Email address.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time (ms since the epoch).
+    pub created_at_ms: i64,
+    /// Set while an admin keeps the account suspended.
+    pub suspended_at_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A server row. `agent_url` and `agent_secret` stay on the backend.
+#[derive(Clone, PartialEq)]
+pub struct Server {
+    /// Server id.
+    pub id: i64,
+    /// Owner's user id.
+    pub owner_id: i64,
+    /// Name for people.
+    pub name: String,
+    /// Game or dev.
+    pub kind: ServerKind,
+    /// Template of a game server.
+    pub template: Option<String>,
+    /// Runtime of a dev server.
+    pub runtime: Option<String>,
+    /// Runtime version of a dev server.
+    pub runtime_version: Option<String>,
+    /// Whether code-server is enabled.
+    pub enable_code_server: bool,
+    /// Control-plane lifecycle.
+    pub lifecycle: Lifecycle,
+    /// The provisioning driver that owns it.
+    pub driver: String,
+    /// Where its agent listens.
+    pub agent_url: Secret,
+    /// Its agent's bearer secret.
+    pub agent_secret: Secret,
+    /// Creation time (ms since the epoch).
+    pub created_at_ms: i64,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("id", &self.id)
+            .field("owner_id", &self.owner_id)
+            .field("kind", &self.kind)
+            .field("lifecycle", &self.lifecycle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `insert_server` needs.
+#[derive(Debug, Clone)]
+pub struct NewServer {
+    /// Owner's user id.
+    pub owner_id: i64,
+    /// Name for people.
+    pub name: String,
+    /// Game or dev.
+    pub kind: ServerKind,
+    /// Template of a game server.
+    pub template: Option<String>,
+    /// Runtime of a dev server.
+    pub runtime: Option<String>,
+    /// Runtime version of a dev server.
+    pub runtime_version: Option<String>,
+    /// Whether code-server is enabled.
+    pub enable_code_server: bool,
+    /// The provisioning driver.
+    pub driver: String,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Valid and now used: the session continues.
+    Rotated {
+        /// The session the token belongs to.
+        session_id: String,
+        /// Its user.
+        user_id: i64,
+    },
+    /// Already used: a copy is in someone else's hands. The session was revoked.
+    Reused,
+    /// Expired, revoked or never issued.
+    Invalid,
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (an email that is taken).
+    #[error("already exists")]
+    Conflict,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        match &error {
+            sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Database(error.to_string()),
+        }
+    }
+}
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the control plane keeps.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Creates a user; `Conflict` if the email is taken.
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> StoreResult<User>;
+    /// A user by email (case-insensitive).
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// A user by id.
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    /// Every user, oldest first.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Number of users.
+    async fn count_users(&self) -> StoreResult<i64>;
+    /// Replaces a password hash and ends every session of the user.
+    async fn set_password(&self, user_id: i64, password_hash: &str, now_ms: i64) -> StoreResult<()>;
+    /// Suspends (with the time) or reinstates (`None`) a user; suspension ends their sessions.
+    async fn set_suspended(&self, user_id: i64, suspended_at_ms: Option<i64>) -> StoreResult<()>;
+
+    /// Starts a session with its first refresh token.
+    async fn create_session(
+        &self,
+        session_id: &str,
+        user_id: i64,
+        refresh_hash: &[u8],
+        refresh_expires_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// The user of a live (not revoked) session.
+    async fn session_user(&self, session_id: &str) -> StoreResult<Option<User>>;
+    /// Uses a refresh token; on success stores its successor in the same session.
+    async fn rotate_refresh(
+        &self,
+        refresh_hash: &[u8],
+        next_hash: &[u8],
+        next_expires_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Ends a session (logout).
+    async fn revoke_session(&self, session_id: &str, now_ms: i64) -> StoreResult<()>;
+    /// The session a refresh token belongs to, if it is live.
+    async fn session_of_refresh(&self, refresh_hash: &[u8]) -> StoreResult<Option<String>>;
+
+    /// Stores a password reset token (hashed).
+    async fn create_password_reset(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+    /// Uses a reset token: its user, if it was valid and unused.
+    async fn use_password_reset(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<i64>>;
+
+    /// Creates a server row in `provisioning`.
+    async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server>;
+    /// Records where a server's agent is and its secret.
+    async fn set_agent(&self, server_id: i64, url: &Secret, secret: &Secret) -> StoreResult<()>;
+    /// Moves a server along its lifecycle.
+    async fn set_lifecycle(&self, server_id: i64, lifecycle: Lifecycle) -> StoreResult<()>;
+    /// A server by id.
+    async fn server(&self, server_id: i64) -> StoreResult<Option<Server>>;
+    /// Servers of one owner, or all of them; by id.
+    async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>>;
+    /// Removes a server row.
+    async fn delete_server(&self, server_id: i64) -> StoreResult<()>;
+}

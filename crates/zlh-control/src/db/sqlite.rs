@@ -1,0 +1,458 @@
+//! The SQLite store: one file in the data directory, WAL mode, migrations from
+//! `migrations/sqlite`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, migrate::Migrator};
+use zlh_proto::Secret;
+use zlh_proto::api::{Lifecycle, Role, ServerKind};
+
+use super::{NewServer, RefreshOutcome, Server, Store, StoreError, StoreResult, User};
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or a plain path) and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        MIGRATIONS.run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn role(text: &str) -> Role {
+    if text == "admin" { Role::Admin } else { Role::User }
+}
+
+fn lifecycle(text: &str) -> Lifecycle {
+    match text {
+        "ready" => Lifecycle::Ready,
+        "deleting" => Lifecycle::Deleting,
+        _ => Lifecycle::Provisioning,
+    }
+}
+
+fn lifecycle_name(lifecycle: Lifecycle) -> &'static str {
+    match lifecycle {
+        Lifecycle::Provisioning => "provisioning",
+        Lifecycle::Ready => "ready",
+        Lifecycle::Deleting => "deleting",
+    }
+}
+
+fn user_from(row: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        role: role(row.try_get("role")?),
+        created_at_ms: row.try_get("created_at")?,
+        suspended_at_ms: row.try_get("suspended_at")?,
+    })
+}
+
+fn server_from(row: &SqliteRow) -> StoreResult<Server> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Server {
+        id: row.try_get("id")?,
+        owner_id: row.try_get("owner_id")?,
+        name: row.try_get("name")?,
+        kind: if kind == "dev" { ServerKind::Dev } else { ServerKind::Game },
+        template: row.try_get("template")?,
+        runtime: row.try_get("runtime")?,
+        runtime_version: row.try_get("runtime_version")?,
+        enable_code_server: row.try_get("enable_code_server")?,
+        lifecycle: lifecycle(row.try_get("lifecycle")?),
+        driver: row.try_get("driver")?,
+        agent_url: Secret::new(row.try_get::<String, _>("agent_url")?),
+        agent_secret: Secret::new(row.try_get::<String, _>("agent_secret")?),
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> StoreResult<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+        )
+        .bind(email)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        user_from(&row)
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row =
+            sqlx::query("SELECT * FROM users WHERE email = ?").bind(email).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    async fn set_password(&self, user_id: i64, password_hash: &str, now_ms: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_suspended(&self, user_id: i64, suspended_at_ms: Option<i64>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET suspended_at = ? WHERE id = ?")
+            .bind(suspended_at_ms)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(now) = suspended_at_ms {
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        session_id: &str,
+        user_id: i64,
+        refresh_hash: &[u8],
+        refresh_expires_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES (?, ?, ?)")
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)")
+            .bind(refresh_hash)
+            .bind(session_id)
+            .bind(refresh_expires_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, session_id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "SELECT users.id, email, password_hash, role, users.created_at, suspended_at \
+             FROM sessions JOIN users ON users.id = sessions.user_id \
+             WHERE sessions.id = ? AND sessions.revoked_at IS NULL",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn rotate_refresh(
+        &self,
+        refresh_hash: &[u8],
+        next_hash: &[u8],
+        next_expires_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.pool.begin().await?;
+        // The update is the check: of two concurrent uses of one token, only one matches.
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?1 \
+             WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+               AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) \
+             RETURNING session_id",
+        )
+        .bind(now_ms)
+        .bind(refresh_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match used {
+            Some(row) => {
+                let session_id: String = row.try_get("session_id")?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+                )
+                .bind(next_hash)
+                .bind(&session_id)
+                .bind(next_expires_ms)
+                .execute(&mut *tx)
+                .await?;
+                let user_id: i64 = sqlx::query("SELECT user_id FROM sessions WHERE id = ?")
+                    .bind(&session_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                RefreshOutcome::Rotated { session_id, user_id }
+            }
+            None => {
+                let known =
+                    sqlx::query("SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?")
+                        .bind(refresh_hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match known {
+                    Some(row) if row.try_get::<Option<i64>, _>("used_at")?.is_some() => {
+                        let session_id: String = row.try_get("session_id")?;
+                        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                            .bind(now_ms)
+                            .bind(&session_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        RefreshOutcome::Reused
+                    }
+                    _ => RefreshOutcome::Invalid,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn revoke_session(&self, session_id: &str, now_ms: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_of_refresh(&self, refresh_hash: &[u8]) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT session_id FROM refresh_tokens JOIN sessions ON sessions.id = refresh_tokens.session_id \
+             WHERE token_hash = ? AND sessions.revoked_at IS NULL",
+        )
+        .bind(refresh_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn create_password_reset(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn use_password_reset(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "UPDATE password_resets SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+             RETURNING user_id",
+        )
+        .bind(now_ms)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server> {
+        let row = sqlx::query(
+            "INSERT INTO servers (owner_id, name, kind, template, runtime, runtime_version, enable_code_server, \
+             lifecycle, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?) RETURNING *",
+        )
+        .bind(server.owner_id)
+        .bind(&server.name)
+        .bind(server.kind.as_str())
+        .bind(&server.template)
+        .bind(&server.runtime)
+        .bind(&server.runtime_version)
+        .bind(server.enable_code_server)
+        .bind(&server.driver)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        server_from(&row)
+    }
+
+    async fn set_agent(&self, server_id: i64, url: &Secret, secret: &Secret) -> StoreResult<()> {
+        sqlx::query("UPDATE servers SET agent_url = ?, agent_secret = ? WHERE id = ?")
+            .bind(url.expose())
+            .bind(secret.expose())
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_lifecycle(&self, server_id: i64, lifecycle: Lifecycle) -> StoreResult<()> {
+        sqlx::query("UPDATE servers SET lifecycle = ? WHERE id = ?")
+            .bind(lifecycle_name(lifecycle))
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn server(&self, server_id: i64) -> StoreResult<Option<Server>> {
+        let row = sqlx::query("SELECT * FROM servers WHERE id = ?")
+            .bind(server_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(server_from).transpose()
+    }
+
+    async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>> {
+        let rows = match owner_id {
+            Some(owner) => {
+                sqlx::query("SELECT * FROM servers WHERE owner_id = ? ORDER BY id")
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM servers ORDER BY id").fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(server_from).collect()
+    }
+
+    async fn delete_server(&self, server_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM servers WHERE id = ?").bind(server_id).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("zlh.db").display().to_string()).await.expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn users_are_unique_by_email_in_any_case() {
+        let (_dir, store) = store().await;
+        let user = store.create_user("Ada@Example.com", "hash", Role::User, 1).await.expect("create");
+        assert!(matches!(
+            store.create_user("ada@example.COM", "h", Role::User, 2).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(store.user_by_email("ADA@example.com").await.expect("get"), Some(user));
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session() {
+        let (_dir, store) = store().await;
+        let user = store.create_user("a@b.c", "h", Role::User, 1).await.expect("user");
+        store.create_session("s1", user.id, b"t1", 1_000, 10).await.expect("session");
+        let first = store.rotate_refresh(b"t1", b"t2", 1_000, 20).await.expect("rotate");
+        assert_eq!(first, RefreshOutcome::Rotated { session_id: "s1".into(), user_id: user.id });
+        assert_eq!(
+            store.rotate_refresh(b"t1", b"t3", 1_000, 30).await.expect("reuse"),
+            RefreshOutcome::Reused
+        );
+        assert_eq!(store.session_user("s1").await.expect("session"), None, "reuse ends the session");
+        assert_eq!(store.rotate_refresh(b"t2", b"t4", 1_000, 40).await.expect("t2"), RefreshOutcome::Invalid);
+        assert_eq!(
+            store.rotate_refresh(b"nope", b"t5", 1_000, 40).await.expect("unknown"),
+            RefreshOutcome::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_refresh_and_reset_tokens_are_refused() {
+        let (_dir, store) = store().await;
+        let user = store.create_user("a@b.c", "h", Role::User, 1).await.expect("user");
+        store.create_session("s1", user.id, b"t1", 100, 10).await.expect("session");
+        assert_eq!(
+            store.rotate_refresh(b"t1", b"t2", 1_000, 100).await.expect("rotate"),
+            RefreshOutcome::Invalid
+        );
+        store.create_password_reset(b"r1", user.id, 100).await.expect("reset");
+        assert_eq!(store.use_password_reset(b"r1", 100).await.expect("use"), None);
+        store.create_password_reset(b"r2", user.id, 100).await.expect("reset");
+        assert_eq!(store.use_password_reset(b"r2", 50).await.expect("use"), Some(user.id));
+        assert_eq!(store.use_password_reset(b"r2", 60).await.expect("again"), None, "single use");
+    }
+
+    #[tokio::test]
+    async fn servers_start_at_101_and_keep_their_secrets() {
+        let (_dir, store) = store().await;
+        let user = store.create_user("a@b.c", "h", Role::User, 1).await.expect("user");
+        let new = NewServer {
+            owner_id: user.id,
+            name: "world".into(),
+            kind: ServerKind::Game,
+            template: Some("sample".into()),
+            runtime: None,
+            runtime_version: None,
+            enable_code_server: false,
+            driver: "local".into(),
+        };
+        let server = store.insert_server(new, 5).await.expect("insert");
+        assert_eq!(server.id, 101);
+        store
+            .set_agent(101, &Secret::new("http://127.0.0.1:9"), &Secret::new("s3cret"))
+            .await
+            .expect("agent");
+        let server = store.server(101).await.expect("get").expect("exists");
+        assert_eq!(server.agent_secret.expose(), "s3cret");
+        assert!(!format!("{server:?}").contains("s3cret") && !format!("{server:?}").contains("127.0.0.1"));
+        assert_eq!(store.servers(Some(user.id + 1)).await.expect("none"), vec![]);
+    }
+}

@@ -1,0 +1,285 @@
+//! The `local` driver: a server is a directory under `<data>/servers/<id>/`, its agent a child
+//! process of the control plane on a loopback port with a secret of its own.
+//!
+//! ```text
+//! servers/<id>/agent.toml   the agent's configuration (0600: it holds the secret)
+//! servers/<id>/agent.pid    the agent's pid, to find it again after a control-plane restart
+//! servers/<id>/agent.log    the agent's JSON log
+//! servers/<id>/root/        the agent's root: the game in opt/zlh/server, state in var/lib/zlh
+//! ```
+//!
+//! Agents run in their own process group, so stopping or killing the control plane (even with
+//! Ctrl-C in a terminal) never stops a server; the next control plane adopts them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use zlh_proto::Secret;
+
+use super::{AgentEndpoint, Driver, DriverError, Teardown};
+use crate::registry::{Agent, RemoteAgent};
+
+/// How long a new or revived agent may take to answer.
+const AGENT_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a deleted server's agent may take to stop its game gracefully.
+const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Servers as directories, agents as child processes.
+#[derive(Debug)]
+pub struct LocalDriver {
+    servers_dir: PathBuf,
+    zlh_exe: PathBuf,
+    agent_defaults: toml::Table,
+    http: reqwest::Client,
+}
+
+impl LocalDriver {
+    /// A driver keeping servers under `servers_dir` and starting `zlh_exe agent`.
+    pub fn new(servers_dir: PathBuf, zlh_exe: PathBuf, agent_defaults: toml::Table) -> LocalDriver {
+        LocalDriver { servers_dir, zlh_exe, agent_defaults, http: RemoteAgent::client() }
+    }
+
+    fn dir(&self, server_id: i64) -> PathBuf {
+        self.servers_dir.join(server_id.to_string())
+    }
+
+    fn config_path(&self, server_id: i64) -> PathBuf {
+        self.dir(server_id).join("agent.toml")
+    }
+
+    fn endpoint(&self, server_id: i64) -> Result<AgentEndpoint, DriverError> {
+        let text = std::fs::read_to_string(self.config_path(server_id))
+            .map_err(|_| DriverError("the server's files are missing".into()))?;
+        let config: toml::Table = toml::from_str(&text)
+            .map_err(|_| DriverError("the server's agent configuration is damaged".into()))?;
+        let field = |key: &str| config.get(key).and_then(toml::Value::as_str).map(str::to_owned);
+        match (field("listen"), field("secret")) {
+            (Some(listen), Some(secret)) => Ok(AgentEndpoint {
+                url: Secret::new(format!("http://{listen}")),
+                secret: Secret::new(secret),
+            }),
+            _ => Err(DriverError("the server's agent configuration is damaged".into())),
+        }
+    }
+
+    /// The pid of this server's agent, if that process is alive and is this server's agent.
+    fn running_agent(&self, server_id: i64) -> Option<u32> {
+        let pid: u32 =
+            std::fs::read_to_string(self.dir(server_id).join("agent.pid")).ok()?.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+        let config = self.config_path(server_id);
+        (!zombie && String::from_utf8_lossy(&cmdline).contains(&*config.to_string_lossy())).then_some(pid)
+    }
+
+    fn spawn_agent(&self, server_id: i64) -> Result<(), DriverError> {
+        use std::os::unix::process::CommandExt;
+        let dir = self.dir(server_id);
+        let failed = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| {
+                tracing::error!(server_id, error = %e, "{what}");
+                DriverError("the server's agent could not be started".into())
+            }
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.log"))
+            .map_err(failed("cannot open the agent log"))?;
+        let mut command = std::process::Command::new(&self.zlh_exe);
+        command
+            .arg("agent")
+            .arg("--config")
+            .arg(self.config_path(server_id))
+            // Agents inherit nothing of the control plane's environment (which may hold its
+            // token secret), only what a process needs.
+            .env_clear()
+            .envs(
+                ["PATH", "HOME", "LANG", "ZLH_LOG"]
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(failed("cannot open the agent log"))?)
+            .stderr(log)
+            .process_group(0);
+        let child =
+            tokio::process::Command::from(command).spawn().map_err(failed("cannot start the agent"))?;
+        let pid = child.id().unwrap_or(0);
+        std::fs::write(dir.join("agent.pid"), pid.to_string())
+            .map_err(failed("cannot record the agent pid"))?;
+        tracing::info!(server_id, agent_pid = pid, "agent started");
+        // Reap it when it exits; its exit is noticed by the poller, not here.
+        tokio::spawn(async move {
+            let mut child = child;
+            let _ = child.wait().await;
+        });
+        Ok(())
+    }
+
+    /// Waits until the agent answers `/health`, or explains why it did not.
+    async fn wait_until_answering(
+        &self,
+        server_id: i64,
+        endpoint: &AgentEndpoint,
+    ) -> Result<(), DriverError> {
+        let agent = RemoteAgent::new(
+            endpoint.url.clone(),
+            endpoint.secret.clone(),
+            self.http.clone(),
+            Duration::from_secs(2),
+        );
+        let agent: &dyn Agent = &agent;
+        let deadline = Instant::now() + AGENT_START_TIMEOUT;
+        loop {
+            if agent.health().await.is_ok() {
+                return Ok(());
+            }
+            if self.running_agent(server_id).is_none() {
+                return Err(DriverError(format!(
+                    "the server's agent exited at start: {}",
+                    self.last_error(server_id, endpoint)
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(DriverError("the server's agent did not answer in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The agent's last error line (`zlh: ...`), with its address and secret removed.
+    fn last_error(&self, server_id: i64, endpoint: &AgentEndpoint) -> String {
+        let log = std::fs::read_to_string(self.dir(server_id).join("agent.log")).unwrap_or_default();
+        let line = log.lines().rev().find_map(|l| l.strip_prefix("zlh: ")).unwrap_or("no reason given");
+        let address = endpoint.url.expose().trim_start_matches("http://");
+        line.replace(endpoint.secret.expose(), "[redacted]")
+            .replace(address, "[agent]")
+            .replace(&*self.dir(server_id).to_string_lossy(), "[server]")
+    }
+}
+
+fn free_loopback_port() -> Result<u16, DriverError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|_| DriverError("no free port for the agent".into()))?;
+    listener.local_addr().map(|a| a.port()).map_err(|_| DriverError("no free port for the agent".into()))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// Processes whose command line or working directory lies under `dir` (holders and games an
+/// agent left behind).
+fn processes_under(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.starts_with(dir)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Driver for LocalDriver {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn create(&self, server_id: i64, game: &toml::Table) -> Result<AgentEndpoint, DriverError> {
+        let dir = self.dir(server_id);
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).map_err(|e| {
+            tracing::error!(server_id, error = %e, "cannot create the server directory");
+            DriverError("the server's directory could not be created".into())
+        })?;
+        let port = free_loopback_port()?;
+        let secret = crate::auth::random_token(24);
+        let mut config = self.agent_defaults.clone();
+        config.insert("listen".into(), format!("127.0.0.1:{port}").into());
+        config.insert("secret".into(), secret.clone().into());
+        config.insert("root".into(), root.to_string_lossy().into_owned().into());
+        let mut game = game.clone();
+        game.insert("autostart".into(), true.into());
+        config.insert("game".into(), game.into());
+        let text = toml::to_string(&config)
+            .map_err(|_| DriverError("the agent configuration could not be written".into()))?;
+        write_private(&self.config_path(server_id), &text).map_err(|e| {
+            tracing::error!(server_id, error = %e, "cannot write the agent configuration");
+            DriverError("the agent configuration could not be written".into())
+        })?;
+        self.spawn_agent(server_id)?;
+        let endpoint = AgentEndpoint {
+            url: Secret::new(format!("http://127.0.0.1:{port}")),
+            secret: Secret::new(secret),
+        };
+        self.wait_until_answering(server_id, &endpoint).await?;
+        Ok(endpoint)
+    }
+
+    async fn revive(&self, server_id: i64) -> Result<bool, DriverError> {
+        let endpoint = self.endpoint(server_id)?;
+        if let Some(pid) = self.running_agent(server_id) {
+            let agent = RemoteAgent::new(
+                endpoint.url.clone(),
+                endpoint.secret.clone(),
+                self.http.clone(),
+                Duration::from_secs(2),
+            );
+            if (&agent as &dyn Agent).health().await.is_ok() {
+                return Ok(false);
+            }
+            // Alive but not answering: a hung agent. Its game lives in a holder and survives.
+            tracing::warn!(server_id, agent_pid = pid, "agent alive but not answering; restarting it");
+            signal(pid, rustix::process::Signal::KILL);
+        }
+        self.spawn_agent(server_id)?;
+        self.wait_until_answering(server_id, &endpoint).await?;
+        Ok(true)
+    }
+
+    async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError> {
+        let dir = self.dir(server_id);
+        if let Some(pid) = self.running_agent(server_id).filter(|_| teardown == Teardown::Graceful) {
+            // SIGTERM: the agent stops the game gracefully, then exits.
+            signal(pid, rustix::process::Signal::TERM);
+            let deadline = Instant::now() + AGENT_STOP_TIMEOUT;
+            while self.running_agent(server_id).is_some() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if self.running_agent(server_id).is_some() {
+                tracing::warn!(server_id, "agent did not stop in time; killing it");
+                signal(pid, rustix::process::Signal::KILL);
+            }
+        }
+        for pid in processes_under(&dir) {
+            signal(pid, rustix::process::Signal::KILL);
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => {
+                tracing::error!(server_id, error = %e, "cannot remove the server directory");
+                Err(DriverError("the server's files could not be removed".into()))
+            }
+        }
+    }
+}

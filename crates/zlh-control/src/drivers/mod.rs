@@ -1,0 +1,58 @@
+//! Provisioning drivers: where servers live and how their agents are started.
+//!
+//! `local` (the embedded default) makes each server a directory under the data directory and
+//! runs its agent as a child process on a loopback port. Real container engines (LXC/Proxmox,
+//! Kubernetes) implement the same trait.
+//!
+//! Architecture Invariant: nothing outside a driver knows how it works. The rest of the
+//! control plane sees only [`AgentEndpoint`]s and server ids.
+
+pub mod local;
+
+use async_trait::async_trait;
+use zlh_proto::Secret;
+
+/// Where a server's agent answers, and its secret. Backend-only.
+#[derive(Clone)]
+pub struct AgentEndpoint {
+    /// Base URL of the agent's API.
+    pub url: Secret,
+    /// The agent's bearer secret.
+    pub secret: Secret,
+}
+
+impl std::fmt::Debug for AgentEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentEndpoint { url: [redacted], secret: [redacted] }")
+    }
+}
+
+/// Why a driver failed; the message is safe to show (no paths, addresses or secrets).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct DriverError(pub String);
+
+/// How a server is taken down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Teardown {
+    /// Stop the game gracefully (its stop command, then signals), then remove.
+    Graceful,
+    /// Kill everything at once, then remove.
+    Immediate,
+}
+
+/// Creates, revives and destroys the place a server runs in.
+#[async_trait]
+pub trait Driver: Send + Sync + std::fmt::Debug {
+    /// The name stored with each server.
+    fn name(&self) -> &'static str;
+    /// Creates the server's place and starts its agent with this `[game]` section; returns
+    /// once the agent answers.
+    async fn create(&self, server_id: i64, game: &toml::Table) -> Result<AgentEndpoint, DriverError>;
+    /// Makes sure the server's agent runs (after a control-plane restart, or when the poller
+    /// cannot reach it). Returns whether it had to start it.
+    async fn revive(&self, server_id: i64) -> Result<bool, DriverError>;
+    /// Removes everything the driver created for the server: after a graceful stop of the
+    /// game, or at once (`Teardown::Immediate`, for servers that never became ready).
+    async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError>;
+}

@@ -1,0 +1,199 @@
+//! `zlh serve`: the control plane. Accounts, servers on a provisioning driver, the agent
+//! registry and heartbeat poller, power and console proxying, metrics and the API document.
+//!
+//! Architecture Invariant: this crate never depends on `zlh-agent`; it speaks to agents only
+//! through `zlh_proto` over HTTP and WebSocket (see [`registry`]).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod drivers;
+pub mod metrics;
+pub mod poller;
+pub mod provision;
+pub mod registry;
+pub mod templates;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use zlh_proto::Secret;
+use zlh_proto::api::Role;
+
+use crate::auth::mailer::{Mailer, OutboxMailer};
+use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::tokens::TokenSigner;
+use crate::cache::{MemoryCache, StatusCache};
+pub use crate::config::ControlConfig;
+use crate::db::{SqliteStore, Store};
+use crate::drivers::Driver;
+use crate::drivers::local::LocalDriver;
+use crate::metrics::Metrics;
+use crate::poller::Poller;
+use crate::registry::{Registry, RemoteAgent};
+use crate::templates::TemplateCatalog;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct ControlPlane {
+    /// Configuration.
+    pub config: ControlConfig,
+    /// Users, sessions, servers.
+    pub store: Arc<dyn Store>,
+    /// Agents by server id.
+    pub registry: Arc<Registry>,
+    /// Last known status of every server.
+    pub cache: Arc<dyn StatusCache>,
+    /// The heartbeat poller.
+    pub poller: Poller,
+    /// Where servers run.
+    pub driver: Arc<dyn Driver>,
+    /// Game templates.
+    pub templates: TemplateCatalog,
+    /// Signs access (and IDE) tokens.
+    pub signer: TokenSigner,
+    /// Failed sign-in limits.
+    pub limiter: LoginLimiter,
+    /// Sends password reset messages.
+    pub mailer: Arc<dyn Mailer>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Console tickets.
+    pub tickets: api::TicketBook,
+    /// Connection pool for agents.
+    pub agent_http: reqwest::Client,
+    /// Hash of a random password, for sign-ins with unknown emails.
+    pub decoy_hash: String,
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or a secret file is unusable.
+    #[error("{0}")]
+    Io(String),
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Store(#[from] db::StoreError),
+}
+
+/// Reads the token signing key from the data directory, creating it on first start.
+fn token_key(config: &ControlConfig) -> Result<Secret, StartError> {
+    if let Some(secret) = &config.auth.token_secret {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join("secrets").join("token.key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(Secret::new(key.trim())),
+        _ => {}
+    }
+    let io = |e: std::io::Error| StartError::Io(format!("cannot create {}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let key = auth::random_token(32);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+        file.write_all(key.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    Ok(Secret::new(key))
+}
+
+impl ControlPlane {
+    /// Opens the data directory and database, and adopts every server found there.
+    /// `zlh_exe` is the binary the local driver starts agents with.
+    pub async fn open(mut config: ControlConfig, zlh_exe: PathBuf) -> Result<Arc<ControlPlane>, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
+        // Agents outlive this process and may be adopted by one started elsewhere: every path
+        // handed to them is absolute.
+        config.data_dir = config
+            .data_dir
+            .canonicalize()
+            .map_err(|e| StartError::Io(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
+        let signer = TokenSigner::new(token_key(&config)?);
+        let registry = Arc::new(Registry::default());
+        let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
+        let metrics = Arc::new(Metrics::new());
+        let driver: Arc<dyn Driver> = Arc::new(LocalDriver::new(
+            config.data_dir.join("servers"),
+            zlh_exe.clone(),
+            config.local_driver.agent_defaults.clone(),
+        ));
+        let poller = Poller::new(
+            Arc::clone(&registry),
+            Arc::clone(&cache),
+            Arc::clone(&driver),
+            Arc::clone(&metrics),
+            config.poller.clone(),
+        );
+        let templates_dir =
+            config.local_driver.templates_dir.clone().unwrap_or_else(|| config.data_dir.join("templates"));
+        let control = Arc::new(ControlPlane {
+            templates: TemplateCatalog::load(Some(&templates_dir), &zlh_exe),
+            limiter: LoginLimiter::new(config.auth.failed_login_window),
+            mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
+            tickets: api::TicketBook::new(config.console.ticket_ttl),
+            agent_http: RemoteAgent::client(),
+            decoy_hash: auth::passwords::hash(&auth::random_token(16)).await,
+            config,
+            store,
+            registry,
+            cache,
+            poller,
+            driver,
+            signer,
+            metrics,
+        });
+        provision::adopt_all(&control).await?;
+        Ok(control)
+    }
+
+    /// Creates the first admin when there is no user yet. Returns the credentials it used
+    /// (generating a password when none is given), to be shown once.
+    pub async fn ensure_first_admin(
+        &self,
+        email: &str,
+        password: Option<String>,
+    ) -> Result<Option<(String, String)>, StartError> {
+        if self.store.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let password = password.unwrap_or_else(|| auth::random_token(15));
+        let hash = auth::passwords::hash(&password).await;
+        self.store
+            .create_user(&email.trim().to_lowercase(), &hash, Role::Admin, zlh_proto::time::now_ms())
+            .await?;
+        Ok(Some((email.to_owned(), password)))
+    }
+}
+
+/// Serves the API on an already-bound listener until `shutdown` resolves. Servers keep running
+/// after it returns: their agents are separate processes that the next start adopts.
+pub async fn run(
+    control: Arc<ControlPlane>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "control plane listening");
+    let app = api::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    control.poller.shutdown();
+    tracing::info!("control plane stopped");
+    Ok(())
+}
+
+/// How long `zlh serve` waits for in-flight requests at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

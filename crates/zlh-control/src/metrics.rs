@@ -1,0 +1,120 @@
+//! Prometheus metrics at `GET /metrics`: requests by route and status, poll latency, and
+//! agents by state.
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    /// The route template (`/api/servers/{id}`), never the raw path: ids would explode the
+    /// number of series.
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+/// The states reported by the `zlh_agents` gauge (each is set on every scrape, so a state
+/// that empties shows 0 instead of its last value).
+const STATES: &[&str] = &[
+    "stopped",
+    "installing",
+    "starting",
+    "running",
+    "stopping",
+    "crashed",
+    "error",
+    "unreachable",
+    "unknown",
+];
+
+/// Every metric the control plane exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    polls: Family<PollLabels, Histogram>,
+    agents: Family<StateLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("zlh");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        let polls = Family::<PollLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "agent_poll_seconds",
+            "Duration of one agent poll (health, ready, status)",
+            polls.clone(),
+        );
+        let agents = Family::<StateLabels, Gauge>::default();
+        registry.register("agents", "Servers by the state their agent last reported", agents.clone());
+        Metrics { registry, requests, polls, agents }
+    }
+
+    /// Records one poll.
+    pub fn observe_poll(&self, elapsed: Duration, succeeded: bool) {
+        let outcome = if succeeded { "ok" } else { "failed" };
+        self.polls.get_or_create(&PollLabels { outcome }).observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition, after refreshing the agents gauge from `counts`.
+    pub fn render(&self, counts: &std::collections::HashMap<String, u64>) -> String {
+        for state in STATES {
+            let count = counts.get(*state).copied().unwrap_or(0);
+            self.agents.get_or_create(&StateLabels { state: (*state).to_owned() }).set(count as i64);
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Middleware counting requests by method, route template and status.
+pub async fn track_requests(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    route: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    metrics.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+    response
+}

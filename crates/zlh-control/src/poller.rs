@@ -1,0 +1,140 @@
+//! The heartbeat poller: the control plane is the authority on every server's state.
+//!
+//! Each tracked server gets a task that polls its agent's `/health`, then `/ready` and
+//! `/status`, every `interval` (random phase, ±10 % jitter so 10,000 agents do not all fire
+//! at once), with a global cap on polls in flight. Results go to the [`StatusCache`]. After
+//! `revive_after_failures` failed polls in a row the driver is asked to revive the agent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
+
+use crate::cache::StatusCache;
+use crate::config::PollerConfig;
+use crate::drivers::Driver;
+use crate::metrics::Metrics;
+use crate::registry::{Agent, Registry};
+
+/// Tracks servers and keeps their cached status fresh. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Arc<Registry>,
+    cache: Arc<dyn StatusCache>,
+    driver: Arc<dyn Driver>,
+    metrics: Arc<Metrics>,
+    config: PollerConfig,
+    in_flight: Semaphore,
+    tasks: Mutex<HashMap<i64, AbortHandle>>,
+}
+
+impl Poller {
+    /// A poller with nothing tracked yet.
+    pub fn new(
+        registry: Arc<Registry>,
+        cache: Arc<dyn StatusCache>,
+        driver: Arc<dyn Driver>,
+        metrics: Arc<Metrics>,
+        config: PollerConfig,
+    ) -> Poller {
+        let in_flight = Semaphore::new(config.max_in_flight);
+        Poller {
+            inner: Arc::new(Inner {
+                registry,
+                cache,
+                driver,
+                metrics,
+                config,
+                in_flight,
+                tasks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Starts polling a server (no-op if already tracked).
+    pub fn track(&self, server_id: i64) {
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if tasks.contains_key(&server_id) {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::spawn(async move { inner.poll_forever(server_id).await });
+        tasks.insert(server_id, task.abort_handle());
+    }
+
+    /// Stops polling a server and forgets its status.
+    pub async fn untrack(&self, server_id: i64) {
+        if let Some(task) = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(&server_id) {
+            task.abort();
+        }
+        self.inner.cache.remove(server_id).await;
+    }
+
+    /// Polls one server now (after a power action, so the next read is fresh).
+    pub async fn poll_now(&self, server_id: i64) {
+        self.inner.poll_once(server_id).await;
+    }
+
+    /// Stops every task.
+    pub fn shutdown(&self) {
+        for (_, task) in self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Inner {
+    fn jittered(&self, fraction: f64) -> Duration {
+        self.config.interval.mul_f64(fraction)
+    }
+
+    async fn poll_forever(self: Arc<Self>, server_id: i64) {
+        tokio::time::sleep(self.jittered(fastrand::f64())).await;
+        loop {
+            self.poll_once(server_id).await;
+            tokio::time::sleep(self.jittered(0.9 + 0.2 * fastrand::f64())).await;
+        }
+    }
+
+    async fn poll_once(&self, server_id: i64) {
+        let Some(agent) = self.registry.get(server_id) else { return };
+        let Ok(_permit) = self.in_flight.acquire().await else { return };
+        let started = Instant::now();
+        let answer = poll_agent(agent.as_ref()).await;
+        self.metrics.observe_poll(started.elapsed(), answer.is_ok());
+        match answer {
+            Ok((readiness, snapshot)) => {
+                let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+                self.cache.record_success(server_id, readiness, snapshot, at).await;
+            }
+            Err(error) => {
+                let failures = self.cache.record_failure(server_id, &error).await;
+                tracing::debug!(server_id, failures, error = %error, "poll failed");
+                if failures == self.config.revive_after_failures {
+                    tracing::warn!(server_id, failures, "agent unreachable; asking the driver to revive it");
+                    let driver = Arc::clone(&self.driver);
+                    tokio::spawn(async move {
+                        if let Err(e) = driver.revive(server_id).await {
+                            tracing::error!(server_id, error = %e, "reviving the agent failed");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn poll_agent(
+    agent: &dyn Agent,
+) -> Result<(zlh_proto::agent::Readiness, zlh_proto::agent::StatusSnapshot), crate::registry::AgentError> {
+    agent.health().await?;
+    let (readiness, snapshot) = tokio::join!(agent.ready(), agent.status());
+    Ok((readiness?, snapshot?))
+}

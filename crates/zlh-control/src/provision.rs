@@ -1,0 +1,215 @@
+//! Creating, deleting and adopting servers: the flows that span the store, the driver, the
+//! registry and the poller, each of which leaves no half-made server behind.
+//!
+//! Creation answers only after the agent reports **semantic** readiness; on failure or timeout
+//! everything made so far is removed and the error says why. The work runs in its own task, so
+//! a client that disconnects does not cut it in half.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+use zlh_proto::agent::GameState;
+use zlh_proto::api::{CreateServer, Lifecycle};
+use zlh_proto::time::now_ms;
+
+use crate::ControlPlane;
+use crate::db::{NewServer, Server, User};
+use crate::drivers::Teardown;
+use crate::registry::{Agent, RemoteAgent};
+
+fn internal(what: &str) -> impl Fn(crate::db::StoreError) -> ApiError + '_ {
+    move |e| {
+        tracing::error!(error = %e, "{what}");
+        ApiError::internal()
+    }
+}
+
+/// Creates a server and waits until its agent is ready.
+pub(crate) async fn create(
+    control: &Arc<ControlPlane>,
+    owner: &User,
+    request: &CreateServer,
+) -> Result<Server, ApiError> {
+    let game = control.templates.game_for(request)?;
+    let new = NewServer {
+        owner_id: owner.id,
+        name: request.name.trim().to_owned(),
+        kind: request.kind,
+        template: request.template.clone(),
+        runtime: request.runtime.clone(),
+        runtime_version: request.version.clone(),
+        enable_code_server: request.enable_code_server,
+        driver: control.driver.name().to_owned(),
+    };
+    let server =
+        control.store.insert_server(new, now_ms()).await.map_err(internal("cannot record a new server"))?;
+    let id = server.id;
+    tracing::info!(server_id = id, owner_id = owner.id, kind = server.kind.as_str(), "provisioning");
+    let task = tokio::spawn({
+        let control = Arc::clone(control);
+        async move {
+            let outcome = provision(&control, id, &game).await;
+            if let Err(error) = &outcome {
+                tracing::warn!(server_id = id, %error, "provisioning failed; cleaning up");
+                remove(&control, id).await;
+            }
+            outcome
+        }
+    });
+    task.await.map_err(|_| ApiError::internal())??;
+    control
+        .store
+        .server(id)
+        .await
+        .map_err(internal("cannot read a new server"))?
+        .ok_or_else(ApiError::internal)
+}
+
+async fn provision(control: &ControlPlane, id: i64, game: &toml::Table) -> Result<(), ApiError> {
+    let endpoint = control.driver.create(id, game).await.map_err(|e| {
+        ApiError::new(ErrorCode::ProvisioningFailed, format!("the server could not be created: {e}"))
+    })?;
+    control
+        .store
+        .set_agent(id, &endpoint.url, &endpoint.secret)
+        .await
+        .map_err(internal("cannot record an agent"))?;
+    let agent: Arc<dyn Agent> = Arc::new(control.remote_agent(&endpoint.url, &endpoint.secret));
+    control.registry.insert(id, Arc::clone(&agent));
+    wait_until_ready(agent.as_ref(), control.config.provisioning.timeout).await?;
+    control
+        .store
+        .set_lifecycle(id, Lifecycle::Ready)
+        .await
+        .map_err(internal("cannot mark a server ready"))?;
+    control.poller.track(id);
+    control.poller.poll_now(id).await;
+    tracing::info!(server_id = id, "server ready");
+    Ok(())
+}
+
+/// Waits for semantic readiness; fails at once if the agent gave up (`error`).
+async fn wait_until_ready(agent: &dyn Agent, timeout: Duration) -> Result<(), ApiError> {
+    let deadline = Instant::now() + timeout;
+    let mut last_reason = "its agent did not answer".to_owned();
+    loop {
+        if let Ok(readiness) = agent.ready().await {
+            if readiness.ready {
+                return Ok(());
+            }
+            last_reason = readiness.reason;
+        }
+        if let Ok(status) = agent.status().await
+            && status.state == GameState::Error
+        {
+            let why = status
+                .last_error
+                .or_else(|| status.last_crash.map(|c| format!("{} ({:?})", c.reason, c.classification)))
+                .unwrap_or(last_reason);
+            return Err(ApiError::new(
+                ErrorCode::ProvisioningFailed,
+                format!("the server failed to start: {why}"),
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::new(
+                ErrorCode::ProvisioningTimeout,
+                format!(
+                    "the server did not become ready within {}: {last_reason}",
+                    humantime::format_duration(timeout)
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Removes every trace of a server: polling, registry, driver resources, row.
+async fn remove(control: &ControlPlane, id: i64) {
+    control.poller.untrack(id).await;
+    control.registry.remove(id);
+    if let Err(e) = control.driver.destroy(id, Teardown::Immediate).await {
+        tracing::error!(server_id = id, error = %e, "driver could not destroy the server");
+    }
+    if let Err(e) = control.store.delete_server(id).await {
+        tracing::error!(server_id = id, error = %e, "cannot delete the server row");
+    }
+}
+
+/// Stops a server gracefully and removes it.
+pub(crate) async fn delete(control: &Arc<ControlPlane>, id: i64) -> Result<(), ApiError> {
+    control
+        .store
+        .set_lifecycle(id, Lifecycle::Deleting)
+        .await
+        .map_err(internal("cannot mark a server deleting"))?;
+    tracing::info!(server_id = id, "deleting");
+    let task = tokio::spawn(finish_delete(Arc::clone(control), id));
+    match task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorCode::Internal,
+            format!("the server could not be removed completely: {e}"),
+        )),
+        Err(_) => Err(ApiError::internal()),
+    }
+}
+
+/// The second half of a delete: also run at start-up for deletes a previous control plane
+/// did not finish.
+async fn finish_delete(control: Arc<ControlPlane>, id: i64) -> Result<(), crate::drivers::DriverError> {
+    control.poller.untrack(id).await;
+    control.registry.remove(id);
+    let outcome = match control.driver.destroy(id, Teardown::Graceful).await {
+        Ok(()) => {
+            control.store.delete_server(id).await.map_err(|e| crate::drivers::DriverError(e.to_string()))
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &outcome {
+        tracing::error!(server_id = id, error = %e, "deleting failed; it is retried at the next start");
+    }
+    outcome
+}
+
+/// At start-up: adopts every ready server (reviving agents that are gone), and finishes what a
+/// previous control plane left half done (provisioning is undone, deleting is completed).
+pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), crate::db::StoreError> {
+    for server in control.store.servers(None).await? {
+        let id = server.id;
+        match server.lifecycle {
+            Lifecycle::Ready => {
+                control
+                    .registry
+                    .insert(id, Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret)));
+                control.poller.track(id);
+                let control = Arc::clone(control);
+                tokio::spawn(async move {
+                    match control.driver.revive(id).await {
+                        Ok(true) => tracing::info!(server_id = id, "agent was not running; started it"),
+                        Ok(false) => tracing::info!(server_id = id, "adopted the running agent"),
+                        Err(e) => tracing::error!(server_id = id, error = %e, "cannot adopt the agent"),
+                    }
+                });
+            }
+            Lifecycle::Provisioning => {
+                tracing::warn!(server_id = id, "undoing a creation the last control plane did not finish");
+                remove(control, id).await;
+            }
+            Lifecycle::Deleting => {
+                tracing::warn!(server_id = id, "finishing a delete the last control plane did not finish");
+                tokio::spawn(finish_delete(Arc::clone(control), id));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ControlPlane {
+    /// A client for an agent, sharing the control plane's connection pool.
+    pub(crate) fn remote_agent(&self, url: &zlh_proto::Secret, secret: &zlh_proto::Secret) -> RemoteAgent {
+        RemoteAgent::new(url.clone(), secret.clone(), self.agent_http.clone(), self.config.poller.timeout)
+    }
+}

@@ -1,0 +1,173 @@
+//! An agent reached over HTTP (JSON routes) and WebSocket (console), with its bearer secret.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use zlh_proto::{ErrorBody, ErrorCode, Secret};
+
+use super::{Agent, AgentError, ConsoleFrame, ConsoleSink, ConsoleStream, Method};
+
+/// An agent at a URL. `Debug` shows neither the URL nor the secret.
+#[derive(Clone)]
+pub struct RemoteAgent {
+    base_url: Secret,
+    secret: Secret,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RemoteAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteAgent { url: [redacted], secret: [redacted] }")
+    }
+}
+
+impl RemoteAgent {
+    /// An agent at `base_url` (`http://host:port`), sharing `http`'s connection pool.
+    pub fn new(base_url: Secret, secret: Secret, http: reqwest::Client, timeout: Duration) -> RemoteAgent {
+        RemoteAgent { base_url, secret, http, timeout }
+    }
+
+    /// The HTTP client every remote agent shares: small idle pools, no proxies.
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(2)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .no_proxy()
+            .build()
+            .expect("a client without TLS always builds")
+    }
+}
+
+fn classify(error: &reqwest::Error) -> AgentError {
+    if error.is_timeout() { AgentError::Timeout } else { AgentError::Unreachable }
+}
+
+/// Maps an agent's error answer.
+fn upstream(status: u16, text: &str) -> AgentError {
+    let body: Option<ErrorBody> = serde_json::from_str(text).ok();
+    match (status, body) {
+        (401, _) => AgentError::AuthFailed,
+        (404, Some(body)) if body.error.code == ErrorCode::NotFound => AgentError::Unsupported,
+        (404, None) | (405, _) | (501, _) => AgentError::Unsupported,
+        (status, Some(body)) => AgentError::Upstream { status, body },
+        (status, None) => AgentError::Upstream {
+            status,
+            body: ErrorBody::new(ErrorCode::AgentError, "the server's agent failed without saying why"),
+        },
+    }
+}
+
+#[async_trait]
+impl Agent for RemoteAgent {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, AgentError> {
+        let url = format!("{}{path}", self.base_url.expose());
+        let mut request = match method {
+            Method::Get => self.http.get(url),
+            Method::Post => self.http.post(url),
+            Method::Delete => self.http.delete(url),
+        }
+        .bearer_auth(self.secret.expose())
+        .timeout(self.timeout);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| classify(&e))?;
+        if !(200..300).contains(&status) {
+            return Err(upstream(status, &text));
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|_| AgentError::Protocol)
+    }
+
+    async fn console(&self, since: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError> {
+        let mut url = format!("{}/console", self.base_url.expose().replacen("http", "ws", 1));
+        if let Some(since) = since {
+            url.push_str(&format!("?since={since}"));
+        }
+        let mut request = url.into_client_request().map_err(|_| AgentError::Protocol)?;
+        let authorization =
+            format!("Bearer {}", self.secret.expose()).parse().map_err(|_| AgentError::Protocol)?;
+        request.headers_mut().insert("Authorization", authorization);
+        let connect = tokio_tungstenite::connect_async(request);
+        let (socket, _) = match tokio::time::timeout(self.timeout, connect).await {
+            Err(_) => return Err(AgentError::Timeout),
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let text =
+                    response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+                return Err(upstream(response.status().as_u16(), &text));
+            }
+            Ok(Err(_)) => return Err(AgentError::Unreachable),
+            Ok(Ok(connected)) => connected,
+        };
+        let (sink, stream) = socket.split();
+        let sink = sink.sink_map_err(|_| AgentError::Unreachable).with(|frame: ConsoleFrame| async move {
+            Ok::<_, AgentError>(match frame {
+                ConsoleFrame::Binary(bytes) => Message::Binary(bytes.into()),
+                ConsoleFrame::Text(text) => Message::Text(text.into()),
+            })
+        });
+        let stream = stream.filter_map(|message| async move {
+            match message {
+                Ok(Message::Binary(bytes)) => Some(Ok(ConsoleFrame::Binary(bytes.to_vec()))),
+                Ok(Message::Text(text)) => Some(Ok(ConsoleFrame::Text(text.to_string()))),
+                Ok(_) => None,
+                Err(_) => Some(Err(AgentError::Unreachable)),
+            }
+        });
+        Ok((Box::pin(sink), Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_neither_url_nor_secret() {
+        let agent = RemoteAgent::new(
+            Secret::new("http://10.0.0.7:7420"),
+            Secret::new("agent-secret-value"),
+            RemoteAgent::client(),
+            Duration::from_secs(1),
+        );
+        let debug = format!("{agent:?}");
+        assert!(!debug.contains("10.0.0.7") && !debug.contains("agent-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn agent_answers_map_to_typed_errors() {
+        let not_found = r#"{"error":{"code":"not_found","message":"no such route"}}"#;
+        let conflict = r#"{"error":{"code":"already_running","message":"the server is already running","state":"running"}}"#;
+        assert_eq!(upstream(401, ""), AgentError::AuthFailed);
+        assert_eq!(upstream(404, not_found), AgentError::Unsupported);
+        assert_eq!(upstream(405, ""), AgentError::Unsupported);
+        assert!(
+            matches!(upstream(409, conflict), AgentError::Upstream { status: 409, body } if body.error.code == ErrorCode::AlreadyRunning)
+        );
+        assert!(matches!(upstream(500, "oops"), AgentError::Upstream { status: 500, .. }));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("addr");
+        drop(listener);
+        let agent = RemoteAgent::new(
+            Secret::new(format!("http://{address}")),
+            Secret::new("s"),
+            RemoteAgent::client(),
+            Duration::from_secs(2),
+        );
+        let agent: &dyn Agent = &agent;
+        assert_eq!(agent.health().await, Err(AgentError::Unreachable));
+        assert_eq!(agent.console(None).await.err(), Some(AgentError::Unreachable));
+    }
+}

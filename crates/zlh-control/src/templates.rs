@@ -1,0 +1,213 @@
+//! The template catalog: what a game server runs, as the `[game]` section of its agent's
+//! configuration.
+//!
+//! Built-in templates are embedded (`templates/*.toml` in this crate); an operator adds or
+//! overrides templates with `*.toml` files in the templates directory. `{zlh}` in an argument
+//! stands for the `zlh` executable. `custom` takes its command from the request.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+use zlh_proto::api::{CreateServer, ServerKind, TemplateView};
+
+const BUILT_IN: &[(&str, &str)] = &[
+    ("minecraft-java", include_str!("../templates/minecraft-java.toml")),
+    ("sample", include_str!("../templates/sample.toml")),
+];
+const DEV_SHELL: &str = include_str!("../templates/dev-shell.toml");
+const CUSTOM: &str = "custom";
+
+/// The longest command a custom template may have, in arguments and bytes per argument.
+const MAX_ARGS: usize = 256;
+const MAX_ARG_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Template {
+    description: String,
+    game: toml::Table,
+}
+
+/// Every template, by name.
+#[derive(Debug, Clone)]
+pub struct TemplateCatalog {
+    templates: BTreeMap<String, Template>,
+    dev_shell: Template,
+    zlh_exe: String,
+}
+
+fn parse(name: &str, text: &str) -> Result<Template, String> {
+    let template: Template = toml::from_str(text).map_err(|e| format!("template {name}: {e}"))?;
+    let argv_ok = template
+        .game
+        .get("argv")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|argv| !argv.is_empty() && argv.iter().all(toml::Value::is_str));
+    if !argv_ok {
+        return Err(format!("template {name}: game.argv must be a non-empty list of strings"));
+    }
+    Ok(template)
+}
+
+impl TemplateCatalog {
+    /// The built-in templates plus those in `dir` (a broken file is logged and skipped).
+    pub fn load(dir: Option<&Path>, zlh_exe: &Path) -> TemplateCatalog {
+        let mut templates: BTreeMap<String, Template> = BUILT_IN
+            .iter()
+            .map(|(name, text)| {
+                ((*name).to_owned(), parse(name, text).expect("built-in templates are valid"))
+            })
+            .collect();
+        let files = dir.and_then(|dir| std::fs::read_dir(dir).ok()).into_iter().flatten().flatten();
+        for file in files {
+            let path = file.path();
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+            if path.extension().is_none_or(|e| e != "toml") || name == CUSTOM {
+                continue;
+            }
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| parse(&name, &text))
+            {
+                Ok(template) => {
+                    templates.insert(name, template);
+                }
+                Err(error) => tracing::error!(path = %path.display(), %error, "template skipped"),
+            }
+        }
+        TemplateCatalog {
+            templates,
+            dev_shell: parse("dev-shell", DEV_SHELL).expect("built-in templates are valid"),
+            zlh_exe: zlh_exe.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// The catalog as `GET /api/templates` shows it.
+    pub fn list(&self) -> Vec<TemplateView> {
+        let mut list: Vec<TemplateView> = self
+            .templates
+            .iter()
+            .map(|(name, t)| TemplateView { name: name.clone(), description: t.description.clone() })
+            .collect();
+        list.push(TemplateView {
+            name: CUSTOM.into(),
+            description: "Your own command (`command`, optional `ready_pattern`)".into(),
+        });
+        list
+    }
+
+    /// The agent's `[game]` section for a create request, or why the request is wrong.
+    pub fn game_for(&self, request: &CreateServer) -> Result<toml::Table, ApiError> {
+        let bad = |message: &str| Err(ApiError::new(ErrorCode::BadRequest, message));
+        if request.kind == ServerKind::Dev {
+            return Ok(self.expand(&self.dev_shell.game));
+        }
+        let Some(name) = request.template.as_deref() else {
+            return bad("a game server needs a template (see GET /api/templates)");
+        };
+        if name != CUSTOM {
+            if request.command.is_some() || request.ready_pattern.is_some() {
+                return bad("command and ready_pattern are only for the custom template");
+            }
+            let template = self.templates.get(name).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownTemplate,
+                    format!("there is no template named {name:?} (see GET /api/templates)"),
+                )
+            })?;
+            return Ok(self.expand(&template.game));
+        }
+        let command = request.command.as_deref().unwrap_or_default();
+        if command.is_empty() || command[0].trim().is_empty() {
+            return bad("the custom template needs a command: a program and its arguments");
+        }
+        if command.len() > MAX_ARGS
+            || command.iter().any(|arg| arg.len() > MAX_ARG_BYTES || arg.contains('\0'))
+        {
+            return bad("the command is too long or contains a NUL byte");
+        }
+        let mut game = toml::Table::new();
+        game.insert(
+            "argv".into(),
+            command.iter().map(|a| toml::Value::from(a.as_str())).collect::<Vec<_>>().into(),
+        );
+        // An arbitrary program knows SIGTERM, not a console command.
+        let mut stop = toml::Table::new();
+        stop.insert("signal".into(), "SIGTERM".into());
+        game.insert("stop".into(), stop.into());
+        game.insert("stop_timeout".into(), "10s".into());
+        if let Some(pattern) = &request.ready_pattern {
+            if let Err(e) = regex::Regex::new(pattern) {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("ready_pattern is not a valid regex: {e}"),
+                ));
+            }
+            game.insert("ready_pattern".into(), pattern.as_str().into());
+        }
+        Ok(game)
+    }
+
+    fn expand(&self, game: &toml::Table) -> toml::Table {
+        let mut game = game.clone();
+        if let Some(toml::Value::Array(argv)) = game.get_mut("argv") {
+            for arg in argv.iter_mut() {
+                if let Some(text) = arg.as_str() {
+                    *arg = text.replace("{zlh}", &self.zlh_exe).into();
+                }
+            }
+        }
+        game
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(template: Option<&str>, command: Option<&[&str]>) -> CreateServer {
+        CreateServer {
+            name: "x".into(),
+            kind: ServerKind::Game,
+            template: template.map(str::to_owned),
+            command: command.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            ready_pattern: None,
+            runtime: None,
+            version: None,
+            enable_code_server: false,
+        }
+    }
+
+    #[test]
+    fn built_ins_expand_and_operators_can_add() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("terraria.toml"),
+            "description = \"T\"\n[game]\nargv = [\"./TerrariaServer\"]\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("broken.toml"), "description = 1").expect("write");
+        let catalog = TemplateCatalog::load(Some(dir.path()), Path::new("/usr/bin/zlh"));
+        let names: Vec<String> = catalog.list().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["minecraft-java", "sample", "terraria", "custom"]);
+        let game = catalog.game_for(&request(Some("sample"), None)).expect("sample");
+        assert_eq!(game["argv"][0].as_str(), Some("/usr/bin/zlh"));
+    }
+
+    #[test]
+    fn bad_requests_say_why() {
+        let catalog = TemplateCatalog::load(None, Path::new("/usr/bin/zlh"));
+        let code = |r: CreateServer| catalog.game_for(&r).expect_err("refused").code;
+        assert_eq!(code(request(Some("quake"), None)), ErrorCode::UnknownTemplate);
+        assert_eq!(code(request(None, None)), ErrorCode::BadRequest);
+        assert_eq!(code(request(Some("custom"), None)), ErrorCode::BadRequest);
+        assert_eq!(code(request(Some("sample"), Some(&["sh"]))), ErrorCode::BadRequest);
+        let mut bad_pattern = request(Some("custom"), Some(&["sh"]));
+        bad_pattern.ready_pattern = Some("(".into());
+        assert_eq!(code(bad_pattern), ErrorCode::BadRequest);
+        assert!(catalog.game_for(&request(Some("custom"), Some(&["/bin/sh", "-c", "sleep 9"]))).is_ok());
+    }
+}

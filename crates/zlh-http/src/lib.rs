@@ -1,0 +1,148 @@
+//! HTTP pieces every ZeroLagHub server shares (the agent and the control plane): the one
+//! error type, answered as the JSON envelope of `zlh_proto::error`, a JSON body extractor whose
+//! every failure is such an error, and the fallbacks for unknown routes and methods.
+#![forbid(unsafe_code)]
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use zlh_proto::agent::GameState;
+use zlh_proto::{ErrorBody, ErrorCode, ErrorDetail};
+
+/// An error answered with its code's status and the JSON error envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// A short sentence for people.
+    pub message: String,
+    /// The server's state, for power conflicts.
+    pub state: Option<GameState>,
+    /// Overrides the code's status (an agent's 4xx passed through as is).
+    pub status: Option<u16>,
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into(), state: None, status: None }
+    }
+
+    /// Adds the server's state.
+    pub fn with_state(mut self, state: GameState) -> ApiError {
+        self.state = Some(state);
+        self
+    }
+
+    /// Another user's (or a missing) resource: the same answer either way.
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(ErrorCode::NotFound, format!("no such {what}"))
+    }
+
+    /// Something broke on our side; the details belong in the log, not here.
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            ErrorCode::Internal,
+            "something went wrong on our side; try again, and tell the operator if it persists",
+        )
+    }
+
+    /// An envelope received from elsewhere (an agent), passed on with its status.
+    pub fn passthrough(status: u16, body: ErrorBody) -> ApiError {
+        ApiError {
+            code: body.error.code,
+            message: body.error.message,
+            state: body.error.state,
+            status: Some(status),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status.unwrap_or(self.code.http_status()))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.http_status();
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, state: self.state } };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+/// Fallback for known routes with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
+}
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// An oversized body is read and discarded up to this size before the 413 goes out, so the
+/// connection closes cleanly and the client reads its answer instead of a reset.
+const DRAIN_LIMIT: usize = 4 << 20;
+
+/// A JSON body whose every failure is an [`ApiError`]: 415 without a JSON content type, 413
+/// past [`MAX_JSON_BODY`], 400 with the parser's message for malformed or mistyped JSON.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        use futures_util::StreamExt;
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let mut body = Vec::new();
+        let mut seen = 0usize;
+        let mut stream = request.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|_| ApiError::new(ErrorCode::BadRequest, "the request body could not be read"))?;
+            seen += chunk.len();
+            if seen <= MAX_JSON_BODY {
+                body.extend_from_slice(&chunk);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+        if seen > MAX_JSON_BODY {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {MAX_JSON_BODY} bytes"),
+            ));
+        }
+        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON for this route: {e}"))
+        })
+    }
+}

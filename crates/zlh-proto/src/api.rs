@@ -1,0 +1,283 @@
+//! The control plane's public API: what browsers, the portal and API clients send and receive.
+//!
+//! Responses are camelCase like the agent's. The create payload keeps the original platform's
+//! snake_case names (`enable_code_server`) and accepts the camelCase spelling too. Nothing here
+//! can carry an agent's address or secret: the browser names servers by id only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{CrashClassification, GameState, StatusSnapshot};
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A customer: sees and manages their own servers.
+    User,
+    /// The operator: sees every user and server.
+    Admin,
+}
+
+impl Role {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// `POST /api/auth/register` and `POST /api/auth/login`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Credentials {
+    /// Email address (case-insensitive).
+    pub email: String,
+    /// Password (at least 10 characters).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("email", &self.email).field("password", &"[redacted]").finish()
+    }
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// User id.
+    pub id: i64,
+    /// Email address.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// When the account was created (RFC 3339).
+    pub created_at: String,
+    /// Whether an admin suspended the account.
+    pub suspended: bool,
+}
+
+/// Tokens after sign-in, registration or refresh.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Short-lived bearer token for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Single-use token for `POST /api/auth/refresh`; each use returns a new one.
+    pub refresh_token: String,
+    /// The signed-in user.
+    pub user: UserView,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/auth/refresh` and `POST /api/auth/logout`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    /// The refresh token from the last session.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshRequest([redacted])")
+    }
+}
+
+/// `POST /api/auth/password`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChange {
+    /// The current password.
+    pub current_password: String,
+    /// The new password (at least 10 characters).
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange([redacted])")
+    }
+}
+
+/// `POST /api/auth/password-reset/request`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResetRequest {
+    /// The account's email address.
+    pub email: String,
+}
+
+/// `POST /api/auth/password-reset/confirm`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ResetConfirm {
+    /// The token from the reset message.
+    pub token: String,
+    /// The new password (at least 10 characters).
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ResetConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetConfirm([redacted])")
+    }
+}
+
+/// What a server is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    /// A game server from a template.
+    Game,
+    /// A development container with runtimes and code-server.
+    Dev,
+}
+
+impl ServerKind {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Game => "game",
+            ServerKind::Dev => "dev",
+        }
+    }
+}
+
+/// `POST /api/servers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateServer {
+    /// A name for people.
+    pub name: String,
+    /// `game` or `dev`.
+    #[serde(rename = "type")]
+    pub kind: ServerKind,
+    /// Game servers: the template (`GET /api/templates`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The `custom` template: program and arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The `custom` template: the line that means "ready" (a regex).
+    #[serde(default)]
+    pub ready_pattern: Option<String>,
+    /// Dev servers: the runtime (`GET /api/dev/runtimes`).
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Dev servers: the runtime's version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Dev servers: install and run code-server.
+    #[serde(default, alias = "enableCodeServer")]
+    pub enable_code_server: bool,
+}
+
+/// Where a server is in the control plane's own lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Being created: its agent is starting or not ready yet.
+    Provisioning,
+    /// Created; its agent reported ready once.
+    Ready,
+    /// Being deleted.
+    Deleting,
+}
+
+/// The normalized state the poller caches, as `GET /api/servers/:id/status` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    /// The server's state as its agent last reported it (`null` before the first poll).
+    pub state: Option<GameState>,
+    /// Semantic readiness as its agent last reported it.
+    pub ready: bool,
+    /// Why (not) ready, or why the agent cannot be reached.
+    pub reason: String,
+    /// The last poll failed: `state` is the last one known.
+    pub unreachable: bool,
+    /// When the agent last answered (RFC 3339).
+    pub last_seen: Option<String>,
+    /// The most recent crash's classification.
+    pub last_crash_classification: Option<CrashClassification>,
+    /// The agent's whole snapshot from its last answer.
+    pub detail: Option<StatusSnapshot>,
+}
+
+/// A server as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ServerView {
+    /// Server id (also the `dev-<id>` host of dev servers).
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// `game` or `dev`.
+    #[serde(rename = "type")]
+    pub kind: ServerKind,
+    /// Template of a game server.
+    pub template: Option<String>,
+    /// Runtime of a dev server.
+    pub runtime: Option<String>,
+    /// Runtime version of a dev server.
+    pub version: Option<String>,
+    /// Whether code-server is enabled.
+    pub enable_code_server: bool,
+    /// The owner's user id.
+    pub owner_id: i64,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// Control-plane lifecycle.
+    pub lifecycle: Lifecycle,
+    /// Cached state.
+    pub status: ServerStatus,
+}
+
+/// `POST /api/servers/:id/console/ticket`: a single-use pass for the console WebSocket
+/// (browsers cannot set headers on a WebSocket).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleTicket {
+    /// Pass it as `?ticket=` on `GET /api/servers/:id/console`.
+    pub ticket: String,
+    /// It is refused after this many seconds.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for ConsoleTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleTicket").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+/// A game template from the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TemplateView {
+    /// The name to create servers with.
+    pub name: String,
+    /// What it runs.
+    pub description: String,
+}

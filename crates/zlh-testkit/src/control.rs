@@ -1,0 +1,308 @@
+//! A real `zlh serve` in a temporary data directory, with test-speed timings, and API helpers.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::console::ConsoleClient;
+use crate::procs;
+use crate::wait::eventually;
+
+/// How a control plane under test is configured.
+#[derive(Debug, Clone)]
+pub struct ControlSpec {
+    pub poll_interval: String,
+    pub provision_timeout: String,
+    pub access_token_ttl: String,
+    pub allow_registration: bool,
+    pub max_failed_logins: u32,
+    /// TOML merged into every agent configuration (`[recovery]`, `[console]` tables).
+    pub agent_defaults: String,
+}
+
+impl Default for ControlSpec {
+    fn default() -> Self {
+        ControlSpec {
+            poll_interval: "200ms".into(),
+            provision_timeout: "20s".into(),
+            access_token_ttl: "15m".into(),
+            allow_registration: true,
+            max_failed_logins: 5,
+            agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
+        }
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct ApiUser {
+    pub id: i64,
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A control plane process. Dropping it kills it, its agents and their games.
+#[derive(Debug)]
+pub struct TestControlPlane {
+    /// The data directory.
+    pub data: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    zlh: PathBuf,
+    config_path: PathBuf,
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+    /// HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl TestControlPlane {
+    /// Writes the configuration and starts `zlh serve`; returns once it listens.
+    pub async fn start(zlh: &Path, spec: &ControlSpec) -> TestControlPlane {
+        let data = tempfile::Builder::new().prefix("zlh-control-").tempdir().expect("tempdir");
+        let config_path = data.path().join("control.toml");
+        let mut defaults = String::new();
+        for line in spec.agent_defaults.lines() {
+            match line.strip_prefix('[') {
+                Some(table) => defaults.push_str(&format!("[local_driver.agent_defaults.{table}\n")),
+                None => defaults.push_str(&format!("{line}\n")),
+            }
+        }
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
+             access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"2s\"\n\n\
+             [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}",
+            data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
+            registration = spec.allow_registration,
+            ttl = spec.access_token_ttl,
+            max = spec.max_failed_logins,
+            interval = spec.poll_interval,
+            provision = spec.provision_timeout,
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        let mut control = TestControlPlane {
+            data,
+            url: String::new(),
+            zlh: zlh.to_owned(),
+            config_path,
+            child: None,
+            logs: Arc::new(Mutex::new(Vec::new())),
+            http: reqwest::Client::new(),
+        };
+        control.launch().await;
+        control
+    }
+
+    /// Starts a (new) control plane process on the existing data directory.
+    pub async fn launch(&mut self) {
+        let mut child = Command::new(&self.zlh)
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env("ZLH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn zlh serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (address_tx, address_rx) = std::sync::mpsc::channel::<String>();
+        let logs = Arc::clone(&self.logs);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(json) = serde_json::from_str::<Value>(&line)
+                    && json["message"] == "control plane listening"
+                {
+                    let _ = address_tx.send(json["address"].as_str().unwrap_or_default().to_owned());
+                }
+                logs.lock().expect("logs").push(line);
+            }
+        });
+        let address = tokio::task::spawn_blocking(move || address_rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .expect("join")
+            .expect("the control plane did not report its address in time");
+        self.url = format!("http://{address}");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL to the control plane only (agents and games live on).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every log line the control plane printed (across launches).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// Every agent log line of every server.
+    pub fn agent_logs(&self) -> String {
+        let servers = self.data.path().join("servers");
+        let mut all = String::new();
+        for entry in std::fs::read_dir(servers).into_iter().flatten().flatten() {
+            all.push_str(&std::fs::read_to_string(entry.path().join("agent.log")).unwrap_or_default());
+        }
+        all
+    }
+
+    /// The `(listen address, secret)` of a server's agent, from its configuration file.
+    pub fn agent_endpoint(&self, server_id: i64) -> (String, String) {
+        let path = self.data.path().join(format!("servers/{server_id}/agent.toml"));
+        let text = std::fs::read_to_string(path).expect("agent config");
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+                .map(|v| v.trim_matches('"').to_owned())
+                .expect("field")
+        };
+        (field("listen"), field("secret"))
+    }
+
+    /// Runs `zlh admin <args>` on this data directory, with `stdin`; returns stdout.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(&self.zlh)
+            .arg("admin")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zlh admin");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let output = child.wait_with_output().expect("zlh admin");
+        assert!(output.status.success(), "zlh admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// A request, with a bearer token if given; status and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method: reqwest::Method = method.parse().expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        )
+    }
+
+    /// Registers a user.
+    pub async fn register(&self, email: &str) -> ApiUser {
+        let password = format!("pw-{}", crate::random_hex(8));
+        let (status, body) = self
+            .call("POST", "/api/auth/register", None, Some(json!({"email": email, "password": password})))
+            .await;
+        assert_eq!(status, 201, "register {email}: {body}");
+        session_user(&body, password)
+    }
+
+    /// Signs in.
+    pub async fn login(&self, email: &str, password: &str) -> ApiUser {
+        let (status, body) = self
+            .call("POST", "/api/auth/login", None, Some(json!({"email": email, "password": password})))
+            .await;
+        assert_eq!(status, 200, "login {email}: {body}");
+        session_user(&body, password.to_owned())
+    }
+
+    /// Creates a server of the sample template; panics unless it was created.
+    pub async fn create_sample_server(&self, user: &ApiUser, name: &str) -> Value {
+        let body = json!({"name": name, "type": "game", "template": "sample"});
+        let (status, server) = self.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
+        assert_eq!(status, 201, "create server: {server}");
+        server
+    }
+
+    /// Waits until the cached status of a server satisfies `check`.
+    pub async fn wait_for_status(
+        &self,
+        user: &ApiUser,
+        server_id: i64,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(what, Duration::from_secs(15), || async {
+            let (status, body) = self
+                .call("GET", &format!("/api/servers/{server_id}/status"), Some(&user.access_token), None)
+                .await;
+            (status == 200 && check(&body)).then_some(body)
+        })
+        .await
+    }
+
+    /// A console ticket for a server.
+    pub async fn console_ticket(&self, user: &ApiUser, server_id: i64) -> (u16, Value) {
+        self.call("POST", &format!("/api/servers/{server_id}/console/ticket"), Some(&user.access_token), None)
+            .await
+    }
+
+    /// Opens a server's console through the API, with a fresh ticket.
+    pub async fn console(&self, user: &ApiUser, server_id: i64, since: Option<u64>) -> ConsoleClient {
+        let (status, ticket) = self.console_ticket(user, server_id).await;
+        assert_eq!(status, 200, "{ticket}");
+        let ticket = ticket["ticket"].as_str().expect("ticket");
+        let mut url =
+            format!("{}/api/servers/{server_id}/console?ticket={ticket}", self.url.replacen("http", "ws", 1));
+        if let Some(since) = since {
+            url.push_str(&format!("&since={since}"));
+        }
+        ConsoleClient::open(&url, &[("Origin", self.url.as_str())]).await.expect("console through the API")
+    }
+
+    /// The pids of agents, holders and games under this data directory.
+    pub fn server_processes(&self) -> Vec<u32> {
+        procs::processes_under(&self.data.path().join("servers"))
+    }
+}
+
+fn session_user(body: &Value, password: String) -> ApiUser {
+    ApiUser {
+        id: body["user"]["id"].as_i64().expect("user id"),
+        email: body["user"]["email"].as_str().expect("email").to_owned(),
+        password,
+        access_token: body["accessToken"].as_str().expect("access token").to_owned(),
+        refresh_token: body["refreshToken"].as_str().expect("refresh token").to_owned(),
+    }
+}
+
+impl Drop for TestControlPlane {
+    fn drop(&mut self) {
+        self.kill9();
+        // Agents first (so none revives anything), then holders and games.
+        for _ in 0..2 {
+            for pid in procs::processes_under(self.data.path()) {
+                procs::kill9(pid);
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `zlh admin ...`: account maintenance straight on the control plane's database.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use zlh_control::auth::passwords;
+use zlh_control::db::{SqliteStore, Store, StoreError};
+use zlh_proto::api::Role;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AdminArgs {
+    /// The control plane's configuration (for its data directory and database).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AdminCommand {
+    /// Creates a user (an admin with --admin). Reads the password from stdin with
+    /// --password-stdin, or generates one and prints it.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sets a user's password (ending all their sessions): from stdin with --password-stdin,
+    /// or a generated one that is printed.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((zlh_control::auth::random_token(15), true));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if let Some(reason) = passwords::weakness(&password) {
+        bail!("{reason}");
+    }
+    Ok((password, false))
+}
+
+pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let config = super::serve::load_config(args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = SqliteStore::open(&config.database_url()).await.context("cannot open the database")?;
+        match args.command {
+            AdminCommand::CreateUser { email, admin, password_stdin } => {
+                let (password, generated) = password(password_stdin)?;
+                let role = if admin { Role::Admin } else { Role::User };
+                let hash = passwords::hash(&password).await;
+                match store
+                    .create_user(&email.trim().to_lowercase(), &hash, role, zlh_proto::time::now_ms())
+                    .await
+                {
+                    Ok(user) => {
+                        println!("created user {} ({}) with id {}", user.email, role.as_str(), user.id)
+                    }
+                    Err(StoreError::Conflict) => bail!("a user with the email {email} exists"),
+                    Err(e) => return Err(e.into()),
+                }
+                if generated {
+                    println!("password: {password}");
+                }
+            }
+            AdminCommand::ResetPassword { email, password_stdin } => {
+                let Some(user) = store.user_by_email(&email.trim().to_lowercase()).await? else {
+                    bail!("there is no user with the email {email}");
+                };
+                let (password, generated) = password(password_stdin)?;
+                let hash = passwords::hash(&password).await;
+                store.set_password(user.id, &hash, zlh_proto::time::now_ms()).await?;
+                println!("password of {} replaced; every session of the user ended", user.email);
+                if generated {
+                    println!("password: {password}");
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,221 @@
+//! Accounts: registration, sign-in, rotating refresh tokens, revocation, limits, resets.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zlh_testkit::{ControlSpec, TestControlPlane};
+
+use crate::zlh;
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("eve@example.com").await;
+    let (status, me) = control.call("GET", "/api/auth/me", Some(&user.access_token), None).await;
+    assert_eq!((status, &me["email"], &me["role"]), (200, &json!("eve@example.com"), &json!("user")));
+
+    let (status, second) = control
+        .call("POST", "/api/auth/refresh", None, Some(json!({"refreshToken": user.refresh_token})))
+        .await;
+    assert_eq!(status, 200, "{second}");
+    let second_refresh = second["refreshToken"].as_str().expect("rotated");
+    assert_ne!(second_refresh, user.refresh_token);
+    let second_access = second["accessToken"].as_str().expect("access");
+
+    // The first refresh token again: someone copied it. The whole session ends.
+    let (status, body) = control
+        .call("POST", "/api/auth/refresh", None, Some(json!({"refreshToken": user.refresh_token})))
+        .await;
+    assert_eq!((status, code(&body)), (401, "token_reused"));
+    let (status, body) =
+        control.call("POST", "/api/auth/refresh", None, Some(json!({"refreshToken": second_refresh}))).await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"), "the successor died with the session");
+    for token in [user.access_token.as_str(), second_access] {
+        let (status, body) = control.call("GET", "/api/auth/me", Some(token), None).await;
+        assert_eq!(
+            (status, code(&body)),
+            (401, "token_invalid"),
+            "access tokens of the session are revoked too"
+        );
+    }
+    // Other sessions of the same user are untouched.
+    let other = control.login("eve@example.com", &user.password).await;
+    assert_eq!(control.call("GET", "/api/auth/me", Some(&other.access_token), None).await.0, 200);
+}
+
+#[tokio::test]
+async fn logout_revokes_and_forged_or_expired_tokens_are_refused() {
+    let spec = ControlSpec { access_token_ttl: "1s".into(), ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("fay@example.com").await;
+
+    let (status, body) = control.call("GET", "/api/auth/me", None, None).await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let mut parts: Vec<String> = user.access_token.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let (status, body) = control.call("GET", "/api/auth/me", Some(&parts.join(".")), None).await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"), "forged signature");
+    let (status, body) = control.call("GET", "/api/auth/me", Some("not.a.token"), None).await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"));
+
+    // A one-second token expires (polled, not slept).
+    zlh_testkit::eventually("the access token to expire", Duration::from_secs(5), || async {
+        let (status, body) = control.call("GET", "/api/auth/me", Some(&user.access_token), None).await;
+        (status == 401 && code(&body) == "token_expired").then_some(())
+    })
+    .await;
+
+    let fresh = control.login("fay@example.com", &user.password).await;
+    let (status, _) = control
+        .call("POST", "/api/auth/logout", None, Some(json!({"refreshToken": fresh.refresh_token})))
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = control
+        .call("POST", "/api/auth/refresh", None, Some(json!({"refreshToken": fresh.refresh_token})))
+        .await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"), "revoked by logout");
+    let (status, body) = control.call("GET", "/api/auth/me", Some(&fresh.access_token), None).await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"));
+}
+
+#[tokio::test]
+async fn registration_rules() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    control.register("gus@example.com").await;
+    let cases = [
+        (json!({"email": "GUS@example.com", "password": "long enough password"}), 409, "email_taken"),
+        (json!({"email": "not-an-email", "password": "long enough password"}), 400, "invalid_email"),
+        (json!({"email": "hal@example.com", "password": "short"}), 400, "weak_password"),
+        (json!({"email": "hal@example.com"}), 400, "invalid_json"),
+    ];
+    for (request, status, expected) in cases {
+        let (got, body) = control.call("POST", "/api/auth/register", None, Some(request.clone())).await;
+        assert_eq!((got, code(&body)), (status, expected), "{request}");
+    }
+
+    let closed =
+        TestControlPlane::start(zlh(), &ControlSpec { allow_registration: false, ..ControlSpec::default() })
+            .await;
+    let (status, body) = closed
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"email": "a@b.c", "password": "long enough password"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (403, "registration_disabled"));
+    // The operator still creates accounts with the admin CLI.
+    let output = closed.admin(
+        &["create-user", "--email", "ops@example.com", "--admin", "--password-stdin"],
+        "operator password 1\n",
+    );
+    assert!(output.contains("created user ops@example.com (admin)"), "{output}");
+    let admin = closed.login("ops@example.com", "operator password 1").await;
+    let (_, me) = closed.call("GET", "/api/auth/me", Some(&admin.access_token), None).await;
+    assert_eq!(me["role"], "admin");
+    let output = closed.admin(&["reset-password", "--email", "ops@example.com"], "");
+    let generated = output.lines().find_map(|l| l.strip_prefix("password: ")).expect("a generated password");
+    let (status, _) = closed.call("GET", "/api/auth/me", Some(&admin.access_token), None).await;
+    assert_eq!(status, 401, "a reset ends every session");
+    closed.login("ops@example.com", generated).await;
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_rate_limited_without_revealing_accounts() {
+    let spec = ControlSpec { max_failed_logins: 3, ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("ivy@example.com").await;
+    let wrong = json!({"email": "ivy@example.com", "password": "wrong password!"});
+    let unknown = json!({"email": "nobody@example.com", "password": "wrong password!"});
+    let (status, body) = control.call("POST", "/api/auth/login", None, Some(unknown)).await;
+    let (status2, body2) = control.call("POST", "/api/auth/login", None, Some(wrong.clone())).await;
+    assert_eq!((status, &body), (status2, &body2), "unknown account and wrong password look alike");
+    assert_eq!((status, code(&body)), (401, "invalid_credentials"));
+    for _ in 0..2 {
+        control.call("POST", "/api/auth/login", None, Some(wrong.clone())).await;
+    }
+    let response = control
+        .http
+        .post(format!("{}/api/auth/login", control.url))
+        .json(&json!({"email": "ivy@example.com", "password": user.password}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 429, "even the right password waits out the limit");
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(code(&response.json::<Value>().await.expect("json")), "rate_limited");
+}
+
+#[tokio::test]
+async fn password_change_and_reset_end_other_sessions() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("jo@example.com").await;
+    let elsewhere = control.login("jo@example.com", &user.password).await;
+
+    let (status, body) = control
+        .call(
+            "POST",
+            "/api/auth/password",
+            Some(&user.access_token),
+            Some(json!({"currentPassword": "nope nope nope", "newPassword": "a brand new password"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (401, "invalid_credentials"));
+    let (status, session) = control
+        .call(
+            "POST",
+            "/api/auth/password",
+            Some(&user.access_token),
+            Some(json!({"currentPassword": user.password, "newPassword": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(control.call("GET", "/api/auth/me", Some(&elsewhere.access_token), None).await.0, 401);
+    let current = session["accessToken"].as_str().expect("new session");
+    assert_eq!(control.call("GET", "/api/auth/me", Some(current), None).await.0, 200);
+
+    // Reset: the answer never tells whether the account exists; the link goes to the outbox.
+    for email in ["jo@example.com", "nobody@example.com"] {
+        let (status, _) = control
+            .call("POST", "/api/auth/password-reset/request", None, Some(json!({"email": email})))
+            .await;
+        assert_eq!(status, 202);
+    }
+    let outbox = std::fs::read_to_string(control.data.path().join("outbox.log")).expect("outbox");
+    assert_eq!(outbox.lines().count(), 1);
+    let message: Value = serde_json::from_str(outbox.lines().next().expect("message")).expect("json");
+    assert_eq!(message["to"], "jo@example.com");
+    let token = message["body"]
+        .as_str()
+        .expect("body")
+        .split("token=")
+        .nth(1)
+        .expect("link")
+        .split_whitespace()
+        .next()
+        .expect("token")
+        .to_owned();
+    assert!(
+        control.logs().iter().all(|line| !line.contains(&token)),
+        "reset tokens never reach the service log"
+    );
+
+    let confirm = json!({"token": token, "newPassword": "reset password 123"});
+    assert_eq!(
+        control.call("POST", "/api/auth/password-reset/confirm", None, Some(confirm.clone())).await.0,
+        204
+    );
+    let (status, body) = control.call("POST", "/api/auth/password-reset/confirm", None, Some(confirm)).await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"), "single use");
+    assert_eq!(
+        control.call("GET", "/api/auth/me", Some(current), None).await.0,
+        401,
+        "the reset ended every session"
+    );
+    control.login("jo@example.com", "reset password 123").await;
+}

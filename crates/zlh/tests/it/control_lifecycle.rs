@@ -1,0 +1,144 @@
+//! A game server's whole life through the control plane's API, and provisioning failures.
+
+use serde_json::json;
+use zlh_testkit::{ControlSpec, TestControlPlane, procs};
+
+use crate::{SOON, zlh};
+
+#[tokio::test]
+async fn a_game_server_lives_its_whole_life_through_the_api() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("ada@example.com").await;
+    let token = Some(user.access_token.as_str());
+
+    let (status, templates) = control.call("GET", "/api/templates", token, None).await;
+    assert_eq!(status, 200);
+    assert!(templates.as_array().expect("list").iter().any(|t| t["name"] == "sample"), "{templates}");
+
+    // Created means ready: the agent reported semantic readiness before the answer.
+    let server = control.create_sample_server(&user, "Survival").await;
+    let id = server["id"].as_i64().expect("id");
+    assert_eq!(id, 101);
+    assert_eq!(server["lifecycle"], "ready");
+    assert_eq!(server["status"]["state"], "running");
+    assert_eq!(server["status"]["ready"], true);
+    let game_pid = server["status"]["detail"]["pid"].as_u64().expect("pid") as u32;
+
+    let (status, list) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+    // The console through the API: scrollback, then a command's output.
+    let mut console = control.console(&user, id, None).await;
+    console.read_until("Done (", SOON).await;
+    let (status, _) = control
+        .call(
+            "POST",
+            &format!("/api/servers/{id}/console/command"),
+            token,
+            Some(json!({"command": "say hello through the API"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    console.read_until("[Server] hello through the API", SOON).await;
+    // Typing into the console goes through too.
+    console.type_keys("say typed\r").await;
+    console.read_until("[Server] typed", SOON).await;
+
+    // Power: the agent's answers and conflicts pass through with their codes.
+    let (status, body) = control.call("POST", &format!("/api/servers/{id}/start"), token, None).await;
+    assert_eq!(
+        (status, &body["error"]["code"], &body["error"]["state"]),
+        (409, &json!("already_running"), &json!("running"))
+    );
+    let (status, body) = control.call("POST", &format!("/api/servers/{id}/stop"), token, None).await;
+    assert_eq!((status, &body["state"]), (202, &json!("stopping")));
+    control.wait_for_status(&user, id, "stopped", |s| s["state"] == "stopped").await;
+    let (status, body) = control
+        .call("POST", &format!("/api/servers/{id}/console/command"), token, Some(json!({"command": "say x"})))
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (409, &json!("not_running")));
+    let (status, _) = control.call("POST", &format!("/api/servers/{id}/start"), token, None).await;
+    assert_eq!(status, 202);
+    control.wait_for_status(&user, id, "running again", |s| s["state"] == "running").await;
+    let (status, _) = control.call("POST", &format!("/api/servers/{id}/restart"), token, None).await;
+    assert_eq!(status, 202);
+    control
+        .wait_for_status(&user, id, "restarted", |s| {
+            s["state"] == "running" && s["detail"]["pid"] != game_pid
+        })
+        .await;
+    let (status, crashes) = control.call("GET", &format!("/api/servers/{id}/crashes"), token, None).await;
+    assert_eq!((status, &crashes["crashes"]), (200, &json!([])));
+
+    // Delete stops and removes everything.
+    let before = control.server_processes();
+    assert!(!before.is_empty());
+    let (status, _) = control.call("DELETE", &format!("/api/servers/{id}"), token, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = control.call("GET", &format!("/api/servers/{id}"), token, None).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    assert!(control.server_processes().is_empty(), "no agent, holder or game left");
+    assert!(before.iter().all(|pid| !procs::is_alive(*pid)));
+    assert!(!control.data.path().join("servers/101").exists());
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_start_is_cleaned_up_and_the_error_says_why() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("bob@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let request = json!({"name": "broken", "type": "game", "template": "custom",
+        "command": ["/bin/sh", "-c", "echo 'java.lang.NoClassDefFoundError: net/fabricmc/api/ModInitializer'; exit 1"]});
+    let (status, body) = control.call("POST", "/api/servers", token, Some(request)).await;
+    assert_eq!((status, &body["error"]["code"]), (502, &json!("provisioning_failed")), "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("NoClassDefFoundError") && message.contains("MissingDependency"), "{message}");
+
+    let (_, list) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!(list, json!([]));
+    assert!(control.server_processes().is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(control.data.path().join("servers")).expect("dir").collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_gets_ready_times_out_and_is_cleaned_up() {
+    let spec = ControlSpec { provision_timeout: "1s".into(), ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("cy@example.com").await;
+    let request = json!({"name": "slow", "type": "game", "template": "custom",
+        "command": ["/bin/sh", "-c", "echo warming up; exec sleep 60"], "ready_pattern": "never printed"});
+    let (status, body) = control.call("POST", "/api/servers", Some(&user.access_token), Some(request)).await;
+    assert_eq!((status, &body["error"]["code"]), (504, &json!("provisioning_timeout")), "{body}");
+    assert!(
+        body["error"]["message"].as_str().expect("message").contains("waiting for its ready line"),
+        "{body}"
+    );
+    assert!(control.server_processes().is_empty());
+}
+
+#[tokio::test]
+async fn create_requests_are_validated() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("di@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let cases = [
+        (json!({"name": "x", "type": "game", "template": "quake"}), 400, "unknown_template"),
+        (json!({"name": "x", "type": "game"}), 400, "bad_request"),
+        (json!({"name": "", "type": "game", "template": "sample"}), 400, "bad_request"),
+        (json!({"name": "x", "type": "spaceship", "template": "sample"}), 400, "invalid_json"),
+        (json!({"name": "x", "type": "game", "template": "custom", "command": []}), 400, "bad_request"),
+        (
+            json!({"name": "x", "type": "game", "template": "custom", "command": ["sh"], "ready_pattern": "("}),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = control.call("POST", "/api/servers", token, Some(request.clone())).await;
+        assert_eq!((got, &body["error"]["code"]), (status, &json!(code)), "{request}: {body}");
+    }
+    let (_, list) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!(list, json!([]));
+}
