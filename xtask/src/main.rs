@@ -17,7 +17,11 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "test" => test::run(),
         "bench" => bench::run(std::env::args().skip(2).collect()),
-        _ => bail!("usage: cargo xtask <test|bench [NAME...]>"),
+        // Internal: simulated agents for `bench poller`.
+        "sim-agents" => {
+            bench::simulate_agents(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1000))
+        }
+        _ => bail!("usage: cargo xtask <test|bench [agent|console|poller ...]>"),
     }
 }
 

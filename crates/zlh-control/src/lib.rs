@@ -33,7 +33,8 @@ use crate::auth::tokens::TokenSigner;
 use crate::cache::{MemoryCache, StatusCache};
 pub use crate::config::ControlConfig;
 use crate::db::{SqliteStore, Store};
-use crate::drivers::Driver;
+use crate::drivers::Drivers;
+use crate::drivers::external::ExternalDriver;
 use crate::drivers::local::LocalDriver;
 use crate::metrics::Metrics;
 use crate::poller::Poller;
@@ -54,7 +55,7 @@ pub struct ControlPlane {
     /// The heartbeat poller.
     pub poller: Poller,
     /// Where servers run.
-    pub driver: Arc<dyn Driver>,
+    pub drivers: Drivers,
     /// Game templates.
     pub templates: TemplateCatalog,
     /// Signs access (and IDE) tokens.
@@ -126,15 +127,17 @@ impl ControlPlane {
         let registry = Arc::new(Registry::default());
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
         let metrics = Arc::new(Metrics::new());
-        let driver: Arc<dyn Driver> = Arc::new(LocalDriver::new(
-            config.data_dir.join("servers"),
-            zlh_exe.clone(),
-            config.local_driver.agent_defaults.clone(),
-        ));
+        let drivers = Drivers {
+            default: Arc::new(LocalDriver::new(
+                config.data_dir.join("servers"),
+                zlh_exe.clone(),
+                config.local_driver.agent_defaults.clone(),
+            )),
+            external: Arc::new(ExternalDriver),
+        };
         let poller = Poller::new(
             Arc::clone(&registry),
             Arc::clone(&cache),
-            Arc::clone(&driver),
             Arc::clone(&metrics),
             config.poller.clone(),
         );
@@ -152,7 +155,7 @@ impl ControlPlane {
             registry,
             cache,
             poller,
-            driver,
+            drivers,
             signer,
             metrics,
         });

@@ -1,7 +1,7 @@
 //! The heartbeat poller: the control plane is the authority on every server's state.
 //!
-//! Each tracked server gets a task that polls its agent's `/health`, then `/ready` and
-//! `/status`, every `interval` (random phase, ±10 % jitter so 10,000 agents do not all fire
+//! Each tracked server gets a task that polls its agent's `/health`, `/ready` and `/status`
+//! every `interval` (random phase, ±10 % jitter so 10,000 agents do not all fire
 //! at once), with a global cap on polls in flight. Results go to the [`StatusCache`]. After
 //! `revive_after_failures` failed polls in a row the driver is asked to revive the agent.
 
@@ -14,7 +14,6 @@ use tokio::task::AbortHandle;
 
 use crate::cache::StatusCache;
 use crate::config::PollerConfig;
-use crate::drivers::Driver;
 use crate::metrics::Metrics;
 use crate::registry::{Agent, Registry};
 
@@ -28,7 +27,6 @@ pub struct Poller {
 struct Inner {
     registry: Arc<Registry>,
     cache: Arc<dyn StatusCache>,
-    driver: Arc<dyn Driver>,
     metrics: Arc<Metrics>,
     config: PollerConfig,
     in_flight: Semaphore,
@@ -40,7 +38,6 @@ impl Poller {
     pub fn new(
         registry: Arc<Registry>,
         cache: Arc<dyn StatusCache>,
-        driver: Arc<dyn Driver>,
         metrics: Arc<Metrics>,
         config: PollerConfig,
     ) -> Poller {
@@ -49,7 +46,6 @@ impl Poller {
             inner: Arc::new(Inner {
                 registry,
                 cache,
-                driver,
                 metrics,
                 config,
                 in_flight,
@@ -104,10 +100,10 @@ impl Inner {
     }
 
     async fn poll_once(&self, server_id: i64) {
-        let Some(agent) = self.registry.get(server_id) else { return };
+        let Some(registered) = self.registry.entry(server_id) else { return };
         let Ok(_permit) = self.in_flight.acquire().await else { return };
         let started = Instant::now();
-        let answer = poll_agent(agent.as_ref()).await;
+        let answer = poll_agent(registered.agent.as_ref()).await;
         self.metrics.observe_poll(started.elapsed(), answer.is_ok());
         match answer {
             Ok((readiness, snapshot)) => {
@@ -119,7 +115,7 @@ impl Inner {
                 tracing::debug!(server_id, failures, error = %error, "poll failed");
                 if failures == self.config.revive_after_failures {
                     tracing::warn!(server_id, failures, "agent unreachable; asking the driver to revive it");
-                    let driver = Arc::clone(&self.driver);
+                    let driver = registered.driver;
                     tokio::spawn(async move {
                         if let Err(e) = driver.revive(server_id).await {
                             tracing::error!(server_id, error = %e, "reviving the agent failed");
@@ -134,7 +130,8 @@ impl Inner {
 async fn poll_agent(
     agent: &dyn Agent,
 ) -> Result<(zlh_proto::agent::Readiness, zlh_proto::agent::StatusSnapshot), crate::registry::AgentError> {
+    // One after the other, on one keep-alive connection: at 10,000 agents, doubling the
+    // connections costs more than the latency it would save.
     agent.health().await?;
-    let (readiness, snapshot) = tokio::join!(agent.ready(), agent.status());
-    Ok((readiness?, snapshot?))
+    Ok((agent.ready().await?, agent.status().await?))
 }

@@ -41,7 +41,7 @@ pub(crate) async fn create(
         runtime: request.runtime.clone(),
         runtime_version: request.version.clone(),
         enable_code_server: request.enable_code_server,
-        driver: control.driver.name().to_owned(),
+        driver: control.drivers.default.name().to_owned(),
     };
     let server =
         control.store.insert_server(new, now_ms()).await.map_err(internal("cannot record a new server"))?;
@@ -68,7 +68,8 @@ pub(crate) async fn create(
 }
 
 async fn provision(control: &ControlPlane, id: i64, game: &toml::Table) -> Result<(), ApiError> {
-    let endpoint = control.driver.create(id, game).await.map_err(|e| {
+    let driver = Arc::clone(&control.drivers.default);
+    let endpoint = driver.create(id, game).await.map_err(|e| {
         ApiError::new(ErrorCode::ProvisioningFailed, format!("the server could not be created: {e}"))
     })?;
     control
@@ -77,7 +78,7 @@ async fn provision(control: &ControlPlane, id: i64, game: &toml::Table) -> Resul
         .await
         .map_err(internal("cannot record an agent"))?;
     let agent: Arc<dyn Agent> = Arc::new(control.remote_agent(&endpoint.url, &endpoint.secret));
-    control.registry.insert(id, Arc::clone(&agent));
+    control.registry.insert(id, Arc::clone(&agent), driver);
     wait_until_ready(agent.as_ref(), control.config.provisioning.timeout).await?;
     control
         .store
@@ -130,7 +131,7 @@ async fn wait_until_ready(agent: &dyn Agent, timeout: Duration) -> Result<(), Ap
 async fn remove(control: &ControlPlane, id: i64) {
     control.poller.untrack(id).await;
     control.registry.remove(id);
-    if let Err(e) = control.driver.destroy(id, Teardown::Immediate).await {
+    if let Err(e) = control.driver_of(id).await.destroy(id, Teardown::Immediate).await {
         tracing::error!(server_id = id, error = %e, "driver could not destroy the server");
     }
     if let Err(e) = control.store.delete_server(id).await {
@@ -162,7 +163,7 @@ pub(crate) async fn delete(control: &Arc<ControlPlane>, id: i64) -> Result<(), A
 async fn finish_delete(control: Arc<ControlPlane>, id: i64) -> Result<(), crate::drivers::DriverError> {
     control.poller.untrack(id).await;
     control.registry.remove(id);
-    let outcome = match control.driver.destroy(id, Teardown::Graceful).await {
+    let outcome = match control.driver_of(id).await.destroy(id, Teardown::Graceful).await {
         Ok(()) => {
             control.store.delete_server(id).await.map_err(|e| crate::drivers::DriverError(e.to_string()))
         }
@@ -181,13 +182,12 @@ pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), crate::
         let id = server.id;
         match server.lifecycle {
             Lifecycle::Ready => {
-                control
-                    .registry
-                    .insert(id, Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret)));
+                let driver = control.drivers.by_name(&server.driver);
+                let agent = Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret));
+                control.registry.insert(id, agent, Arc::clone(&driver));
                 control.poller.track(id);
-                let control = Arc::clone(control);
                 tokio::spawn(async move {
-                    match control.driver.revive(id).await {
+                    match driver.revive(id).await {
                         Ok(true) => tracing::info!(server_id = id, "agent was not running; started it"),
                         Ok(false) => tracing::info!(server_id = id, "adopted the running agent"),
                         Err(e) => tracing::error!(server_id = id, error = %e, "cannot adopt the agent"),
@@ -207,7 +207,40 @@ pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), crate::
     Ok(())
 }
 
+/// Records a server whose agent someone else runs (the `external` driver), to be adopted at
+/// the next start: for operators' scripts and benchmarks.
+pub async fn record_external(
+    store: &dyn crate::db::Store,
+    owner_id: i64,
+    name: &str,
+    url: &zlh_proto::Secret,
+    secret: &zlh_proto::Secret,
+) -> Result<i64, crate::db::StoreError> {
+    let new = NewServer {
+        owner_id,
+        name: name.to_owned(),
+        kind: zlh_proto::api::ServerKind::Game,
+        template: None,
+        runtime: None,
+        runtime_version: None,
+        enable_code_server: false,
+        driver: "external".into(),
+    };
+    let server = store.insert_server(new, now_ms()).await?;
+    store.set_agent(server.id, url, secret).await?;
+    store.set_lifecycle(server.id, Lifecycle::Ready).await?;
+    Ok(server.id)
+}
+
 impl ControlPlane {
+    /// The driver a server was made with.
+    async fn driver_of(&self, id: i64) -> Arc<dyn crate::drivers::Driver> {
+        match self.store.server(id).await {
+            Ok(Some(server)) => self.drivers.by_name(&server.driver),
+            _ => Arc::clone(&self.drivers.default),
+        }
+    }
+
     /// A client for an agent, sharing the control plane's connection pool.
     pub(crate) fn remote_agent(&self, url: &zlh_proto::Secret, secret: &zlh_proto::Secret) -> RemoteAgent {
         RemoteAgent::new(url.clone(), secret.clone(), self.agent_http.clone(), self.config.poller.timeout)

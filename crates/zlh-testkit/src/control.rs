@@ -20,6 +20,8 @@ pub struct ControlSpec {
     pub access_token_ttl: String,
     pub allow_registration: bool,
     pub max_failed_logins: u32,
+    /// Timeout of each request to an agent.
+    pub agent_timeout: String,
     /// TOML merged into every agent configuration (`[recovery]`, `[console]` tables).
     pub agent_defaults: String,
 }
@@ -32,6 +34,7 @@ impl Default for ControlSpec {
             access_token_ttl: "15m".into(),
             allow_registration: true,
             max_failed_logins: 5,
+            agent_timeout: "2s".into(),
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
         }
     }
@@ -65,6 +68,14 @@ pub struct TestControlPlane {
 impl TestControlPlane {
     /// Writes the configuration and starts `zlh serve`; returns once it listens.
     pub async fn start(zlh: &Path, spec: &ControlSpec) -> TestControlPlane {
+        let mut control = Self::prepare(zlh, spec);
+        control.launch().await;
+        control
+    }
+
+    /// Writes the configuration into a fresh data directory without starting anything (to
+    /// fill the database first); [`TestControlPlane::launch`] starts it.
+    pub fn prepare(zlh: &Path, spec: &ControlSpec) -> TestControlPlane {
         let data = tempfile::Builder::new().prefix("zlh-control-").tempdir().expect("tempdir");
         let config_path = data.path().join("control.toml");
         let mut defaults = String::new();
@@ -76,17 +87,18 @@ impl TestControlPlane {
         }
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
-             access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"2s\"\n\n\
+             access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
              [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
             registration = spec.allow_registration,
             ttl = spec.access_token_ttl,
             max = spec.max_failed_logins,
             interval = spec.poll_interval,
+            timeout = spec.agent_timeout,
             provision = spec.provision_timeout,
         );
         std::fs::write(&config_path, config).expect("write config");
-        let mut control = TestControlPlane {
+        TestControlPlane {
             data,
             url: String::new(),
             zlh: zlh.to_owned(),
@@ -94,9 +106,12 @@ impl TestControlPlane {
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::new(),
-        };
-        control.launch().await;
-        control
+        }
+    }
+
+    /// The control plane's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Starts a (new) control plane process on the existing data directory.

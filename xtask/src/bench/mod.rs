@@ -1,12 +1,15 @@
-//! `cargo xtask bench [agent|console]`: measurements against real processes, printed as tables.
+//! `cargo xtask bench [agent|console|poller]`: measurements against real processes, printed as tables.
 //! Release binaries; figures depend on the machine, so compare rows of one run.
 
 mod agent;
 mod console;
+mod poller;
 
 use std::path::PathBuf;
 
 use crate::{run_command, workspace};
+
+pub(crate) use poller::simulate as simulate_agents;
 
 pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
     run_command("cargo", &["build", "--release", "--quiet", "-p", "zlh"])?;
@@ -19,6 +22,9 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
         }
         if wanted("console") {
             console::run(&zlh).await?;
+        }
+        if wanted("poller") {
+            poller::run(&zlh).await?;
         }
         anyhow::Ok(())
     })

@@ -74,7 +74,7 @@ impl LocalDriver {
         (!zombie && String::from_utf8_lossy(&cmdline).contains(&*config.to_string_lossy())).then_some(pid)
     }
 
-    fn spawn_agent(&self, server_id: i64) -> Result<(), DriverError> {
+    fn spawn_agent(&self, server_id: i64) -> Result<tokio::process::Child, DriverError> {
         use std::os::unix::process::CommandExt;
         let dir = self.dir(server_id);
         let failed = |what: &str| {
@@ -112,19 +112,28 @@ impl LocalDriver {
         std::fs::write(dir.join("agent.pid"), pid.to_string())
             .map_err(failed("cannot record the agent pid"))?;
         tracing::info!(server_id, agent_pid = pid, "agent started");
-        // Reap it when it exits; its exit is noticed by the poller, not here.
-        tokio::spawn(async move {
-            let mut child = child;
-            let _ = child.wait().await;
-        });
-        Ok(())
+        Ok(child)
     }
 
-    /// Waits until the agent answers `/health`, or explains why it did not.
+    /// Starts the server's agent and waits until it answers `/health`, or says why it did not.
+    async fn start_agent(&self, server_id: i64, endpoint: &AgentEndpoint) -> Result<(), DriverError> {
+        let mut child = self.spawn_agent(server_id)?;
+        let outcome = self.wait_until_answering(server_id, endpoint, &mut child).await;
+        if outcome.is_err() {
+            let _ = child.start_kill();
+        }
+        // Reap it when it exits; later exits are the poller's business, not this function's.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        outcome
+    }
+
     async fn wait_until_answering(
         &self,
         server_id: i64,
         endpoint: &AgentEndpoint,
+        child: &mut tokio::process::Child,
     ) -> Result<(), DriverError> {
         let agent = RemoteAgent::new(
             endpoint.url.clone(),
@@ -138,7 +147,9 @@ impl LocalDriver {
             if agent.health().await.is_ok() {
                 return Ok(());
             }
-            if self.running_agent(server_id).is_none() {
+            // Our own child: `try_wait` is exact (its /proc entry is not yet the agent's
+            // while it is still inside execve).
+            if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
                 return Err(DriverError(format!(
                     "the server's agent exited at start: {}",
                     self.last_error(server_id, endpoint)
@@ -226,12 +237,11 @@ impl Driver for LocalDriver {
             tracing::error!(server_id, error = %e, "cannot write the agent configuration");
             DriverError("the agent configuration could not be written".into())
         })?;
-        self.spawn_agent(server_id)?;
         let endpoint = AgentEndpoint {
             url: Secret::new(format!("http://127.0.0.1:{port}")),
             secret: Secret::new(secret),
         };
-        self.wait_until_answering(server_id, &endpoint).await?;
+        self.start_agent(server_id, &endpoint).await?;
         Ok(endpoint)
     }
 
@@ -251,8 +261,7 @@ impl Driver for LocalDriver {
             tracing::warn!(server_id, agent_pid = pid, "agent alive but not answering; restarting it");
             signal(pid, rustix::process::Signal::KILL);
         }
-        self.spawn_agent(server_id)?;
-        self.wait_until_answering(server_id, &endpoint).await?;
+        self.start_agent(server_id, &endpoint).await?;
         Ok(true)
     }
 
@@ -270,8 +279,18 @@ impl Driver for LocalDriver {
                 signal(pid, rustix::process::Signal::KILL);
             }
         }
-        for pid in processes_under(&dir) {
-            signal(pid, rustix::process::Signal::KILL);
+        // Whatever is left (a holder finishing its release, or everything on an immediate
+        // teardown) is killed, and gone before the files are.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = processes_under(&dir);
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in left {
+                signal(pid, rustix::process::Signal::KILL);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

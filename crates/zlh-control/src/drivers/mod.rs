@@ -7,7 +7,10 @@
 //! Architecture Invariant: nothing outside a driver knows how it works. The rest of the
 //! control plane sees only [`AgentEndpoint`]s and server ids.
 
+pub mod external;
 pub mod local;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
@@ -31,6 +34,23 @@ impl std::fmt::Debug for AgentEndpoint {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct DriverError(pub String);
+
+/// Every driver, by the name stored with each server.
+#[derive(Debug, Clone)]
+pub struct Drivers {
+    /// Where new servers are created.
+    pub default: Arc<dyn Driver>,
+    /// Agents attached from elsewhere.
+    pub external: Arc<dyn Driver>,
+}
+
+impl Drivers {
+    /// The driver a server was made with (unknown names get the external one, which touches
+    /// nothing).
+    pub fn by_name(&self, name: &str) -> Arc<dyn Driver> {
+        if name == self.default.name() { Arc::clone(&self.default) } else { Arc::clone(&self.external) }
+    }
+}
 
 /// How a server is taken down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,8 @@ use zlh_proto::agent::{CrashHistory, Health, PowerAccepted, Readiness, StatusSna
 
 pub use remote::RemoteAgent;
 
+use crate::drivers::Driver;
+
 /// Why a call to an agent failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AgentError {
@@ -152,21 +154,38 @@ impl PowerAction {
     }
 }
 
+/// A registered agent and the driver that can revive it.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// How to talk to it.
+    pub agent: Arc<dyn Agent>,
+    /// Who runs it.
+    pub driver: Arc<dyn Driver>,
+}
+
 /// Every known agent, by server id.
 #[derive(Debug, Default)]
 pub struct Registry {
-    agents: RwLock<HashMap<i64, Arc<dyn Agent>>>,
+    agents: RwLock<HashMap<i64, Registered>>,
 }
 
 impl Registry {
     /// The agent of a server.
     pub fn get(&self, server_id: i64) -> Option<Arc<dyn Agent>> {
+        self.entry(server_id).map(|entry| entry.agent)
+    }
+
+    /// The agent of a server and its driver.
+    pub fn entry(&self, server_id: i64) -> Option<Registered> {
         self.agents.read().unwrap_or_else(|p| p.into_inner()).get(&server_id).cloned()
     }
 
     /// Registers (or replaces) a server's agent.
-    pub fn insert(&self, server_id: i64, agent: Arc<dyn Agent>) {
-        self.agents.write().unwrap_or_else(|p| p.into_inner()).insert(server_id, agent);
+    pub fn insert(&self, server_id: i64, agent: Arc<dyn Agent>, driver: Arc<dyn Driver>) {
+        self.agents
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(server_id, Registered { agent, driver });
     }
 
     /// Forgets a server's agent.

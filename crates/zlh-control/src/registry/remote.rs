@@ -31,11 +31,14 @@ impl RemoteAgent {
         RemoteAgent { base_url, secret, http, timeout }
     }
 
-    /// The HTTP client every remote agent shares: small idle pools, no proxies.
+    /// The HTTP client every remote agent shares, without proxies. Idle connections close after
+    /// a second: a poll's three requests share one connection, but keeping one open per agent
+    /// between polls would cost ~50 KB each (hyper's buffers and task): at 10,000 agents, 460
+    /// MiB instead of 260 MiB, for 12 points less CPU (`cargo xtask bench poller`).
     pub fn client() -> reqwest::Client {
         reqwest::Client::builder()
-            .pool_max_idle_per_host(2)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(1))
             .no_proxy()
             .build()
             .expect("a client without TLS always builds")

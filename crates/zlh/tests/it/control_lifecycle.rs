@@ -88,7 +88,9 @@ async fn a_server_that_cannot_start_is_cleaned_up_and_the_error_says_why() {
     let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
     let user = control.register("bob@example.com").await;
     let token = Some(user.access_token.as_str());
-    let request = json!({"name": "broken", "type": "game", "template": "custom",
+    // With a ready line it never prints, it stays `starting` until it gives up (without one it
+    // would count as running the moment its process started).
+    let request = json!({"name": "broken", "type": "game", "template": "custom", "ready_pattern": "Done",
         "command": ["/bin/sh", "-c", "echo 'java.lang.NoClassDefFoundError: net/fabricmc/api/ModInitializer'; exit 1"]});
     let (status, body) = control.call("POST", "/api/servers", token, Some(request)).await;
     assert_eq!((status, &body["error"]["code"]), (502, &json!("provisioning_failed")), "{body}");
