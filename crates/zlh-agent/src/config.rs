@@ -18,7 +18,7 @@ use zlh_proto::settings::{EnvOverrides, duration, duration_list, lenient_secret,
 /// Which environment variables override which keys.
 pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
     prefix: "ZLH_AGENT_",
-    known_keys: &["listen", "secret", "root", "state_dir", "game", "recovery", "console"],
+    known_keys: &["listen", "secret", "root", "state_dir", "game", "recovery", "console", "dev"],
     free_form_maps: &[&["game", "env"]],
 };
 
@@ -48,6 +48,48 @@ pub struct AgentConfig {
     /// Console scrollback and viewers.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Present for development containers: the dev user, runtimes and code-server.
+    #[serde(default)]
+    pub dev: Option<DevConfig>,
+}
+
+/// A development container: provisioned before its main process (a shell) starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevConfig {
+    /// The artifact catalog (`.../devcontainer/_catalog.json`).
+    pub catalog_url: String,
+    /// The runtime to install (`node`); none for a bare container.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Its version; the catalog's newest when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Install and run code-server.
+    #[serde(default)]
+    pub code_server: bool,
+    /// code-server's version; the catalog's newest when absent.
+    #[serde(default)]
+    pub code_server_version: Option<String>,
+    /// code-server's port on all interfaces (the control plane's proxy is the only door).
+    #[serde(default = "default_code_server_port")]
+    pub code_server_port: u16,
+    /// The user shells and code-server run as, when the agent runs as root in a container.
+    #[serde(default = "default_dev_user")]
+    pub user: String,
+    /// The workspace, relative to `root`.
+    #[serde(default = "default_workspace")]
+    pub workspace: PathBuf,
+}
+
+fn default_code_server_port() -> u16 {
+    6000
+}
+fn default_dev_user() -> String {
+    "dev".into()
+}
+fn default_workspace() -> PathBuf {
+    PathBuf::from("/home/dev/workspace")
 }
 
 /// How to run, recognise and stop one game server.

@@ -6,12 +6,17 @@
 //! tests (a temporary directory).
 #![deny(unsafe_code)]
 
+pub mod archive;
+pub mod artifacts;
 mod cgroup;
 mod clock;
 pub mod config;
 pub mod console;
+pub mod dev;
+mod durable;
 pub mod holder;
 pub mod http;
+pub mod jobs;
 mod procfs;
 mod pty;
 pub mod supervisor;
@@ -39,11 +44,27 @@ pub async fn run(
     shutdown: impl Future<Output = ShutdownMode>,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
-    let supervisor = Supervisor::launch(Arc::clone(&config), holder_exe).await?;
+    let dev = dev::DevEnvironment::new(&config)?;
+    let plan: Arc<dyn supervisor::LaunchPlan> = match &dev {
+        Some(dev) => Arc::clone(dev) as Arc<dyn supervisor::LaunchPlan>,
+        None => Arc::new(supervisor::GameLaunch::new(&config)),
+    };
+    let supervisor = Supervisor::launch(Arc::clone(&config), holder_exe, plan, dev.is_some()).await?;
+    let jobs = Arc::new(jobs::Jobs::default());
+    if let Some(dev) = &dev {
+        let (dev, supervisor) = (Arc::clone(dev), supervisor.clone());
+        jobs.spawn("provision", "dev container", move |progress| async move {
+            let outcome = dev.provision(&progress).await;
+            supervisor.provisioned(outcome.clone()).await;
+            outcome
+        });
+    }
     let close_viewers = CancellationToken::new();
     let app = http::router(http::AppState {
         supervisor: supervisor.clone(),
         config,
+        dev,
+        jobs,
         started: Instant::now(),
         shutdown: close_viewers.clone(),
     });

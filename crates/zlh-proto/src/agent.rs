@@ -205,3 +205,83 @@ pub struct CrashHistory {
     /// Recorded crashes, oldest first, bounded.
     pub crashes: Vec<CrashRecord>,
 }
+
+/// Where a background job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Under way.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Ended with an error (`message` says why); nothing half-done was left.
+    Failed,
+}
+
+/// A long operation (an install, a backup) running in the background.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// Job id, for `GET /jobs/{id}`.
+    pub id: String,
+    /// What kind of work (`runtime_install`, ...).
+    pub kind: String,
+    /// What it works on (`node 20.20.2`).
+    pub target: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Units done so far (bytes, files).
+    pub done: u64,
+    /// Units in all, when known.
+    pub total: Option<u64>,
+    /// What it is doing now, or why it failed.
+    pub message: Option<String>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: Option<String>,
+}
+
+/// `POST /dev/runtimes/install` and `/dev/runtimes/switch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RuntimeRequest {
+    /// Runtime name from the catalog (`node`).
+    pub runtime: String,
+    /// Version (`20.20.2`).
+    pub version: String,
+}
+
+/// `POST /dev/runtimes/rollback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RollbackRequest {
+    /// Runtime name.
+    pub runtime: String,
+}
+
+/// One installed runtime or addon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstalledPackage {
+    /// Name.
+    pub name: String,
+    /// Every installed version.
+    pub versions: Vec<String>,
+    /// The version in use.
+    pub current: Option<String>,
+    /// The version a rollback returns to.
+    pub previous: Option<String>,
+}
+
+/// `GET /dev/runtimes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstalledPackages {
+    /// Runtimes.
+    pub runtimes: Vec<InstalledPackage>,
+    /// Addons (code-server).
+    pub addons: Vec<InstalledPackage>,
+}

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod catalog;
 pub mod console;
 pub mod error;
 pub mod secret;

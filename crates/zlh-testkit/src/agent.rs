@@ -33,6 +33,8 @@ pub struct AgentSpec {
     pub autostart: bool,
     /// Extra environment of the agent process (`ZLH_AGENT_*` overrides).
     pub env: Vec<(String, String)>,
+    /// Extra TOML tables appended to the configuration (`[dev]`).
+    pub extra_toml: String,
 }
 
 impl Default for AgentSpec {
@@ -52,11 +54,28 @@ impl Default for AgentSpec {
             viewer_stall_timeout: "30s".into(),
             autostart: false,
             env: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 }
 
 impl AgentSpec {
+    /// A development container: a shell as its main process, provisioned from `catalog_url`
+    /// with these `[dev]` keys.
+    pub fn dev(catalog_url: &str, dev_keys: &str) -> AgentSpec {
+        AgentSpec {
+            argv: Some(vec!["/bin/bash".into(), "--noprofile".into(), "--norc".into(), "-i".into()]),
+            ready_pattern: None,
+            stop: r#"{ command = "exit" }"#.into(),
+            autostart: true,
+            extra_toml: format!(
+                "\n[dev]\ncatalog_url = {}\n{dev_keys}\n",
+                serde_json::to_string(catalog_url).expect("json")
+            ),
+            ..AgentSpec::default()
+        }
+    }
+
     /// The sample game with these extra arguments.
     pub fn with_game_args(args: &[&str]) -> AgentSpec {
         let mut spec = AgentSpec::default();
@@ -81,7 +100,7 @@ impl AgentSpec {
             "listen = \"127.0.0.1:0\"\nsecret = {secret}\nroot = {root}\n\n\
              [game]\nargv = [{argv}]\nstop = {stop}\nstop_timeout = {stop_timeout}\nterm_timeout = {term_timeout}\n{ready}autostart = {autostart}\n\n\
              [recovery]\nbackoff = [{backoff}]\nreset_after = {reset_after}\nmax_consecutive_crashes = {max}\n\n\
-             [console]\nscrollback_bytes = {scrollback}\ntail_lines = {tail}\nviewer_stall_timeout = {stall}\n",
+             [console]\nscrollback_bytes = {scrollback}\ntail_lines = {tail}\nviewer_stall_timeout = {stall}\n{extra}",
             secret = quote(secret),
             root = quote(&root.display().to_string()),
             argv = list(&argv),
@@ -95,6 +114,7 @@ impl AgentSpec {
             scrollback = self.scrollback_bytes,
             tail = self.tail_lines,
             stall = quote(&self.viewer_stall_timeout),
+            extra = self.extra_toml,
         )
     }
 }

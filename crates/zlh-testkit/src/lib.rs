@@ -3,12 +3,14 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod artifacts;
 pub mod console;
 pub mod control;
 pub mod procs;
 pub mod wait;
 
 pub use agent::{AgentSpec, TestAgent};
+pub use artifacts::{ArtifactStore, Delivery};
 pub use console::ConsoleClient;
 pub use control::{ApiUser, ControlSpec, TestControlPlane};
 pub use wait::eventually;

@@ -32,6 +32,9 @@ pub struct HolderSpec {
     pub cwd: PathBuf,
     /// The game's whole environment (nothing is inherited).
     pub env: Vec<(String, String)>,
+    /// User and group to run the game as (the holder runs as the agent's user).
+    #[serde(default)]
+    pub ids: Option<(u32, u32)>,
     /// Where to listen for the agent.
     pub socket: PathBuf,
     /// Bytes of output to keep for an agent that is away.
@@ -91,6 +94,10 @@ async fn start_game(spec_path: &Path) -> std::io::Result<Game> {
     let pty = pty::open(spec.cols, spec.rows)?;
     let mut command = tokio::process::Command::new(program);
     command.args(args).current_dir(&spec.cwd).env_clear().envs(spec.env.iter().cloned());
+    if let Some((uid, gid)) = spec.ids {
+        // std drops supplementary groups too when it changes the uid of a root process.
+        command.uid(uid).gid(gid);
+    }
     let child = pty::spawn(&mut command, &pty.slave)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {program:?}: {e}")))?;
     drop(pty.slave);

@@ -5,6 +5,7 @@
 
 mod auth;
 mod console;
+mod dev;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,10 @@ pub struct AppState {
     pub supervisor: Supervisor,
     /// The agent's configuration.
     pub config: Arc<AgentConfig>,
+    /// A development container's environment, when this is one.
+    pub dev: Option<Arc<crate::dev::DevEnvironment>>,
+    /// Background jobs.
+    pub jobs: Arc<crate::jobs::Jobs>,
     /// When the agent started, for its uptime.
     pub started: Instant,
     /// Cancelled when the agent shuts down, to close console viewers.
@@ -54,6 +59,16 @@ pub fn router(state: AppState) -> Router {
         .route("/restart", post(restart))
         .route("/console/command", post(console_command))
         .route("/console", get(console::upgrade))
+        .route("/jobs", get(dev::jobs))
+        .route("/jobs/{id}", get(dev::job))
+        .route("/dev/runtimes", get(dev::runtimes))
+        .route("/dev/runtimes/install", post(dev::install))
+        .route("/dev/runtimes/switch", post(dev::switch))
+        .route("/dev/runtimes/rollback", post(dev::rollback))
+        .route("/dev/runtimes/{runtime}/{version}", axum::routing::delete(dev::remove))
+        .route("/dev/codeserver/start", post(dev::code_server_start))
+        .route("/dev/codeserver/stop", post(dev::code_server_stop))
+        .route("/dev/codeserver/restart", post(dev::code_server_restart))
         .fallback(zlh_http::not_found)
         .method_not_allowed_fallback(zlh_http::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_secret))
@@ -68,10 +83,11 @@ async fn health() -> Json<Health> {
 
 async fn ready(State(state): State<AppState>) -> Json<Readiness> {
     let status = state.supervisor.status();
+    let provisioned = state.dev.as_ref().is_none_or(|dev| dev.is_complete());
     let reason = match status.state {
+        GameState::Installing => "the container is being provisioned".to_owned(),
         GameState::Running => "the server is running".to_owned(),
         GameState::Starting => "the server is starting: waiting for its ready line".to_owned(),
-        GameState::Installing => "the server is being installed".to_owned(),
         GameState::Stopping => "the server is stopping".to_owned(),
         GameState::Stopped => "the server is stopped".to_owned(),
         GameState::Crashed => match status.next_restart_at_ms {
@@ -82,12 +98,13 @@ async fn ready(State(state): State<AppState>) -> Json<Readiness> {
         },
         GameState::Error => "the server failed repeatedly or could not start; start it again".to_owned(),
     };
-    Json(Readiness { ready: status.state == GameState::Running, reason })
+    Json(Readiness { ready: provisioned && status.state == GameState::Running, reason })
 }
 
 async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
     let status = state.supervisor.status();
     let last_crash = status.crashes.last().cloned();
+    let dev = state.dev.as_ref().map(|dev| dev.status());
     Json(StatusSnapshot {
         state: status.state,
         pid: status.pid,
@@ -102,14 +119,14 @@ async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
         last_crash_classification: last_crash.as_ref().map(|crash| crash.classification),
         last_crash,
         last_error: status.last_error,
-        provisioning_complete: true,
+        provisioning_complete: state.dev.as_ref().is_none_or(|dev| dev.is_complete()),
         server_root: Some(state.config.game.working_dir.display().to_string()),
-        runtime_installed: None,
-        dev_provisioned: None,
-        dev_ready_at: None,
-        workspace_root: None,
-        code_server_installed: None,
-        code_server_running: None,
+        runtime_installed: dev.as_ref().map(|d| d.runtime_installed),
+        dev_provisioned: dev.as_ref().map(|d| d.dev_provisioned),
+        dev_ready_at: dev.as_ref().and_then(|d| d.dev_ready_at.clone()),
+        workspace_root: dev.as_ref().map(|d| d.workspace_root.clone()),
+        code_server_installed: dev.as_ref().map(|d| d.code_server_installed),
+        code_server_running: dev.as_ref().map(|d| d.code_server_running),
         resources: status.pid.and_then(procfs::resource_use),
         agent: AgentInfo {
             version: env!("CARGO_PKG_VERSION").into(),

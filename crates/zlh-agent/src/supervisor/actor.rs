@@ -25,7 +25,7 @@ use super::classify::{Classifier, ExitFacts, console_lines};
 use super::output::{ProcessEvent, ReadyWatch, pump};
 use super::store::{Desired, Persisted, PersistedProcess, StateStore};
 use super::typed_line::TypedLine;
-use super::{PowerError, Request, ShutdownMode, SupervisorStatus};
+use super::{LaunchPlan, PowerError, Request, ShutdownMode, SupervisorStatus};
 use crate::clock::{format_ms, instant_at_ms, now_ms};
 use crate::config::{AgentConfig, StopMethod};
 use crate::console::Console;
@@ -67,6 +67,9 @@ struct Live {
 pub(super) struct Actor {
     config: Arc<AgentConfig>,
     holder_exe: PathBuf,
+    plan: Arc<dyn LaunchPlan>,
+    /// The container is still being provisioned: nothing may start.
+    provisioning: bool,
     paths: HolderPaths,
     console: Arc<Console>,
     classifier: Classifier,
@@ -93,7 +96,12 @@ pub(super) struct Actor {
 }
 
 impl Actor {
-    pub(super) fn new(config: Arc<AgentConfig>, holder_exe: PathBuf) -> std::io::Result<Actor> {
+    pub(super) fn new(
+        config: Arc<AgentConfig>,
+        holder_exe: PathBuf,
+        plan: Arc<dyn LaunchPlan>,
+        provisioning: bool,
+    ) -> std::io::Result<Actor> {
         let state_dir = config.state_path();
         let run_dir = state_dir.join("run");
         std::fs::create_dir_all(&run_dir)?;
@@ -126,6 +134,8 @@ impl Actor {
             paths: HolderPaths::in_dir(&run_dir),
             config,
             holder_exe,
+            plan,
+            provisioning,
             console,
             store,
             data,
@@ -178,7 +188,9 @@ impl Actor {
                 }
             }
         }
-        if self.data.gave_up {
+        if self.provisioning {
+            self.state = GameState::Installing;
+        } else if self.data.gave_up {
             self.state = GameState::Error;
         } else if self.data.desired == Desired::Running {
             tracing::info!("starting the server: it is meant to run and no process is left");
@@ -250,6 +262,7 @@ impl Actor {
                 self.send(ToHolder::Resize { cols, rows });
                 return;
             }
+            Request::Provisioned(outcome) => self.on_provisioned(outcome).await,
             Request::Shutdown(mode, done) => {
                 tracing::info!(?mode, "supervisor shutting down");
                 self.shutdown = Some((mode, done));
@@ -263,6 +276,26 @@ impl Actor {
             }
         }
         self.publish();
+    }
+
+    async fn on_provisioned(&mut self, outcome: Result<(), String>) {
+        self.provisioning = false;
+        if self.state != GameState::Installing {
+            return;
+        }
+        match outcome {
+            Ok(()) => {
+                self.state = GameState::Stopped;
+                if self.data.desired == Desired::Running && !self.data.gave_up {
+                    let _ = self.launch().await;
+                }
+            }
+            Err(message) => {
+                tracing::error!(error = %message, "provisioning failed");
+                self.state = GameState::Error;
+                self.last_error = Some(format!("provisioning failed: {message}"));
+            }
+        }
     }
 
     async fn start(&mut self) -> Result<GameState, PowerError> {
@@ -371,14 +404,15 @@ impl Actor {
     }
 
     async fn spawn_process(&mut self) -> Result<(), String> {
-        let working_dir = self.config.server_root();
-        std::fs::create_dir_all(&working_dir)
+        let launch = self.plan.plan(&self.config.game);
+        std::fs::create_dir_all(&launch.cwd)
             .map_err(|e| format!("cannot create the working directory: {e}"))?;
         let (cols, rows) = self.terminal_size;
         let spec = HolderSpec {
             argv: self.config.game.argv.clone(),
-            cwd: working_dir,
-            env: self.game_env(),
+            cwd: launch.cwd,
+            env: launch.env,
+            ids: launch.ids,
             socket: self.paths.socket.clone(),
             scrollback_bytes: self.config.console.scrollback_bytes,
             cols,
@@ -403,18 +437,6 @@ impl Actor {
         self.data.process = Some(process);
         self.save().await;
         Ok(())
-    }
-
-    /// The game's environment: a clean base (never the agent's own, which holds its secret)
-    /// plus the template's variables.
-    fn game_env(&self) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = ["PATH", "HOME", "LANG", "USER", "LOGNAME"]
-            .iter()
-            .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))
-            .collect();
-        env.push(("TERM".into(), "xterm-256color".into()));
-        env.extend(self.config.game.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        env
     }
 
     /// Wires a holder connection to the console and the event queue.

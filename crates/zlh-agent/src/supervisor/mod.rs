@@ -18,8 +18,53 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use zlh_proto::agent::{CrashRecord, GameState};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, GameTemplate};
 use crate::console::Console;
+
+/// How a run's process starts: where, with which environment, as whom.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The whole environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    /// User and group to run as, when the agent switches users.
+    pub ids: Option<(u32, u32)>,
+}
+
+/// Decides each run's [`Launch`]: game servers run in the server directory with a clean
+/// environment; dev containers run a shell in the workspace as the dev user.
+pub trait LaunchPlan: Send + Sync + std::fmt::Debug {
+    /// The launch of the next run of `game`.
+    fn plan(&self, game: &GameTemplate) -> Launch;
+}
+
+/// A game server's launch.
+#[derive(Debug)]
+pub struct GameLaunch {
+    server_root: PathBuf,
+}
+
+impl GameLaunch {
+    /// Runs in the configured working directory.
+    pub fn new(config: &AgentConfig) -> GameLaunch {
+        GameLaunch { server_root: config.server_root() }
+    }
+}
+
+impl LaunchPlan for GameLaunch {
+    /// A clean base (never the agent's own environment, which holds its secret) plus the
+    /// template's variables.
+    fn plan(&self, game: &GameTemplate) -> Launch {
+        let mut env: Vec<(String, String)> = ["PATH", "HOME", "LANG", "USER", "LOGNAME"]
+            .iter()
+            .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))
+            .collect();
+        env.push(("TERM".into(), "xterm-256color".into()));
+        env.extend(game.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Launch { cwd: self.server_root.clone(), env, ids: None }
+    }
+}
 
 /// What the supervisor publishes after every change.
 #[derive(Debug, Clone)]
@@ -81,6 +126,7 @@ enum Request {
     Command(String, Reply<()>),
     Input(Vec<u8>),
     Resize { cols: u16, rows: u16 },
+    Provisioned(Result<(), String>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
 }
 
@@ -94,10 +140,16 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Loads the persisted state, reattaches to a process that survived the last agent (or
-    /// starts the server if it was meant to run and is gone), then starts the actor.
-    pub async fn launch(config: Arc<AgentConfig>, holder_exe: PathBuf) -> std::io::Result<Supervisor> {
+    /// starts the server if it was meant to run and is gone), then starts the actor. With
+    /// `provisioning`, nothing starts until [`Supervisor::provisioned`] says it succeeded.
+    pub async fn launch(
+        config: Arc<AgentConfig>,
+        holder_exe: PathBuf,
+        plan: Arc<dyn LaunchPlan>,
+        provisioning: bool,
+    ) -> std::io::Result<Supervisor> {
         let (requests, inbox) = mpsc::channel(1024);
-        let mut actor = actor::Actor::new(config, holder_exe)?;
+        let mut actor = actor::Actor::new(config, holder_exe, plan, provisioning)?;
         actor.recover().await;
         let supervisor = Supervisor { requests, status: actor.subscribe(), console: actor.console() };
         tokio::spawn(actor.run(inbox));
@@ -133,6 +185,12 @@ impl Supervisor {
     /// Raw keyboard input from a console viewer; dropped when nothing runs.
     pub fn input(&self, bytes: Vec<u8>) {
         let _ = self.requests.try_send(Request::Input(bytes));
+    }
+
+    /// Reports the end of the container's provisioning: the server may start now (if it is
+    /// meant to run), or it goes to `error` with the reason.
+    pub async fn provisioned(&self, outcome: Result<(), String>) {
+        let _ = self.requests.send(Request::Provisioned(outcome)).await;
     }
 
     /// A viewer's terminal size.

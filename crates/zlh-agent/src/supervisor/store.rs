@@ -94,27 +94,14 @@ impl StateStore {
                 return;
             }
         };
-        let written = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
+        let written =
+            tokio::task::spawn_blocking(move || crate::durable::write_atomically(&path, &bytes)).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "cannot save supervisor state"),
             Err(e) => tracing::error!(error = %e, "cannot save supervisor state"),
         }
     }
-}
-
-/// Writes `bytes` to `path` through a fsynced temporary file and a rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let temporary = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

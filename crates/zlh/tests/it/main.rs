@@ -3,6 +3,7 @@
 
 mod agent_console;
 mod agent_crash;
+mod agent_dev;
 mod agent_http;
 mod agent_power;
 mod agent_reattach;

@@ -1,0 +1,272 @@
+//! Unpacking `.tar.gz` archives that may be hostile, beneath one directory.
+//!
+//! Every write goes through a capability handle on the target directory (`cap-std`, which uses
+//! `openat2(RESOLVE_BENEATH)` on Linux), so no path can resolve outside it, not even through
+//! a symlink created earlier in the same archive. On top of that: entries with `..` or absolute
+//! paths are refused, symlinks and hard links must point inside the archive, devices and FIFOs
+//! are refused, modes lose setuid/setgid/sticky, and the unpacked size is capped in bytes,
+//! entries and ratio to the compressed size (archive bombs).
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
+
+/// How much an archive may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Total bytes written.
+    pub max_bytes: u64,
+    /// Entries of any kind.
+    pub max_entries: u64,
+    /// Bytes written per compressed byte.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bytes: 8 << 30, max_entries: 500_000, max_ratio: 200 }
+    }
+}
+
+/// Why an archive was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The archive is damaged or not a tar.gz.
+    #[error("the archive is damaged or not a .tar.gz: {0}")]
+    Corrupt(String),
+    /// An entry tried to leave the target directory.
+    #[error("the archive tries to write outside its directory ({0})")]
+    Escape(String),
+    /// An entry of a kind we do not unpack.
+    #[error("the archive holds a device or special file ({0})")]
+    SpecialFile(String),
+    /// Past a size, entry or ratio limit.
+    #[error("the archive unpacks to more than allowed ({0}); it looks like an archive bomb")]
+    TooLarge(String),
+    /// Writing failed (disk full, permissions).
+    #[error("unpacking failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What was unpacked.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Regular files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// A path inside the archive made of plain names only, or why not.
+fn clean_path(path: &Path) -> Result<PathBuf, ArchiveError> {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => clean.push(name),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(ArchiveError::Escape(path.display().to_string()));
+            }
+        }
+    }
+    Ok(clean)
+}
+
+/// Whether a symlink at `link` with this `target` stays inside the archive root.
+fn link_stays_inside(link: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = link.parent().map_or(0, |p| p.components().count() as i64);
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => depth -= 1,
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Unpacks a `.tar.gz` read from `source` into `target`. `compressed_size` is the archive's
+/// size, for the ratio limit.
+pub fn unpack_tar_gz(
+    source: impl Read,
+    target: &Dir,
+    compressed_size: u64,
+    limits: Limits,
+) -> Result<Unpacked, ArchiveError> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(source));
+    let mut unpacked = Unpacked::default();
+    let mut entries_seen = 0u64;
+    let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
+    let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        entries_seen += 1;
+        if entries_seen > limits.max_entries {
+            return Err(ArchiveError::TooLarge(format!("more than {} entries", limits.max_entries)));
+        }
+        let raw = entry.path().map_err(corrupt)?.into_owned();
+        let path = clean_path(&raw)?;
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            target.create_dir_all(parent)?;
+        }
+        if kind.is_dir() {
+            target.create_dir_all(&path)?;
+            continue;
+        }
+        // A later entry replaces an earlier one, but never by writing through it.
+        if target.symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            target.remove_file(&path)?;
+        }
+        if kind.is_symlink() {
+            let link_target = entry
+                .link_name()
+                .map_err(corrupt)?
+                .ok_or_else(|| ArchiveError::Corrupt("a symlink without a target".into()))?;
+            if !link_stays_inside(&path, &link_target) {
+                return Err(ArchiveError::Escape(format!("{} -> {}", raw.display(), link_target.display())));
+            }
+            target.symlink(&link_target, &path)?;
+        } else if kind.is_hard_link() {
+            let original = entry
+                .link_name()
+                .map_err(corrupt)?
+                .ok_or_else(|| ArchiveError::Corrupt("a hard link without a target".into()))?;
+            let original = clean_path(&original)?;
+            target.hard_link(&original, target, &path)?;
+        } else if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
+            let mut file = target.open_with(&path, OpenOptions::new().write(true).create_new(true))?;
+            let room = byte_limit.saturating_sub(unpacked.bytes);
+            let written = std::io::copy(&mut (&mut entry).take(room + 1), &mut file)?;
+            if written > room {
+                return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
+            }
+            unpacked.bytes += written;
+            unpacked.files += 1;
+            let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+            file.set_permissions(Permissions::from_mode(mode))?;
+        } else if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
+            continue;
+        } else {
+            return Err(ArchiveError::SpecialFile(raw.display().to_string()));
+        }
+    }
+    Ok(unpacked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a tar.gz in memory, with entries written raw so that hostile names survive.
+    fn archive(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut builder =
+            tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (name, kind, data, link) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.as_gnu_mut().expect("gnu").name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o4755);
+            if let Some(link) = link {
+                header.as_gnu_mut().expect("gnu").linkname[..link.len()].copy_from_slice(link.as_bytes());
+            }
+            header.set_cksum();
+            builder.append(&header, *data).expect("append");
+        }
+        builder.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    fn unpack(bytes: &[u8]) -> (tempfile::TempDir, Result<Unpacked, ArchiveError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("target")).expect("mkdir");
+        let target =
+            Dir::open_ambient_dir(dir.path().join("target"), cap_std::ambient_authority()).expect("open");
+        let result = unpack_tar_gz(bytes, &target, bytes.len() as u64, Limits::default());
+        (dir, result)
+    }
+
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+
+    #[test]
+    fn a_normal_runtime_unpacks_with_its_links_and_modes() {
+        let bytes = archive(&[
+            ("node-20/", Directory, b"", None),
+            ("node-20/bin/node", Regular, b"#!/bin/sh\necho node\n", None),
+            ("node-20/bin/npm", Symlink, b"", Some("../lib/npm-cli.js")),
+            ("node-20/lib/npm-cli.js", Regular, b"cli", None),
+            ("node-20/bin/nodejs", Link, b"", Some("node-20/bin/node")),
+        ]);
+        let (dir, result) = unpack(&bytes);
+        assert_eq!(result.expect("unpacks"), Unpacked { files: 2, bytes: 23 });
+        let node = dir.path().join("target/node-20/bin/node");
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&node).expect("node").permissions().mode() & 0o7777,
+            0o755,
+            "setuid stripped"
+        );
+        assert_eq!(std::fs::read(dir.path().join("target/node-20/bin/npm")).expect("via symlink"), b"cli");
+        assert_eq!(
+            std::fs::read(dir.path().join("target/node-20/bin/nodejs")).expect("hard link"),
+            std::fs::read(node).expect("node")
+        );
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_nothing_lands_outside() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("dot-dot", archive(&[("a/../../outside.txt", Regular, b"x", None)])),
+            ("absolute", archive(&[("/tmp/zlh-absolute-escape.txt", Regular, b"x", None)])),
+            ("symlink out", archive(&[("link", Symlink, b"", Some("../"))])),
+            ("absolute symlink", archive(&[("etc", Symlink, b"", Some("/etc"))])),
+            (
+                "write through an earlier symlink",
+                archive(&[("up", Symlink, b"", Some("dir/../..")), ("up/outside.txt", Regular, b"x", None)]),
+            ),
+            ("hard link out", archive(&[("passwd", Link, b"", Some("../../../../etc/passwd"))])),
+            ("device", archive(&[("dev", tar::EntryType::Char, b"", None)])),
+            ("garbage", b"this is not a tar.gz at all".to_vec()),
+        ];
+        for (name, bytes) in cases {
+            let (dir, result) = unpack(&bytes);
+            assert!(result.is_err(), "{name} must be refused");
+            assert!(!dir.path().join("outside.txt").exists(), "{name} escaped");
+            assert!(!Path::new("/tmp/zlh-absolute-escape.txt").exists(), "{name} escaped");
+        }
+    }
+
+    #[test]
+    fn bombs_are_stopped_by_ratio_and_size() {
+        let zeros = vec![0u8; 4 << 20];
+        let bytes = archive(&[("zeros", Regular, &zeros, None)]);
+        assert!(bytes.len() < 64 << 10, "compresses well: {}", bytes.len());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority()).expect("open");
+        let limits = Limits { max_ratio: 10, ..Limits::default() };
+        let error = unpack_tar_gz(&bytes[..], &target, bytes.len() as u64, limits).expect_err("bomb");
+        assert!(matches!(error, ArchiveError::TooLarge(_)), "{error}");
+        let limits = Limits { max_bytes: 1 << 20, max_ratio: u64::MAX, ..Limits::default() };
+        assert!(matches!(
+            unpack_tar_gz(&bytes[..], &target, bytes.len() as u64, limits),
+            Err(ArchiveError::TooLarge(_))
+        ));
+    }
+}
