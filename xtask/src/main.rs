@@ -3,8 +3,11 @@
 //! - `cargo xtask test`: the whole gate (what CI runs): installs what the tests need, then
 //!   tidy checks, clippy and every test.
 //! - `cargo xtask bench`: builds release binaries and prints the benchmark tables.
+//! - `cargo xtask fixtures`: installs what browser and code-server tests need and prints
+//!   their environment (`eval "$(cargo xtask fixtures)"` before running single tests).
 
 mod bench;
+mod e2e;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +20,13 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "test" => test::run(),
         "bench" => bench::run(std::env::args().skip(2).collect()),
+        // For running single tests by hand: `eval "$(cargo xtask fixtures)"`.
+        "fixtures" => {
+            for (key, value) in e2e::prepare()?.env() {
+                println!("export {key}={value:?}");
+            }
+            Ok(())
+        }
         // Internal: simulated agents for `bench poller`.
         "sim-agents" => {
             bench::simulate_agents(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1000))

@@ -1,13 +1,25 @@
 //! `cargo xtask test`: everything that must pass before a change lands.
 
-use crate::{have, run_command};
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::{e2e, have, run_command, workspace};
 
 pub(crate) fn run() -> anyhow::Result<()> {
+    let fixtures = e2e::prepare()?;
     run_command("cargo", &["fmt", "--all", "--check"])?;
     run_command("cargo", &["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])?;
-    if have("cargo-nextest") {
-        run_command("cargo", &["nextest", "run", "--workspace", "--no-fail-fast"])
+    let args: &[&str] = if have("cargo-nextest") {
+        &["nextest", "run", "--workspace", "--no-fail-fast"]
     } else {
-        run_command("cargo", &["test", "--workspace", "--no-fail-fast"])
+        &["test", "--workspace", "--no-fail-fast"]
+    };
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new("cargo").args(args).envs(fixtures.env()).current_dir(workspace()).status()?;
+    if !status.success() {
+        bail!("tests failed: {status}");
     }
+    eprintln!("screenshots of this run: {}", fixtures.screenshots.display());
+    Ok(())
 }

@@ -22,6 +22,8 @@ pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
         "provisioning",
         "local_driver",
         "console",
+        "ide",
+        "artifacts",
     ],
     free_form_maps: &[],
 };
@@ -58,6 +60,62 @@ pub struct ControlConfig {
     /// The console WebSocket proxy.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// The browser IDE: tokens, hosts, the proxy to code-server.
+    #[serde(default)]
+    pub ide: IdeConfig,
+    /// The artifact store (runtimes and addons for dev containers).
+    #[serde(default)]
+    pub artifacts: ArtifactsConfig,
+}
+
+/// The browser IDE. The original platform's environment names still work:
+/// `API_AUTH_IDE_TTL_SECONDS`, `API_AUTH_IDE_SECRET`, `DEV_IDE_HOST_SUFFIX`,
+/// `DEV_IDE_RETURN_HOSTED_URL`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdeConfig {
+    /// Lifetime of the single-use token in the IDE link.
+    #[serde(default = "default_ide_token_ttl", with = "duration")]
+    pub token_ttl: Duration,
+    /// Signing key of IDE tokens and cookies; generated into the data directory when absent.
+    #[serde(default, deserialize_with = "lenient_optional_secret")]
+    pub token_secret: Option<Secret>,
+    /// Hosted form: `dev-<id>.<host_suffix>` serves the IDE of server `<id>`. Defaults to
+    /// `localhost` when the public URL is on loopback (browsers resolve `*.localhost` there).
+    #[serde(default)]
+    pub host_suffix: Option<String>,
+    /// Whether `ide-token` returns the hosted URL; defaults to yes when there is a host suffix.
+    #[serde(default)]
+    pub return_hosted_url: Option<bool>,
+    /// Whether the path form (`/__ide/<id>/`, on the API's own origin) is served.
+    #[serde(default = "yes")]
+    pub path_form: bool,
+    /// Lifetime of the IDE cookie after a link was opened.
+    #[serde(default = "default_ide_session_ttl", with = "duration")]
+    pub session_ttl: Duration,
+}
+
+impl Default for IdeConfig {
+    fn default() -> Self {
+        IdeConfig {
+            token_ttl: default_ide_token_ttl(),
+            token_secret: None,
+            host_suffix: None,
+            return_hosted_url: None,
+            path_form: true,
+            session_ttl: default_ide_session_ttl(),
+        }
+    }
+}
+
+/// The artifact store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// The catalog agents install from; by default this control plane serves one from
+    /// `<data_dir>/artifacts` at `<public_url>/artifacts/`.
+    #[serde(default)]
+    pub catalog_url: Option<String>,
 }
 
 /// Accounts and tokens.
@@ -219,6 +277,27 @@ fn default_provision_timeout() -> Duration {
 fn default_ticket_ttl() -> Duration {
     Duration::from_secs(30)
 }
+fn default_ide_token_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_ide_session_ttl() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+/// The original platform's environment names, as overrides of `[ide]` keys.
+fn legacy_env(env: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    env.into_iter()
+        .map(|(key, value)| match key.as_str() {
+            "API_AUTH_IDE_TTL_SECONDS" => ("ZLH_IDE__TOKEN_TTL".into(), format!("{value}s")),
+            "API_AUTH_IDE_SECRET" => ("ZLH_IDE__TOKEN_SECRET".into(), value),
+            "DEV_IDE_HOST_SUFFIX" => ("ZLH_IDE__HOST_SUFFIX".into(), value),
+            "DEV_IDE_RETURN_HOSTED_URL" => {
+                ("ZLH_IDE__RETURN_HOSTED_URL".into(), (value == "1" || value == "true").to_string())
+            }
+            _ => (key, value),
+        })
+        .collect()
+}
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +310,8 @@ impl ControlConfig {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<ControlConfig, ConfigError> {
-        let table = zlh_proto::settings::load_toml(text, ENV_OVERRIDES, env).map_err(ConfigError)?;
+        let table =
+            zlh_proto::settings::load_toml(text, ENV_OVERRIDES, legacy_env(env)).map_err(ConfigError)?;
         let config: ControlConfig =
             table.try_into().map_err(|e: toml::de::Error| ConfigError(e.to_string()))?;
         if config.poller.max_in_flight == 0 {
@@ -247,6 +327,21 @@ impl ControlConfig {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// The hosted IDE's host suffix, if the hosted form is on.
+    pub fn ide_host_suffix(&self) -> Option<String> {
+        let configured = self.ide.host_suffix.clone().filter(|s| !s.is_empty());
+        let loopback =
+            ["//127.0.0.1", "//localhost", "//[::1]"].iter().any(|h| self.public_url().contains(h));
+        configured.or_else(|| loopback.then(|| "localhost".to_owned()))
+    }
+
+    /// Where agents find the artifact catalog.
+    pub fn catalog_url(&self) -> String {
+        self.artifacts.catalog_url.clone().unwrap_or_else(|| {
+            format!("{}/artifacts/{}", self.public_url(), zlh_proto::catalog::CATALOG_PATH)
+        })
     }
 
     /// The database URL.
@@ -277,6 +372,25 @@ mod tests {
             .expect("overrides");
         assert!(!config.auth.allow_registration);
         assert_eq!(config.poller.interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn the_original_ide_environment_names_work() {
+        let env = [
+            ("API_AUTH_IDE_TTL_SECONDS", "120"),
+            ("API_AUTH_IDE_SECRET", "legacy-ide-secret"),
+            ("DEV_IDE_HOST_SUFFIX", "zerolaghub.dev"),
+            ("DEV_IDE_RETURN_HOSTED_URL", "true"),
+        ];
+        let config =
+            ControlConfig::load("", env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).expect("valid");
+        assert_eq!(config.ide.token_ttl, Duration::from_secs(120));
+        assert_eq!(config.ide.token_secret.as_ref().map(Secret::expose), Some("legacy-ide-secret"));
+        assert_eq!(config.ide_host_suffix().as_deref(), Some("zerolaghub.dev"));
+        assert_eq!(config.ide.return_hosted_url, Some(true));
+        let local = ControlConfig::load("", Vec::new()).expect("defaults");
+        assert_eq!(local.ide_host_suffix().as_deref(), Some("localhost"), "loopback portals get *.localhost");
+        assert!(local.catalog_url().ends_with("/artifacts/devcontainer/_catalog.json"));
     }
 
     #[test]

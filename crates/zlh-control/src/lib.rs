@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod drivers;
+pub mod ide;
 pub mod metrics;
 pub mod poller;
 pub mod provision;
@@ -72,6 +74,10 @@ pub struct ControlPlane {
     pub agent_http: reqwest::Client,
     /// Hash of a random password, for sign-ins with unknown emails.
     pub decoy_hash: String,
+    /// The artifact store served at `/artifacts/`.
+    pub artifacts: artifacts::ArtifactStore,
+    /// The browser IDE's keys and proxy.
+    pub ide: ide::Ide,
 }
 
 /// Why the control plane could not start.
@@ -85,12 +91,12 @@ pub enum StartError {
     Store(#[from] db::StoreError),
 }
 
-/// Reads the token signing key from the data directory, creating it on first start.
-fn token_key(config: &ControlConfig) -> Result<Secret, StartError> {
-    if let Some(secret) = &config.auth.token_secret {
+/// A signing key: the configured one, or `<data>/secrets/<name>`, created on first start.
+fn secret_key(config: &ControlConfig, name: &str, configured: Option<&Secret>) -> Result<Secret, StartError> {
+    if let Some(secret) = configured {
         return Ok(secret.clone());
     }
-    let path = config.data_dir.join("secrets").join("token.key");
+    let path = config.data_dir.join("secrets").join(name);
     match std::fs::read_to_string(&path) {
         Ok(key) if !key.trim().is_empty() => return Ok(Secret::new(key.trim())),
         _ => {}
@@ -123,7 +129,7 @@ impl ControlPlane {
             .canonicalize()
             .map_err(|e| StartError::Io(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
-        let signer = TokenSigner::new(token_key(&config)?);
+        let signer = TokenSigner::new(secret_key(&config, "token.key", config.auth.token_secret.as_ref())?);
         let registry = Arc::new(Registry::default());
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
         let metrics = Arc::new(Metrics::new());
@@ -150,6 +156,12 @@ impl ControlPlane {
             tickets: api::TicketBook::new(config.console.ticket_ttl),
             agent_http: RemoteAgent::client(),
             decoy_hash: auth::passwords::hash(&auth::random_token(16)).await,
+            artifacts: artifacts::ArtifactStore::new(config.data_dir.join("artifacts")),
+            ide: ide::Ide::new(TokenSigner::new(secret_key(
+                &config,
+                "ide.key",
+                config.ide.token_secret.as_ref(),
+            )?)),
             config,
             store,
             registry,

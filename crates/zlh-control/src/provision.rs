@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::GameState;
-use zlh_proto::api::{CreateServer, Lifecycle};
+use zlh_proto::api::{CreateServer, Lifecycle, ServerKind};
+use zlh_proto::catalog::Kind;
 use zlh_proto::time::now_ms;
 
 use crate::ControlPlane;
 use crate::db::{NewServer, Server, User};
-use crate::drivers::Teardown;
+use crate::drivers::{AgentSpec, Teardown};
 use crate::registry::{Agent, RemoteAgent};
 
 fn internal(what: &str) -> impl Fn(crate::db::StoreError) -> ApiError + '_ {
@@ -33,13 +34,21 @@ pub(crate) async fn create(
     request: &CreateServer,
 ) -> Result<Server, ApiError> {
     let game = control.templates.game_for(request)?;
+    let (dev, runtime_version) = match request.kind {
+        ServerKind::Dev => {
+            let (dev, version) = dev_section(control, request).await?;
+            (Some(dev), version)
+        }
+        ServerKind::Game => (None, None),
+    };
+    let spec = AgentSpec { game, dev };
     let new = NewServer {
         owner_id: owner.id,
         name: request.name.trim().to_owned(),
         kind: request.kind,
         template: request.template.clone(),
         runtime: request.runtime.clone(),
-        runtime_version: request.version.clone(),
+        runtime_version,
         enable_code_server: request.enable_code_server,
         driver: control.drivers.default.name().to_owned(),
     };
@@ -50,7 +59,7 @@ pub(crate) async fn create(
     let task = tokio::spawn({
         let control = Arc::clone(control);
         async move {
-            let outcome = provision(&control, id, &game).await;
+            let outcome = provision(&control, id, &spec).await;
             if let Err(error) = &outcome {
                 tracing::warn!(server_id = id, %error, "provisioning failed; cleaning up");
                 remove(&control, id).await;
@@ -67,16 +76,53 @@ pub(crate) async fn create(
         .ok_or_else(ApiError::internal)
 }
 
-async fn provision(control: &ControlPlane, id: i64, game: &toml::Table) -> Result<(), ApiError> {
+/// The `[dev]` section of a dev server's agent, with the runtime version resolved, after
+/// checking the catalog has what the request asks for.
+async fn dev_section(
+    control: &ControlPlane,
+    request: &CreateServer,
+) -> Result<(toml::Table, Option<String>), ApiError> {
+    let catalog = control.catalog().await.map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+    let mut dev = toml::Table::new();
+    dev.insert("catalog_url".into(), control.config.catalog_url().into());
+    let mut version = None;
+    if let Some(runtime) = request.runtime.as_deref().filter(|r| !r.is_empty()) {
+        let choice = match request.version.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => catalog.artifact(Kind::Runtime, runtime, v).map(|_| v.to_owned()),
+            None => catalog.latest(Kind::Runtime, runtime).map(str::to_owned),
+        };
+        let choice = choice.ok_or_else(|| {
+            let asked = request.version.as_deref().unwrap_or("");
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("the runtime {runtime} {asked} is not available (see GET /api/dev/runtimes)"),
+            )
+        })?;
+        dev.insert("runtime".into(), runtime.into());
+        dev.insert("version".into(), choice.as_str().into());
+        version = Some(choice);
+    } else if request.version.is_some() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "a version needs a runtime"));
+    }
+    if request.enable_code_server {
+        let code_server = catalog.latest(Kind::Addon, "code-server").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                "code-server is not in the artifact store; ask the operator to add it",
+            )
+        })?;
+        dev.insert("code_server".into(), true.into());
+        dev.insert("code_server_version".into(), code_server.into());
+    }
+    Ok((dev, version))
+}
+
+async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<(), ApiError> {
     let driver = Arc::clone(&control.drivers.default);
-    let endpoint = driver.create(id, game).await.map_err(|e| {
+    let endpoint = driver.create(id, spec).await.map_err(|e| {
         ApiError::new(ErrorCode::ProvisioningFailed, format!("the server could not be created: {e}"))
     })?;
-    control
-        .store
-        .set_agent(id, &endpoint.url, &endpoint.secret)
-        .await
-        .map_err(internal("cannot record an agent"))?;
+    control.store.set_agent(id, &endpoint).await.map_err(internal("cannot record an agent"))?;
     let agent: Arc<dyn Agent> = Arc::new(control.remote_agent(&endpoint.url, &endpoint.secret));
     control.registry.insert(id, Arc::clone(&agent), driver);
     wait_until_ready(agent.as_ref(), control.config.provisioning.timeout).await?;
@@ -207,32 +253,62 @@ pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), crate::
     Ok(())
 }
 
-/// Records a server whose agent someone else runs (the `external` driver), to be adopted at
-/// the next start: for operators' scripts and benchmarks.
+/// A server whose agent someone else runs (the `external` driver).
+#[derive(Debug, Clone)]
+pub struct ExternalServer {
+    /// Owner.
+    pub owner_id: i64,
+    /// Name.
+    pub name: String,
+    /// Game or dev.
+    pub kind: ServerKind,
+    /// Where its agent answers, and the agent's secret; for dev servers, where its
+    /// code-server listens.
+    pub endpoint: crate::drivers::AgentEndpoint,
+}
+
+/// Records a server whose agent someone else runs, to be adopted at the next start: for
+/// operators' scripts and benchmarks.
 pub async fn record_external(
     store: &dyn crate::db::Store,
-    owner_id: i64,
-    name: &str,
-    url: &zlh_proto::Secret,
-    secret: &zlh_proto::Secret,
+    server: ExternalServer,
 ) -> Result<i64, crate::db::StoreError> {
     let new = NewServer {
-        owner_id,
-        name: name.to_owned(),
-        kind: zlh_proto::api::ServerKind::Game,
+        owner_id: server.owner_id,
+        name: server.name,
+        kind: server.kind,
         template: None,
         runtime: None,
         runtime_version: None,
-        enable_code_server: false,
+        enable_code_server: server.endpoint.ide.is_some(),
         driver: "external".into(),
     };
-    let server = store.insert_server(new, now_ms()).await?;
-    store.set_agent(server.id, url, secret).await?;
-    store.set_lifecycle(server.id, Lifecycle::Ready).await?;
-    Ok(server.id)
+    let row = store.insert_server(new, now_ms()).await?;
+    store.set_agent(row.id, &server.endpoint).await?;
+    store.set_lifecycle(row.id, Lifecycle::Ready).await?;
+    Ok(row.id)
 }
 
 impl ControlPlane {
+    /// The artifact catalog agents install from: this control plane's own store, or the
+    /// configured one.
+    pub async fn catalog(&self) -> Result<zlh_proto::catalog::Catalog, String> {
+        match &self.config.artifacts.catalog_url {
+            None => self.artifacts.catalog(),
+            Some(url) => {
+                let response = self
+                    .agent_http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| format!("the artifact store cannot be reached: {e}"))?;
+                let text =
+                    response.text().await.map_err(|e| format!("the artifact catalog cannot be read: {e}"))?;
+                zlh_proto::catalog::Catalog::parse(&text)
+            }
+        }
+    }
+
     /// The driver a server was made with.
     async fn driver_of(&self, id: i64) -> Arc<dyn crate::drivers::Driver> {
         match self.store.server(id).await {

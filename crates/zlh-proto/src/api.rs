@@ -281,3 +281,34 @@ pub struct TemplateView {
     /// What it runs.
     pub description: String,
 }
+
+/// A runtime the portal can offer (`GET /api/dev/runtimes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RuntimeChoice {
+    /// Runtime name (`node`).
+    pub name: String,
+    /// For people.
+    pub description: String,
+    /// Available versions, newest first.
+    pub versions: Vec<String>,
+}
+
+/// `POST /api/dev/{id}/ide-token`: a short-lived, single-use link to the IDE.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct IdeLink {
+    /// The token (also inside `url`).
+    pub token: String,
+    /// The URL to open in a new tab.
+    pub url: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for IdeLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdeLink").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}

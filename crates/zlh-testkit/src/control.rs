@@ -22,6 +22,8 @@ pub struct ControlSpec {
     pub max_failed_logins: u32,
     /// Timeout of each request to an agent.
     pub agent_timeout: String,
+    /// Extra TOML tables appended to the configuration (`[ide]` ...).
+    pub extra_toml: String,
     /// TOML merged into every agent configuration (`[recovery]`, `[console]` tables).
     pub agent_defaults: String,
 }
@@ -35,6 +37,7 @@ impl Default for ControlSpec {
             allow_registration: true,
             max_failed_logins: 5,
             agent_timeout: "2s".into(),
+            extra_toml: String::new(),
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
         }
     }
@@ -88,7 +91,7 @@ impl TestControlPlane {
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
              access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
-             [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}",
+             [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}\n{extra}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
             registration = spec.allow_registration,
             ttl = spec.access_token_ttl,
@@ -96,6 +99,7 @@ impl TestControlPlane {
             interval = spec.poll_interval,
             timeout = spec.agent_timeout,
             provision = spec.provision_timeout,
+            extra = spec.extra_toml,
         );
         std::fs::write(&config_path, config).expect("write config");
         TestControlPlane {
@@ -183,11 +187,10 @@ impl TestControlPlane {
         (field("listen"), field("secret"))
     }
 
-    /// Runs `zlh admin <args>` on this data directory, with `stdin`; returns stdout.
-    pub fn admin(&self, args: &[&str], stdin: &str) -> String {
+    /// Runs `zlh <args> --config <this control plane's config>` with `stdin`; returns stdout.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> String {
         use std::io::Write;
         let mut child = Command::new(&self.zlh)
-            .arg("admin")
             .args(args)
             .arg("--config")
             .arg(&self.config_path)
@@ -195,11 +198,18 @@ impl TestControlPlane {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn zlh admin");
+            .expect("spawn zlh");
         child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        let output = child.wait_with_output().expect("zlh admin");
-        assert!(output.status.success(), "zlh admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = child.wait_with_output().expect("zlh");
+        assert!(output.status.success(), "zlh {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs `zlh admin <args>` on this data directory, with `stdin`; returns stdout.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> String {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        self.cli(&all, stdin)
     }
 
     /// A request, with a bearer token if given; status and JSON body.

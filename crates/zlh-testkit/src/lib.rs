@@ -7,12 +7,14 @@ pub mod artifacts;
 pub mod console;
 pub mod control;
 pub mod procs;
+pub mod upstream;
 pub mod wait;
 
 pub use agent::{AgentSpec, TestAgent};
 pub use artifacts::{ArtifactStore, Delivery};
 pub use console::ConsoleClient;
 pub use control::{ApiUser, ControlSpec, TestControlPlane};
+pub use upstream::EchoUpstream;
 pub use wait::eventually;
 
 /// A random hex string, for secrets.

@@ -49,14 +49,18 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
         let admin =
             store.create_user("bench@example.com", &hash, Role::Admin, zlh_proto::time::now_ms()).await?;
         for (n, url) in urls.iter().enumerate() {
-            zlh_control::provision::record_external(
-                &store,
-                admin.id,
-                &format!("sim-{n}"),
-                &Secret::new(url),
-                &Secret::new(SECRET),
-            )
-            .await?;
+            let endpoint = zlh_control::drivers::AgentEndpoint {
+                url: Secret::new(url),
+                secret: Secret::new(SECRET),
+                ide: None,
+            };
+            let server = zlh_control::provision::ExternalServer {
+                owner_id: admin.id,
+                name: format!("sim-{n}"),
+                kind: zlh_proto::api::ServerKind::Game,
+                endpoint,
+            };
+            zlh_control::provision::record_external(&store, server).await?;
         }
     }
     let started = Instant::now();

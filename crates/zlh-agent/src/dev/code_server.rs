@@ -152,7 +152,16 @@ impl CodeServer {
         let launch = launch.ok_or_else(|| std::io::Error::other("code-server was never asked to start"))?;
         let launcher = self.install_root().join("bin/code-server");
         let data = self.home.join(".local/share/code-server");
-        std::fs::create_dir_all(&data)?;
+        // First start: the customer's own container needs no workspace-trust prompt, and
+        // nothing phones home.
+        let settings = data.join("User/settings.json");
+        if !settings.exists() {
+            std::fs::create_dir_all(data.join("User"))?;
+            std::fs::write(
+                &settings,
+                "{\n  \"security.workspace.trust.enabled\": false,\n  \"telemetry.telemetryLevel\": \"off\",\n  \"workbench.startupEditor\": \"none\"\n}\n",
+            )?;
+        }
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let mut command = std::process::Command::new(&launcher);
         command

@@ -217,7 +217,9 @@ impl DevEnvironment {
         ]
     }
 
-    /// Login shells get the runtimes too, through `/etc/profile.d` (beneath the root).
+    /// Login shells get the runtimes too: through `/etc/profile.d` (beneath the root), and
+    /// through the dev user's `~/.bash_profile` (written once, never overwritten), which
+    /// sources it again after an `/etc/profile` that resets `PATH`.
     fn write_profile(&self) -> Result<(), String> {
         let dir = self.root.join("etc/profile.d");
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot write /etc/profile.d: {e}"))?;
@@ -226,8 +228,21 @@ impl DevEnvironment {
             "# Written by the ZeroLagHub agent: installed runtimes on PATH.\nexport PATH=\"{}:$PATH\"\n",
             bins.join(":")
         );
-        crate::durable::write_atomically(&dir.join("zlh-runtimes.sh"), script.as_bytes())
-            .map_err(|e| format!("cannot write /etc/profile.d: {e}"))
+        let script_path = dir.join("zlh-runtimes.sh");
+        crate::durable::write_atomically(&script_path, script.as_bytes())
+            .map_err(|e| format!("cannot write /etc/profile.d: {e}"))?;
+        let bash_profile = self.user.home.join(".bash_profile");
+        if !bash_profile.exists() {
+            let text = format!(
+                "# Written once by the ZeroLagHub agent; yours to edit.\n[ -f ~/.bashrc ] && . ~/.bashrc\n[ -f {0} ] && . {0}\n",
+                script_path.display()
+            );
+            std::fs::write(&bash_profile, text).map_err(|e| format!("cannot write ~/.bash_profile: {e}"))?;
+            if let Some((uid, gid)) = self.ids() {
+                let _ = std::os::unix::fs::chown(&bash_profile, Some(uid), Some(gid));
+            }
+        }
+        Ok(())
     }
 
     /// How code-server is launched: in the workspace, as the dev user, with the shells'
@@ -252,7 +267,9 @@ impl DevEnvironment {
             },
             dev_provisioned: self.workspace.is_dir(),
             dev_ready_at: ready_at.map(format_ms),
-            workspace_root: self.config.workspace.display().to_string(),
+            // Where the container's processes (code-server included) see it: the configured
+            // path in a real container, beneath the root elsewhere.
+            workspace_root: self.workspace.display().to_string(),
             code_server_installed: self.addons.current("code-server").is_some(),
             code_server_running: self.code_server.is_running(),
         }

@@ -7,6 +7,7 @@
 
 mod auth;
 mod console;
+mod dev;
 mod openapi;
 mod servers;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router, middleware};
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
@@ -51,6 +52,17 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/servers/{id}/console/command", post(servers::console_command))
         .route("/api/servers/{id}/console/ticket", post(console::ticket))
         .route("/api/servers/{id}/console", get(console::socket))
+        .route("/api/dev/runtimes", get(dev::runtimes))
+        .route("/api/dev/{id}/codeserver/start", post(dev::code_server_start))
+        .route("/api/dev/{id}/codeserver/stop", post(dev::code_server_stop))
+        .route("/api/dev/{id}/codeserver/restart", post(dev::code_server_restart))
+        .route("/api/dev/{id}/ide-token", post(dev::ide_token))
+        .route("/api/dev/{id}/ide", get(crate::ide::path_form))
+        .route("/__ide/{id}", any(crate::ide::path_form))
+        // `{*rest}` matches only a non-empty rest: the IDE's root needs its own route.
+        .route("/__ide/{id}/", any(crate::ide::path_form))
+        .route("/__ide/{id}/{*rest}", any(crate::ide::path_form))
+        .route("/artifacts/{*path}", get(artifact))
         .route("/api/openapi.json", get(openapi::document))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -60,7 +72,23 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         ));
     api.fallback(zlh_http::not_found)
         .method_not_allowed_fallback(zlh_http::method_not_allowed)
+        .layer(middleware::from_fn_with_state(Arc::clone(&control), crate::ide::hosted))
         .with_state(control)
+}
+
+/// `GET /artifacts/...`: the artifact store, streamed from disk (public: runtimes are not
+/// secrets, and agents fetch them without credentials).
+async fn artifact(
+    State(control): State<Arc<ControlPlane>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let file = control.artifacts.file(&path).ok_or_else(|| ApiError::not_found("artifact"))?;
+    let opened = tokio::fs::File::open(&file).await.map_err(|_| ApiError::not_found("artifact"))?;
+    let length = opened.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(opened, 256 * 1024));
+    let mut response = axum::response::Response::new(body);
+    response.headers_mut().insert(axum::http::header::CONTENT_LENGTH, length.into());
+    Ok(response)
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -153,7 +181,7 @@ async fn owned_server(
 }
 
 /// A storage failure: logged with its details, answered without them.
-fn store_error(error: crate::db::StoreError) -> ApiError {
+pub(crate) fn store_error(error: crate::db::StoreError) -> ApiError {
     tracing::error!(%error, "storage failed");
     ApiError::internal()
 }

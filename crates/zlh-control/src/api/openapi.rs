@@ -32,6 +32,11 @@ use utoipa::{Modify, OpenApi};
         super::servers::console_command,
         super::console::ticket,
         super::console::socket,
+        super::dev::runtimes,
+        super::dev::code_server_start,
+        super::dev::code_server_stop,
+        super::dev::code_server_restart,
+        super::dev::ide_token,
     ),
     modifiers(&BearerToken)
 )]

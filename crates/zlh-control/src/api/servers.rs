@@ -93,7 +93,7 @@ pub(super) async fn status(
 }
 
 /// The agent of a server that finished provisioning.
-fn agent_of(control: &ControlPlane, server: &Server) -> Result<Arc<dyn Agent>, ApiError> {
+pub(super) fn agent_of(control: &ControlPlane, server: &Server) -> Result<Arc<dyn Agent>, ApiError> {
     if server.lifecycle != Lifecycle::Ready {
         return Err(ApiError::new(
             ErrorCode::PowerActionInProgress,

@@ -67,6 +67,8 @@ pub struct Server {
     pub agent_url: Secret,
     /// Its agent's bearer secret.
     pub agent_secret: Secret,
+    /// Where a dev server's code-server listens (`host:port`), for the IDE proxy.
+    pub ide_upstream: Secret,
     /// Creation time (ms since the epoch).
     pub created_at_ms: i64,
 }
@@ -202,8 +204,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Creates a server row in `provisioning`.
     async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server>;
-    /// Records where a server's agent is and its secret.
-    async fn set_agent(&self, server_id: i64, url: &Secret, secret: &Secret) -> StoreResult<()>;
+    /// Records where a server's agent (and code-server) is, and the agent's secret.
+    async fn set_agent(&self, server_id: i64, endpoint: &crate::drivers::AgentEndpoint) -> StoreResult<()>;
     /// Moves a server along its lifecycle.
     async fn set_lifecycle(&self, server_id: i64, lifecycle: Lifecycle) -> StoreResult<()>;
     /// A server by id.

@@ -85,6 +85,7 @@ fn server_from(row: &SqliteRow) -> StoreResult<Server> {
         driver: row.try_get("driver")?,
         agent_url: Secret::new(row.try_get::<String, _>("agent_url")?),
         agent_secret: Secret::new(row.try_get::<String, _>("agent_secret")?),
+        ide_upstream: Secret::new(row.try_get::<String, _>("ide_upstream")?),
         created_at_ms: row.try_get("created_at")?,
     })
 }
@@ -328,10 +329,11 @@ impl Store for SqliteStore {
         server_from(&row)
     }
 
-    async fn set_agent(&self, server_id: i64, url: &Secret, secret: &Secret) -> StoreResult<()> {
-        sqlx::query("UPDATE servers SET agent_url = ?, agent_secret = ? WHERE id = ?")
-            .bind(url.expose())
-            .bind(secret.expose())
+    async fn set_agent(&self, server_id: i64, endpoint: &crate::drivers::AgentEndpoint) -> StoreResult<()> {
+        sqlx::query("UPDATE servers SET agent_url = ?, agent_secret = ?, ide_upstream = ? WHERE id = ?")
+            .bind(endpoint.url.expose())
+            .bind(endpoint.secret.expose())
+            .bind(endpoint.ide.as_ref().map_or("", Secret::expose))
             .bind(server_id)
             .execute(&self.pool)
             .await?;
@@ -446,12 +448,15 @@ mod tests {
         };
         let server = store.insert_server(new, 5).await.expect("insert");
         assert_eq!(server.id, 101);
-        store
-            .set_agent(101, &Secret::new("http://127.0.0.1:9"), &Secret::new("s3cret"))
-            .await
-            .expect("agent");
+        let endpoint = crate::drivers::AgentEndpoint {
+            url: Secret::new("http://127.0.0.1:9"),
+            secret: Secret::new("s3cret"),
+            ide: Some(Secret::new("127.0.0.1:6000")),
+        };
+        store.set_agent(101, &endpoint).await.expect("agent");
         let server = store.server(101).await.expect("get").expect("exists");
         assert_eq!(server.agent_secret.expose(), "s3cret");
+        assert_eq!(server.ide_upstream.expose(), "127.0.0.1:6000");
         assert!(!format!("{server:?}").contains("s3cret") && !format!("{server:?}").contains("127.0.0.1"));
         assert_eq!(store.servers(Some(user.id + 1)).await.expect("none"), vec![]);
     }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{AgentEndpoint, Driver, DriverError, Teardown};
+use super::{AgentEndpoint, AgentSpec, Driver, DriverError, Teardown};
 
 /// Agents run elsewhere.
 #[derive(Debug, Default)]
@@ -16,7 +16,7 @@ impl Driver for ExternalDriver {
         "external"
     }
 
-    async fn create(&self, _server_id: i64, _game: &toml::Table) -> Result<AgentEndpoint, DriverError> {
+    async fn create(&self, _server_id: i64, _spec: &AgentSpec) -> Result<AgentEndpoint, DriverError> {
         Err(DriverError("external servers are attached to a running agent, not created".into()))
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use zlh_proto::Secret;
 
-use super::{AgentEndpoint, Driver, DriverError, Teardown};
+use super::{AgentEndpoint, AgentSpec, Driver, DriverError, Teardown};
 use crate::registry::{Agent, RemoteAgent};
 
 /// How long a new or revived agent may take to answer.
@@ -58,6 +58,7 @@ impl LocalDriver {
             (Some(listen), Some(secret)) => Ok(AgentEndpoint {
                 url: Secret::new(format!("http://{listen}")),
                 secret: Secret::new(secret),
+                ide: code_server_port(&config).map(|port| Secret::new(format!("127.0.0.1:{port}"))),
             }),
             _ => Err(DriverError("the server's agent configuration is damaged".into())),
         }
@@ -173,6 +174,11 @@ impl LocalDriver {
     }
 }
 
+/// The code-server port of a dev server's agent configuration.
+fn code_server_port(config: &toml::Table) -> Option<i64> {
+    config.get("dev")?.get("code_server_port")?.as_integer()
+}
+
 fn free_loopback_port() -> Result<u16, DriverError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|_| DriverError("no free port for the agent".into()))?;
@@ -215,7 +221,7 @@ impl Driver for LocalDriver {
         "local"
     }
 
-    async fn create(&self, server_id: i64, game: &toml::Table) -> Result<AgentEndpoint, DriverError> {
+    async fn create(&self, server_id: i64, spec: &AgentSpec) -> Result<AgentEndpoint, DriverError> {
         let dir = self.dir(server_id);
         let root = dir.join("root");
         std::fs::create_dir_all(&root).map_err(|e| {
@@ -228,9 +234,15 @@ impl Driver for LocalDriver {
         config.insert("listen".into(), format!("127.0.0.1:{port}").into());
         config.insert("secret".into(), secret.clone().into());
         config.insert("root".into(), root.to_string_lossy().into_owned().into());
-        let mut game = game.clone();
+        let mut game = spec.game.clone();
         game.insert("autostart".into(), true.into());
         config.insert("game".into(), game.into());
+        if let Some(dev) = &spec.dev {
+            // code-server listens on a port of its own on loopback, reached only by the proxy.
+            let mut dev = dev.clone();
+            dev.insert("code_server_port".into(), i64::from(free_loopback_port()?).into());
+            config.insert("dev".into(), dev.into());
+        }
         let text = toml::to_string(&config)
             .map_err(|_| DriverError("the agent configuration could not be written".into()))?;
         write_private(&self.config_path(server_id), &text).map_err(|e| {
@@ -240,6 +252,7 @@ impl Driver for LocalDriver {
         let endpoint = AgentEndpoint {
             url: Secret::new(format!("http://127.0.0.1:{port}")),
             secret: Secret::new(secret),
+            ide: code_server_port(&config).map(|port| Secret::new(format!("127.0.0.1:{port}"))),
         };
         self.start_agent(server_id, &endpoint).await?;
         Ok(endpoint)

@@ -22,6 +22,18 @@ pub struct AgentEndpoint {
     pub url: Secret,
     /// The agent's bearer secret.
     pub secret: Secret,
+    /// Where code-server listens (`host:port`), for dev servers.
+    pub ide: Option<Secret>,
+}
+
+/// What a new server's agent is told: its `[game]` section and, for dev servers, its `[dev]`
+/// section (the driver adds the code-server port).
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// The `[game]` table.
+    pub game: toml::Table,
+    /// The `[dev]` table of a dev server.
+    pub dev: Option<toml::Table>,
 }
 
 impl std::fmt::Debug for AgentEndpoint {
@@ -66,9 +78,8 @@ pub enum Teardown {
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The name stored with each server.
     fn name(&self) -> &'static str;
-    /// Creates the server's place and starts its agent with this `[game]` section; returns
-    /// once the agent answers.
-    async fn create(&self, server_id: i64, game: &toml::Table) -> Result<AgentEndpoint, DriverError>;
+    /// Creates the server's place and starts its agent; returns once the agent answers.
+    async fn create(&self, server_id: i64, spec: &AgentSpec) -> Result<AgentEndpoint, DriverError>;
     /// Makes sure the server's agent runs (after a control-plane restart, or when the poller
     /// cannot reach it). Returns whether it had to start it.
     async fn revive(&self, server_id: i64) -> Result<bool, DriverError>;

@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod agent_holder;
+mod artifacts;
 mod sample_game;
 mod serve;
 mod up;
@@ -25,6 +26,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Account maintenance on the control plane's database.
     Admin(admin::AdminArgs),
+    /// The artifact catalog (runtimes, code-server) agents install from.
+    Artifacts(artifacts::ArtifactsArgs),
     /// The agent that runs inside a container and supervises its server.
     Agent(agent::AgentArgs),
     /// Internal: holds one supervised process and its terminal for the agent.
@@ -40,6 +43,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Artifacts(args) => artifacts::run(args),
         Command::Agent(args) => agent::run(args),
         Command::AgentHolder(args) => agent_holder::run(args),
         Command::SampleGame(args) => sample_game::run(args),

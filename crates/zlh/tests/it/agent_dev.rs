@@ -49,7 +49,8 @@ async fn a_dev_container_is_provisioned_before_it_is_ready() {
     assert_eq!(status["provisioningComplete"], true);
     assert_eq!(status["runtimeInstalled"], true);
     assert_eq!(status["devProvisioned"], true);
-    assert_eq!(status["workspaceRoot"], "/home/dev/workspace");
+    let workspace = agent.root.path().join("home/dev/workspace");
+    assert_eq!(status["workspaceRoot"], workspace.display().to_string());
     assert!(status["devReadyAt"].is_string());
     assert_eq!(status["codeServerInstalled"], false);
     let (_, ready) = agent.get("/ready").await;

@@ -8,6 +8,7 @@ mod agent_http;
 mod agent_power;
 mod agent_reattach;
 mod control_auth;
+mod control_ide;
 mod control_lifecycle;
 mod control_ownership;
 mod control_resilience;

@@ -1,0 +1,366 @@
+//! The browser IDE: `POST /api/dev/{id}/ide-token` issues a short-lived, single-use link;
+//! opening it sets a cookie and redirects to the clean URL; every later request carries the
+//! cookie and is proxied to the server's code-server.
+//!
+//! Two forms. **Hosted** (canonical): `dev-<id>.<suffix>` is the IDE of server `<id>`, an
+//! origin of its own, with a host-only cookie `zlh_ide`. **Path**: `/__ide/<id>/` on the API's
+//! origin, cookie `zlh_ide_<id>` scoped to that path (switchable off: code in the IDE shares
+//! the API's origin there). Links answer with `Referrer-Policy: no-referrer` and leave no token
+//! in the address bar; query strings are never logged. Every request re-checks that the server
+//! is a dev server of the cookie's user (cached a few seconds), and every WebSocket upgrade
+//! must come from the IDE's own origin (sibling `dev-*` hosts are same-site).
+
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::{Response, StatusCode};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+use zlh_proto::api::{Role, ServerKind};
+use zlh_proto::time::now_secs;
+
+use crate::ControlPlane;
+use crate::auth::random_token;
+use crate::auth::tokens::{Claims, TokenSigner};
+
+/// Where code-server opens when the agent has not said yet.
+const WORKSPACE: &str = "/home/dev/workspace";
+/// How long an access decision is reused (code-server loads a hundred files at once).
+const ACCESS_CACHE: Duration = Duration::from_secs(5);
+
+/// The IDE's keys and memory.
+#[derive(Debug)]
+pub struct Ide {
+    signer: TokenSigner,
+    /// Ids of link tokens already used, with their expiry.
+    used: Mutex<HashMap<String, u64>>,
+    /// Recent access decisions: (user, server) → code-server address.
+    access: Mutex<HashMap<(i64, i64), (String, Instant)>>,
+    proxy: proxy::IdeProxy,
+}
+
+/// Which form a request came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Hosted,
+    Path,
+}
+
+impl Ide {
+    /// An IDE signing with `signer`.
+    pub fn new(signer: TokenSigner) -> Ide {
+        Ide {
+            signer,
+            used: Mutex::new(HashMap::new()),
+            access: Mutex::new(HashMap::new()),
+            proxy: proxy::IdeProxy::default(),
+        }
+    }
+
+    /// A link token for `user_id` on server `server_id`.
+    pub fn issue(&self, user_id: i64, server_id: i64, ttl: Duration) -> String {
+        let iat = now_secs();
+        self.signer.sign(&Claims {
+            sub: user_id.to_string(),
+            kind: "dev-ide".into(),
+            iat,
+            exp: iat + ttl.as_secs().max(1),
+            sid: None,
+            vmid: Some(server_id),
+            jti: Some(random_token(12)),
+        })
+    }
+
+    /// Spends a link token: valid, for this server, not used before.
+    fn redeem(&self, token: &str, server_id: i64) -> Result<Claims, ApiError> {
+        let claims = self.signer.verify(token, "dev-ide", now_secs()).map_err(|e| match e {
+            crate::auth::tokens::TokenError::Expired => ApiError::new(
+                ErrorCode::TokenExpired,
+                "this IDE link has expired; open the IDE again from the portal",
+            ),
+            crate::auth::tokens::TokenError::Invalid => ApiError::new(
+                ErrorCode::TokenInvalid,
+                "this IDE link is not valid; open the IDE again from the portal",
+            ),
+        })?;
+        let (Some(vmid), Some(jti)) = (claims.vmid, claims.jti.clone()) else {
+            return Err(ApiError::new(ErrorCode::TokenInvalid, "this IDE link is not valid"));
+        };
+        if vmid != server_id {
+            return Err(ApiError::new(ErrorCode::TokenInvalid, "this IDE link is for another server"));
+        }
+        let now = now_secs();
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.retain(|_, exp| *exp > now);
+        if used.insert(jti, claims.exp).is_some() {
+            return Err(ApiError::new(
+                ErrorCode::TokenReused,
+                "this IDE link was already used; open the IDE again from the portal",
+            ));
+        }
+        Ok(claims)
+    }
+
+    fn session(&self, claims: &Claims, ttl: Duration) -> String {
+        let iat = now_secs();
+        self.signer.sign(&Claims {
+            sub: claims.sub.clone(),
+            kind: "dev-ide-session".into(),
+            iat,
+            exp: iat + ttl.as_secs().max(1),
+            sid: None,
+            vmid: claims.vmid,
+            jti: None,
+        })
+    }
+}
+
+/// The server id of a hosted IDE host (`dev-101.<suffix>[:port]`).
+fn hosted_server(host: &str, suffix: &str) -> Option<i64> {
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    host.strip_suffix(suffix)?.strip_suffix('.')?.strip_prefix("dev-")?.parse().ok()
+}
+
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The code-server address of `server_id` if `user_id` may use its IDE: a dev server of
+/// theirs (or any, for an admin), with a live account. Anything else is a 404.
+async fn authorize(control: &ControlPlane, user_id: i64, server_id: i64) -> Result<String, ApiError> {
+    if let Some((upstream, at)) =
+        control.ide.access.lock().unwrap_or_else(|p| p.into_inner()).get(&(user_id, server_id))
+        && at.elapsed() < ACCESS_CACHE
+    {
+        return Ok(upstream.clone());
+    }
+    let missing = || ApiError::not_found("dev server");
+    let user =
+        control.store.user_by_id(user_id).await.map_err(crate::api::store_error)?.ok_or_else(missing)?;
+    if user.suspended_at_ms.is_some() {
+        return Err(ApiError::new(ErrorCode::AccountSuspended, "this account is suspended"));
+    }
+    let server =
+        control.store.server(server_id).await.map_err(crate::api::store_error)?.ok_or_else(missing)?;
+    let yours = server.owner_id == user.id || user.role == Role::Admin;
+    if !yours || server.kind != ServerKind::Dev || server.ide_upstream.is_empty() {
+        return Err(missing());
+    }
+    let upstream = server.ide_upstream.expose().to_owned();
+    control
+        .ide
+        .access
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((user_id, server_id), (upstream.clone(), Instant::now()));
+    Ok(upstream)
+}
+
+/// The link of a fresh token: hosted (`<scheme>://dev-<id>.<suffix>[:port]/?token=`) or path.
+pub fn link(control: &ControlPlane, server_id: i64, token: &str) -> String {
+    let public = control.config.public_url();
+    let hosted =
+        control.config.ide_host_suffix().filter(|_| control.config.ide.return_hosted_url.unwrap_or(true));
+    match hosted {
+        Some(suffix) => {
+            let (scheme, rest) = public.split_once("://").unwrap_or(("https", &public));
+            let port = rest
+                .split('/')
+                .next()
+                .and_then(|host| host.rsplit_once(':'))
+                .map(|(_, p)| format!(":{p}"))
+                .unwrap_or_default();
+            format!("{scheme}://dev-{server_id}.{suffix}{port}/?token={token}")
+        }
+        None => format!("{public}/api/dev/{server_id}/ide?token={token}"),
+    }
+}
+
+/// Serves one IDE request of either form: link bootstrap, the folder redirect, or the proxy.
+async fn serve(
+    control: &ControlPlane,
+    server_id: i64,
+    form: Form,
+    request: Request,
+) -> Result<Response<Body>, ApiError> {
+    let (cookie_name, cookie_path, prefix) = match form {
+        Form::Hosted => ("zlh_ide".to_owned(), "/".to_owned(), String::new()),
+        Form::Path => {
+            (format!("zlh_ide_{server_id}"), format!("/__ide/{server_id}/"), format!("/__ide/{server_id}"))
+        }
+    };
+    let public = control.config.public_url();
+    let scheme = public.split_once("://").map_or("http", |(s, _)| s).to_owned();
+    let path = request.uri().path().strip_prefix(&prefix).unwrap_or("").to_owned();
+    if form == Form::Path && path.is_empty() && request.uri().path().starts_with("/__ide/") {
+        // `/__ide/<id>` → `/__ide/<id>/`: code-server's relative URLs need the slash.
+        return Ok(redirect(&cookie_path));
+    }
+    if let Some(token) = query_param(request.uri().query(), "token") {
+        let claims = control.ide.redeem(token, server_id)?;
+        let user_id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| ApiError::new(ErrorCode::TokenInvalid, "this IDE link is not valid"))?;
+        authorize(control, user_id, server_id).await?;
+        let ttl = control.config.ide.session_ttl;
+        let secure = if scheme == "https" { "; Secure" } else { "" };
+        let set_cookie = format!(
+            "{cookie_name}={}; Path={cookie_path}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            control.ide.session(&claims, ttl),
+            ttl.as_secs()
+        );
+        let mut response = redirect(&cookie_path);
+        if let Ok(value) = HeaderValue::from_str(&set_cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        tracing::info!(server_id, user_id, "IDE opened");
+        return Ok(response);
+    }
+    let ended = || {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "open the IDE from the portal (this session has no IDE cookie, or it expired)",
+        )
+    };
+    let session = cookie(&request, &cookie_name).ok_or_else(ended)?;
+    let claims = control.ide.signer.verify(session, "dev-ide-session", now_secs()).map_err(|_| ended())?;
+    if claims.vmid != Some(server_id) {
+        return Err(ended());
+    }
+    let user_id: i64 = claims.sub.parse().map_err(|_| ended())?;
+    let upstream = authorize(control, user_id, server_id).await?;
+    if path == "/" && request.uri().query().is_none() {
+        let status = control.cache.get_many(&[server_id]).await.remove(&server_id);
+        let folder = status.and_then(|s| s.detail?.workspace_root).unwrap_or_else(|| WORKSPACE.to_owned());
+        return Ok(redirect(&format!("{cookie_path}?folder={folder}")));
+    }
+    if proxy_is_websocket(&request) && !same_origin(&request, &scheme) {
+        tracing::warn!(server_id, "IDE WebSocket upgrade from a foreign origin refused");
+        return Err(ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            "the IDE's WebSockets open only from the IDE's own page",
+        ));
+    }
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, &scheme).await)
+}
+
+fn proxy_is_websocket(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether `Origin` is `<scheme>://<Host>`: the IDE page itself.
+fn same_origin(request: &Request, scheme: &str) -> bool {
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    !host.is_empty() && origin == format!("{scheme}://{host}")
+}
+
+fn answer(outcome: Result<Response<Body>, ApiError>) -> Response<Body> {
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Middleware in front of everything: requests for a hosted IDE host never reach the API.
+pub async fn hosted(
+    State(control): State<Arc<ControlPlane>>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let host =
+        request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let server = control.config.ide_host_suffix().and_then(|suffix| hosted_server(&host, &suffix));
+    match server {
+        Some(server_id) => answer(serve(&control, server_id, Form::Hosted, request).await),
+        None => next.run(request).await,
+    }
+}
+
+/// `/__ide/{id}` and everything below it (and `/api/dev/{id}/ide`, the path form's link).
+pub async fn path_form(State(control): State<Arc<ControlPlane>>, request: Request) -> Response<Body> {
+    if !control.config.ide.path_form {
+        return ApiError::new(ErrorCode::NotFound, "no such route").into_response();
+    }
+    let path = request.uri().path();
+    let id = path
+        .strip_prefix("/__ide/")
+        .or_else(|| path.strip_prefix("/api/dev/"))
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse::<i64>().ok());
+    let Some(server_id) = id else {
+        return ApiError::not_found("dev server").into_response();
+    };
+    if path.starts_with("/api/dev/") && query_param(request.uri().query(), "token").is_none() {
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "open the IDE with the link from POST /api/dev/{id}/ide-token",
+        )
+        .into_response();
+    }
+    answer(serve(&control, server_id, Form::Path, request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosted_hosts_are_recognised_strictly() {
+        assert_eq!(hosted_server("dev-101.localhost:8080", "localhost"), Some(101));
+        assert_eq!(hosted_server("dev-7.zerolaghub.dev", "zerolaghub.dev"), Some(7));
+        assert_eq!(hosted_server("dev-7.evil.zerolaghub.dev.attacker.com", "zerolaghub.dev"), None);
+        assert_eq!(hosted_server("xdev-7.localhost", "localhost"), None);
+        assert_eq!(hosted_server("dev-x.localhost", "localhost"), None);
+        assert_eq!(hosted_server("127.0.0.1:8080", "localhost"), None);
+    }
+
+    #[test]
+    fn link_tokens_are_single_use_and_bound_to_their_server() {
+        let ide = Ide::new(TokenSigner::new(zlh_proto::Secret::new("ide-key")));
+        let token = ide.issue(1, 101, Duration::from_secs(60));
+        assert_eq!(ide.redeem(&token, 102).expect_err("wrong server").code, ErrorCode::TokenInvalid);
+        assert!(ide.redeem(&token, 101).is_ok());
+        assert_eq!(ide.redeem(&token, 101).expect_err("reused").code, ErrorCode::TokenReused);
+        let other_key = Ide::new(TokenSigner::new(zlh_proto::Secret::new("another-key")));
+        let forged = other_key.issue(1, 101, Duration::from_secs(60));
+        assert_eq!(ide.redeem(&forged, 101).expect_err("forged").code, ErrorCode::TokenInvalid);
+    }
+}

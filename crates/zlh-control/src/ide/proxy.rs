@@ -1,0 +1,182 @@
+//! A streaming reverse proxy to code-server, for HTTP and WebSocket.
+//!
+//! Bodies stream both ways (hyper bodies in and out, never collected). A WebSocket upgrade is
+//! forwarded as an HTTP upgrade, and once both sides switched protocols their byte streams are
+//! joined with `copy_bidirectional`: frames pass untouched, without being parsed.
+//!
+//! What code-server needs (DESIGN "Facts from the field"): the `Host` the browser used, its
+//! `Origin` untouched, `Upgrade`/`Connection` on upgrades, and no client-supplied
+//! `X-Forwarded-Host`/`Forwarded` (it would compare `Origin` against those). What it must not
+//! get: our cookies and any `Authorization`.
+
+use axum::body::Body;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Request, Response, StatusCode, Uri};
+use axum::response::IntoResponse;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+
+/// Headers that describe one connection, not the request: never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+/// Headers a client could use to lie about where it came from, or that carry our credentials.
+const NEVER_UPSTREAM: &[&str] =
+    &["authorization", "x-forwarded-host", "forwarded", "x-forwarded-proto", "x-forwarded-for", "x-real-ip"];
+
+/// The proxy's HTTP client (a keep-alive pool per code-server).
+#[derive(Debug, Clone)]
+pub struct IdeProxy {
+    client: Client<HttpConnector, Body>,
+}
+
+impl Default for IdeProxy {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        IdeProxy { client }
+    }
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    let has = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// The `Cookie` header without our cookies (`zlh_ide*`).
+fn without_our_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.starts_with("zlh_ide"))
+        .collect();
+    (!kept.is_empty()).then(|| HeaderValue::from_str(&kept.join("; ")).ok()).flatten()
+}
+
+impl IdeProxy {
+    /// Forwards `request` to `upstream` (`host:port`) as `path_and_query`, answering with
+    /// code-server's response (or, for a WebSocket, switching protocols and joining both).
+    pub async fn forward(
+        &self,
+        mut request: Request<Body>,
+        upstream: &str,
+        path_and_query: &str,
+        public_scheme: &str,
+    ) -> Response<Body> {
+        let websocket = is_websocket(request.headers());
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
+        let (parts, body) = request.into_parts();
+        let Ok(uri) = format!("http://{upstream}{path_and_query}").parse::<Uri>() else {
+            return ApiError::new(ErrorCode::BadRequest, "that path cannot be forwarded").into_response();
+        };
+        let mut headers = HeaderMap::with_capacity(parts.headers.len());
+        for (name, value) in &parts.headers {
+            let lower = name.as_str();
+            if HOP_BY_HOP.contains(&lower) || NEVER_UPSTREAM.contains(&lower) || name == header::COOKIE {
+                continue;
+            }
+            headers.append(name.clone(), value.clone());
+        }
+        if let Some(cookie) = without_our_cookies(&parts.headers) {
+            headers.insert(header::COOKIE, cookie);
+        }
+        if let Ok(scheme) = HeaderValue::from_str(public_scheme) {
+            headers.insert(HeaderName::from_static("x-forwarded-proto"), scheme);
+        }
+        if websocket {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        let mut upstream_request =
+            Request::builder().method(parts.method).uri(uri).version(axum::http::Version::HTTP_11);
+        if let Some(map) = upstream_request.headers_mut() {
+            *map = headers;
+        }
+        let Ok(upstream_request) = upstream_request.body(body) else {
+            return ApiError::internal().into_response();
+        };
+        let mut response = match self.client.request(upstream_request).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(error = %e, "code-server did not answer");
+                return ApiError::new(
+                    ErrorCode::AgentUnreachable,
+                    "code-server does not answer; start it from the server's page and try again",
+                )
+                .into_response();
+            }
+        };
+        if let Some(client_upgrade) =
+            client_upgrade.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
+                }
+            });
+            let (mut parts, _) = response.into_parts();
+            // Keep Upgrade/Connection on a 101: they are the answer.
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            return Response::from_parts(parts, Body::empty());
+        }
+        let (mut parts, body) = response.into_parts();
+        for name in HOP_BY_HOP {
+            parts.headers.remove(*name);
+        }
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_cookies_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("zlh_ide=secret; theme=dark"));
+        headers.append(header::COOKIE, HeaderValue::from_static("zlh_ide_101=also-secret"));
+        assert_eq!(without_our_cookies(&headers), Some(HeaderValue::from_static("theme=dark")));
+        let mut only_ours = HeaderMap::new();
+        only_ours.append(header::COOKIE, HeaderValue::from_static("zlh_ide=secret"));
+        assert_eq!(without_our_cookies(&only_ours), None);
+    }
+
+    #[test]
+    fn websocket_upgrades_are_recognised_in_any_case() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(is_websocket(&headers));
+        headers.remove(header::UPGRADE);
+        assert!(!is_websocket(&headers));
+    }
+}

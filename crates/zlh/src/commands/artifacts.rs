@@ -1,0 +1,76 @@
+//! `zlh artifacts ...`: maintain the artifact catalog the control plane serves to agents.
+
+use std::path::PathBuf;
+
+use zlh_control::artifacts::ArtifactStore;
+use zlh_proto::catalog::Kind;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ArtifactsArgs {
+    /// The control plane's configuration (for its data directory).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ArtifactsCommand,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Runtime,
+    Addon,
+}
+
+impl From<KindArg> for Kind {
+    fn from(kind: KindArg) -> Kind {
+        match kind {
+            KindArg::Runtime => Kind::Runtime,
+            KindArg::Addon => Kind::Addon,
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ArtifactsCommand {
+    /// Copies a .tar.gz into the store and lists it (its SHA-256 and size are computed).
+    Add {
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// The .tar.gz to add.
+        file: PathBuf,
+    },
+    /// Prints the catalog.
+    List,
+    /// Removes a version and its file.
+    Remove {
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+    },
+}
+
+pub(crate) fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
+    let config = super::serve::load_config(args.config.as_deref())?;
+    let store = ArtifactStore::new(config.data_dir.join("artifacts"));
+    match args.command {
+        ArtifactsCommand::Add { kind, name, version, file } => {
+            let artifact = store.add(kind.into(), &name, &version, &file).map_err(anyhow::Error::msg)?;
+            println!("added {name} {version}: {} bytes, sha256 {}", artifact.size, artifact.sha256);
+        }
+        ArtifactsCommand::List => {
+            let catalog = store.catalog().map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&catalog)?);
+        }
+        ArtifactsCommand::Remove { kind, name, version } => {
+            store.remove(kind.into(), &name, &version).map_err(anyhow::Error::msg)?;
+            println!("removed {name} {version}");
+        }
+    }
+    Ok(())
+}

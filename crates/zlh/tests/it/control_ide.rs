@@ -1,0 +1,411 @@
+//! The browser IDE: links, cookies, the proxy, and a real code-server in a real browser.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use zlh_control::db::{SqliteStore, Store};
+use zlh_control::drivers::AgentEndpoint;
+use zlh_control::provision::{ExternalServer, record_external};
+use zlh_proto::Secret;
+use zlh_proto::api::{Role, ServerKind};
+use zlh_testkit::{ApiUser, ControlSpec, EchoUpstream, TestControlPlane};
+
+use crate::zlh;
+
+/// A control plane with `owner`'s two dev servers whose "code-server" is an [`EchoUpstream`]
+/// (their agents are elsewhere and never asked), plus `other`, a second user.
+struct Setup {
+    control: TestControlPlane,
+    upstream: EchoUpstream,
+    owner: ApiUser,
+    other: ApiUser,
+    servers: [i64; 2],
+    http: reqwest::Client,
+}
+
+async fn setup(extra_toml: &str) -> Setup {
+    let upstream = EchoUpstream::start().await;
+    let mut control = TestControlPlane::prepare(
+        zlh(),
+        &ControlSpec { extra_toml: extra_toml.into(), ..ControlSpec::default() },
+    );
+    let password = "owner password 1";
+    let servers = {
+        let store = SqliteStore::open(&control.data.path().join("zlh.db").display().to_string())
+            .await
+            .expect("store");
+        let hash = zlh_control::auth::passwords::hash(password).await;
+        let owner = store.create_user("owner@example.com", &hash, Role::User, 1).await.expect("owner");
+        let mut ids = [0; 2];
+        for (n, id) in ids.iter_mut().enumerate() {
+            let endpoint = AgentEndpoint {
+                url: Secret::new("http://127.0.0.1:9"),
+                secret: Secret::new("unused-agent-secret"),
+                ide: Some(Secret::new(upstream.address.clone())),
+            };
+            let server = ExternalServer {
+                owner_id: owner.id,
+                name: format!("ide-{n}"),
+                kind: ServerKind::Dev,
+                endpoint,
+            };
+            *id = record_external(&store, server).await.expect("server");
+        }
+        ids
+    };
+    control.launch().await;
+    let owner = control.login("owner@example.com", password).await;
+    let other = control.register("other@example.com").await;
+    let address: SocketAddr = control.url.trim_start_matches("http://").parse().expect("address");
+    let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    for id in servers {
+        http = http.resolve(&format!("dev-{id}.localhost"), address);
+    }
+    Setup { control, upstream, owner, other, servers, http: http.build().expect("client") }
+}
+
+impl Setup {
+    async fn link(&self, id: i64) -> Value {
+        let (status, link) = self
+            .control
+            .call("POST", &format!("/api/dev/{id}/ide-token"), Some(&self.owner.access_token), None)
+            .await;
+        assert_eq!(status, 200, "{link}");
+        link
+    }
+
+    fn port(&self) -> &str {
+        self.control.url.rsplit(':').next().expect("port")
+    }
+}
+
+fn code(response_body: &str) -> String {
+    serde_json::from_str::<Value>(response_body)
+        .map(|v| v["error"]["code"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn hosted_links_set_a_host_only_cookie_and_proxy_without_our_credentials() {
+    let s = setup("").await;
+    let id = s.servers[0];
+    let link = s.link(id).await;
+    let url = link["url"].as_str().expect("url");
+    assert!(
+        url.starts_with(&format!("http://dev-{id}.localhost:{}/?token=", s.port())),
+        "hosted by default on loopback: {url}"
+    );
+    assert_eq!(link["expiresIn"], 300);
+
+    let opened = s.http.get(url).send().await.expect("open");
+    assert_eq!(opened.status(), 302);
+    assert_eq!(opened.headers()["location"], "/", "the clean URL: no token in the address bar");
+    assert_eq!(opened.headers()["referrer-policy"], "no-referrer");
+    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+    assert!(cookie.starts_with("zlh_ide="), "{cookie}");
+    for attribute in ["Path=/", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    assert!(
+        !cookie.contains("Domain") && !cookie.contains("Secure"),
+        "host-only, and plain http here: {cookie}"
+    );
+    let session = cookie.split(';').next().expect("pair").to_owned();
+
+    // Single use.
+    let again = s.http.get(url).send().await.expect("again");
+    assert_eq!(again.status(), 401);
+    assert_eq!(code(&again.text().await.expect("body")), "token_reused");
+
+    let host = format!("http://dev-{id}.localhost:{}", s.port());
+    let root = s.http.get(format!("{host}/")).header("cookie", &session).send().await.expect("root");
+    assert_eq!(
+        (root.status().as_u16(), root.headers()["location"].to_str().expect("location")),
+        (302, "/?folder=/home/dev/workspace"),
+        "the agent never answered: the default folder"
+    );
+
+    let page = s
+        .http
+        .get(format!("{host}/?folder=/home/dev/workspace"))
+        .header("cookie", format!("{session}; theme=dark"))
+        .header("authorization", "Bearer must-not-pass")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "host=evil.example")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.text().await.expect("body"), "hello from the upstream\n");
+    let seen = s.upstream.seen().pop().expect("the upstream saw it");
+    let header = |name: &str| seen.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(seen.path, "/?folder=/home/dev/workspace");
+    assert_eq!(header("host"), Some(format!("dev-{id}.localhost:{}", s.port())), "the public host");
+    assert_eq!(header("cookie").as_deref(), Some("theme=dark"), "our cookie stripped, others kept");
+    assert_eq!(header("authorization"), None);
+    assert_eq!(header("x-forwarded-host"), None);
+    assert_eq!(header("forwarded"), None);
+
+    // Big bodies stream through whole.
+    let big = s.http.get(format!("{host}/big")).header("cookie", &session).send().await.expect("big");
+    assert_eq!(big.bytes().await.expect("bytes").len(), 1 << 20);
+
+    // No cookie, a forged one, or another server's host: refused.
+    let anonymous = s.http.get(format!("{host}/?folder=x")).send().await.expect("anonymous");
+    assert_eq!(anonymous.status(), 401);
+    let forged = s
+        .http
+        .get(format!("{host}/?folder=x"))
+        .header("cookie", format!("{session}x"))
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 401);
+    let sibling = format!("http://dev-{}.localhost:{}/?folder=x", s.servers[1], s.port());
+    let elsewhere = s.http.get(sibling).header("cookie", &session).send().await.expect("sibling");
+    assert_eq!(elsewhere.status(), 401, "a cookie is for one server");
+}
+
+#[tokio::test]
+async fn the_path_form_works_and_can_be_switched_off() {
+    let s = setup("[ide]\nreturn_hosted_url = false\n").await;
+    let id = s.servers[0];
+    let url = s.link(id).await["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with(&format!("{}/api/dev/{id}/ide?token=", s.control.url)), "{url}");
+    let opened = s.http.get(&url).send().await.expect("open");
+    assert_eq!(
+        (opened.status().as_u16(), opened.headers()["location"].to_str().expect("loc")),
+        (302, format!("/__ide/{id}/").as_str())
+    );
+    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+    assert!(
+        cookie.starts_with(&format!("zlh_ide_{id}=")) && cookie.contains(&format!("Path=/__ide/{id}/")),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let bare = s.http.get(format!("{}/__ide/{id}", s.control.url)).send().await.expect("bare");
+    assert_eq!(bare.headers()["location"], format!("/__ide/{id}/"));
+    let root = s
+        .http
+        .get(format!("{}/__ide/{id}/", s.control.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("root");
+    assert_eq!(root.headers()["location"], format!("/__ide/{id}/?folder=/home/dev/workspace"));
+    let page = s
+        .http
+        .get(format!("{}/__ide/{id}/static/x.js?v=1", s.control.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(s.upstream.seen().pop().expect("seen").path, "/static/x.js?v=1", "the prefix is stripped");
+
+    let off = setup("[ide]\npath_form = false\nreturn_hosted_url = false\n").await;
+    let url = off.link(off.servers[0]).await["url"].as_str().expect("url").to_owned();
+    assert_eq!(off.http.get(&url).send().await.expect("off").status(), 404);
+}
+
+#[tokio::test]
+async fn links_expire_and_are_bound_to_their_server_user_and_type() {
+    let s = setup("[ide]\ntoken_ttl = \"1s\"\n").await;
+    let [id, other_id] = s.servers;
+    let host = |id: i64| format!("http://dev-{id}.localhost:{}", s.port());
+    let link = s.link(id).await;
+    let token = link["token"].as_str().expect("token").to_owned();
+
+    let wrong_server = s.http.get(format!("{}/?token={token}", host(other_id))).send().await.expect("wrong");
+    assert_eq!(
+        (wrong_server.status().as_u16(), code(&wrong_server.text().await.expect("body"))),
+        (401, "token_invalid".into())
+    );
+    let access_token = &s.owner.access_token;
+    let wrong_type = s.http.get(format!("{}/?token={access_token}", host(id))).send().await.expect("type");
+    assert_eq!(
+        (wrong_type.status().as_u16(), code(&wrong_type.text().await.expect("body"))),
+        (401, "token_invalid".into())
+    );
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let forged = s.http.get(format!("{}/?token={forged}", host(id))).send().await.expect("forged");
+    assert_eq!(forged.status(), 401);
+    // Another user cannot even get a link to these servers.
+    let (status, _) =
+        s.control.call("POST", &format!("/api/dev/{id}/ide-token"), Some(&s.other.access_token), None).await;
+    assert_eq!(status, 404);
+
+    zlh_testkit::eventually("the link to expire", Duration::from_secs(5), || async {
+        let late = s.http.get(format!("{}/?token={token}", host(id))).send().await.expect("late");
+        let status = late.status().as_u16();
+        (status == 401 && code(&late.text().await.expect("body")) == "token_expired").then_some(())
+    })
+    .await;
+    // No token ever reaches a log line.
+    let logs = s.control.logs().join("\n");
+    assert!(!logs.contains(&token) && !logs.contains(access_token.as_str()));
+    assert!(logs.contains("IDE opened") || !logs.contains("token="), "query strings are never logged");
+}
+
+#[tokio::test]
+async fn websockets_pass_through_only_from_the_ides_own_origin() {
+    let s = setup("").await;
+    let id = s.servers[0];
+    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
+    let session =
+        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let host = format!("dev-{id}.localhost:{}", s.port());
+    let connect = |origin: String| {
+        let (host, session) = (host.clone(), session.clone());
+        let address = s.control.url.trim_start_matches("http://").to_owned();
+        async move {
+            let mut request = format!("ws://{host}/socket").into_client_request().expect("request");
+            request.headers_mut().insert("cookie", session.parse().expect("cookie"));
+            request.headers_mut().insert("origin", origin.parse().expect("origin"));
+            let stream = tokio::net::TcpStream::connect(address).await.expect("tcp");
+            tokio_tungstenite::client_async(request, stream).await
+        }
+    };
+    let (mut socket, _) = connect(format!("http://{host}")).await.expect("same origin upgrades");
+    socket.send(Message::Text("ping through the proxy".into())).await.expect("send");
+    let echo = socket.next().await.expect("echo").expect("frame");
+    assert_eq!(echo, Message::Text("ping through the proxy".into()));
+    for foreign in
+        ["http://evil.example".to_owned(), format!("http://dev-{}.localhost:{}", s.servers[1], s.port())]
+    {
+        match connect(foreign.clone()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{foreign}")
+            }
+            other => panic!("{foreign} must be refused, got {other:?}"),
+        }
+    }
+    let upgrade =
+        s.upstream.seen().into_iter().find(|r| r.path == "/socket").expect("upgrade reached the upstream");
+    let origin = upgrade.headers.iter().find(|(n, _)| n == "origin").map(|(_, v)| v.clone());
+    assert_eq!(origin, Some(format!("http://{host}")), "Origin untouched");
+}
+
+#[tokio::test]
+async fn only_dev_servers_have_ides() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("gamer@example.com").await;
+    let game = control.create_sample_server(&user, "Not a dev server").await;
+    let id = game["id"].as_i64().expect("id");
+    for path in ["ide-token", "codeserver/start", "codeserver/stop", "codeserver/restart"] {
+        let (status, body) =
+            control.call("POST", &format!("/api/dev/{id}/{path}"), Some(&user.access_token), None).await;
+        assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")), "{path}");
+    }
+}
+
+/// Runs `e2e/ide.mjs` on a link: what Chromium saw, as JSON.
+async fn open_in_chromium(url: &str, file: &str, screenshot: &str) -> Value {
+    let began = std::time::Instant::now();
+    let e2e = std::env::var("ZLH_E2E_DIR").expect("ZLH_E2E_DIR");
+    let shots =
+        std::env::var("ZLH_SCREENSHOTS").unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    let output = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/ide.mjs"))
+        .arg(url)
+        .arg(file)
+        .arg(format!("{shots}/{screenshot}"))
+        .output()
+        .await
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("chromium on {screenshot}: {:?}", began.elapsed());
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("ide.mjs said: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+#[tokio::test]
+async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
+    let artifact = std::env::var("ZLH_TEST_CODE_SERVER_TGZ").expect(
+        "this test needs a real code-server: run `cargo xtask test`, or `eval \"$(cargo xtask fixtures)\"` before single tests",
+    );
+    let spec = ControlSpec { provision_timeout: "240s".into(), ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    control.cli(
+        &["artifacts", "add", "--kind", "addon", "--name", "code-server", "--version", "4.99.4", &artifact],
+        "",
+    );
+    let runtime = control.data.path().join("fakenode-1.0.0.tar.gz");
+    std::fs::write(&runtime, zlh_testkit::artifacts::fake_runtime("fakenode", "1.0.0", 1024))
+        .expect("runtime");
+    control.cli(
+        &[
+            "artifacts",
+            "add",
+            "--kind",
+            "runtime",
+            "--name",
+            "fakenode",
+            "--version",
+            "1.0.0",
+            &runtime.display().to_string(),
+        ],
+        "",
+    );
+
+    let user = control.register("coder@example.com").await;
+    let (status, runtimes) = control.call("GET", "/api/dev/runtimes", Some(&user.access_token), None).await;
+    assert_eq!(
+        (status, &runtimes),
+        (200, &json!([{"name": "fakenode", "description": "", "versions": ["1.0.0"]}]))
+    );
+    let request = json!({"name": "workspace", "type": "dev", "runtime": "fakenode", "version": "1.0.0", "enable_code_server": true});
+    let (status, server) =
+        control.call("POST", "/api/servers", Some(&user.access_token), Some(request)).await;
+    assert_eq!(status, 201, "{server}");
+    let id = server["id"].as_i64().expect("id");
+    let detail = &server["status"]["detail"];
+    for field in ["codeServerInstalled", "runtimeInstalled", "devProvisioned", "provisioningComplete"] {
+        assert_eq!(detail[field], true, "{field}: {detail}");
+    }
+    let workspace = control.data.path().join(format!("servers/{id}/root/home/dev/workspace"));
+    std::fs::write(workspace.join("ZLH_E2E_README.md"), "# Written by the test\n").expect("workspace file");
+
+    let hosted =
+        control.call("POST", &format!("/api/dev/{id}/ide-token"), Some(&user.access_token), None).await.1;
+    let seen =
+        open_in_chromium(hosted["url"].as_str().expect("url"), "ZLH_E2E_README.md", "ide-hosted.png").await;
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert!(seen["finalUrl"].as_str().expect("url").contains(&format!("dev-{id}.localhost")), "{seen}");
+    let sockets = seen["sockets"].as_array().expect("sockets");
+    assert!(!sockets.is_empty(), "the workbench opens WebSockets: {seen}");
+    assert!(
+        sockets.iter().all(|s| s["closed"] == false && s["error"].is_null()),
+        "and they stay open: {seen}"
+    );
+
+    let path_link =
+        control.call("POST", &format!("/api/dev/{id}/ide-token"), Some(&user.access_token), None).await.1;
+    let path_url =
+        format!("{}/api/dev/{id}/ide?token={}", control.url, path_link["token"].as_str().expect("token"));
+    let seen = open_in_chromium(&path_url, "ZLH_E2E_README.md", "ide-path.png").await;
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert!(seen["finalUrl"].as_str().expect("url").contains(&format!("/__ide/{id}/")), "{seen}");
+    assert!(
+        seen["sockets"]
+            .as_array()
+            .expect("sockets")
+            .iter()
+            .all(|s| s["closed"] == false && s["error"].is_null()),
+        "{seen}"
+    );
+
+    // code-server's controls reach the agent.
+    let (status, stopped) =
+        control.call("POST", &format!("/api/dev/{id}/codeserver/stop"), Some(&user.access_token), None).await;
+    assert_eq!((status, &stopped["codeServerRunning"]), (200, &json!(false)));
+    let (status, started) = control
+        .call("POST", &format!("/api/dev/{id}/codeserver/start"), Some(&user.access_token), None)
+        .await;
+    assert_eq!((status, &started["codeServerRunning"]), (200, &json!(true)));
+}

@@ -1,0 +1,128 @@
+//! What the end-to-end tests need besides Rust, installed by `cargo xtask test` itself (so a
+//! fresh machine needs nothing else): Debian's Chromium, playwright-core from the npm registry
+//! (pinned in `e2e/package-lock.json`), and a real code-server from the npm registry, packed as
+//! an artifact the way official releases are laid out (`bin/code-server`, `node_modules`).
+//! Each step is skipped when its result is already there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::{run_command, workspace};
+
+/// code-server's version (the newest that runs on Node 20).
+pub(crate) const CODE_SERVER_VERSION: &str = "4.99.4";
+
+/// Where the fixtures are, for the tests' environment.
+#[derive(Debug)]
+pub(crate) struct Fixtures {
+    pub(crate) code_server_tgz: PathBuf,
+    pub(crate) chromium: PathBuf,
+    pub(crate) e2e_dir: PathBuf,
+    pub(crate) screenshots: PathBuf,
+}
+
+impl Fixtures {
+    /// The environment variables the tests read.
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ZLH_TEST_CODE_SERVER_TGZ", self.code_server_tgz.display().to_string()),
+            ("ZLH_CHROMIUM", self.chromium.display().to_string()),
+            ("ZLH_E2E_DIR", self.e2e_dir.display().to_string()),
+            ("ZLH_SCREENSHOTS", self.screenshots.display().to_string()),
+        ]
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Installs Debian packages that are missing.
+pub(crate) fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !Command::new("dpkg").args(["-s", p]).output().is_ok_and(|o| o.status.success()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !rustix::process::geteuid().is_root() {
+        bail!("the tests need the Debian packages {missing:?}: install them, or run as root");
+    }
+    run_command("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    eprintln!("$ apt-get {}", args.join(" "));
+    let status = Command::new("apt-get").args(&args).env("DEBIAN_FRONTEND", "noninteractive").status()?;
+    if !status.success() {
+        bail!("apt-get install {missing:?} failed: {status}");
+    }
+    Ok(())
+}
+
+pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
+    ensure_debian_packages(&["chromium"])?;
+    let e2e_dir = workspace().join("e2e");
+    if !e2e_dir.join("node_modules/playwright-core").exists() {
+        let status =
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e_dir).status()?;
+        if !status.success() {
+            bail!("npm ci in e2e/ failed: {status}");
+        }
+    }
+    let fixtures_dir = target_dir().join("e2e");
+    std::fs::create_dir_all(&fixtures_dir)?;
+    let code_server_tgz = fixtures_dir.join(format!("code-server-{CODE_SERVER_VERSION}.tar.gz"));
+    if !code_server_tgz.exists() {
+        let prefix = fixtures_dir.join("code-server");
+        let script = workspace().join("scripts/install-code-server.sh");
+        // Its output goes to stderr: stdout of `cargo xtask fixtures` is for `eval`.
+        let status = Command::new("bash").arg(&script).arg(&prefix).stdout(std::io::stderr()).status()?;
+        if !status.success() {
+            bail!("installing code-server failed: {status}");
+        }
+        pack_code_server(&prefix, &code_server_tgz)?;
+    }
+    let screenshots = fixtures_dir.join("screenshots");
+    std::fs::create_dir_all(&screenshots)?;
+    Ok(Fixtures { code_server_tgz, chromium: PathBuf::from("/usr/bin/chromium"), e2e_dir, screenshots })
+}
+
+/// Packs an npm-installed code-server like an official release: `code-server-<v>/bin/code-server`
+/// (which runs the bundled `lib/node` when there is one, else `node` from `PATH`) and
+/// `node_modules/`.
+fn pack_code_server(prefix: &Path, tgz: &Path) -> anyhow::Result<()> {
+    let staging = prefix.join("package");
+    std::fs::create_dir_all(staging.join("bin"))?;
+    let launcher = staging.join("bin/code-server");
+    std::fs::write(
+        &launcher,
+        "#!/bin/sh\n# code-server, packed the way official releases are.\nhere=$(cd \"$(dirname \"$0\")/..\" && pwd)\n\
+         node=\"$here/lib/node\"; [ -x \"$node\" ] || node=node\n\
+         exec \"$node\" \"$here/node_modules/code-server/out/node/entry.js\" \"$@\"\n",
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755))?;
+    let top = format!("code-server-{CODE_SERVER_VERSION}");
+    let partial = tgz.with_extension("part");
+    let transform = format!("s,^,{top}/,");
+    let status = Command::new("tar")
+        .args(["--use-compress-program=gzip -1", "-cf"])
+        .arg(&partial)
+        .args(["--transform", &transform, "-C"])
+        .arg(prefix)
+        .arg("node_modules")
+        .arg("-C")
+        .arg(&staging)
+        .arg("bin")
+        .status()
+        .context("cannot run tar")?;
+    if !status.success() {
+        bail!("packing code-server failed: {status}");
+    }
+    std::fs::rename(&partial, tgz)?;
+    Ok(())
+}
