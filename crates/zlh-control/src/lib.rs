@@ -157,11 +157,10 @@ impl ControlPlane {
             agent_http: RemoteAgent::client(),
             decoy_hash: auth::passwords::hash(&auth::random_token(16)).await,
             artifacts: artifacts::ArtifactStore::new(config.data_dir.join("artifacts")),
-            ide: ide::Ide::new(TokenSigner::new(secret_key(
+            ide: ide::Ide::new(
+                TokenSigner::new(secret_key(&config, "ide.key", config.ide.token_secret.as_ref())?),
                 &config,
-                "ide.key",
-                config.ide.token_secret.as_ref(),
-            )?)),
+            ),
             config,
             store,
             registry,
@@ -204,6 +203,10 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, "control plane listening");
     let app = api::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
+    // No Nagle: small WebSocket frames (consoles, the IDE) must not wait for an ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     control.poller.shutdown();
     tracing::info!("control plane stopped");

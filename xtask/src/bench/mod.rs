@@ -1,8 +1,9 @@
-//! `cargo xtask bench [agent|console|poller]`: measurements against real processes, printed as tables.
+//! `cargo xtask bench [agent|console|poller|ide]`: measurements against real processes, printed as tables.
 //! Release binaries; figures depend on the machine, so compare rows of one run.
 
 mod agent;
 mod console;
+mod ide;
 mod poller;
 
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
         }
         if wanted("poller") {
             poller::run(&zlh).await?;
+        }
+        if wanted("ide") {
+            ide::run(&zlh).await?;
         }
         anyhow::Ok(())
     })

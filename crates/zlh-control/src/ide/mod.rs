@@ -33,8 +33,12 @@ use crate::auth::tokens::{Claims, TokenSigner};
 
 /// Where code-server opens when the agent has not said yet.
 const WORKSPACE: &str = "/home/dev/workspace";
-/// How long an access decision is reused (code-server loads a hundred files at once).
-const ACCESS_CACHE: Duration = Duration::from_secs(5);
+/// How long a verified cookie's access decision is reused: code-server loads a hundred files
+/// at once, and re-verifying the signature and re-reading the server for each costs more than
+/// proxying. A revoked server or account is refused again within this time.
+const SESSION_CACHE: Duration = Duration::from_secs(5);
+/// Most cached sessions kept (the cache is dropped whole past this).
+const SESSION_CACHE_SIZE: usize = 10_000;
 
 /// The IDE's keys and memory.
 #[derive(Debug)]
@@ -42,9 +46,13 @@ pub struct Ide {
     signer: TokenSigner,
     /// Ids of link tokens already used, with their expiry.
     used: Mutex<HashMap<String, u64>>,
-    /// Recent access decisions: (user, server) → code-server address.
-    access: Mutex<HashMap<(i64, i64), (String, Instant)>>,
+    /// Recently verified cookies: cookie → (server, code-server address, when verified).
+    sessions: Mutex<HashMap<String, (i64, String, Instant)>>,
     proxy: proxy::IdeProxy,
+    /// `dev-<id>.<suffix>` hosts are IDEs, when set.
+    host_suffix: Option<String>,
+    /// The public URL's scheme.
+    scheme: String,
 }
 
 /// Which form a request came in.
@@ -55,14 +63,32 @@ enum Form {
 }
 
 impl Ide {
-    /// An IDE signing with `signer`.
-    pub fn new(signer: TokenSigner) -> Ide {
+    /// An IDE signing with `signer`, for the hosts and scheme of `config`.
+    pub fn new(signer: TokenSigner, config: &crate::ControlConfig) -> Ide {
+        let public = config.public_url();
         Ide {
             signer,
             used: Mutex::new(HashMap::new()),
-            access: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             proxy: proxy::IdeProxy::default(),
+            host_suffix: config.ide_host_suffix(),
+            scheme: public.split_once("://").map_or("http", |(s, _)| s).to_owned(),
         }
+    }
+
+    /// The code-server address for a cookie verified less than [`SESSION_CACHE`] ago.
+    fn cached_session(&self, cookie: &str, server_id: i64) -> Option<String> {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let (server, upstream, at) = sessions.get(cookie)?;
+        (*server == server_id && at.elapsed() < SESSION_CACHE).then(|| upstream.clone())
+    }
+
+    fn remember_session(&self, cookie: &str, server_id: i64, upstream: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if sessions.len() >= SESSION_CACHE_SIZE {
+            sessions.clear();
+        }
+        sessions.insert(cookie.to_owned(), (server_id, upstream.to_owned(), Instant::now()));
     }
 
     /// A link token for `user_id` on server `server_id`.
@@ -159,12 +185,6 @@ fn redirect(location: &str) -> Response<Body> {
 /// The code-server address of `server_id` if `user_id` may use its IDE: a dev server of
 /// theirs (or any, for an admin), with a live account. Anything else is a 404.
 async fn authorize(control: &ControlPlane, user_id: i64, server_id: i64) -> Result<String, ApiError> {
-    if let Some((upstream, at)) =
-        control.ide.access.lock().unwrap_or_else(|p| p.into_inner()).get(&(user_id, server_id))
-        && at.elapsed() < ACCESS_CACHE
-    {
-        return Ok(upstream.clone());
-    }
     let missing = || ApiError::not_found("dev server");
     let user =
         control.store.user_by_id(user_id).await.map_err(crate::api::store_error)?.ok_or_else(missing)?;
@@ -177,14 +197,7 @@ async fn authorize(control: &ControlPlane, user_id: i64, server_id: i64) -> Resu
     if !yours || server.kind != ServerKind::Dev || server.ide_upstream.is_empty() {
         return Err(missing());
     }
-    let upstream = server.ide_upstream.expose().to_owned();
-    control
-        .ide
-        .access
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert((user_id, server_id), (upstream.clone(), Instant::now()));
-    Ok(upstream)
+    Ok(server.ide_upstream.expose().to_owned())
 }
 
 /// The link of a fresh token: hosted (`<scheme>://dev-<id>.<suffix>[:port]/?token=`) or path.
@@ -220,8 +233,7 @@ async fn serve(
             (format!("zlh_ide_{server_id}"), format!("/__ide/{server_id}/"), format!("/__ide/{server_id}"))
         }
     };
-    let public = control.config.public_url();
-    let scheme = public.split_once("://").map_or("http", |(s, _)| s).to_owned();
+    let scheme = control.ide.scheme.as_str();
     let path = request.uri().path().strip_prefix(&prefix).unwrap_or("").to_owned();
     if form == Form::Path && path.is_empty() && request.uri().path().starts_with("/__ide/") {
         // `/__ide/<id>` → `/__ide/<id>/`: code-server's relative URLs need the slash.
@@ -255,18 +267,27 @@ async fn serve(
         )
     };
     let session = cookie(&request, &cookie_name).ok_or_else(ended)?;
-    let claims = control.ide.signer.verify(session, "dev-ide-session", now_secs()).map_err(|_| ended())?;
-    if claims.vmid != Some(server_id) {
-        return Err(ended());
-    }
-    let user_id: i64 = claims.sub.parse().map_err(|_| ended())?;
-    let upstream = authorize(control, user_id, server_id).await?;
+    let upstream = match control.ide.cached_session(session, server_id) {
+        Some(upstream) => upstream,
+        None => {
+            let session = session.to_owned();
+            let claims =
+                control.ide.signer.verify(&session, "dev-ide-session", now_secs()).map_err(|_| ended())?;
+            if claims.vmid != Some(server_id) {
+                return Err(ended());
+            }
+            let user_id: i64 = claims.sub.parse().map_err(|_| ended())?;
+            let upstream = authorize(control, user_id, server_id).await?;
+            control.ide.remember_session(&session, server_id, &upstream);
+            upstream
+        }
+    };
     if path == "/" && request.uri().query().is_none() {
         let status = control.cache.get_many(&[server_id]).await.remove(&server_id);
         let folder = status.and_then(|s| s.detail?.workspace_root).unwrap_or_else(|| WORKSPACE.to_owned());
         return Ok(redirect(&format!("{cookie_path}?folder={folder}")));
     }
-    if proxy_is_websocket(&request) && !same_origin(&request, &scheme) {
+    if proxy_is_websocket(&request) && !same_origin(&request, scheme) {
         tracing::warn!(server_id, "IDE WebSocket upgrade from a foreign origin refused");
         return Err(ApiError::new(
             ErrorCode::OriginNotAllowed,
@@ -277,7 +298,7 @@ async fn serve(
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
-    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, &scheme).await)
+    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, scheme).await)
 }
 
 fn proxy_is_websocket(request: &Request) -> bool {
@@ -305,9 +326,8 @@ pub async fn hosted(
     request: Request,
     next: Next,
 ) -> Response<Body> {
-    let host =
-        request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let server = control.config.ide_host_suffix().and_then(|suffix| hosted_server(&host, &suffix));
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let server = control.ide.host_suffix.as_deref().and_then(|suffix| hosted_server(host, suffix));
     match server {
         Some(server_id) => answer(serve(&control, server_id, Form::Hosted, request).await),
         None => next.run(request).await,
@@ -354,12 +374,13 @@ mod tests {
 
     #[test]
     fn link_tokens_are_single_use_and_bound_to_their_server() {
-        let ide = Ide::new(TokenSigner::new(zlh_proto::Secret::new("ide-key")));
+        let config = crate::ControlConfig::load("", Vec::new()).expect("config");
+        let ide = Ide::new(TokenSigner::new(zlh_proto::Secret::new("ide-key")), &config);
         let token = ide.issue(1, 101, Duration::from_secs(60));
         assert_eq!(ide.redeem(&token, 102).expect_err("wrong server").code, ErrorCode::TokenInvalid);
         assert!(ide.redeem(&token, 101).is_ok());
         assert_eq!(ide.redeem(&token, 101).expect_err("reused").code, ErrorCode::TokenReused);
-        let other_key = Ide::new(TokenSigner::new(zlh_proto::Secret::new("another-key")));
+        let other_key = Ide::new(TokenSigner::new(zlh_proto::Secret::new("another-key")), &config);
         let forged = other_key.issue(1, 101, Duration::from_secs(60));
         assert_eq!(ide.redeem(&forged, 101).expect_err("forged").code, ErrorCode::TokenInvalid);
     }

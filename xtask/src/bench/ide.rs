@@ -1,0 +1,259 @@
+//! The IDE proxy: requests/s and p99 latency through our proxy, through nginx proxying the
+//! same upstream, and straight to the upstream (the limit), for small and 1 MiB responses
+//! (wrk, keep-alive, loopback); and WebSocket echo round trips through each.
+//!
+//! The upstream is nginx serving static files (and, for WebSockets, an echo server). Our proxy
+//! is a release `zlh serve` with an `external` dev server whose code-server is that upstream,
+//! reached as `dev-<id>.localhost` with the cookie an IDE link set.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+use zlh_control::db::{SqliteStore, Store};
+use zlh_proto::Secret;
+use zlh_proto::api::{Role, ServerKind};
+use zlh_testkit::{ControlSpec, EchoUpstream, TestControlPlane};
+
+use super::print_table;
+
+const CONNECTIONS: &str = "64";
+const DURATION: &str = "8s";
+const ROUND_TRIPS: usize = 2000;
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// An nginx with this `http { }` body, in `dir`.
+fn nginx(dir: &Path, name: &str, workers: u32, http: &str) -> anyhow::Result<Child> {
+    let conf = dir.join(format!("{name}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes {workers};\npid {dir}/{name}.pid;\nerror_log {dir}/{name}-error.log;\n\
+             events {{ worker_connections 8192; }}\nhttp {{\n access_log off;\n sendfile on;\n tcp_nopush on;\n tcp_nodelay on;\n\
+             keepalive_requests 1000000;\n client_body_temp_path {dir}/{name}-body;\n proxy_temp_path {dir}/{name}-proxy;\n{http}\n}}\n",
+            dir = dir.display()
+        ),
+    )?;
+    Ok(Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+async fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "nothing listens on {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Runs wrk; returns (requests/s, p99 ms).
+fn wrk(url: &str, headers: &[String]) -> anyhow::Result<(f64, f64)> {
+    let mut command = Command::new("wrk");
+    command.args(["-t2", "-c", CONNECTIONS, "-d", DURATION, "--latency"]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command.arg(url).output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw errors on {url}:\n{text}");
+    let requests = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in:\n{text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| parse_latency(v.trim()))
+        .ok_or_else(|| anyhow::anyhow!("no 99% in:\n{text}"))?;
+    Ok((requests, p99))
+}
+
+/// `812.00us`, `1.23ms`, `2.00s` → milliseconds.
+fn parse_latency(text: &str) -> f64 {
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let value: f64 = text[..split].parse().unwrap_or(f64::NAN);
+    match &text[split..] {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+/// Round trips of small WebSocket messages; (p50, p99) in microseconds.
+async fn echo_rtt(url: &str, headers: &[(&str, String)], connect_to: &str) -> anyhow::Result<(f64, f64)> {
+    let mut request = url.into_client_request()?;
+    for (name, value) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse()?;
+        request.headers_mut().insert(name, value.parse()?);
+    }
+    let stream = tokio::net::TcpStream::connect(connect_to).await?;
+    stream.set_nodelay(true)?;
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await?;
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for i in 0..ROUND_TRIPS + 100 {
+        let began = Instant::now();
+        socket.send(Message::Text(format!("round trip {i:08}").into())).await?;
+        let reply = socket.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+        anyhow::ensure!(reply.is_text(), "unexpected {reply:?}");
+        if i >= 100 {
+            times.push(began.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], times[times.len() * 99 / 100]))
+}
+
+pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
+    crate::e2e::ensure_debian_packages(&["nginx", "wrk"])?;
+    let dir = tempfile::tempdir()?;
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www)?;
+    std::fs::write(www.join("small.txt"), "a small response, like code-server's JSON and redirects\n")?;
+    std::fs::write(www.join("big.bin"), vec![b'z'; 1 << 20])?;
+    let echo = EchoUpstream::start().await;
+    let (upstream_port, proxy_port) = (free_port()?, free_port()?);
+    let mut upstream = nginx(
+        dir.path(),
+        "upstream",
+        1,
+        &format!(" server {{ listen 127.0.0.1:{upstream_port}; root {}; }}", www.display()),
+    )?;
+    let mut proxy = nginx(
+        dir.path(),
+        "proxy",
+        2,
+        &format!(
+            " upstream files {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}\n upstream echo {{ server {}; }}\n\
+             server {{ listen 127.0.0.1:{proxy_port};\n  location / {{ proxy_pass http://files; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n\
+              location /socket {{ proxy_pass http://echo; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"; }}\n }}",
+            echo.address
+        ),
+    )?;
+    wait_for_port(upstream_port).await?;
+    wait_for_port(proxy_port).await?;
+
+    // Our proxy: two external dev servers, one whose code-server is nginx's files, one the echo.
+    let mut control =
+        TestControlPlane::prepare(zlh, &ControlSpec { poll_interval: "1h".into(), ..ControlSpec::default() });
+    let password = "benchmark password";
+    let ids = {
+        let store = SqliteStore::open(&control.data.path().join("zlh.db").display().to_string()).await?;
+        let hash = zlh_control::auth::passwords::hash(password).await;
+        let owner = store.create_user("bench@example.com", &hash, Role::User, 1).await?;
+        let mut ids = Vec::new();
+        for upstream in [format!("127.0.0.1:{upstream_port}"), echo.address.clone()] {
+            let endpoint = zlh_control::drivers::AgentEndpoint {
+                url: Secret::new("http://127.0.0.1:9"),
+                secret: Secret::new("unused"),
+                ide: Some(Secret::new(upstream)),
+            };
+            let server = zlh_control::provision::ExternalServer {
+                owner_id: owner.id,
+                name: "bench".into(),
+                kind: ServerKind::Dev,
+                endpoint,
+            };
+            ids.push(zlh_control::provision::record_external(&store, server).await?);
+        }
+        ids
+    };
+    control.launch().await;
+    let user = control.login("bench@example.com", password).await;
+    let port = control.url.rsplit(':').next().unwrap_or_default().to_owned();
+    let address = control.url.trim_start_matches("http://").to_owned();
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let mut cookies = Vec::new();
+    for id in &ids {
+        let (_, link) =
+            control.call("POST", &format!("/api/dev/{id}/ide-token"), Some(&user.access_token), None).await;
+        let token = link["token"].as_str().unwrap_or_default();
+        let opened = no_redirects
+            .get(format!("{}/?token={token}", control.url))
+            .header("host", format!("dev-{id}.localhost:{port}"))
+            .send()
+            .await?;
+        let cookie = opened.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        cookies.push(cookie.split(';').next().unwrap_or_default().to_owned());
+    }
+    let ours = vec![format!("Host: dev-{}.localhost:{port}", ids[0]), format!("Cookie: {}", cookies[0])];
+
+    let mut rows = Vec::new();
+    for (label, file) in [("small (56 B)", "small.txt"), ("1 MiB", "big.bin")] {
+        for (target, url, headers) in [
+            ("upstream directly (the limit)", format!("http://127.0.0.1:{upstream_port}/{file}"), Vec::new()),
+            ("nginx proxy", format!("http://127.0.0.1:{proxy_port}/{file}"), Vec::new()),
+            ("zlh IDE proxy", format!("http://{address}/{file}"), ours.clone()),
+        ] {
+            let (requests, p99) = wrk(&url, &headers)?;
+            rows.push(vec![
+                label.to_owned(),
+                target.to_owned(),
+                format!("{requests:.0}"),
+                format!("{p99:.2}"),
+            ]);
+        }
+    }
+    print_table(
+        &format!(
+            "IDE proxy, HTTP: wrk -t2 -c{CONNECTIONS} -d{DURATION}, keep-alive, loopback, release build"
+        ),
+        &["response", "through", "requests/s", "p99 ms"],
+        &rows,
+    );
+
+    let echo_port = echo.address.rsplit(':').next().unwrap_or_default();
+    let ide_host = format!("dev-{}.localhost:{port}", ids[1]);
+    let mut rtt_rows = Vec::new();
+    for (target, url, headers, connect_to) in [
+        (
+            "echo server directly",
+            format!("ws://127.0.0.1:{echo_port}/socket"),
+            Vec::new(),
+            echo.address.clone(),
+        ),
+        (
+            "nginx proxy",
+            format!("ws://127.0.0.1:{proxy_port}/socket"),
+            Vec::new(),
+            format!("127.0.0.1:{proxy_port}"),
+        ),
+        (
+            "zlh IDE proxy",
+            format!("ws://{ide_host}/socket"),
+            vec![("cookie", cookies[1].clone()), ("origin", format!("http://{ide_host}"))],
+            address.clone(),
+        ),
+    ] {
+        let (p50, p99) = echo_rtt(&url, &headers, &connect_to).await?;
+        rtt_rows.push(vec![target.to_owned(), format!("{p50:.0}"), format!("{p99:.0}")]);
+    }
+    print_table(
+        &format!("IDE proxy, WebSocket echo: {ROUND_TRIPS} sequential round trips of a small text message"),
+        &["through", "p50 µs", "p99 µs"],
+        &rtt_rows,
+    );
+    // SIGTERM: nginx's master stops its workers (SIGKILL would orphan them).
+    for child in [&mut upstream, &mut proxy] {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let _ = child.wait();
+    }
+    Ok(())
+}
