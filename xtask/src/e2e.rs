@@ -64,7 +64,7 @@ pub(crate) fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
 }
 
 pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
-    ensure_debian_packages(&["chromium"])?;
+    ensure_debian_packages(&["chromium", "zstd"])?;
     let e2e_dir = workspace().join("e2e");
     if !e2e_dir.join("node_modules/playwright-core").exists() {
         let status =

@@ -1,4 +1,5 @@
-//! Unpacking `.tar.gz` archives that may be hostile, beneath one directory.
+//! Archives: unpacking `.tar.gz`, `.tar.zst` and `.zip` files that may be hostile, beneath one
+//! directory; and packing a directory into a tar stream while hashing every file.
 //!
 //! Every write goes through a capability handle on the target directory (`cap-std`, which uses
 //! `openat2(RESOLVE_BENEATH)` on Linux), so no path can resolve outside it, not even through
@@ -44,8 +45,8 @@ pub enum ArchiveError {
     /// Past a size, entry or ratio limit.
     #[error("the archive unpacks to more than allowed ({0}); it looks like an archive bomb")]
     TooLarge(String),
-    /// Writing failed (disk full, permissions).
-    #[error("unpacking failed: {0}")]
+    /// Reading or writing failed (disk full, permissions).
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -101,7 +102,125 @@ pub fn unpack_tar_gz(
     compressed_size: u64,
     limits: Limits,
 ) -> Result<Unpacked, ArchiveError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(source));
+    unpack_tar(flate2::read::GzDecoder::new(source), target, compressed_size, limits)
+}
+
+/// Unpacks a `.tar.zst` read from `source` into `target`.
+pub fn unpack_tar_zst(
+    source: impl Read,
+    target: &Dir,
+    compressed_size: u64,
+    limits: Limits,
+) -> Result<Unpacked, ArchiveError> {
+    let decoder =
+        zstd::stream::read::Decoder::new(source).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+    unpack_tar(decoder, target, compressed_size, limits)
+}
+
+/// The archive formats we unpack, by file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.tar.gz`, `.tgz`.
+    TarGz,
+    /// `.tar.zst`.
+    TarZst,
+    /// `.zip`, `.jar`.
+    Zip,
+}
+
+impl Format {
+    /// The format a file name says, if any.
+    pub fn of(name: &str) -> Option<Format> {
+        let name = name.to_ascii_lowercase();
+        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Some(Format::TarGz)
+        } else if name.ends_with(".tar.zst") {
+            Some(Format::TarZst)
+        } else if name.ends_with(".zip") || name.ends_with(".jar") {
+            Some(Format::Zip)
+        } else {
+            None
+        }
+    }
+}
+
+/// Unpacks an archive file of `format` into `target`.
+pub fn unpack_file(
+    file: std::fs::File,
+    format: Format,
+    target: &Dir,
+    limits: Limits,
+) -> Result<Unpacked, ArchiveError> {
+    let size = file.metadata()?.len();
+    match format {
+        Format::TarGz => unpack_tar_gz(std::io::BufReader::new(file), target, size, limits),
+        Format::TarZst => unpack_tar_zst(std::io::BufReader::new(file), target, size, limits),
+        Format::Zip => unpack_zip(file, target, size, limits),
+    }
+}
+
+/// Unpacks a zip file into `target`, with the same checks as tar archives.
+pub fn unpack_zip(
+    file: std::fs::File,
+    target: &Dir,
+    compressed_size: u64,
+    limits: Limits,
+) -> Result<Unpacked, ArchiveError> {
+    let corrupt = |e: zip::result::ZipError| ArchiveError::Corrupt(e.to_string());
+    let mut archive = zip::ZipArchive::new(file).map_err(corrupt)?;
+    if archive.len() as u64 > limits.max_entries {
+        return Err(ArchiveError::TooLarge(format!("more than {} entries", limits.max_entries)));
+    }
+    let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
+    let mut unpacked = Unpacked::default();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(corrupt)?;
+        let raw = PathBuf::from(entry.name().map_err(corrupt)?.into_owned());
+        let path = clean_path(&raw)?;
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            target.create_dir_all(parent)?;
+        }
+        if entry.is_dir() {
+            target.create_dir_all(&path)?;
+            continue;
+        }
+        if target.symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            target.remove_file(&path)?;
+        }
+        if entry.is_symlink() {
+            let mut link_target = String::new();
+            entry.read_to_string(&mut link_target)?;
+            if !link_stays_inside(&path, Path::new(&link_target)) {
+                return Err(ArchiveError::Escape(format!("{} -> {link_target}", raw.display())));
+            }
+            target.symlink(&link_target, &path)?;
+            continue;
+        }
+        let mut file = target.open_with(&path, OpenOptions::new().write(true).create_new(true))?;
+        let room = byte_limit.saturating_sub(unpacked.bytes);
+        let written = std::io::copy(&mut (&mut entry).take(room + 1), &mut file)?;
+        if written > room {
+            return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
+        }
+        unpacked.bytes += written;
+        unpacked.files += 1;
+        let mode = entry.unix_mode().unwrap_or(0o644) & 0o777;
+        file.set_permissions(Permissions::from_mode(mode))?;
+    }
+    Ok(unpacked)
+}
+
+/// Unpacks an uncompressed tar stream into `target`.
+pub fn unpack_tar(
+    source: impl Read,
+    target: &Dir,
+    compressed_size: u64,
+    limits: Limits,
+) -> Result<Unpacked, ArchiveError> {
+    let mut archive = tar::Archive::new(source);
     let mut unpacked = Unpacked::default();
     let mut entries_seen = 0u64;
     let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
@@ -169,6 +288,138 @@ pub fn unpack_tar_gz(
         }
     }
     Ok(unpacked)
+}
+
+/// One file in a packed archive: what was stored, as the manifest of a backup records it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackedFile {
+    /// Path inside the archive.
+    pub path: String,
+    /// Bytes stored.
+    pub size: u64,
+    /// SHA-256 of the bytes stored, lower-case hex.
+    pub sha256: String,
+}
+
+/// Reads `reader` to its end; returns the byte count and the lower-case hex SHA-256.
+pub fn sha256_of(mut reader: impl Read) -> std::io::Result<(u64, String)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let read = reader.read(&mut buffer)?;
+        if read == 0 {
+            return Ok((total, hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()));
+        }
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+    }
+}
+
+/// Counts, and hashes, the bytes read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let read = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..read]);
+        self.count += read as u64;
+        Ok(read)
+    }
+}
+
+/// Writes `paths` (files or directories, relative to `source`) into a tar stream, never
+/// following symlinks (they are stored as symlinks), skipping what `skip` says, hashing every
+/// file as it goes in. `on_file` hears of every file stored. A file that shrinks while it is
+/// read is padded with zeros, so the archive stays well formed; the manifest hashes what was
+/// stored.
+pub fn pack_tar<W: std::io::Write>(
+    source: &Dir,
+    paths: &[PathBuf],
+    out: &mut tar::Builder<W>,
+    skip: &dyn Fn(&Path) -> bool,
+    on_file: &mut dyn FnMut(&PackedFile),
+) -> Result<Vec<PackedFile>, ArchiveError> {
+    use sha2::Digest;
+    let mut packed = Vec::new();
+    let mut pending: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = pending.pop() {
+        if skip(&path) {
+            continue;
+        }
+        // A file the game removes while we pack is simply not in the archive, as with tar.
+        let vanished = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let at = if path.as_os_str().is_empty() { Path::new(".") } else { path.as_path() };
+        let metadata = match source.symlink_metadata(at) {
+            Err(e) if vanished(&e) => continue,
+            other => other?,
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(
+            metadata
+                .modified()
+                .ok()
+                .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs()),
+        );
+        {
+            use cap_std::fs::PermissionsExt as _;
+            header.set_mode(metadata.permissions().mode() & 0o777);
+        }
+        let name = path.to_string_lossy().into_owned();
+        if metadata.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            if !name.is_empty() {
+                out.append_data(&mut header, format!("{name}/"), std::io::empty())?;
+            }
+            let entries = match source.read_dir(at) {
+                Err(e) if vanished(&e) => continue,
+                other => other?,
+            };
+            let mut children: Vec<PathBuf> =
+                entries.filter_map(|entry| entry.ok().map(|e| path.join(e.file_name()))).collect();
+            children.sort();
+            children.reverse();
+            pending.extend(children);
+        } else if metadata.is_symlink() {
+            let link = source.read_link_contents(&path)?;
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            out.append_link(&mut header, &name, &link)?;
+        } else if metadata.is_file() {
+            let size = metadata.len();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(size);
+            let file = match source.open(&path) {
+                Err(e) if vanished(&e) => {
+                    tracing::debug!(path = %name, "a file vanished while it was packed");
+                    continue;
+                }
+                other => other?.into_std(),
+            };
+            let mut reader = Hashing {
+                inner: file.take(size).chain(std::io::repeat(0).take(size)),
+                hasher: sha2::Sha256::new(),
+                count: 0,
+            };
+            out.append_data(&mut header, &name, (&mut reader).take(size))?;
+            let entry = PackedFile {
+                path: name,
+                size,
+                sha256: reader.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            };
+            on_file(&entry);
+            packed.push(entry);
+        }
+    }
+    Ok(packed)
 }
 
 #[cfg(test)]

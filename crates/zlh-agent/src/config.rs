@@ -18,7 +18,19 @@ use zlh_proto::settings::{EnvOverrides, duration, duration_list, lenient_secret,
 /// Which environment variables override which keys.
 pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
     prefix: "ZLH_AGENT_",
-    known_keys: &["listen", "secret", "root", "state_dir", "game", "recovery", "console", "dev"],
+    known_keys: &[
+        "listen",
+        "secret",
+        "root",
+        "state_dir",
+        "game",
+        "recovery",
+        "console",
+        "dev",
+        "backups",
+        "files",
+        "catalog_url",
+    ],
     free_form_maps: &[&["game", "env"]],
 };
 
@@ -51,6 +63,85 @@ pub struct AgentConfig {
     /// Present for development containers: the dev user, runtimes and code-server.
     #[serde(default)]
     pub dev: Option<DevConfig>,
+    /// The artifact catalog mods are installed from.
+    #[serde(default)]
+    pub catalog_url: Option<String>,
+    /// Backups of the server directory.
+    #[serde(default)]
+    pub backups: BackupConfig,
+    /// The file API.
+    #[serde(default)]
+    pub files: FilesConfig,
+}
+
+/// Backups of the server directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Where backups are kept, relative to `root` (outside the server directory, so a restore
+    /// never replaces them).
+    #[serde(default = "default_backup_dir")]
+    pub dir: PathBuf,
+    /// How many backups to keep; the oldest go first.
+    #[serde(default = "default_backup_keep")]
+    pub keep: usize,
+    /// Paths (globs, relative to the server directory) never backed up.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// zstd level (1 fastest .. 19 smallest).
+    #[serde(default = "default_backup_level")]
+    pub level: i32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: default_backup_dir(),
+            keep: default_backup_keep(),
+            exclude: Vec::new(),
+            level: default_backup_level(),
+        }
+    }
+}
+
+/// The file API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// The largest upload accepted, in bytes.
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: u64,
+    /// The most an archive may unpack to, in bytes.
+    #[serde(default = "default_max_unpacked")]
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig { max_upload_bytes: default_max_upload(), max_unpacked_bytes: default_max_unpacked() }
+    }
+}
+
+fn default_backup_dir() -> PathBuf {
+    PathBuf::from("/var/lib/zlh/backups")
+}
+fn default_backup_keep() -> usize {
+    10
+}
+fn default_backup_level() -> i32 {
+    3
+}
+fn default_max_upload() -> u64 {
+    2 << 30
+}
+fn default_max_unpacked() -> u64 {
+    16 << 30
+}
+fn default_mods_dir() -> PathBuf {
+    PathBuf::from("mods")
+}
+fn default_quiesce_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// A development container: provisioned before its main process (a shell) starts.
@@ -121,10 +212,34 @@ pub struct GameTemplate {
     /// Extra crash patterns, added to the built-in ones.
     #[serde(default)]
     pub crash_patterns: CrashPatterns,
+    /// Commands that make the game's files safe to copy while it runs (Minecraft: `save-off`,
+    /// `save-all flush`, then `save-on`), around every backup of a running server.
+    #[serde(default)]
+    pub quiesce: Option<Quiesce>,
+    /// Where mods (or plugins) live, relative to the working directory.
+    #[serde(default = "default_mods_dir")]
+    pub mods_dir: PathBuf,
     /// Start the server when a fresh agent (no saved state) starts. Afterwards the last
     /// start or stop decides, across agent and container restarts.
     #[serde(default)]
     pub autostart: bool,
+}
+
+/// Console commands around a backup of a running server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quiesce {
+    /// Sent before copying, in order.
+    pub before: Vec<String>,
+    /// A console line (regex) that means the files are flushed, waited for after `before`.
+    #[serde(default, with = "optional_regex")]
+    pub wait_for: Option<Regex>,
+    /// Sent after copying, whatever happened.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// How long to wait for `wait_for`.
+    #[serde(default = "default_quiesce_timeout", with = "duration")]
+    pub timeout: Duration,
 }
 
 /// The first step of a graceful stop.

@@ -8,15 +8,18 @@
 
 pub mod archive;
 pub mod artifacts;
+pub mod backup;
 mod cgroup;
 mod clock;
 pub mod config;
 pub mod console;
 pub mod dev;
 mod durable;
+pub mod files;
 pub mod holder;
 pub mod http;
 pub mod jobs;
+pub mod mods;
 mod procfs;
 mod pty;
 pub mod supervisor;
@@ -49,7 +52,16 @@ pub async fn run(
         Some(dev) => Arc::clone(dev) as Arc<dyn supervisor::LaunchPlan>,
         None => Arc::new(supervisor::GameLaunch::new(&config)),
     };
+    // An interrupted restore is finished or rolled back before anything runs.
+    let backups = Arc::new(backup::Backups::new(&config)?);
+    let recovery = backups.recover();
     let supervisor = Supervisor::launch(Arc::clone(&config), holder_exe, plan, dev.is_some()).await?;
+    if recovery.start_game {
+        let _ = supervisor.start().await;
+    }
+    if recovery.resume_saving {
+        backups.resume_saving(&supervisor).await;
+    }
     let jobs = Arc::new(jobs::Jobs::default());
     if let Some(dev) = &dev {
         let (dev, supervisor) = (Arc::clone(dev), supervisor.clone());
@@ -59,12 +71,18 @@ pub async fn run(
             outcome
         });
     }
+    let files = Arc::new(files::Files::open(&config.server_root(), config.files.max_upload_bytes)?);
+    files.sweep();
+    let mods = Arc::new(mods::Mods::new(&config.game.mods_dir));
     let close_viewers = CancellationToken::new();
     let app = http::router(http::AppState {
         supervisor: supervisor.clone(),
         config,
         dev,
         jobs,
+        files,
+        backups,
+        mods,
         started: Instant::now(),
         shutdown: close_viewers.clone(),
     });

@@ -19,6 +19,7 @@ fn kind_dir(kind: Kind) -> &'static str {
     match kind {
         Kind::Runtime => "runtimes",
         Kind::Addon => "addons",
+        Kind::Mod => "mods",
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) async fn create(
         }
         ServerKind::Game => (None, None),
     };
-    let spec = AgentSpec { game, dev };
+    let spec = AgentSpec { game, dev, catalog_url: control.config.catalog_url() };
     let new = NewServer {
         owner_id: owner.id,
         name: request.name.trim().to_owned(),

@@ -81,9 +81,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The message of [`not_found`]: how a client tells an unknown route (an older server) from
+/// a missing thing, which share the `not_found` code.
+pub const NO_SUCH_ROUTE: &str = "no such route";
+
 /// Fallback for unknown routes.
 pub async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such route")
+    ApiError::new(ErrorCode::NotFound, NO_SUCH_ROUTE)
 }
 
 /// Fallback for known routes with another method.

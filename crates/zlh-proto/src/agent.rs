@@ -285,3 +285,61 @@ pub struct InstalledPackages {
     /// Addons (code-server).
     pub addons: Vec<InstalledPackage>,
 }
+
+/// One backup of a server's directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BackupView {
+    /// Backup id.
+    pub id: String,
+    /// When it was taken (RFC 3339).
+    pub created_at: String,
+    /// Size of the archive (tar + zstd), in bytes.
+    pub size_bytes: u64,
+    /// Files in it.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// SHA-256 of the archive.
+    pub sha256: String,
+    /// Whether the running game was quiesced (saving paused and flushed) around it.
+    pub quiesced: bool,
+}
+
+/// `POST /backups` (optional body).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupRequest {
+    /// Extra paths (globs, relative to the server directory) to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// One mod or plugin in the server's mods directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModView {
+    /// File name (`coolmod-1.2.0.jar`, or `....jar.disabled`).
+    pub file: String,
+    /// Whether the game loads it.
+    pub enabled: bool,
+    /// Its name, from its metadata.
+    pub name: Option<String>,
+    /// Its version, from its metadata.
+    pub version: Option<String>,
+    /// `fabric`, `forge` or `bukkit`, when its metadata says.
+    pub loader: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// `POST /mods/install`: a mod from the artifact catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModInstall {
+    /// Its name in the catalog.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}

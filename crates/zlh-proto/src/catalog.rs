@@ -33,6 +33,9 @@ pub struct Catalog {
     /// Services installed beside them (code-server).
     #[serde(default)]
     pub addons: BTreeMap<String, Package>,
+    /// Game mods and plugins (`.jar` files).
+    #[serde(default)]
+    pub mods: BTreeMap<String, Package>,
 }
 
 fn schema_one() -> u32 {
@@ -42,7 +45,12 @@ fn schema_one() -> u32 {
 impl Default for Catalog {
     /// An empty catalog of the current schema.
     fn default() -> Self {
-        Catalog { schema: schema_one(), runtimes: BTreeMap::new(), addons: BTreeMap::new() }
+        Catalog {
+            schema: schema_one(),
+            runtimes: BTreeMap::new(),
+            addons: BTreeMap::new(),
+            mods: BTreeMap::new(),
+        }
     }
 }
 
@@ -78,6 +86,8 @@ pub enum Kind {
     Runtime,
     /// `addons`.
     Addon,
+    /// `mods`.
+    Mod,
 }
 
 /// A name usable as a directory and in URLs: letters, digits, `.`, `_`, `-`, `+`; no leading
@@ -103,7 +113,7 @@ impl Catalog {
         if self.schema != 1 {
             return Err(format!("unknown catalog schema {}", self.schema));
         }
-        for (kind, packages) in [("runtime", &self.runtimes), ("addon", &self.addons)] {
+        for (kind, packages) in [("runtime", &self.runtimes), ("addon", &self.addons), ("mod", &self.mods)] {
             for (name, package) in packages {
                 if !is_safe_name(name) {
                     return Err(format!("{kind} name {name:?} is not a safe name"));
@@ -143,6 +153,7 @@ impl Catalog {
         match kind {
             Kind::Runtime => &self.runtimes,
             Kind::Addon => &self.addons,
+            Kind::Mod => &self.mods,
         }
     }
 
@@ -151,6 +162,7 @@ impl Catalog {
         match kind {
             Kind::Runtime => &mut self.runtimes,
             Kind::Addon => &mut self.addons,
+            Kind::Mod => &mut self.mods,
         }
     }
 

@@ -40,6 +40,7 @@ error_codes! {
     InvalidEmail => (400, "invalid_email"),
     WeakPassword => (400, "weak_password"),
     UnknownTemplate => (400, "unknown_template"),
+    InvalidPath => (400, "invalid_path"),
     // Who you are.
     Unauthorized => (401, "unauthorized"),
     InvalidCredentials => (401, "invalid_credentials"),
@@ -52,10 +53,14 @@ error_codes! {
     AccountSuspended => (403, "account_suspended"),
     RegistrationDisabled => (403, "registration_disabled"),
     OriginNotAllowed => (403, "origin_not_allowed"),
+    PathOutsideRoot => (403, "path_outside_root"),
     NotFound => (404, "not_found"),
     MethodNotAllowed => (405, "method_not_allowed"),
     // The state of things.
     EmailTaken => (409, "email_taken"),
+    AlreadyExists => (409, "already_exists"),
+    BackupInProgress => (409, "backup_in_progress"),
+    DirectoryNotEmpty => (409, "directory_not_empty"),
     AlreadyRunning => (409, "already_running"),
     PowerActionInProgress => (409, "power_action_in_progress"),
     NotRunning => (409, "not_running"),
@@ -72,6 +77,7 @@ error_codes! {
     AgentError => (502, "agent_error"),
     ProvisioningFailed => (502, "provisioning_failed"),
     ShuttingDown => (503, "shutting_down"),
+    InsufficientStorage => (507, "insufficient_storage"),
     AgentTimeout => (504, "agent_timeout"),
     ProvisioningTimeout => (504, "provisioning_timeout"),
 }

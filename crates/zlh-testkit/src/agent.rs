@@ -307,6 +307,16 @@ impl TestAgent {
         self.wait_for_state("running", Duration::from_secs(10)).await
     }
 
+    /// Waits until a job has ended; returns it.
+    pub async fn wait_for_job(&self, job: &Value) -> Value {
+        let id = job["id"].as_str().unwrap_or_else(|| panic!("not a job: {job}"));
+        eventually(&format!("job {id} ends"), Duration::from_secs(60), || async {
+            let (code, job) = self.get(&format!("/jobs/{id}")).await;
+            (code == 200 && job["state"] != "running").then_some(job)
+        })
+        .await
+    }
+
     /// Opens the console WebSocket.
     pub async fn console(&self, since: Option<u64>) -> ConsoleClient {
         ConsoleClient::connect(&self.url, &self.secret, since).await

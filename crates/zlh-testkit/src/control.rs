@@ -241,6 +241,37 @@ impl TestControlPlane {
         )
     }
 
+    /// A request with raw bytes both ways (uploads, downloads).
+    pub async fn send(&self, method: &str, path: &str, token: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let method: reqwest::Method = method.parse().expect("method");
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
+
+    /// Waits until a server's job has ended; returns it.
+    pub async fn wait_for_job(&self, user: &ApiUser, server_id: i64, job: &Value) -> Value {
+        let id = job["id"].as_str().unwrap_or_else(|| panic!("not a job: {job}"));
+        let path = format!("/api/servers/{server_id}/jobs/{id}");
+        eventually(&format!("job {id} ends"), Duration::from_secs(60), || async {
+            let (status, job) = self.call("GET", &path, Some(&user.access_token), None).await;
+            (status == 200 && job["state"] != "running").then_some(job)
+        })
+        .await
+    }
+
+    /// The directory the game of a local-driver server runs in.
+    pub fn server_dir(&self, server_id: i64) -> PathBuf {
+        self.data.path().join(format!("servers/{server_id}/root/opt/zlh/server"))
+    }
+
     /// Registers a user.
     pub async fn register(&self, email: &str) -> ApiUser {
         let password = format!("pw-{}", crate::random_hex(8));

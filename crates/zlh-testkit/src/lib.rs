@@ -6,6 +6,7 @@ pub mod agent;
 pub mod artifacts;
 pub mod console;
 pub mod control;
+pub mod files;
 pub mod procs;
 pub mod upstream;
 pub mod wait;

@@ -4,8 +4,11 @@
 //! the contract the control plane speaks; their shapes come from the original platform.
 
 mod auth;
+mod backups;
 mod console;
 mod dev;
+mod files;
+mod mods;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +44,12 @@ pub struct AppState {
     pub dev: Option<Arc<crate::dev::DevEnvironment>>,
     /// Background jobs.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// The server directory.
+    pub files: Arc<crate::files::Files>,
+    /// Its backups.
+    pub backups: Arc<crate::backup::Backups>,
+    /// Its mods.
+    pub mods: Arc<crate::mods::Mods>,
     /// When the agent started, for its uptime.
     pub started: Instant,
     /// Cancelled when the agent shuts down, to close console viewers.
@@ -59,6 +68,23 @@ pub fn router(state: AppState) -> Router {
         .route("/restart", post(restart))
         .route("/console/command", post(console_command))
         .route("/console", get(console::upgrade))
+        .route("/files", get(files::list).delete(files::delete))
+        .route("/files/content", get(files::download).put(files::upload))
+        .route("/files/mkdir", post(files::mkdir))
+        .route("/files/rename", post(files::rename))
+        .route("/files/copy", post(files::copy))
+        .route("/files/chmod", post(files::chmod))
+        .route("/files/compress", post(files::compress))
+        .route("/files/extract", post(files::extract))
+        .route("/backups", get(backups::list).post(backups::create))
+        .route("/backups/restore", post(backups::restore))
+        .route("/backups/{id}", axum::routing::delete(backups::delete))
+        .route("/mods", get(mods::list))
+        .route("/mods/install", post(mods::install))
+        .route("/mods/upload", axum::routing::put(mods::upload))
+        .route("/mods/{file}/enable", post(mods::enable))
+        .route("/mods/{file}/disable", post(mods::disable))
+        .route("/mods/{file}", axum::routing::delete(mods::remove))
         .route("/jobs", get(dev::jobs))
         .route("/jobs/{id}", get(dev::job))
         .route("/dev/runtimes", get(dev::runtimes))

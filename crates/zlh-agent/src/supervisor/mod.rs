@@ -213,6 +213,29 @@ impl Supervisor {
         &self.console
     }
 
+    /// Stops the server and waits (up to `timeout`) until it has stopped.
+    pub async fn stop_and_wait(&self, timeout: std::time::Duration) -> Result<(), PowerError> {
+        match self.stop().await {
+            Ok(_) | Err(PowerError::InProgress(GameState::Stopping)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut status = self.watch_status();
+        let stopped = async {
+            loop {
+                if !matches!(
+                    status.borrow_and_update().state,
+                    GameState::Stopping | GameState::Starting | GameState::Running
+                ) {
+                    return;
+                }
+                if status.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, stopped).await.map_err(|_| PowerError::InProgress(GameState::Stopping))
+    }
+
     /// Stops the actor, first stopping the game when `mode` says so; returns when done.
     pub async fn shutdown(&self, mode: ShutdownMode) {
         let (done, finished) = oneshot::channel();

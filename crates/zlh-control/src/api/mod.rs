@@ -7,6 +7,7 @@
 
 mod auth;
 mod console;
+mod data;
 mod dev;
 mod openapi;
 mod servers;
@@ -32,7 +33,7 @@ pub use console::TicketBook;
 
 /// Every route of the control plane.
 pub fn router(control: Arc<ControlPlane>) -> Router {
-    let api = Router::new()
+    let api = data::routes(Router::new())
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
@@ -155,10 +156,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ServerId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+        // A map, so that routes with more parameters than the id (`/backups/{backupId}`) work too.
+        let axum::extract::Path(params) =
+            axum::extract::Path::<std::collections::HashMap<String, String>>::from_request_parts(
+                parts, state,
+            )
             .await
             .map_err(|_| ApiError::not_found("server"))?;
-        raw.parse().map(ServerId).map_err(|_| ApiError::not_found("server"))
+        params
+            .get("id")
+            .and_then(|raw| raw.parse().ok())
+            .map(ServerId)
+            .ok_or_else(|| ApiError::not_found("server"))
     }
 }
 
@@ -197,7 +206,10 @@ fn agent_error(server_id: i64, error: AgentError) -> ApiError {
             ApiError::new(ErrorCode::AgentAuthFailed, message)
         }
         AgentError::Unsupported => ApiError::new(ErrorCode::AgentUnsupported, message),
-        AgentError::Upstream { status, body } if (400..500).contains(&status) => {
+        // The agent's own refusals, and a full disk, which the user can act on.
+        AgentError::Upstream { status, body }
+            if (400..500).contains(&status) || body.error.code == ErrorCode::InsufficientStorage =>
+        {
             ApiError::passthrough(status, body)
         }
         AgentError::Upstream { body, .. } => {

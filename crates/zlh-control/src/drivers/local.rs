@@ -234,6 +234,7 @@ impl Driver for LocalDriver {
         config.insert("listen".into(), format!("127.0.0.1:{port}").into());
         config.insert("secret".into(), secret.clone().into());
         config.insert("root".into(), root.to_string_lossy().into_owned().into());
+        config.insert("catalog_url".into(), spec.catalog_url.clone().into());
         let mut game = spec.game.clone();
         game.insert("autostart".into(), true.into());
         config.insert("game".into(), game.into());

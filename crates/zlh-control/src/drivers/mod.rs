@@ -34,6 +34,8 @@ pub struct AgentSpec {
     pub game: toml::Table,
     /// The `[dev]` table of a dev server.
     pub dev: Option<toml::Table>,
+    /// The artifact catalog the agent installs runtimes and mods from.
+    pub catalog_url: String,
 }
 
 impl std::fmt::Debug for AgentEndpoint {

@@ -75,6 +75,8 @@ pub enum Method {
     Get,
     /// POST.
     Post,
+    /// PUT.
+    Put,
     /// DELETE.
     Delete,
 }
@@ -82,14 +84,33 @@ pub enum Method {
 /// An agent the control plane can talk to.
 #[async_trait]
 pub trait Agent: Send + Sync + std::fmt::Debug {
-    /// Calls a JSON route (`path` with its query); `Value::Null` for an empty answer.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, AgentError>;
+    /// Calls a JSON route (`path` with its query): the agent's status and JSON answer
+    /// (`Value::Null` when empty).
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), AgentError>;
+    /// Forwards a streamed body (uploads) and streams the answer back (downloads).
+    async fn forward(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<String>,
+        body: axum::body::Body,
+    ) -> Result<axum::response::Response, AgentError>;
     /// Opens the console, resuming at `since`.
     async fn console(&self, since: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError>;
 }
 
 /// Typed calls on any agent.
 impl<'a> dyn Agent + 'a {
+    /// Calls a JSON route; only the answer.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, AgentError> {
+        self.request(method, path, body).await.map(|(_, value)| value)
+    }
+
     async fn call_typed<T: DeserializeOwned>(
         &self,
         method: Method,

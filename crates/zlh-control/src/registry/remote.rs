@@ -9,6 +9,8 @@ use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use zlh_proto::{ErrorBody, ErrorCode, Secret};
 
 use super::{Agent, AgentError, ConsoleFrame, ConsoleSink, ConsoleStream, Method};
+use axum::body::Body;
+use axum::response::Response;
 
 /// An agent at a URL. `Debug` shows neither the URL nor the secret.
 #[derive(Clone)]
@@ -26,6 +28,17 @@ impl std::fmt::Debug for RemoteAgent {
 }
 
 impl RemoteAgent {
+    fn builder(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.base_url.expose());
+        match method {
+            Method::Get => self.http.get(url),
+            Method::Post => self.http.post(url),
+            Method::Put => self.http.put(url),
+            Method::Delete => self.http.delete(url),
+        }
+        .bearer_auth(self.secret.expose())
+    }
+
     /// An agent at `base_url` (`http://host:port`), sharing `http`'s connection pool.
     pub fn new(base_url: Secret, secret: Secret, http: reqwest::Client, timeout: Duration) -> RemoteAgent {
         RemoteAgent { base_url, secret, http, timeout }
@@ -54,7 +67,7 @@ fn upstream(status: u16, text: &str) -> AgentError {
     let body: Option<ErrorBody> = serde_json::from_str(text).ok();
     match (status, body) {
         (401, _) => AgentError::AuthFailed,
-        (404, Some(body)) if body.error.code == ErrorCode::NotFound => AgentError::Unsupported,
+        (404, Some(body)) if body.error.message == zlh_http::NO_SUCH_ROUTE => AgentError::Unsupported,
         (404, None) | (405, _) | (501, _) => AgentError::Unsupported,
         (status, Some(body)) => AgentError::Upstream { status, body },
         (status, None) => AgentError::Upstream {
@@ -66,15 +79,13 @@ fn upstream(status: u16, text: &str) -> AgentError {
 
 #[async_trait]
 impl Agent for RemoteAgent {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, AgentError> {
-        let url = format!("{}{path}", self.base_url.expose());
-        let mut request = match method {
-            Method::Get => self.http.get(url),
-            Method::Post => self.http.post(url),
-            Method::Delete => self.http.delete(url),
-        }
-        .bearer_auth(self.secret.expose())
-        .timeout(self.timeout);
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), AgentError> {
+        let mut request = self.builder(method, path).timeout(self.timeout);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -85,9 +96,38 @@ impl Agent for RemoteAgent {
             return Err(upstream(status, &text));
         }
         if text.is_empty() {
-            return Ok(Value::Null);
+            return Ok((status, Value::Null));
         }
-        serde_json::from_str(&text).map_err(|_| AgentError::Protocol)
+        serde_json::from_str(&text).map(|value| (status, value)).map_err(|_| AgentError::Protocol)
+    }
+
+    async fn forward(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<String>,
+        body: Body,
+    ) -> Result<Response, AgentError> {
+        let mut request =
+            self.builder(method, path).body(reqwest::Body::wrap_stream(body.into_data_stream()));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        // No overall timeout: a large upload or download takes as long as it takes; the
+        // connection itself still fails fast.
+        let response = request.send().await.map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.text().await.map_err(|e| classify(&e))?;
+            return Err(upstream(status, &text));
+        }
+        let mut answer = Response::builder().status(status);
+        for name in ["content-type", "content-length", "content-disposition"] {
+            if let Some(value) = response.headers().get(name) {
+                answer = answer.header(name, value.clone());
+            }
+        }
+        answer.body(Body::from_stream(response.bytes_stream())).map_err(|_| AgentError::Protocol)
     }
 
     async fn console(&self, since: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError> {

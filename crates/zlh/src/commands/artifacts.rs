@@ -18,6 +18,7 @@ pub(crate) struct ArtifactsArgs {
 enum KindArg {
     Runtime,
     Addon,
+    Mod,
 }
 
 impl From<KindArg> for Kind {
@@ -25,6 +26,7 @@ impl From<KindArg> for Kind {
         match kind {
             KindArg::Runtime => Kind::Runtime,
             KindArg::Addon => Kind::Addon,
+            KindArg::Mod => Kind::Mod,
         }
     }
 }

@@ -28,6 +28,17 @@ pub(crate) struct SampleGameArgs {
     /// Print a numbered `Tick` line this often (milliseconds), as a busy server logs.
     #[arg(long)]
     tick_ms: Option<u64>,
+    /// Keep a world: this many region files in `world/region/`, rewritten with a new
+    /// generation number every `--save-interval-ms` while saving is on (like a Minecraft
+    /// world), so a backup taken while saving runs would mix generations.
+    #[arg(long, default_value_t = 0)]
+    world_files: usize,
+    /// Bytes per region file.
+    #[arg(long, default_value_t = 64 * 1024)]
+    world_file_size: usize,
+    /// How often the world is saved while saving is on.
+    #[arg(long, default_value_t = 100)]
+    save_interval_ms: u64,
     /// Where `flood` writes its measured output rate (JSON), for benchmarks.
     #[arg(long)]
     stats_file: Option<std::path::PathBuf>,
@@ -58,6 +69,7 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
     info("Preparing level \"world\"");
     std::thread::sleep(Duration::from_millis(args.ready_delay_ms));
     info(&format!("Done ({:.3}s)! For help, type \"help\"", started.elapsed().as_secs_f64()));
+    let world = World::start(&args);
     if let Some(period) = args.tick_ms {
         std::thread::spawn(move || {
             for tick in 0u64.. {
@@ -84,6 +96,18 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
             ),
             "say" => info(&format!("[Server] {rest}")),
             "list" => info("There are 0 of a max of 20 players online:"),
+            "save-off" => {
+                world.set_saving(false);
+                info("Automatic saving is now disabled");
+            }
+            "save-on" => {
+                world.set_saving(true);
+                info("Automatic saving is now enabled");
+            }
+            "save-all" => {
+                world.save();
+                info("Saved the game");
+            }
             "stop" if args.ignore_stop => info("Stop requested, but this sample game ignores it"),
             "stop" => {
                 info("Stopping the server");
@@ -195,4 +219,56 @@ fn watch_sigterm(ignore: bool) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// A world on disk: region files that all carry the generation they were saved in.
+#[derive(Clone)]
+struct World {
+    files: usize,
+    size: usize,
+    saving: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::Mutex<u64>>,
+}
+
+impl World {
+    fn start(args: &SampleGameArgs) -> World {
+        let world = World {
+            files: args.world_files,
+            size: args.world_file_size,
+            saving: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            generation: std::sync::Arc::new(std::sync::Mutex::new(0)),
+        };
+        if world.files > 0 {
+            world.save();
+            let (saver, interval) = (world.clone(), Duration::from_millis(args.save_interval_ms));
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    if saver.saving.load(std::sync::atomic::Ordering::SeqCst) {
+                        saver.save();
+                    }
+                }
+            });
+        }
+        world
+    }
+
+    fn set_saving(&self, on: bool) {
+        // Taking the lock waits for a save in progress to finish.
+        let _generation = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        self.saving.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Writes every region file, one after the other (not atomically: that is the point).
+    fn save(&self) {
+        let mut generation = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        *generation += 1;
+        let _ = std::fs::create_dir_all("world/region");
+        let _ = std::fs::write("world/level.dat", format!("generation={generation}\n"));
+        for n in 0..self.files {
+            let mut bytes = format!("generation={generation}\n").into_bytes();
+            bytes.resize(self.size.max(bytes.len()), (*generation % 251) as u8);
+            let _ = std::fs::write(format!("world/region/r.{n}.mca"), bytes);
+        }
+    }
 }

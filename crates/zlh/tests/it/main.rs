@@ -12,6 +12,7 @@ mod control_ide;
 mod control_lifecycle;
 mod control_ownership;
 mod control_resilience;
+mod data_api;
 mod tidy;
 
 use std::path::Path;

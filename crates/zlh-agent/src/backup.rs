@@ -1,0 +1,673 @@
+//! Backups of the server directory that can be trusted with a world.
+//!
+//! **Create**: while the game runs, its quiesce commands pause and flush saving (Minecraft:
+//! `save-off`, `save-all flush` until "Saved the game", later `save-on`); the directory is
+//! streamed into tar + zstd, every file hashed on the way, the manifest of hashes stored as
+//! the last entry; the archive is written to a temporary file, fsynced and renamed; its own
+//! SHA-256 goes into `<id>.json`. Old backups beyond `keep` are removed.
+//!
+//! **Restore**: first verify (the archive's SHA-256, then every file against the manifest),
+//! touching nothing; then stop the server, unpack into a staging directory beside the server
+//! directory, and swap the two with renames. A journal (`restore.json`) records the phase, so
+//! an agent killed at any moment finishes the swap (staging was complete) or rolls back
+//! (staging was not) when it starts again, and then starts the server if it was running.
+//! Wings deletes before it verifies; this never does.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zlh_proto::agent::{BackupView, GameState};
+
+use crate::archive::{Limits, PackedFile, pack_tar, sha256_of, unpack_tar_zst};
+use crate::clock::{format_ms, now_ms};
+use crate::config::{AgentConfig, Quiesce};
+use crate::console::{Chunk, Console};
+use crate::durable::{sync_dir, write_atomically};
+use crate::jobs::Progress;
+use crate::supervisor::Supervisor;
+
+const MANIFEST: &str = ".zlh-backup-manifest.json";
+
+/// Why a backup operation could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Another backup or restore runs.
+    #[error("a backup or restore of this server is already running")]
+    Busy,
+    /// No such backup.
+    #[error("no such backup")]
+    NotFound,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    files: Vec<PackedFile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Phase {
+    /// Unpacking into staging: the server directory is untouched.
+    Unpacking,
+    /// Staging is complete and verified: the swap may be half done.
+    Swapping,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Journal {
+    backup_id: String,
+    phase: Phase,
+    was_running: bool,
+}
+
+/// Backups of one server directory.
+#[derive(Debug)]
+pub struct Backups {
+    dir: PathBuf,
+    server_root: PathBuf,
+    journal: PathBuf,
+    /// Present while the game's saving is paused for a backup, so that a killed agent's
+    /// successor resumes it.
+    paused_mark: PathBuf,
+    keep: usize,
+    exclude: Vec<String>,
+    level: i32,
+    quiesce: Option<Quiesce>,
+    stop_wait: std::time::Duration,
+    busy: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The right to run one backup or restore.
+pub type Turn = tokio::sync::OwnedMutexGuard<()>;
+
+fn hex(digest: impl AsRef<[u8]>) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counts and hashes what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buffer)?;
+        self.hasher.update(&buffer[..written]);
+        self.count += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn disk_full_aware(e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::StorageFull { "the disk is full".into() } else { e.to_string() }
+}
+
+impl Backups {
+    /// Backups of `config`'s server directory, kept in `config.backups.dir`.
+    pub fn new(config: &AgentConfig) -> std::io::Result<Backups> {
+        let dir = config.under_root(&config.backups.dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Backups {
+            journal: config.state_path().join("restore.json"),
+            paused_mark: config.state_path().join("backup-paused-saving"),
+            dir,
+            server_root: config.server_root(),
+            keep: config.backups.keep.max(1),
+            exclude: config.backups.exclude.clone(),
+            level: config.backups.level,
+            quiesce: config.game.quiesce.clone(),
+            stop_wait: config.game.stop_timeout
+                + config.game.term_timeout
+                + std::time::Duration::from_secs(10),
+            busy: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.server_root.with_extension("zlh-restore-new")
+    }
+
+    fn old(&self) -> PathBuf {
+        self.server_root.with_extension("zlh-restore-old")
+    }
+
+    /// Takes the turn, or says another operation has it.
+    pub fn try_turn(&self) -> Result<Turn, BackupError> {
+        Arc::clone(&self.busy).try_lock_owned().map_err(|_| BackupError::Busy)
+    }
+
+    /// Every backup, oldest first.
+    pub fn list(&self) -> Vec<BackupView> {
+        let mut backups: Vec<BackupView> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .filter(|b: &BackupView| self.dir.join(format!("{}.tar.zst", b.id)).exists())
+            .collect();
+        backups.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        backups
+    }
+
+    fn view(&self, id: &str) -> Result<BackupView, BackupError> {
+        if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(BackupError::NotFound);
+        }
+        self.list().into_iter().find(|b| b.id == id).ok_or(BackupError::NotFound)
+    }
+
+    /// Deletes a backup.
+    pub fn delete(&self, id: &str) -> Result<(), BackupError> {
+        self.view(id)?;
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.tar.zst")));
+        Ok(())
+    }
+
+    /// Takes a backup (with the turn taken).
+    pub async fn create(
+        &self,
+        _turn: Turn,
+        supervisor: &Supervisor,
+        exclude: Vec<String>,
+        progress: &Progress,
+    ) -> Result<BackupView, String> {
+        let running = supervisor.status().state == GameState::Running;
+        let quiesced = match (&self.quiesce, running) {
+            (Some(quiesce), true) => {
+                progress.say("pausing saves");
+                write_atomically(&self.paused_mark, b"").map_err(disk_full_aware)?;
+                if let Err(e) = quiesce_before(supervisor, quiesce).await {
+                    let _ = std::fs::remove_file(&self.paused_mark);
+                    return Err(e);
+                }
+                true
+            }
+            _ => false,
+        };
+        let id = backup_id();
+        let patterns: Vec<glob::Pattern> = self
+            .exclude
+            .iter()
+            .chain(&exclude)
+            .map(|g| glob::Pattern::new(g).map_err(|e| format!("exclude pattern {g:?}: {e}")))
+            .collect::<Result<_, _>>()?;
+        let (dir, server_root, level, task_id, task_progress) =
+            (self.dir.clone(), self.server_root.clone(), self.level, id.clone(), progress.clone());
+        progress.say("writing the backup");
+        let packed = tokio::task::spawn_blocking(move || {
+            pack(&dir, &server_root, &task_id, level, &patterns, &task_progress)
+        })
+        .await;
+        if quiesced {
+            self.resume_saving(supervisor).await;
+        }
+        let (files, bytes, size_bytes, sha256) = packed.map_err(|e| e.to_string())??;
+        let view = BackupView {
+            id: id.clone(),
+            created_at: format_ms(now_ms()),
+            size_bytes,
+            files,
+            bytes,
+            sha256,
+            quiesced,
+        };
+        let json = serde_json::to_vec_pretty(&view).map_err(|e| e.to_string())?;
+        write_atomically(&self.dir.join(format!("{id}.json")), &json).map_err(disk_full_aware)?;
+        let backups = self.list();
+        for old in backups.iter().take(backups.len().saturating_sub(self.keep)) {
+            tracing::info!(backup = %old.id, "removing an old backup beyond the kept number");
+            let _ = self.delete(&old.id);
+        }
+        tracing::info!(backup = %id, files, bytes, size_bytes, quiesced, "backup written");
+        Ok(view)
+    }
+
+    /// Restores a backup (with the turn taken): verify, stop, unpack, swap, start.
+    pub async fn restore(
+        &self,
+        _turn: Turn,
+        id: &str,
+        supervisor: &Supervisor,
+        progress: &Progress,
+    ) -> Result<(), String> {
+        let view = self.view(id).map_err(|e| e.to_string())?;
+        let archive = self.dir.join(format!("{id}.tar.zst"));
+        progress.say("verifying the backup");
+        let (task_archive, task_view, task_progress) = (archive.clone(), view.clone(), progress.clone());
+        tokio::task::spawn_blocking(move || verify(&task_archive, &task_view, &task_progress))
+            .await
+            .map_err(|e| e.to_string())??;
+        let was_running = matches!(supervisor.status().state, GameState::Running | GameState::Starting);
+        self.write_journal(&Journal { backup_id: id.to_owned(), phase: Phase::Unpacking, was_running })?;
+        let outcome = self.stop_unpack_swap(supervisor, &archive, &view, was_running, progress).await;
+        match &outcome {
+            Ok(()) => tracing::info!(backup = id, "backup restored"),
+            Err(e) => {
+                tracing::error!(backup = id, error = %e, "restore failed; the server's files are as they were");
+                let _ = std::fs::remove_dir_all(self.staging());
+            }
+        }
+        let _ = std::fs::remove_file(&self.journal);
+        if was_running {
+            let _ = supervisor.start().await;
+        }
+        outcome
+    }
+
+    async fn stop_unpack_swap(
+        &self,
+        supervisor: &Supervisor,
+        archive: &Path,
+        view: &BackupView,
+        was_running: bool,
+        progress: &Progress,
+    ) -> Result<(), String> {
+        if was_running || supervisor.status().state == GameState::Stopping {
+            progress.say("stopping the server");
+            supervisor
+                .stop_and_wait(self.stop_wait)
+                .await
+                .map_err(|e| format!("the server could not be stopped: {e}"))?;
+        }
+        progress.say("unpacking");
+        let staging = self.staging();
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(disk_full_aware)?;
+        let (task_archive, task_staging, total) = (archive.to_owned(), staging.clone(), view.bytes);
+        let task_progress = progress.clone();
+        tokio::task::spawn_blocking(move || {
+            task_progress.set(0, Some(total));
+            let file = std::fs::File::open(&task_archive)?;
+            let size = file.metadata()?.len();
+            let dir = cap_std::fs::Dir::open_ambient_dir(&task_staging, cap_std::ambient_authority())?;
+            // Verified already; the limit only leaves room for the manifest.
+            let limits = Limits {
+                max_bytes: total.saturating_add(64 << 20),
+                max_ratio: u64::MAX,
+                max_entries: u64::MAX,
+            };
+            unpack_tar_zst(std::io::BufReader::new(file), &dir, size, limits)
+                .map_err(std::io::Error::other)?;
+            task_progress.set(total, Some(total));
+            let _ = std::fs::remove_file(task_staging.join(MANIFEST));
+            sync_dir(&task_staging);
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(disk_full_aware)?;
+        self.write_journal(&Journal { backup_id: view.id.clone(), phase: Phase::Swapping, was_running })?;
+        progress.say("swapping");
+        self.finish_swap().map_err(disk_full_aware)
+    }
+
+    /// The swap: server → old, staging → server, old removed. Safe to run again on any
+    /// partial state of itself.
+    fn finish_swap(&self) -> std::io::Result<()> {
+        let (server, staging, old) = (&self.server_root, self.staging(), self.old());
+        let parent = server.parent().unwrap_or(Path::new("/")).to_owned();
+        if staging.exists() {
+            if server.exists() {
+                let _ = std::fs::remove_dir_all(&old);
+                std::fs::rename(server, &old)?;
+                sync_dir(&parent);
+            }
+            std::fs::rename(&staging, server)?;
+            sync_dir(&parent);
+        }
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        Ok(())
+    }
+
+    fn write_journal(&self, journal: &Journal) -> Result<(), String> {
+        let bytes = serde_json::to_vec(journal).map_err(|e| e.to_string())?;
+        write_atomically(&self.journal, &bytes).map_err(disk_full_aware)
+    }
+
+    /// Resumes the game's saving after a backup (or after a killed agent's backup).
+    pub async fn resume_saving(&self, supervisor: &Supervisor) {
+        if let Some(quiesce) = &self.quiesce {
+            for command in &quiesce.after {
+                let _ = supervisor.console_command(command.clone()).await;
+            }
+        }
+        let _ = std::fs::remove_file(&self.paused_mark);
+    }
+
+    /// At agent start, before the supervisor: removes what a killed backup left, and finishes
+    /// or rolls back a restore a killed agent left.
+    pub fn recover(&self) -> Recovery {
+        self.sweep();
+        Recovery {
+            start_game: self.recover_restore() == Some(true),
+            resume_saving: self.paused_mark.exists(),
+        }
+    }
+
+    /// Removes unfinished archives and archives whose description was never written.
+    fn sweep(&self) {
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let orphan = match name.strip_suffix(".tar.zst") {
+                Some(id) => !self.dir.join(format!("{id}.json")).exists(),
+                None => name.ends_with(".part") || name.ends_with(".tmp"),
+            };
+            if orphan {
+                tracing::warn!(file = %name, "removing what an interrupted backup left");
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Returns whether the server was running before the interrupted restore.
+    fn recover_restore(&self) -> Option<bool> {
+        let journal: Journal = serde_json::from_slice(&std::fs::read(&self.journal).ok()?).ok()?;
+        match journal.phase {
+            Phase::Unpacking => {
+                tracing::warn!(backup = %journal.backup_id, "an interrupted restore is rolled back: the server's files were untouched");
+                let _ = std::fs::remove_dir_all(self.staging());
+            }
+            Phase::Swapping => {
+                tracing::warn!(backup = %journal.backup_id, "an interrupted restore is finished: its files were complete and verified");
+                if let Err(e) = self.finish_swap() {
+                    tracing::error!(error = %e, "finishing the interrupted restore failed");
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&self.journal);
+        Some(journal.was_running)
+    }
+}
+
+/// What the agent must do once its supervisor runs, after [`Backups::recover`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// An interrupted restore stopped the server: start it again.
+    pub start_game: bool,
+    /// An interrupted backup left the game's saving paused: resume it.
+    pub resume_saving: bool,
+}
+
+fn backup_id() -> String {
+    let stamp: String = format_ms(now_ms()).chars().filter(char::is_ascii_digit).take(14).collect();
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{stamp}-{:04x}", u16::from_le_bytes(bytes))
+}
+
+/// Writes the archive; returns (files, bytes, archive size, archive SHA-256).
+fn pack(
+    dir: &Path,
+    server_root: &Path,
+    id: &str,
+    level: i32,
+    exclude: &[glob::Pattern],
+    progress: &Progress,
+) -> Result<(u64, u64, u64, String), String> {
+    let part = dir.join(format!("{id}.tar.zst.part"));
+    let outcome = (|| -> std::io::Result<(u64, u64, u64, String)> {
+        std::fs::create_dir_all(server_root)?;
+        let root = cap_std::fs::Dir::open_ambient_dir(server_root, cap_std::ambient_authority())?;
+        let total = tree_size(server_root);
+        let file = std::fs::File::create(&part)?;
+        let mut hashing = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let mut encoder = zstd::stream::write::Encoder::new(&mut hashing, level)?;
+        // zstd's own worker threads: compression runs beside reading and hashing.
+        encoder.multithread(2)?;
+        let mut builder = tar::Builder::new(encoder);
+        let skip = |path: &Path| exclude.iter().any(|p| p.matches_path(path));
+        let mut done = 0u64;
+        let files = pack_tar(&root, &[PathBuf::new()], &mut builder, &skip, &mut |file| {
+            done += file.size;
+            progress.set(done, Some(total));
+        })
+        .map_err(std::io::Error::other)?;
+        let manifest = serde_json::to_vec(&Manifest { version: 1, files: files.clone() })?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_mode(0o600);
+        builder.append_data(&mut header, MANIFEST, &manifest[..])?;
+        let encoder = builder.into_inner()?;
+        encoder.finish()?;
+        hashing.flush()?;
+        let size = hashing.count;
+        let sha256 = hex(hashing.hasher.finalize());
+        let file = hashing.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&part, dir.join(format!("{id}.tar.zst")))?;
+        sync_dir(dir);
+        Ok((files.len() as u64, files.iter().map(|f| f.size).sum(), size, sha256))
+    })();
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    outcome.map_err(|e| format!("the backup could not be written ({}); nothing was kept", disk_full_aware(e)))
+}
+
+fn tree_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Checks the archive's own hash, then every file against the manifest.
+fn verify(archive: &Path, view: &BackupView, progress: &Progress) -> Result<(), String> {
+    let damaged = |why: String| format!("the backup is damaged ({why}); nothing was changed");
+    let file = std::fs::File::open(archive).map_err(|e| damaged(e.to_string()))?;
+    let (_, sha256) = sha256_of(file).map_err(|e| damaged(e.to_string()))?;
+    if sha256 != view.sha256 {
+        return Err(damaged("its checksum does not match".into()));
+    }
+    let file = std::fs::File::open(archive).map_err(|e| damaged(e.to_string()))?;
+    let decoder = zstd::stream::read::Decoder::new(std::io::BufReader::new(file))
+        .map_err(|e| damaged(e.to_string()))?;
+    let mut tar = tar::Archive::new(decoder);
+    let mut seen = std::collections::HashMap::new();
+    let mut manifest: Option<Manifest> = None;
+    let mut done = 0u64;
+    for entry in tar.entries().map_err(|e| damaged(e.to_string()))? {
+        let mut entry = entry.map_err(|e| damaged(e.to_string()))?;
+        let path = entry.path().map_err(|e| damaged(e.to_string()))?.to_string_lossy().into_owned();
+        if path == MANIFEST {
+            let mut text = Vec::new();
+            entry.read_to_end(&mut text).map_err(|e| damaged(e.to_string()))?;
+            manifest =
+                Some(serde_json::from_slice(&text).map_err(|e| damaged(format!("its manifest: {e}")))?);
+        } else if entry.header().entry_type().is_file() {
+            let (size, sha256) = sha256_of(&mut entry).map_err(|e| damaged(e.to_string()))?;
+            done += size;
+            progress.set(done, Some(view.bytes));
+            seen.insert(path, (size, sha256));
+        }
+    }
+    let manifest = manifest.ok_or_else(|| damaged("it has no manifest".into()))?;
+    if manifest.files.len() != seen.len() {
+        return Err(damaged("it holds other files than its manifest lists".into()));
+    }
+    for file in &manifest.files {
+        match seen.get(&file.path) {
+            Some((size, sha256)) if *size == file.size && *sha256 == file.sha256 => {}
+            _ => return Err(damaged(format!("{} does not match its manifest", file.path))),
+        }
+    }
+    Ok(())
+}
+
+/// Pauses and flushes saving, waiting for the confirmation line.
+async fn quiesce_before(supervisor: &Supervisor, quiesce: &Quiesce) -> Result<(), String> {
+    let console: Arc<Console> = Arc::clone(supervisor.console());
+    let mut follower = console.follow(Some(console.bounds().1));
+    for command in &quiesce.before {
+        supervisor.console_command(command.clone()).await.map_err(|e| format!("cannot pause saving: {e}"))?;
+    }
+    let Some(pattern) = &quiesce.wait_for else { return Ok(()) };
+    let wait = async {
+        let mut partial = Vec::new();
+        while let Some(chunk) = follower.next(64 * 1024).await {
+            let Chunk::Data { bytes, .. } = chunk else { continue };
+            partial.extend_from_slice(&bytes);
+            while let Some(newline) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=newline).collect();
+                let line = crate::supervisor::classify::strip_terminal_codes(&String::from_utf8_lossy(&line));
+                if pattern.is_match(&line) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(quiesce.timeout, wait).await {
+        Ok(true) => Ok(()),
+        _ => {
+            for command in &quiesce.after {
+                let _ = supervisor.console_command(command.clone()).await;
+            }
+            Err(format!(
+                "the server did not confirm its save within {}",
+                humantime::format_duration(quiesce.timeout)
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backups_in(root: &Path) -> Backups {
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\nsecret = \"0123456789abcdef\"\nroot = {:?}\n[game]\nargv = [\"true\"]\n",
+            root.display().to_string()
+        );
+        let config = AgentConfig::load(&toml, Vec::new()).expect("config");
+        std::fs::create_dir_all(config.state_path()).expect("state");
+        Backups::new(&config).expect("backups")
+    }
+
+    fn tree(files: &[(&str, &str)], at: &Path) {
+        std::fs::create_dir_all(at).expect("mkdir");
+        for (name, text) in files {
+            std::fs::write(at.join(name), text).expect("write");
+        }
+    }
+
+    fn read(at: &Path) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = std::fs::read_dir(at)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(e.path()).expect("read"),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn journal(backups: &Backups, phase: Phase) {
+        backups.write_journal(&Journal { backup_id: "b".into(), phase, was_running: true }).expect("journal");
+    }
+
+    /// Every moment a killed agent can leave a restore in: the next start ends with the
+    /// complete old tree (staging incomplete) or the complete new one (staging complete).
+    #[test]
+    fn an_interrupted_restore_is_finished_or_rolled_back_from_any_moment() {
+        let old = [("a", "old a"), ("b", "old b")];
+        let new = [("a", "new a"), ("c", "new c")];
+        let expect = |files: &[(&str, &str)]| {
+            files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect::<Vec<_>>()
+        };
+        // (phase, server tree, staging tree, old tree, expected result)
+        type Moment<'a> = (
+            Phase,
+            Option<&'a [(&'a str, &'a str)]>,
+            Option<&'a [(&'a str, &'a str)]>,
+            Option<&'a [(&'a str, &'a str)]>,
+            &'a [(&'a str, &'a str)],
+        );
+        let moments: [Moment<'_>; 5] = [
+            // Killed while unpacking: staging is partial, the server untouched.
+            (Phase::Unpacking, Some(&old), Some(&[("a", "new a")]), None, &old),
+            // Killed before the swap began.
+            (Phase::Swapping, Some(&old), Some(&new), None, &new),
+            // Killed between the two renames: no server directory at all.
+            (Phase::Swapping, None, Some(&new), Some(&old), &new),
+            // Killed after both renames, before the old tree was removed.
+            (Phase::Swapping, Some(&new), None, Some(&old), &new),
+            // Killed while removing the old tree.
+            (Phase::Swapping, Some(&new), None, Some(&[("b", "old b")]), &new),
+        ];
+        for (index, (phase, server, staging, previous, result)) in moments.into_iter().enumerate() {
+            let root = tempfile::tempdir().expect("tempdir");
+            let backups = backups_in(root.path());
+            let _ = std::fs::remove_dir_all(&backups.server_root);
+            for (files, at) in [
+                (server, backups.server_root.clone()),
+                (staging, backups.staging()),
+                (previous, backups.old()),
+            ] {
+                if let Some(files) = files {
+                    tree(files, &at);
+                }
+            }
+            journal(&backups, phase);
+            let recovery = backups.recover();
+            assert!(recovery.start_game, "moment {index}: the server ran before the restore");
+            assert_eq!(read(&backups.server_root), expect(result), "moment {index}");
+            assert!(!backups.staging().exists() && !backups.old().exists(), "moment {index}: leftovers");
+            assert!(!backups.journal.exists(), "moment {index}: the journal is done");
+            assert_eq!(
+                backups.recover(),
+                Recovery { start_game: false, resume_saving: false },
+                "moment {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_killed_backup_left_is_swept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let backups = backups_in(root.path());
+        for name in ["1.tar.zst.part", "2.tar.zst", "3.tar.zst", "3.json", "4.tmp"] {
+            std::fs::write(backups.dir.join(name), "x").expect("write");
+        }
+        std::fs::write(&backups.paused_mark, "").expect("mark");
+        assert_eq!(backups.recover(), Recovery { start_game: false, resume_saving: true });
+        let mut left: Vec<String> = std::fs::read_dir(&backups.dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["3.json", "3.tar.zst"]);
+    }
+}

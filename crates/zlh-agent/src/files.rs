@@ -1,0 +1,403 @@
+//! The server directory's file API. Every operation goes through one `cap-std` handle on the
+//! directory, so nothing resolves outside it: not `..`, not an absolute path (both refused up
+//! front with a clear error), not a symlink, even one the game created itself. Uploads and
+//! edits are written to a temporary file in the same directory, fsynced, and renamed over the
+//! target, so a reader sees the old file or the new one, never half of it.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
+use serde::Serialize;
+
+/// Temporary files of uploads start with this.
+const UPLOAD_PREFIX: &str = ".zlh-upload-";
+/// Staging directories of extractions start with this.
+const STAGING_PREFIX: &str = ".zlh-extract-";
+
+/// Why a file operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The path is malformed (absolute, `..`, NUL).
+    #[error("{0}")]
+    InvalidPath(String),
+    /// The path resolves outside the server directory.
+    #[error("that path leads outside the server's directory")]
+    Outside,
+    /// Nothing there.
+    #[error("no such file or directory")]
+    NotFound,
+    /// Something is there already.
+    #[error("something already exists there")]
+    Exists,
+    /// A directory to delete without `recursive` has entries.
+    #[error("the directory is not empty; delete it with recursive=true")]
+    NotEmpty,
+    /// Larger than allowed.
+    #[error("larger than the {0} bytes allowed")]
+    TooLarge(u64),
+    /// The disk is full.
+    #[error("the disk is full")]
+    NoSpace,
+    /// Anything else.
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for FileError {
+    fn from(error: std::io::Error) -> FileError {
+        use std::io::ErrorKind;
+        match error.kind() {
+            ErrorKind::NotFound => FileError::NotFound,
+            ErrorKind::AlreadyExists => FileError::Exists,
+            ErrorKind::StorageFull => FileError::NoSpace,
+            ErrorKind::DirectoryNotEmpty => FileError::NotEmpty,
+            // cap-std's answer to anything that would resolve outside the directory.
+            ErrorKind::PermissionDenied if error.to_string().contains("outside of the filesystem") => {
+                FileError::Outside
+            }
+            _ if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => FileError::Outside,
+            _ => FileError::Io(error),
+        }
+    }
+}
+
+/// A path inside the server directory, as the API takes it: relative, plain names only. An
+/// empty path (or `.`) is the directory itself.
+pub fn clean(path: &str) -> Result<PathBuf, FileError> {
+    if path.contains('\0') {
+        return Err(FileError::InvalidPath("paths cannot contain NUL".into()));
+    }
+    let raw = Path::new(path);
+    if raw.is_absolute() {
+        return Err(FileError::InvalidPath(
+            "paths are relative to the server's directory (no leading /)".into(),
+        ));
+    }
+    let mut clean = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(name) => clean.push(name),
+            Component::CurDir => {}
+            _ => return Err(FileError::InvalidPath("paths cannot go up with ..".into())),
+        }
+    }
+    Ok(clean)
+}
+
+fn or_dot(path: &Path) -> &Path {
+    if path.as_os_str().is_empty() { Path::new(".") } else { path }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Name.
+    pub name: String,
+    /// `file`, `dir` or `symlink`.
+    pub kind: &'static str,
+    /// Size in bytes (files).
+    pub size: u64,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// Last modification (ms since the epoch).
+    pub modified_ms: Option<u64>,
+}
+
+/// The server directory. The capability handle is opened per operation: a restore swaps the
+/// directory, and a handle kept from before would still point at the old one.
+#[derive(Debug)]
+pub struct Files {
+    root_path: PathBuf,
+    /// The largest upload accepted.
+    pub max_upload: u64,
+}
+
+impl Files {
+    /// The server directory at `root_path` (created if missing).
+    pub fn open(root_path: &Path, max_upload: u64) -> std::io::Result<Files> {
+        std::fs::create_dir_all(root_path)?;
+        Ok(Files { root_path: root_path.to_owned(), max_upload })
+    }
+
+    /// A capability handle on the directory as it is now.
+    pub fn dir(&self) -> std::io::Result<Dir> {
+        Dir::open_ambient_dir(&self.root_path, cap_std::ambient_authority())
+    }
+
+    /// The entries of a directory, directories first, then by name.
+    pub fn list(&self, path: &str) -> Result<Vec<Entry>, FileError> {
+        let path = clean(path)?;
+        let mut entries: Vec<Entry> = self
+            .dir()?
+            .read_dir(or_dot(&path))?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let metadata = entry.metadata().ok()?;
+                let kind = if metadata.is_symlink() {
+                    "symlink"
+                } else if metadata.is_dir() {
+                    "dir"
+                } else {
+                    "file"
+                };
+                let modified_ms = metadata
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                Some(Entry {
+                    name: entry.file_name().to_string_lossy().into_owned(),
+                    kind,
+                    size: metadata.len(),
+                    mode: metadata.permissions().mode() & 0o7777,
+                    modified_ms,
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| (a.kind != "dir", &a.name).cmp(&(b.kind != "dir", &b.name)));
+        Ok(entries)
+    }
+
+    /// Opens a file for reading (following symlinks only within the directory).
+    pub fn read(&self, path: &str) -> Result<(std::fs::File, u64), FileError> {
+        let root = self.dir()?;
+        let path = clean(path)?;
+        let file = root.open(&path)?;
+        let metadata = file.metadata()?;
+        if metadata.is_dir() {
+            return Err(FileError::InvalidPath("that is a directory".into()));
+        }
+        Ok((file.into_std(), metadata.len()))
+    }
+
+    /// A temporary file beside `path` and its name; `commit_upload` renames it into place.
+    pub fn begin_upload(&self, path: &str) -> Result<Upload, FileError> {
+        let root = self.dir()?;
+        let path = clean(path)?;
+        let name = path.file_name().ok_or_else(|| FileError::InvalidPath("a file needs a name".into()))?;
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        let temporary = parent.join(format!(
+            "{UPLOAD_PREFIX}{:016x}-{}",
+            u64::from_le_bytes(bytes),
+            name.to_string_lossy()
+        ));
+        let file = root.open_with(&temporary, OpenOptions::new().write(true).create_new(true))?;
+        Ok(Upload { file: file.into_std(), temporary, target: path, written: 0, limit: self.max_upload })
+    }
+
+    /// Finishes an upload: fsync, rename over the target.
+    pub fn commit_upload(&self, upload: Upload) -> Result<(), FileError> {
+        let root = self.dir()?;
+        let Upload { file, temporary, target, .. } = upload;
+        let synced = file.sync_all();
+        drop(file);
+        if let Err(e) = synced {
+            let _ = root.remove_file(&temporary);
+            return Err(e.into());
+        }
+        if let Err(e) = root.rename(&temporary, &root, &target) {
+            let _ = root.remove_file(&temporary);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Abandons an upload.
+    pub fn abort_upload(&self, upload: Upload) {
+        if let Ok(root) = self.dir() {
+            let _ = root.remove_file(&upload.temporary);
+        }
+    }
+
+    /// A new, empty hidden directory at the top of the server directory, to unpack into before
+    /// anything visible changes; its relative path.
+    pub fn staging_dir(&self) -> Result<PathBuf, FileError> {
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        let name = PathBuf::from(format!("{STAGING_PREFIX}{:016x}", u64::from_le_bytes(bytes)));
+        self.dir()?.create_dir(&name)?;
+        Ok(name)
+    }
+
+    /// Moves everything in `from` into `to` (both relative; `to` is made if missing): files
+    /// replace files of the same name, directories merge. Then `from` is removed.
+    pub fn merge(&self, from: &Path, to: &Path) -> Result<(), FileError> {
+        let root = self.dir()?;
+        root.create_dir_all(or_dot(to))?;
+        merge_tree(&root, from, to)?;
+        Ok(root.remove_dir_all(from)?)
+    }
+
+    /// Removes what a killed agent's uploads and extractions left at the top of the directory.
+    pub fn sweep(&self) {
+        let Ok(root) = self.dir() else { return };
+        for entry in root.entries().into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(STAGING_PREFIX) {
+                let _ = root.remove_dir_all(&name);
+            } else if name.starts_with(UPLOAD_PREFIX) {
+                let _ = root.remove_file(&name);
+            }
+        }
+    }
+
+    /// Creates a directory (and its parents).
+    pub fn mkdir(&self, path: &str) -> Result<(), FileError> {
+        let root = self.dir()?;
+        Ok(root.create_dir_all(clean(path)?)?)
+    }
+
+    /// Renames (moves) within the directory; the target must not exist.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), FileError> {
+        let root = self.dir()?;
+        let (from, to) = (clean(from)?, clean(to)?);
+        if root.symlink_metadata(&to).is_ok() {
+            return Err(FileError::Exists);
+        }
+        Ok(root.rename(&from, &root, &to)?)
+    }
+
+    /// Copies a file or a directory tree; the target must not exist. Symlinks are copied as
+    /// symlinks.
+    pub fn copy(&self, from: &str, to: &str) -> Result<(), FileError> {
+        let root = self.dir()?;
+        let (from, to) = (clean(from)?, clean(to)?);
+        if root.symlink_metadata(&to).is_ok() {
+            return Err(FileError::Exists);
+        }
+        self.copy_tree(&root, &from, &to)
+    }
+
+    fn copy_tree(&self, root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {
+        let metadata = root.symlink_metadata(from)?;
+        if metadata.is_symlink() {
+            root.symlink_contents(root.read_link_contents(from)?, to)?;
+        } else if metadata.is_dir() {
+            root.create_dir(to)?;
+            for entry in root.read_dir(from)? {
+                let name = entry?.file_name();
+                self.copy_tree(root, &from.join(&name), &to.join(&name))?;
+            }
+        } else {
+            root.copy(from, root, to)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a file, a symlink, or (with `recursive`) a directory tree.
+    pub fn delete(&self, path: &str, recursive: bool) -> Result<(), FileError> {
+        let root = self.dir()?;
+        let path = clean(path)?;
+        if path.as_os_str().is_empty() {
+            return Err(FileError::InvalidPath("the server's directory itself cannot be deleted".into()));
+        }
+        let metadata = root.symlink_metadata(&path)?;
+        match (metadata.is_dir(), recursive) {
+            (true, true) => root.remove_dir_all(&path)?,
+            (true, false) => root.remove_dir(&path)?,
+            (false, _) => root.remove_file(&path)?,
+        }
+        Ok(())
+    }
+
+    /// Sets permission bits (no setuid, setgid or sticky).
+    pub fn chmod(&self, path: &str, mode: u32) -> Result<(), FileError> {
+        let root = self.dir()?;
+        let path = clean(path)?;
+        if mode & !0o777 != 0 {
+            return Err(FileError::InvalidPath("mode may only hold permission bits (0..=0o777)".into()));
+        }
+        Ok(root.set_permissions(&path, Permissions::from_mode(mode))?)
+    }
+}
+
+fn merge_tree(root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {
+    for entry in root.read_dir(from)? {
+        let name = entry?.file_name();
+        let (source, target) = (from.join(&name), to.join(&name));
+        let source_is_dir = root.symlink_metadata(&source)?.is_dir();
+        match root.symlink_metadata(&target) {
+            Ok(existing) if existing.is_dir() && source_is_dir => merge_tree(root, &source, &target)?,
+            Ok(existing) if existing.is_dir() => return Err(FileError::Exists),
+            _ => root.rename(&source, root, &target)?,
+        }
+    }
+    Ok(())
+}
+
+/// An upload in progress.
+#[derive(Debug)]
+pub struct Upload {
+    file: std::fs::File,
+    temporary: PathBuf,
+    target: PathBuf,
+    written: u64,
+    limit: u64,
+}
+
+impl Upload {
+    /// Appends a chunk, refusing past the limit.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), FileError> {
+        self.written += chunk.len() as u64;
+        if self.written > self.limit {
+            return Err(FileError::TooLarge(self.limit));
+        }
+        self.file.write_all(chunk).map_err(FileError::from)
+    }
+}
+
+/// So archives can be written straight into an upload (same limit).
+impl Write for Upload {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        Upload::write(self, buffer).map_err(|e| match e {
+            FileError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_or_refused() {
+        assert_eq!(clean("world/region").expect("plain"), PathBuf::from("world/region"));
+        assert_eq!(clean("./world/./x").expect("dots"), PathBuf::from("world/x"));
+        assert_eq!(clean("").expect("root"), PathBuf::new());
+        for bad in ["/etc/passwd", "../x", "world/../../x", "a\0b"] {
+            assert!(clean(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn symlinks_never_lead_outside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = dir.path().join("server");
+        std::fs::create_dir_all(server.join("world")).expect("mkdir");
+        std::fs::write(dir.path().join("secret.txt"), "outside").expect("secret");
+        std::os::unix::fs::symlink("../../secret.txt", server.join("world/escape")).expect("link");
+        std::os::unix::fs::symlink("/etc", server.join("etc")).expect("abs link");
+        let files = Files::open(&server, 1024).expect("open");
+        assert!(
+            matches!(files.read("world/escape"), Err(FileError::Outside)),
+            "{:?}",
+            files.read("world/escape")
+        );
+        assert!(matches!(files.list("etc"), Err(FileError::Outside)));
+        assert!(matches!(files.chmod("world/escape", 0o777), Err(FileError::Outside)));
+        let mut upload = files.begin_upload("world/escape").expect("a temp file beside it");
+        upload.write(b"x").expect("write");
+        files.commit_upload(upload).expect("replaces the link itself, not its target");
+        assert_eq!(std::fs::read_to_string(dir.path().join("secret.txt")).expect("secret"), "outside");
+    }
+}

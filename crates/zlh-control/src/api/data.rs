@@ -1,0 +1,212 @@
+//! Server data: backups, files, mods and their jobs, forwarded to the server's agent.
+//!
+//! The ownership check comes first, before the body is even read, so another user's server is
+//! the same 404 whatever was sent. Bodies and answers stream through untouched (uploads and
+//! downloads of any size); the agent resolves every path beneath the server root and answers
+//! with its own codes (`path_outside_root`, `backup_in_progress`, ...), which pass through.
+//! Backups answer in one envelope, `{"ok": true, "data": ...}` or `{"ok": false, "error":
+//! {...}}`, with the agent's status kept.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use zlh_http::ApiError;
+use zlh_proto::api::ServerKind;
+
+use super::{CurrentUser, ServerId, agent_error, owned_server};
+use crate::ControlPlane;
+use crate::registry::Method;
+
+/// Largest agent answer the backup envelope reads (lists of backups and jobs).
+const MAX_ENVELOPED: usize = 4 << 20;
+
+/// Which part of a server's data a route reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// `/api/game/servers/{id}/backups...`: game servers only, enveloped answers.
+    Backups,
+    /// `/api/servers/{id}/files|mods|jobs...`: streamed through.
+    Stream,
+}
+
+/// Forwards a request to the agent path that follows the server id in its URL.
+async fn forward(
+    control: &ControlPlane,
+    user: &CurrentUser,
+    id: i64,
+    request: Request,
+    data: Data,
+) -> Response {
+    let answer = async {
+        let server = owned_server(control, user, id).await?;
+        if data == Data::Backups && server.kind != ServerKind::Game {
+            return Err(ApiError::not_found("server"));
+        }
+        let agent = super::servers::agent_of(control, &server)?;
+        let (parts, body) = request.into_parts();
+        let method = match parts.method.as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            _ => return Err(zlh_http::method_not_allowed().await),
+        };
+        let path = agent_path(&parts.uri).ok_or_else(|| ApiError::not_found("route"))?;
+        let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        agent.forward(method, &path, content_type, body).await.map_err(|e| agent_error(id, e))
+    }
+    .await;
+    match data {
+        Data::Stream => answer.unwrap_or_else(IntoResponse::into_response),
+        Data::Backups => envelope(answer).await,
+    }
+}
+
+/// `/api/servers/7/files/content?path=a` → `/files/content?path=a`, still percent-encoded so
+/// that the agent judges exactly what the client sent.
+fn agent_path(uri: &axum::http::Uri) -> Option<String> {
+    let path = uri.path();
+    let after = path.strip_prefix("/api/game/servers/").or_else(|| path.strip_prefix("/api/servers/"))?;
+    let (_id, rest) = after.split_once('/')?;
+    Some(match uri.query() {
+        Some(query) => format!("/{rest}?{query}"),
+        None => format!("/{rest}"),
+    })
+}
+
+/// Wraps an answer in the backup envelope, keeping its status.
+async fn envelope(answer: Result<Response, ApiError>) -> Response {
+    let response = match answer {
+        Ok(response) => response,
+        Err(error) => return failure(error),
+    };
+    let status = response.status();
+    match axum::body::to_bytes(response.into_body(), MAX_ENVELOPED).await {
+        Ok(bytes) => {
+            let data: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, Json(json!({ "ok": true, "data": data }))).into_response()
+        }
+        Err(_) => failure(ApiError::new(
+            zlh_proto::ErrorCode::AgentError,
+            "the server's agent answered something unexpected",
+        )),
+    }
+}
+
+fn failure(error: ApiError) -> Response {
+    let status = error.http_status();
+    let detail = zlh_proto::ErrorDetail { code: error.code, message: error.message, state: error.state };
+    (status, Json(json!({ "ok": false, "error": detail }))).into_response()
+}
+
+/// One thin, documented handler per route; all of them forward.
+macro_rules! forwarded {
+    ($($name:ident: $method:ident $path:literal, $tag:literal, $data:expr, $status:literal $what:literal;)*) => {$(
+        #[utoipa::path($method, path = $path, tag = $tag, security(("bearer" = [])), params(("id" = i64, Path)),
+            responses((status = $status, description = $what), (status = 404, body = zlh_proto::ErrorBody)))]
+        pub(super) async fn $name(
+            State(control): State<Arc<ControlPlane>>,
+            user: CurrentUser,
+            ServerId(id): ServerId,
+            request: Request,
+        ) -> Response {
+            forward(&control, &user, id, request, $data).await
+        }
+    )*};
+}
+
+forwarded! {
+    backups: get "/api/game/servers/{id}/backups", "backups", Data::Backups, 200
+        "The server's backups, oldest first";
+    backup_create: post "/api/game/servers/{id}/backups", "backups", Data::Backups, 202
+        "A backup job started (body, optional: {\"exclude\": [glob]}); 409 backup_in_progress";
+    backup_restore: post "/api/game/servers/{id}/backups/restore", "backups", Data::Backups, 202
+        "A restore job started for ?id=<backup id>: verified, then swapped in atomically";
+    backup_delete: delete "/api/game/servers/{id}/backups/{backupId}", "backups", Data::Backups, 200
+        "The backup was deleted";
+    files: get "/api/servers/{id}/files", "files", Data::Stream, 200
+        "The entries of the directory ?path=";
+    file_delete: delete "/api/servers/{id}/files", "files", Data::Stream, 204
+        "?path= was deleted (a directory with &recursive=true)";
+    file_download: get "/api/servers/{id}/files/content", "files", Data::Stream, 200
+        "The file ?path=, streamed";
+    file_upload: put "/api/servers/{id}/files/content", "files", Data::Stream, 201
+        "The body was written to ?path= (a temporary file, then renamed); 413 past the limit";
+    file_mkdir: post "/api/servers/{id}/files/mkdir", "files", Data::Stream, 201
+        "The directory {\"path\"} was made";
+    file_rename: post "/api/servers/{id}/files/rename", "files", Data::Stream, 204
+        "{\"from\"} was renamed to {\"to\"}";
+    file_copy: post "/api/servers/{id}/files/copy", "files", Data::Stream, 201
+        "{\"from\"} was copied to {\"to\"}";
+    file_chmod: post "/api/servers/{id}/files/chmod", "files", Data::Stream, 204
+        "The mode of {\"path\"} is {\"mode\"}";
+    file_compress: post "/api/servers/{id}/files/compress", "files", Data::Stream, 202
+        "A job packing {\"paths\"} into {\"to\"} (.tar.gz) started";
+    file_extract: post "/api/servers/{id}/files/extract", "files", Data::Stream, 202
+        "A job unpacking {\"path\"} beneath {\"to\"} started";
+    mods: get "/api/servers/{id}/mods", "mods", Data::Stream, 200
+        "The server's mods, with names and versions read from their jars";
+    mod_install: post "/api/servers/{id}/mods/install", "mods", Data::Stream, 202
+        "A job installing {\"name\", \"version\"} from the artifact store (SHA-256 verified) started";
+    mod_upload: put "/api/servers/{id}/mods/upload", "mods", Data::Stream, 201
+        "The body was stored as the mod ?name=<file>.jar";
+    mod_enable: post "/api/servers/{id}/mods/{file}/enable", "mods", Data::Stream, 200
+        "The mod is enabled";
+    mod_disable: post "/api/servers/{id}/mods/{file}/disable", "mods", Data::Stream, 200
+        "The mod is disabled (kept as <file>.disabled)";
+    mod_remove: delete "/api/servers/{id}/mods/{file}", "mods", Data::Stream, 204
+        "The mod was removed";
+    jobs: get "/api/servers/{id}/jobs", "jobs", Data::Stream, 200
+        "The server's background jobs (backups, restores, archives, installs) with progress";
+    job: get "/api/servers/{id}/jobs/{jobId}", "jobs", Data::Stream, 200
+        "One job";
+}
+
+/// The routes, for the API router.
+pub(super) fn routes(router: axum::Router<Arc<ControlPlane>>) -> axum::Router<Arc<ControlPlane>> {
+    use axum::routing::{delete, get, post, put};
+    router
+        .route("/api/game/servers/{id}/backups", get(backups).post(backup_create))
+        .route("/api/game/servers/{id}/backups/restore", post(backup_restore))
+        .route("/api/game/servers/{id}/backups/{backupId}", delete(backup_delete))
+        .route("/api/servers/{id}/files", get(files).delete(file_delete))
+        .route("/api/servers/{id}/files/content", get(file_download).put(file_upload))
+        .route("/api/servers/{id}/files/mkdir", post(file_mkdir))
+        .route("/api/servers/{id}/files/rename", post(file_rename))
+        .route("/api/servers/{id}/files/copy", post(file_copy))
+        .route("/api/servers/{id}/files/chmod", post(file_chmod))
+        .route("/api/servers/{id}/files/compress", post(file_compress))
+        .route("/api/servers/{id}/files/extract", post(file_extract))
+        .route("/api/servers/{id}/mods", get(mods))
+        .route("/api/servers/{id}/mods/install", post(mod_install))
+        .route("/api/servers/{id}/mods/upload", put(mod_upload))
+        .route("/api/servers/{id}/mods/{file}/enable", post(mod_enable))
+        .route("/api/servers/{id}/mods/{file}/disable", post(mod_disable))
+        .route("/api/servers/{id}/mods/{file}", delete(mod_remove))
+        .route("/api/servers/{id}/jobs", get(jobs))
+        .route("/api/servers/{id}/jobs/{jobId}", get(job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_path_is_what_follows_the_server_id_still_encoded() {
+        let path = |uri: &str| agent_path(&uri.parse().expect("uri"));
+        assert_eq!(
+            path("/api/servers/7/files/content?path=a%2F..%2Fb").as_deref(),
+            Some("/files/content?path=a%2F..%2Fb")
+        );
+        assert_eq!(
+            path("/api/game/servers/12/backups/restore?id=x").as_deref(),
+            Some("/backups/restore?id=x")
+        );
+        assert_eq!(path("/api/servers/7/mods/a%2Fb.jar").as_deref(), Some("/mods/a%2Fb.jar"));
+        assert_eq!(path("/api/servers/7").as_deref(), None);
+    }
+}

@@ -1,0 +1,482 @@
+//! Server data through the API with real agents: files, uploads, archives, mods, backups.
+
+use serde_json::{Value, json};
+use zlh_testkit::files::{TarEntry, raw_tar_gz, snapshot, zip};
+use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane};
+
+use crate::zlh;
+
+/// A control plane whose agents accept uploads up to 1 MiB, with one running sample server.
+async fn server_with_data(email: &str) -> (TestControlPlane, ApiUser, i64) {
+    let spec = ControlSpec {
+        agent_defaults: format!(
+            "{}[files]\nmax_upload_bytes = 1048576\n",
+            ControlSpec::default().agent_defaults
+        ),
+        ..ControlSpec::default()
+    };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register(email).await;
+    let server = control.create_sample_server(&user, "Data").await;
+    let id = server["id"].as_i64().expect("id");
+    (control, user, id)
+}
+
+async fn job_succeeds(
+    control: &TestControlPlane,
+    user: &ApiUser,
+    id: i64,
+    (status, job): (u16, Value),
+) -> Value {
+    assert_eq!(status, 202, "{job}");
+    let job = job.get("data").cloned().unwrap_or(job);
+    let ended = control.wait_for_job(user, id, &job).await;
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    ended
+}
+
+#[tokio::test]
+async fn files_travel_both_ways_and_archives_run_as_jobs() {
+    let (control, user, id) = server_with_data("files@example.com").await;
+    let (token, base) = (user.access_token.as_str(), format!("/api/servers/{id}"));
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let control = &control;
+        async move { control.call(method, &path, Some(token), body).await }
+    };
+
+    assert_eq!(call("POST", format!("{base}/files/mkdir"), Some(json!({"path": "config"}))).await.0, 201);
+    let properties = b"motd=hello\nmax-players=20\n".to_vec();
+    let (status, _) = control
+        .send(
+            "PUT",
+            &format!("{base}/files/content?path=config/server.properties"),
+            token,
+            properties.clone(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, listing) = call("GET", format!("{base}/files?path=config"), None).await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing[0]["name"], "server.properties");
+    assert_eq!(listing[0]["size"], properties.len());
+    let (status, downloaded) = control
+        .send("GET", &format!("{base}/files/content?path=config%2Fserver.properties"), token, Vec::new())
+        .await;
+    assert_eq!((status, downloaded), (200, properties.clone()));
+
+    // Rename, copy, chmod, then the root lists all of it, directories first.
+    let rename = json!({"from": "config/server.properties", "to": "config/game.properties"});
+    assert_eq!(call("POST", format!("{base}/files/rename"), Some(rename)).await.0, 204);
+    assert_eq!(
+        call("POST", format!("{base}/files/copy"), Some(json!({"from": "config", "to": "config-copy"})))
+            .await
+            .0,
+        201
+    );
+    let chmod = json!({"path": "config/game.properties", "mode": 0o600});
+    assert_eq!(call("POST", format!("{base}/files/chmod"), Some(chmod)).await.0, 204);
+    let (_, listing) = call("GET", format!("{base}/files?path=config"), None).await;
+    assert_eq!((&listing[0]["name"], &listing[0]["mode"]), (&json!("game.properties"), &json!(0o600)));
+    let (_, copied) = control
+        .send("GET", &format!("{base}/files/content?path=config-copy/game.properties"), token, Vec::new())
+        .await;
+    assert_eq!(copied, properties);
+
+    // Compress and extract run as jobs; what comes out is what went in.
+    let compress = json!({"paths": ["config"], "to": "config.tar.gz"});
+    let job = job_succeeds(
+        &control,
+        &user,
+        id,
+        call("POST", format!("{base}/files/compress"), Some(compress)).await,
+    )
+    .await;
+    assert_eq!(job["kind"], "compress");
+    let extract = json!({"path": "config.tar.gz", "to": "unpacked"});
+    job_succeeds(&control, &user, id, call("POST", format!("{base}/files/extract"), Some(extract)).await)
+        .await;
+    let (_, unpacked) = control
+        .send("GET", &format!("{base}/files/content?path=unpacked/config/game.properties"), token, Vec::new())
+        .await;
+    assert_eq!(unpacked, properties);
+    let (_, jobs) = call("GET", format!("{base}/jobs"), None).await;
+    assert!(jobs.as_array().expect("jobs").len() >= 2, "{jobs}");
+
+    // A zip bomb (a small archive that unpacks huge) is stopped by the ratio limit.
+    let bomb = zip(&[("zeros.bin", &vec![0u8; 64 << 20][..])]);
+    assert!(bomb.len() < 1 << 20, "the bomb is {} bytes", bomb.len());
+    assert_eq!(control.send("PUT", &format!("{base}/files/content?path=bomb.zip"), token, bomb).await.0, 201);
+    let (status, job) =
+        call("POST", format!("{base}/files/extract"), Some(json!({"path": "bomb.zip", "to": "boom"}))).await;
+    assert_eq!(status, 202, "{job}");
+    let ended = control.wait_for_job(&user, id, &job).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(ended["message"].as_str().unwrap_or_default().contains("archive bomb"), "{ended}");
+    let (_, root) = call("GET", format!("{base}/files"), None).await;
+    assert!(!root.to_string().contains("boom") && !root.to_string().contains("zlh-extract"), "{root}");
+
+    // Too large an upload: 413, and nothing of it left behind.
+    let (status, answer) =
+        control.send("PUT", &format!("{base}/files/content?path=big.bin"), token, vec![7u8; 2 << 20]).await;
+    let answer: Value = serde_json::from_slice(&answer).expect("json");
+    assert_eq!((status, &answer["error"]["code"]), (413, &json!("payload_too_large")), "{answer}");
+    let server_dir = control.server_dir(id);
+    let leftovers: Vec<String> = snapshot(&server_dir)
+        .into_keys()
+        .filter(|p| p.contains("zlh-upload") || p.contains("big.bin"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Delete: a directory needs `recursive`; then it is gone.
+    let (status, refused) = call("DELETE", format!("{base}/files?path=config-copy"), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (409, &json!("directory_not_empty")), "{refused}");
+    assert_eq!(call("DELETE", format!("{base}/files?path=config-copy&recursive=true"), None).await.0, 204);
+    let (_, root) = call("GET", format!("{base}/files"), None).await;
+    let names: Vec<&str> = root.as_array().expect("root").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert!(
+        names.contains(&"config") && names.contains(&"world") && !names.contains(&"config-copy"),
+        "{names:?}"
+    );
+}
+
+fn fabric_jar(id: &str, version: &str) -> Vec<u8> {
+    let metadata = json!({"schemaVersion": 1, "id": id, "name": format!("{id} mod"), "version": version});
+    zip(&[("fabric.mod.json", metadata.to_string().as_bytes()), ("a/B.class", b"\xca\xfe\xba\xbe")])
+}
+
+#[tokio::test]
+async fn mods_install_from_the_store_or_an_upload_and_toggle() {
+    let (control, user, id) = server_with_data("mods@example.com").await;
+    let (token, base) = (user.access_token.as_str(), format!("/api/servers/{id}"));
+
+    // Upload a Fabric mod and a Bukkit plugin; their own metadata names them.
+    let (status, _) = control
+        .send(
+            "PUT",
+            &format!("{base}/mods/upload?name=coolmod-1.2.0.jar"),
+            token,
+            fabric_jar("coolmod", "1.2.0"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let plugin = zip(&[("plugin.yml", b"name: Greeter\nversion: '0.3'\nmain: a.B\n")]);
+    assert_eq!(
+        control.send("PUT", &format!("{base}/mods/upload?name=greeter.jar"), token, plugin).await.0,
+        201
+    );
+    let forge = zip(&[(
+        "META-INF/mods.toml",
+        b"modLoader=\"javafml\"\n[[mods]]\nmodId=\"ironbits\"\nversion=\"${file.jarVersion}\"\ndisplayName=\"Iron Bits\"\n",
+    ), ("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\nImplementation-Version: 4.5.6\n")]);
+    assert_eq!(
+        control.send("PUT", &format!("{base}/mods/upload?name=ironbits.jar"), token, forge).await.0,
+        201
+    );
+
+    // Install from the artifact store: downloaded, SHA-256 checked, then in place.
+    let stored = control.data.path().join("lithium.jar");
+    std::fs::write(&stored, fabric_jar("lithium", "0.11.2")).expect("jar");
+    control.cli(
+        &[
+            "artifacts",
+            "add",
+            "--kind",
+            "mod",
+            "--name",
+            "lithium",
+            "--version",
+            "0.11.2",
+            &stored.display().to_string(),
+        ],
+        "",
+    );
+    let install = json!({"name": "lithium", "version": "0.11.2"});
+    job_succeeds(
+        &control,
+        &user,
+        id,
+        control.call("POST", &format!("{base}/mods/install"), Some(token), Some(install)).await,
+    )
+    .await;
+    let unknown = json!({"name": "lithium", "version": "9.9.9"});
+    let (status, job) =
+        control.call("POST", &format!("{base}/mods/install"), Some(token), Some(unknown)).await;
+    assert_eq!(status, 202);
+    let failed = control.wait_for_job(&user, id, &job).await;
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["message"].as_str().unwrap_or_default().contains("not in the artifact catalog"),
+        "{failed}"
+    );
+
+    let (status, mods) = control.call("GET", &format!("{base}/mods"), Some(token), None).await;
+    assert_eq!(status, 200);
+    let summary: Vec<(String, String, String, bool)> = mods
+        .as_array()
+        .expect("mods")
+        .iter()
+        .map(|m| {
+            let text = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
+            (
+                text("file"),
+                text("name"),
+                format!("{} {}", text("loader"), text("version")),
+                m["enabled"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("coolmod-1.2.0.jar".into(), "coolmod mod".into(), "fabric 1.2.0".into(), true),
+            ("greeter.jar".into(), "Greeter".into(), "bukkit 0.3".into(), true),
+            ("ironbits.jar".into(), "Iron Bits".into(), "forge 4.5.6".into(), true),
+            ("lithium-0.11.2.jar".into(), "lithium mod".into(), "fabric 0.11.2".into(), true),
+        ]
+    );
+
+    // Disable, enable, remove.
+    let (status, disabled) =
+        control.call("POST", &format!("{base}/mods/greeter.jar/disable"), Some(token), None).await;
+    assert_eq!((status, &disabled), (200, &json!({"file": "greeter.jar.disabled", "enabled": false})));
+    let (_, mods) = control.call("GET", &format!("{base}/mods"), Some(token), None).await;
+    assert!(
+        mods.as_array()
+            .expect("mods")
+            .iter()
+            .any(|m| m["file"] == "greeter.jar.disabled" && m["enabled"] == false)
+    );
+    let (status, enabled) =
+        control.call("POST", &format!("{base}/mods/greeter.jar.disabled/enable"), Some(token), None).await;
+    assert_eq!((status, &enabled), (200, &json!({"file": "greeter.jar", "enabled": true})));
+    assert_eq!(
+        control.call("DELETE", &format!("{base}/mods/coolmod-1.2.0.jar"), Some(token), None).await.0,
+        204
+    );
+    let (status, gone) =
+        control.call("DELETE", &format!("{base}/mods/coolmod-1.2.0.jar"), Some(token), None).await;
+    assert_eq!((status, &gone["error"]["code"]), (404, &json!("not_found")));
+    assert!(control.server_dir(id).join("mods/greeter.jar").is_file());
+}
+
+#[tokio::test]
+async fn backups_answer_in_one_envelope_and_restore_what_was_saved() {
+    let (control, user, id) = server_with_data("backups@example.com").await;
+    let (token, base) = (user.access_token.as_str(), format!("/api/game/servers/{id}/backups"));
+    let files = format!("/api/servers/{id}/files");
+    control.send("PUT", &format!("{files}/content?path=notes.txt"), token, b"before".to_vec()).await;
+
+    let (status, created) = control.call("POST", &base, Some(token), None).await;
+    assert_eq!((status, &created["ok"]), (202, &json!(true)), "{created}");
+    assert_eq!(created["data"]["kind"], "backup");
+    job_succeeds(&control, &user, id, (status, created)).await;
+    let (status, listed) = control.call("GET", &base, Some(token), None).await;
+    assert_eq!((status, &listed["ok"]), (200, &json!(true)), "{listed}");
+    let backup = listed["data"][0].clone();
+    assert_eq!(backup["quiesced"], true, "a running sample server is quiesced: {backup}");
+    assert!(backup["files"].as_u64().expect("files") >= 2, "{backup}");
+    let before = snapshot(&control.server_dir(id));
+
+    // Change the world, then restore: exactly the saved tree, and the server runs again.
+    control.send("PUT", &format!("{files}/content?path=notes.txt"), token, b"after".to_vec()).await;
+    control.send("PUT", &format!("{files}/content?path=new.txt"), token, b"new".to_vec()).await;
+    control
+        .call(
+            "POST",
+            &format!("/api/servers/{id}/console/command"),
+            Some(token),
+            Some(json!({"command": "save-off"})),
+        )
+        .await;
+    let backup_id = backup["id"].as_str().expect("id");
+    let restore = control.call("POST", &format!("{base}/restore?id={backup_id}"), Some(token), None).await;
+    assert_eq!(restore.1["ok"], true, "{}", restore.1);
+    let ended = job_succeeds(&control, &user, id, restore).await;
+    assert_eq!(ended["kind"], "restore");
+    control.wait_for_status(&user, id, "running after the restore", |s| s["state"] == "running").await;
+    let (_, notes) = control.send("GET", &format!("{files}/content?path=notes.txt"), token, Vec::new()).await;
+    assert_eq!(notes, b"before");
+    let after = snapshot(&control.server_dir(id));
+    let differing: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| !k.starts_with("world/") && before.get(*k) != after.get(*k))
+        .collect();
+    assert!(differing.is_empty(), "the restored tree differs in {differing:?}");
+
+    // Errors in the same envelope, with the agent's status.
+    let (status, missing) =
+        control.call("POST", &format!("{base}/restore?id=20990101000000-ffff"), Some(token), None).await;
+    assert_eq!(
+        (status, &missing["ok"], &missing["error"]["code"]),
+        (404, &json!(false), &json!("not_found")),
+        "{missing}"
+    );
+    let (status, bad) =
+        control.call("POST", &base, Some(token), Some(json!({"exclude": "not a list"}))).await;
+    assert_eq!((status, &bad["ok"]), (400, &json!(false)), "{bad}");
+    let (status, deleted) = control.call("DELETE", &format!("{base}/{backup_id}"), Some(token), None).await;
+    assert_eq!((status, &deleted), (200, &json!({"ok": true, "data": {"id": backup_id, "deleted": true}})));
+    let (_, listed) = control.call("GET", &base, Some(token), None).await;
+    assert_eq!(listed, json!({"ok": true, "data": []}));
+}
+
+/// Every file route, with every way out of the server directory we know: each is refused, and
+/// nothing outside changes.
+#[tokio::test]
+async fn no_file_route_reaches_outside_the_server_directory() {
+    let (control, user, id) = server_with_data("escape@example.com").await;
+    let (token, base) = (user.access_token.as_str(), format!("/api/servers/{id}"));
+    let server_dir = control.server_dir(id);
+    // Outside: a sibling of the server directory (inside the agent's root) with a secret.
+    let outside = server_dir.parent().expect("parent").join("outside");
+    std::fs::create_dir_all(&outside).expect("outside");
+    std::fs::write(outside.join("secret.txt"), "outside secret").expect("secret");
+    // Links the game itself could have made: relative, absolute, to a directory, to a file.
+    for (link, target) in [
+        ("up", "../outside".to_owned()),
+        ("abs", outside.display().to_string()),
+        ("secret-link.txt", outside.join("secret.txt").display().to_string()),
+        ("etc", "/etc".to_owned()),
+    ] {
+        std::os::unix::fs::symlink(target, server_dir.join(link)).expect("symlink");
+    }
+    std::fs::write(server_dir.join("inside.txt"), "inside").expect("inside");
+    std::fs::create_dir_all(server_dir.join("mods")).expect("mods");
+    let watched = control.data.path().join(format!("servers/{id}/root"));
+    let everything_but_the_server = || {
+        snapshot(&watched)
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with("opt/zlh/server") && !path.starts_with("var/"))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = everything_but_the_server();
+
+    let escapes = [
+        "..",
+        "../outside/secret.txt",
+        "/etc/passwd",
+        "%2Fetc%2Fpasswd",
+        "..%2Foutside%2Fsecret.txt",
+        "%2e%2e/outside/secret.txt",
+        "world/../../outside/secret.txt",
+        "up/secret.txt",
+        "abs/secret.txt",
+        "etc/passwd",
+        "nul%00byte",
+    ];
+    let mut refused = Vec::new();
+    // The links themselves may be replaced, renamed or copied (as links): only reading through
+    // them must fail.
+    for link in ["up", "abs", "etc", "secret-link.txt"] {
+        for route in [format!("{base}/files?path={link}"), format!("{base}/files/content?path={link}")] {
+            let (status, body) = control.send("GET", &route, token, Vec::new()).await;
+            refused.push(assert_refused(format!("GET {route}"), status, &body));
+        }
+        let (status, body) = control
+            .call(
+                "POST",
+                &format!("{base}/files/chmod"),
+                Some(token),
+                Some(json!({"path": link, "mode": 0o777})),
+            )
+            .await;
+        refused.push(assert_refused(format!("chmod {link}"), status, body.to_string().as_bytes()));
+    }
+    for path in escapes {
+        for (method, route) in [
+            ("GET", format!("{base}/files?path={path}")),
+            ("GET", format!("{base}/files/content?path={path}")),
+            ("PUT", format!("{base}/files/content?path={path}")),
+            ("PUT", format!("{base}/files/content?path={path}/pwned.txt")),
+            ("DELETE", format!("{base}/files?path={path}/secret.txt")),
+            ("PUT", format!("{base}/mods/upload?name={path}")),
+            ("POST", format!("{base}/mods/{path}/enable")),
+            ("DELETE", format!("{base}/mods/{path}")),
+        ] {
+            let (status, body) = control.send(method, &route, token, b"pwned".to_vec()).await;
+            refused.push(assert_refused(format!("{method} {route}"), status, &body));
+        }
+        let plain = path.replace("%2F", "/").replace("%2e", ".").replace("%00", "\0");
+        for (route, body) in [
+            ("mkdir", json!({"path": format!("{plain}/made")})),
+            ("rename", json!({"from": "inside.txt", "to": plain})),
+            ("rename", json!({"from": plain, "to": "stolen.txt"})),
+            ("copy", json!({"from": plain, "to": "stolen.txt"})),
+            ("copy", json!({"from": "inside.txt", "to": format!("{plain}/copied.txt")})),
+            ("chmod", json!({"path": plain, "mode": 0o777})),
+            ("compress", json!({"paths": [plain], "to": "stolen.tar.gz"})),
+            ("compress", json!({"paths": ["inside.txt"], "to": format!("{plain}/out.tar.gz")})),
+            ("extract", json!({"path": plain, "to": "x"})),
+        ] {
+            let (status, answer) =
+                control.call("POST", &format!("{base}/files/{route}"), Some(token), Some(body.clone())).await;
+            let code = answer["error"]["code"].as_str().unwrap_or_default();
+            if status == 202 {
+                panic!("{route} {body} started a job: {answer}");
+            }
+            assert!(
+                [400, 403, 404, 409].contains(&status)
+                    && ["invalid_path", "path_outside_root", "not_found", "already_exists"].contains(&code),
+                "{route} {body} was not refused: {status} {answer}"
+            );
+            refused.push(format!("{route} {body}"));
+        }
+    }
+
+    // Hostile archives: entries that climb out, absolute entries, links out then through.
+    let hostile: Vec<(&str, Vec<u8>)> = vec![
+        ("climb.tar.gz", raw_tar_gz(&[TarEntry::File("../outside/evil.txt", b"evil")])),
+        ("absolute.tar.gz", raw_tar_gz(&[TarEntry::File("/tmp/zlh-evil.txt", b"evil")])),
+        (
+            "link-then-write.tar.gz",
+            raw_tar_gz(&[
+                TarEntry::Symlink("door", "../../outside"),
+                TarEntry::File("door/evil.txt", b"evil"),
+            ]),
+        ),
+        ("hardlink.tar.gz", raw_tar_gz(&[TarEntry::Hardlink("hard.txt", "../outside/secret.txt")])),
+        ("slip.zip", zip(&[("../../outside/evil.txt", b"evil")])),
+        ("absolute.zip", zip(&[("/tmp/zlh-evil.txt", b"evil")])),
+    ];
+    for (name, bytes) in hostile {
+        assert_eq!(
+            control.send("PUT", &format!("{base}/files/content?path={name}"), token, bytes).await.0,
+            201
+        );
+        let (status, job) = control
+            .call(
+                "POST",
+                &format!("{base}/files/extract"),
+                Some(token),
+                Some(json!({"path": name, "to": "x"})),
+            )
+            .await;
+        assert_eq!(status, 202, "{job}");
+        let ended = control.wait_for_job(&user, id, &job).await;
+        assert_eq!(ended["state"], "failed", "{name} was unpacked: {ended}");
+        refused.push(format!("extract {name}"));
+    }
+
+    assert_eq!(everything_but_the_server(), before, "something outside the server directory changed");
+    assert!(!std::path::Path::new("/tmp/zlh-evil.txt").exists());
+    assert_eq!(std::fs::read_to_string(outside.join("secret.txt")).expect("secret"), "outside secret");
+    // Links inside that stay inside still work.
+    std::os::unix::fs::symlink("inside.txt", server_dir.join("alias.txt")).expect("symlink");
+    let (status, body) =
+        control.send("GET", &format!("{base}/files/content?path=alias.txt"), token, Vec::new()).await;
+    assert_eq!((status, body), (200, b"inside".to_vec()));
+    assert!(refused.len() > 200, "{}", refused.len());
+}
+
+fn assert_refused(what: String, status: u16, body: &[u8]) -> String {
+    let code = serde_json::from_slice::<Value>(body).map(|b| b["error"]["code"].clone()).unwrap_or_default();
+    assert!(
+        [400, 403, 404].contains(&status)
+            && ["invalid_path", "path_outside_root", "not_found", "bad_request"]
+                .contains(&code.as_str().unwrap_or("")),
+        "{what} was not refused: {status} {}",
+        String::from_utf8_lossy(body)
+    );
+    what
+}
