@@ -260,10 +260,11 @@ impl Backups {
                 let _ = std::fs::remove_dir_all(self.staging());
             }
         }
-        let _ = std::fs::remove_file(&self.journal);
+        // The journal goes last: an agent killed before it is gone starts the server again.
         if was_running {
             let _ = supervisor.start().await;
         }
+        let _ = std::fs::remove_file(&self.journal);
         outcome
     }
 
@@ -299,8 +300,10 @@ impl Backups {
                 max_ratio: u64::MAX,
                 max_entries: u64::MAX,
             };
-            unpack_tar_zst(std::io::BufReader::new(file), &dir, size, limits)
-                .map_err(std::io::Error::other)?;
+            unpack_tar_zst(std::io::BufReader::new(file), &dir, size, limits).map_err(|e| match e {
+                crate::archive::ArchiveError::Io(e) => e,
+                other => std::io::Error::other(other),
+            })?;
             task_progress.set(total, Some(total));
             let _ = std::fs::remove_file(task_staging.join(MANIFEST));
             sync_dir(&task_staging);

@@ -140,11 +140,19 @@ pub struct TestAgent {
 impl TestAgent {
     /// Writes the configuration and starts an agent; returns once it listens.
     pub async fn start(zlh: &Path, spec: &AgentSpec) -> TestAgent {
+        let mut agent = Self::prepare(zlh, spec);
+        agent.launch().await;
+        agent
+    }
+
+    /// Writes the configuration into a fresh root without starting anything (to arrange the
+    /// root first); [`TestAgent::launch`] starts it.
+    pub fn prepare(zlh: &Path, spec: &AgentSpec) -> TestAgent {
         let root = tempfile::Builder::new().prefix("zlh-agent-").tempdir().expect("tempdir");
         let secret = crate::random_hex(20);
         let config_path = root.path().join("agent.toml");
         std::fs::write(&config_path, spec.render(zlh, root.path(), &secret)).expect("write config");
-        let mut agent = TestAgent {
+        TestAgent {
             root,
             url: String::new(),
             secret,
@@ -154,9 +162,17 @@ impl TestAgent {
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::new(),
-        };
-        agent.launch().await;
-        agent
+        }
+    }
+
+    /// The game's directory (the default working directory).
+    pub fn server_dir(&self) -> PathBuf {
+        self.root.path().join("opt/zlh/server")
+    }
+
+    /// Where backups are kept (the default).
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.path().join("var/lib/zlh/backups")
     }
 
     /// Starts a (new) agent process on the existing configuration and state.

@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `zlh` binary: real agents, holders and sample games as
 //! processes, real sockets on port 0, real PTYs.
 
+mod agent_backup;
 mod agent_console;
 mod agent_crash;
 mod agent_dev;

@@ -1,0 +1,374 @@
+//! Backups and restores on a real agent: consistency of a running world, one at a time,
+//! damaged archives, `kill -9` of the agent mid-backup and mid-restore, and a full disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use zlh_testkit::files::snapshot;
+use zlh_testkit::{AgentSpec, TestAgent, eventually};
+
+use crate::{SOON, zlh};
+
+/// The Minecraft quiesce hooks, as the templates have them.
+const QUIESCE: &str = "\n[game.quiesce]\nbefore = [\"save-off\", \"save-all flush\"]\n\
+                       wait_for = \"Saved the game\"\nafter = [\"save-on\"]\ntimeout = \"10s\"\n";
+
+/// Incompressible bytes, so archives are as large as the tree.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// A server tree: `large` files of `large_size` random bytes and `small` small text files.
+fn fill(dir: &Path, large: usize, large_size: usize, small: usize) {
+    std::fs::create_dir_all(dir.join("data/small")).expect("mkdir");
+    for n in 0..large {
+        std::fs::write(dir.join(format!("data/large-{n}.bin")), noise(large_size, n as u64 + 7))
+            .expect("large");
+    }
+    for n in 0..small {
+        std::fs::write(dir.join(format!("data/small/{n}.txt")), format!("small file {n}\n")).expect("small");
+    }
+}
+
+async fn backup(agent: &TestAgent) -> Value {
+    let (code, job) = agent.post("/backups", None).await;
+    assert_eq!(code, 202, "{job}");
+    let job = agent.wait_for_job(&job).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (_, list) = agent.get("/backups").await;
+    list.as_array().and_then(|l| l.last()).cloned().expect("a backup")
+}
+
+/// The generation every world file carries (`generation=N` on its first line).
+fn generations(world: &Path) -> BTreeMap<String, String> {
+    let mut files = vec![world.join("level.dat")];
+    files.extend(std::fs::read_dir(world.join("region")).expect("region").flatten().map(|e| e.path()));
+    files
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).expect("world file");
+            let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+            (
+                path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                String::from_utf8_lossy(first).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn unpack(archive: &Path) -> tempfile::TempDir {
+    let into = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("tar")
+        .args(["--zstd", "-xf"])
+        .arg(archive)
+        .arg("-C")
+        .arg(into.path())
+        .status()
+        .expect("tar");
+    assert!(status.success(), "tar --zstd -xf {}", archive.display());
+    into
+}
+
+fn level_generation(server: &Path) -> u64 {
+    let text = std::fs::read_to_string(server.join("world/level.dat")).unwrap_or_default();
+    text.trim().strip_prefix("generation=").and_then(|g| g.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_backup_of_a_running_world_is_consistent_and_saving_resumes() {
+    // The world is rewritten file by file every 2 ms: a copy that ignores the game would mix
+    // generations.
+    let game = ["--world-files", "8", "--world-file-size", "131072", "--save-interval-ms", "2"];
+    let spec = AgentSpec { extra_toml: QUIESCE.into(), ..AgentSpec::with_game_args(&game) };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    agent.start_and_wait().await;
+    for _ in 0..3 {
+        let taken = backup(&agent).await;
+        assert_eq!(taken["quiesced"], true, "{taken}");
+        let unpacked =
+            unpack(&agent.backups_dir().join(format!("{}.tar.zst", taken["id"].as_str().expect("id"))));
+        let world = generations(&unpacked.path().join("world"));
+        assert_eq!(world.len(), 9, "{world:?}");
+        let first = world.values().next().cloned().unwrap_or_default();
+        assert!(world.values().all(|g| *g == first), "a backup mixed generations: {world:?}");
+        assert!(unpacked.path().join(".zlh-backup-manifest.json").is_file());
+    }
+    // `save-on` went out after each: the world keeps being saved.
+    let now = level_generation(&agent.server_dir());
+    eventually("the world is saved again", SOON, || async {
+        (level_generation(&agent.server_dir()) > now + 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_one_backup_or_restore_runs_at_a_time() {
+    // The game never confirms the save, so the first backup holds its turn for a second.
+    let never = QUIESCE.replace("Saved the game", "this line never comes").replace("10s", "1s");
+    let game = ["--world-files", "1", "--save-interval-ms", "20"];
+    let spec = AgentSpec { extra_toml: never, ..AgentSpec::with_game_args(&game) };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    agent.start_and_wait().await;
+    let (code, first) = agent.post("/backups", None).await;
+    assert_eq!(code, 202, "{first}");
+    for (method, path) in [("POST", "/backups"), ("DELETE", "/backups/20260101000000-abcd")] {
+        let response = agent.request(method.parse().expect("method"), path).send().await.expect("request");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (409, &json!("backup_in_progress")),
+            "{method} {path}: {body}"
+        );
+    }
+    let ended = agent.wait_for_job(&first).await;
+    assert_eq!(ended["state"], "failed");
+    assert!(ended["message"].as_str().unwrap_or_default().contains("did not confirm"), "{ended}");
+    // Saving was turned back on, and nothing was kept.
+    let now = level_generation(&agent.server_dir());
+    eventually("the world is saved again", SOON, || async {
+        (level_generation(&agent.server_dir()) > now).then_some(())
+    })
+    .await;
+    assert_eq!(agent.get("/backups").await.1, json!([]));
+    assert_eq!(std::fs::read_dir(agent.backups_dir()).expect("dir").count(), 0);
+}
+
+#[tokio::test]
+async fn a_damaged_backup_is_refused_before_anything_is_touched() {
+    let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
+    fill(&agent.server_dir(), 2, 1 << 20, 20);
+    let before = agent.start_and_wait().await;
+    let taken = backup(&agent).await;
+    let archive = agent.backups_dir().join(format!("{}.tar.zst", taken["id"].as_str().expect("id")));
+    let mut bytes = std::fs::read(&archive).expect("archive");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&archive, bytes).expect("damage");
+    std::fs::write(agent.server_dir().join("data/small/0.txt"), "changed since the backup").expect("change");
+    let tree = snapshot(&agent.server_dir());
+
+    let (code, job) =
+        agent.post(&format!("/backups/restore?id={}", taken["id"].as_str().expect("id")), None).await;
+    assert_eq!(code, 202, "{job}");
+    let ended = agent.wait_for_job(&job).await;
+    assert_eq!(ended["state"], "failed");
+    assert!(ended["message"].as_str().unwrap_or_default().contains("damaged"), "{ended}");
+    let after = agent.status().await;
+    assert_eq!(
+        (&after["state"], &after["pid"]),
+        (&json!("running"), &before["pid"]),
+        "the server was never stopped"
+    );
+    assert_eq!(snapshot(&agent.server_dir()), tree);
+    let parent = agent.server_dir().parent().expect("parent").to_owned();
+    assert_eq!(std::fs::read_dir(parent).expect("parent").count(), 1, "no staging directory");
+
+    let (code, missing) = agent.post("/backups/restore?id=../../etc", None).await;
+    assert_eq!((code, &missing["error"]["code"]), (404, &json!("not_found")));
+}
+
+#[tokio::test]
+async fn kill_9_during_a_backup_leaves_no_half_backup_and_saving_resumes() {
+    let game = ["--world-files", "2", "--save-interval-ms", "20"];
+    let spec = AgentSpec { extra_toml: QUIESCE.into(), ..AgentSpec::with_game_args(&game) };
+    let mut agent = TestAgent::prepare(zlh(), &spec);
+    fill(&agent.server_dir(), 12, 4 << 20, 200);
+    agent.launch().await;
+    let before = agent.start_and_wait().await;
+    let (code, job) = agent.post("/backups", None).await;
+    assert_eq!(code, 202, "{job}");
+    let id = job["id"].as_str().expect("id").to_owned();
+    eventually("the backup is under way", SOON, || async {
+        let (_, job) = agent.get(&format!("/jobs/{id}")).await;
+        (job["done"].as_u64().unwrap_or(0) > 0 || job["state"] != "running").then_some(())
+    })
+    .await;
+    agent.kill9();
+    let left: Vec<String> = std::fs::read_dir(agent.backups_dir())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into())
+        .collect();
+    eprintln!("the killed backup left {left:?}");
+
+    agent.launch().await;
+    assert_eq!(agent.get("/backups").await.1, json!([]), "no half backup is listed");
+    assert_eq!(std::fs::read_dir(agent.backups_dir()).expect("dir").count(), 0, "and none is kept");
+    let status = agent.status().await;
+    assert_eq!((&status["state"], &status["pid"]), (&json!("running"), &before["pid"]));
+    let now = level_generation(&agent.server_dir());
+    eventually("saving resumed", SOON, || async {
+        (level_generation(&agent.server_dir()) > now).then_some(())
+    })
+    .await;
+    let taken = backup(&agent).await;
+    assert_eq!(taken["files"], 12 + 200 + 3, "{taken}");
+}
+
+/// Brings the tree to "state B": one file changed, one removed, one added (idempotent).
+fn change(server: &Path) {
+    std::fs::write(server.join("data/small/1.txt"), "state B\n").expect("change");
+    let _ = std::fs::remove_file(server.join("data/small/2.txt"));
+    std::fs::write(server.join("data/added.txt"), "added in state B\n").expect("add");
+}
+
+fn journal(agent: &TestAgent) -> PathBuf {
+    agent.state_dir().join("restore.json")
+}
+
+#[tokio::test]
+async fn kill_9_at_any_moment_of_a_restore_leaves_the_old_or_the_new_tree() {
+    let mut agent = TestAgent::prepare(zlh(), &AgentSpec::default());
+    let server = agent.server_dir();
+    fill(&server, 8, 4 << 20, 300);
+    agent.launch().await;
+    agent.start_and_wait().await;
+    let taken = backup(&agent).await;
+    let restored = snapshot(&server);
+    change(&server);
+    let unrestored = snapshot(&server);
+    let id = taken["id"].as_str().expect("id").to_owned();
+    let staging = server.with_extension("zlh-restore-new");
+
+    // Where to kill: once the journal exists (the server is being stopped or unpacked), once
+    // staging holds files, once the job is done; and at once.
+    let points = ["at once", "journal written", "unpacking", "done"];
+    let mut outcomes = Vec::new();
+    for point in points {
+        change(&server);
+        assert_eq!(snapshot(&server), unrestored);
+        let (code, job) = agent.post(&format!("/backups/restore?id={id}"), None).await;
+        assert_eq!(code, 202, "{job}");
+        eventually(point, Duration::from_secs(30), || async {
+            let reached = match point {
+                "at once" => true,
+                "journal written" => journal(&agent).exists(),
+                "unpacking" => std::fs::read_dir(&staging).map(|d| d.count() > 0).unwrap_or(false),
+                _ => {
+                    agent.get(&format!("/jobs/{}", job["id"].as_str().unwrap_or_default())).await.1["state"]
+                        != "running"
+                }
+            };
+            reached.then_some(())
+        })
+        .await;
+        agent.kill9();
+        let interrupted = journal(&agent).exists();
+
+        agent.launch().await;
+        agent.wait_for_state("running", Duration::from_secs(20)).await;
+        let tree = snapshot(&server);
+        let outcome = if tree == restored {
+            "restored"
+        } else if tree == unrestored {
+            "untouched"
+        } else {
+            panic!("killed at {point:?}: the tree is a mix of old and new");
+        };
+        assert!(
+            !staging.exists() && !server.with_extension("zlh-restore-old").exists(),
+            "{point}: leftovers"
+        );
+        assert!(!journal(&agent).exists(), "{point}: the journal was finished");
+        if matches!(point, "journal written" | "unpacking") {
+            assert!(interrupted, "{point}: the kill landed mid-restore");
+        }
+        outcomes.push(format!("{point}: {outcome}"));
+    }
+    eprintln!("{outcomes:?}");
+    assert_eq!(outcomes.last().map(String::as_str), Some("done: restored"));
+}
+
+/// A tmpfs of `size` mounted at `at` for a test; unmounted (and the agent's root removed) on
+/// drop, after the agent is gone.
+struct Tmpfs(Vec<PathBuf>, PathBuf);
+
+impl Tmpfs {
+    fn mount(root: &Path, mounts: &[(&Path, &str)]) -> Tmpfs {
+        let mut mounted = Vec::new();
+        for (at, size) in mounts {
+            std::fs::create_dir_all(at).expect("mount point");
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(at)
+                .status()
+                .expect("mount");
+            assert!(status.success(), "mount -t tmpfs at {} (the test needs root)", at.display());
+            mounted.push(at.to_path_buf());
+        }
+        Tmpfs(mounted, root.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        for at in &self.0 {
+            let _ = std::process::Command::new("umount").arg("-l").arg(at).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_cleanly_and_loses_nothing() {
+    let spec =
+        AgentSpec { extra_toml: "\n[files]\nmax_upload_bytes = 67108864\n".into(), ..AgentSpec::default() };
+    let mut agent = TestAgent::prepare(zlh(), &spec);
+    let server = agent.server_dir();
+    let root = agent.root.path().to_owned();
+    let _disks =
+        Tmpfs::mount(&root, &[(server.parent().expect("parent"), "24m"), (&agent.backups_dir(), "6m")]);
+    fill(&server, 3, 2 << 20, 10);
+    agent.launch().await;
+    agent.start_and_wait().await;
+
+    // A backup larger than its disk: the job fails, nothing is kept, the server runs on.
+    let (code, job) = agent.post("/backups", None).await;
+    assert_eq!(code, 202);
+    let failed = agent.wait_for_job(&job).await;
+    assert_eq!(failed["state"], "failed");
+    assert!(failed["message"].as_str().unwrap_or_default().contains("disk is full"), "{failed}");
+    assert_eq!(std::fs::read_dir(agent.backups_dir()).expect("dir").count(), 0);
+    assert_eq!(agent.status().await["state"], "running");
+
+    // An upload larger than the free space: 507, the old file intact, no temporary left.
+    std::fs::remove_file(server.join("data/large-2.bin")).expect("smaller tree");
+    let tree = snapshot(&server);
+    let response = agent
+        .request(reqwest::Method::PUT, "/files/content?path=data/large-0.bin")
+        .body(noise(30 << 20, 99))
+        .send()
+        .await
+        .expect("upload");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!((status, &body["error"]["code"]), (507, &json!("insufficient_storage")), "{body}");
+    assert_eq!(snapshot(&server), tree);
+
+    // A restore that cannot unpack for lack of space: the tree as it was, the server running.
+    let taken = backup(&agent).await;
+    std::fs::write(server.join("filler.bin"), vec![0u8; 17 << 20]).expect("filler");
+    std::fs::write(server.join("data/small/0.txt"), "changed").expect("change");
+    let tree = snapshot(&server);
+    let (code, job) =
+        agent.post(&format!("/backups/restore?id={}", taken["id"].as_str().expect("id")), None).await;
+    assert_eq!(code, 202);
+    let failed = agent.wait_for_job(&job).await;
+    assert_eq!(failed["state"], "failed");
+    assert!(failed["message"].as_str().unwrap_or_default().contains("disk is full"), "{failed}");
+    assert_eq!(snapshot(&server), tree);
+    assert!(!server.with_extension("zlh-restore-new").exists());
+    agent.wait_for_state("running", SOON).await;
+    drop(agent);
+}
