@@ -220,6 +220,19 @@ pub fn unpack_tar(
     compressed_size: u64,
     limits: Limits,
 ) -> Result<Unpacked, ArchiveError> {
+    unpack_tar_hashing(source, target, compressed_size, limits, None)
+}
+
+/// Unpacks a tar stream like [`unpack_tar`]; `on_file`, when given, hears of every regular
+/// file written with the SHA-256 of what was written (to check a backup against its manifest
+/// in the same pass).
+pub fn unpack_tar_hashing(
+    source: impl Read,
+    target: &Dir,
+    compressed_size: u64,
+    limits: Limits,
+    mut on_file: Option<&mut dyn FnMut(PackedFile)>,
+) -> Result<Unpacked, ArchiveError> {
     let mut archive = tar::Archive::new(source);
     let mut unpacked = Unpacked::default();
     let mut entries_seen = 0u64;
@@ -267,13 +280,22 @@ pub fn unpack_tar(
         } else if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
             let mut file = target.open_with(&path, OpenOptions::new().write(true).create_new(true))?;
             let room = byte_limit.saturating_sub(unpacked.bytes);
-            let written = std::io::copy(&mut (&mut entry).take(room + 1), &mut file)?;
+            let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+            let mut reader = Hashing::new((&mut entry).take(room + 1));
+            let written = match on_file.as_mut() {
+                Some(report) => {
+                    let written = std::io::copy(&mut reader, &mut file)?;
+                    let path = path.to_string_lossy().into_owned();
+                    report(PackedFile { path, size: written, sha256: reader.hex() });
+                    written
+                }
+                None => std::io::copy(&mut reader.inner, &mut file)?,
+            };
             if written > room {
                 return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
             }
             unpacked.bytes += written;
             unpacked.files += 1;
-            let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
             file.set_permissions(Permissions::from_mode(mode))?;
         } else if matches!(
             kind,
@@ -301,27 +323,25 @@ pub struct PackedFile {
     pub sha256: String,
 }
 
-/// Reads `reader` to its end; returns the byte count and the lower-case hex SHA-256.
-pub fn sha256_of(mut reader: impl Read) -> std::io::Result<(u64, String)> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let read = reader.read(&mut buffer)?;
-        if read == 0 {
-            return Ok((total, hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()));
-        }
-        hasher.update(&buffer[..read]);
-        total += read as u64;
-    }
+/// Counts, and hashes, the bytes read through it.
+pub(crate) struct Hashing<R> {
+    pub(crate) inner: R,
+    pub(crate) hasher: sha2::Sha256,
+    pub(crate) count: u64,
 }
 
-/// Counts, and hashes, the bytes read through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    count: u64,
+impl<R> Hashing<R> {
+    /// Hashes what is read from `inner`.
+    pub(crate) fn new(inner: R) -> Hashing<R> {
+        use sha2::Digest;
+        Hashing { inner, hasher: sha2::Sha256::new(), count: 0 }
+    }
+
+    /// The SHA-256 so far, lower-case hex.
+    pub(crate) fn hex(self) -> String {
+        use sha2::Digest;
+        self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {

@@ -6,14 +6,15 @@
 //! the last entry; the archive is written to a temporary file, fsynced and renamed; its own
 //! SHA-256 goes into `<id>.json`. Old backups beyond `keep` are removed.
 //!
-//! **Restore**: first verify (the archive's SHA-256, then every file against the manifest),
-//! touching nothing; then stop the server, unpack into a staging directory beside the server
-//! directory, and swap the two with renames. A journal (`restore.json`) records the phase, so
-//! an agent killed at any moment finishes the swap (staging was complete) or rolls back
-//! (staging was not) when it starts again, and then starts the server if it was running.
+//! **Restore**: unpack into a staging directory beside the server directory while the server
+//! runs on, checking the archive's SHA-256 and every file against the manifest in that same
+//! pass; a damaged backup ends here with nothing touched. Then stop the server, swap the two
+//! directories with renames, start it again. A journal (`restore.json`) records the phase, so
+//! an agent killed at any moment rolls back (before the server was stopped for the swap) or
+//! finishes the swap (after) when it starts again, and then starts the server if it ran.
 //! Wings deletes before it verifies; this never does.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zlh_proto::agent::{BackupView, GameState};
 
-use crate::archive::{Limits, PackedFile, pack_tar, sha256_of, unpack_tar_zst};
+use std::collections::HashMap;
+
+use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, pack_tar, unpack_tar_hashing};
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, Quiesce};
 use crate::console::{Chunk, Console};
@@ -235,7 +238,10 @@ impl Backups {
         Ok(view)
     }
 
-    /// Restores a backup (with the turn taken): verify, stop, unpack, swap, start.
+    /// Restores a backup (with the turn taken). The archive is unpacked into a staging
+    /// directory beside the server's while the server runs on, every file checked against the
+    /// manifest and the archive against its checksum in that same pass; only a backup that
+    /// passed is swapped in, with the server stopped for the two renames and started again.
     pub async fn restore(
         &self,
         _turn: Turn,
@@ -245,81 +251,69 @@ impl Backups {
     ) -> Result<(), String> {
         let view = self.view(id).map_err(|e| e.to_string())?;
         let archive = self.dir.join(format!("{id}.tar.zst"));
-        progress.say("verifying the backup");
-        let (task_archive, task_view, task_progress) = (archive.clone(), view.clone(), progress.clone());
-        tokio::task::spawn_blocking(move || verify(&task_archive, &task_view, &task_progress))
-            .await
-            .map_err(|e| e.to_string())??;
         let was_running = matches!(supervisor.status().state, GameState::Running | GameState::Starting);
         self.write_journal(&Journal { backup_id: id.to_owned(), phase: Phase::Unpacking, was_running })?;
-        let outcome = self.stop_unpack_swap(supervisor, &archive, &view, was_running, progress).await;
+        progress.say("unpacking and verifying the backup");
+        let began = std::time::Instant::now();
+        let (staging, task_progress) = (self.staging(), progress.clone());
+        let unpacked =
+            tokio::task::spawn_blocking(move || unpack_verified(&archive, &staging, &view, &task_progress))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|unpacked| unpacked);
+        let unpacked_ms = began.elapsed().as_millis() as u64;
+        let outcome = match unpacked {
+            Ok(()) => self.stop_and_swap(id, supervisor, progress).await,
+            Err(e) => Err(e),
+        };
         match &outcome {
-            Ok(()) => tracing::info!(backup = id, "backup restored"),
+            Ok(()) => tracing::info!(
+                backup = id,
+                unpacked_ms,
+                swapped_ms = began.elapsed().as_millis() as u64,
+                "backup restored"
+            ),
             Err(e) => {
                 tracing::error!(backup = id, error = %e, "restore failed; the server's files are as they were");
                 let _ = std::fs::remove_dir_all(self.staging());
             }
         }
-        // The journal goes last: an agent killed before it is gone starts the server again.
+        // The old tree goes after the server is back (less downtime), the journal last: an
+        // agent killed before then starts the server again and removes the old tree.
         if was_running {
             let _ = supervisor.start().await;
+        }
+        if outcome.is_ok() {
+            let _ = std::fs::remove_dir_all(self.old());
         }
         let _ = std::fs::remove_file(&self.journal);
         outcome
     }
 
-    async fn stop_unpack_swap(
+    async fn stop_and_swap(
         &self,
+        id: &str,
         supervisor: &Supervisor,
-        archive: &Path,
-        view: &BackupView,
-        was_running: bool,
         progress: &Progress,
     ) -> Result<(), String> {
-        if was_running || supervisor.status().state == GameState::Stopping {
+        let state = supervisor.status().state;
+        if matches!(state, GameState::Running | GameState::Starting | GameState::Stopping) {
             progress.say("stopping the server");
             supervisor
                 .stop_and_wait(self.stop_wait)
                 .await
                 .map_err(|e| format!("the server could not be stopped: {e}"))?;
         }
-        progress.say("unpacking");
-        let staging = self.staging();
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging).map_err(disk_full_aware)?;
-        let (task_archive, task_staging, total) = (archive.to_owned(), staging.clone(), view.bytes);
-        let task_progress = progress.clone();
-        tokio::task::spawn_blocking(move || {
-            task_progress.set(0, Some(total));
-            let file = std::fs::File::open(&task_archive)?;
-            let size = file.metadata()?.len();
-            let dir = cap_std::fs::Dir::open_ambient_dir(&task_staging, cap_std::ambient_authority())?;
-            // Verified already; the limit only leaves room for the manifest.
-            let limits = Limits {
-                max_bytes: total.saturating_add(64 << 20),
-                max_ratio: u64::MAX,
-                max_entries: u64::MAX,
-            };
-            unpack_tar_zst(std::io::BufReader::new(file), &dir, size, limits).map_err(|e| match e {
-                crate::archive::ArchiveError::Io(e) => e,
-                other => std::io::Error::other(other),
-            })?;
-            task_progress.set(total, Some(total));
-            let _ = std::fs::remove_file(task_staging.join(MANIFEST));
-            sync_dir(&task_staging);
-            Ok::<(), std::io::Error>(())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(disk_full_aware)?;
-        self.write_journal(&Journal { backup_id: view.id.clone(), phase: Phase::Swapping, was_running })?;
+        // From here on the staging tree wins, even over a killed agent.
+        let was_running = state != GameState::Stopped;
+        self.write_journal(&Journal { backup_id: id.to_owned(), phase: Phase::Swapping, was_running })?;
         progress.say("swapping");
-        self.finish_swap().map_err(disk_full_aware)
+        self.swap().map_err(disk_full_aware)
     }
 
-    /// The swap: server → old, staging → server, old removed. Safe to run again on any
-    /// partial state of itself.
-    fn finish_swap(&self) -> std::io::Result<()> {
+    /// The swap: server → old, staging → server. Safe to run again on any partial state of
+    /// itself.
+    fn swap(&self) -> std::io::Result<()> {
         let (server, staging, old) = (&self.server_root, self.staging(), self.old());
         let parent = server.parent().unwrap_or(Path::new("/")).to_owned();
         if staging.exists() {
@@ -331,10 +325,16 @@ impl Backups {
             std::fs::rename(&staging, server)?;
             sync_dir(&parent);
         }
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
         Ok(())
+    }
+
+    /// The swap, then the old tree removed.
+    fn finish_swap(&self) -> std::io::Result<()> {
+        self.swap()?;
+        match std::fs::remove_dir_all(self.old()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn write_journal(&self, journal: &Journal) -> Result<(), String> {
@@ -429,34 +429,36 @@ fn pack(
         let root = cap_std::fs::Dir::open_ambient_dir(server_root, cap_std::ambient_authority())?;
         let total = tree_size(server_root);
         let file = std::fs::File::create(&part)?;
-        let mut hashing = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-            count: 0,
-        };
-        let mut encoder = zstd::stream::write::Encoder::new(&mut hashing, level)?;
-        // zstd's own worker threads: compression runs beside reading and hashing.
-        encoder.multithread(2)?;
-        let mut builder = tar::Builder::new(encoder);
-        let skip = |path: &Path| exclude.iter().any(|p| p.matches_path(path));
-        let mut done = 0u64;
-        let files = pack_tar(&root, &[PathBuf::new()], &mut builder, &skip, &mut |file| {
-            done += file.size;
-            progress.set(done, Some(total));
-        })
-        .map_err(std::io::Error::other)?;
-        let manifest = serde_json::to_vec(&Manifest { version: 1, files: files.clone() })?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(manifest.len() as u64);
-        header.set_mode(0o600);
-        builder.append_data(&mut header, MANIFEST, &manifest[..])?;
-        let encoder = builder.into_inner()?;
-        encoder.finish()?;
-        hashing.flush()?;
-        let size = hashing.count;
-        let sha256 = hex(hashing.hasher.finalize());
-        let file = hashing.inner.into_inner().map_err(|e| e.into_error())?;
+        // Two stages on their own threads, like `tar | zstd > file`: this one reads and hashes
+        // files into a tar stream; the other compresses, hashes and writes the archive.
+        let (output, written) = compress_beside(file, level);
+        let packed = (|| {
+            // A large buffer: `io::copy` then reads files straight into it, and the other
+            // side gets 1 MiB at a time instead of 8 KiB.
+            let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, output));
+            let skip = |path: &Path| exclude.iter().any(|p| p.matches_path(path));
+            let mut done = 0u64;
+            let files = pack_tar(&root, &[PathBuf::new()], &mut builder, &skip, &mut |file| {
+                done += file.size;
+                progress.set(done, Some(total));
+            })
+            .map_err(std::io::Error::other)?;
+            let manifest = serde_json::to_vec(&Manifest { version: 1, files: files.clone() })?;
+            let mut header = tar::Header::new_gnu();
+            header.set_size(manifest.len() as u64);
+            header.set_mode(0o600);
+            builder.append_data(&mut header, MANIFEST, &manifest[..])?;
+            drop(builder.into_inner()?.into_inner().map_err(|e| e.into_error())?);
+            std::io::Result::Ok(files)
+        })();
+        // The writer's own error (a full disk) explains a failure better than the broken
+        // channel the packer then saw.
+        let written = written.join().map_err(|_| std::io::Error::other("the archive writer failed"))?;
+        let (size, sha256, file) = written?;
+        let files = packed?;
+        let synced = std::time::Instant::now();
         file.sync_all()?;
+        tracing::debug!(sync_ms = synced.elapsed().as_millis() as u64, "the archive is on disk");
         drop(file);
         std::fs::rename(&part, dir.join(format!("{id}.tar.zst")))?;
         sync_dir(dir);
@@ -480,47 +482,170 @@ fn tree_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// Checks the archive's own hash, then every file against the manifest.
-fn verify(archive: &Path, view: &BackupView, progress: &Progress) -> Result<(), String> {
-    let damaged = |why: String| format!("the backup is damaged ({why}); nothing was changed");
+/// Unpacks a backup into `staging` (made afresh) in one pass, checking the archive's own
+/// SHA-256 and every file against the manifest. Any difference is an error; the caller then
+/// removes staging, and nothing else was touched.
+fn unpack_verified(
+    archive: &Path,
+    staging: &Path,
+    view: &BackupView,
+    progress: &Progress,
+) -> Result<(), String> {
+    let began = std::time::Instant::now();
+    let damaged = |why: String| format!("the backup is damaged or unreadable ({why}); nothing was changed");
+    let _ = std::fs::remove_dir_all(staging);
+    std::fs::create_dir_all(staging).map_err(disk_full_aware)?;
+    let dir =
+        cap_std::fs::Dir::open_ambient_dir(staging, cap_std::ambient_authority()).map_err(disk_full_aware)?;
     let file = std::fs::File::open(archive).map_err(|e| damaged(e.to_string()))?;
-    let (_, sha256) = sha256_of(file).map_err(|e| damaged(e.to_string()))?;
+    let size = file.metadata().map_err(|e| damaged(e.to_string()))?.len();
+    // Decompression (and the archive's checksum) runs on a thread of its own, beside the
+    // unpacking and hashing of files, as `tar --zstd` runs zstd beside tar.
+    let (decompressed, checksum) = decompress_beside(file);
+    // Our own archive: the limits only leave room for the manifest.
+    let limits =
+        Limits { max_bytes: view.bytes.saturating_add(64 << 20), max_ratio: u64::MAX, max_entries: u64::MAX };
+    let mut seen: HashMap<String, PackedFile> = HashMap::new();
+    let mut done = 0u64;
+    progress.set(0, Some(view.bytes));
+    let mut record = |file: PackedFile| {
+        done += file.size;
+        progress.set(done, Some(view.bytes));
+        seen.insert(file.path.clone(), file);
+    };
+    let unpacked = unpack_tar_hashing(decompressed, &dir, size, limits, Some(&mut record));
+    match unpacked {
+        Err(ArchiveError::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
+            return Err(disk_full_aware(e));
+        }
+        Err(e) => return Err(damaged(e.to_string())),
+        Ok(_) => {}
+    }
+    let sha256 = checksum
+        .join()
+        .map_err(|_| damaged("its reader failed".into()))?
+        .map_err(|e| damaged(e.to_string()))?;
     if sha256 != view.sha256 {
         return Err(damaged("its checksum does not match".into()));
     }
-    let file = std::fs::File::open(archive).map_err(|e| damaged(e.to_string()))?;
-    let decoder = zstd::stream::read::Decoder::new(std::io::BufReader::new(file))
-        .map_err(|e| damaged(e.to_string()))?;
-    let mut tar = tar::Archive::new(decoder);
-    let mut seen = std::collections::HashMap::new();
-    let mut manifest: Option<Manifest> = None;
-    let mut done = 0u64;
-    for entry in tar.entries().map_err(|e| damaged(e.to_string()))? {
-        let mut entry = entry.map_err(|e| damaged(e.to_string()))?;
-        let path = entry.path().map_err(|e| damaged(e.to_string()))?.to_string_lossy().into_owned();
-        if path == MANIFEST {
-            let mut text = Vec::new();
-            entry.read_to_end(&mut text).map_err(|e| damaged(e.to_string()))?;
-            manifest =
-                Some(serde_json::from_slice(&text).map_err(|e| damaged(format!("its manifest: {e}")))?);
-        } else if entry.header().entry_type().is_file() {
-            let (size, sha256) = sha256_of(&mut entry).map_err(|e| damaged(e.to_string()))?;
-            done += size;
-            progress.set(done, Some(view.bytes));
-            seen.insert(path, (size, sha256));
-        }
-    }
-    let manifest = manifest.ok_or_else(|| damaged("it has no manifest".into()))?;
+    seen.remove(MANIFEST).ok_or_else(|| damaged("it has no manifest".into()))?;
+    let manifest: Manifest = std::fs::read(staging.join(MANIFEST))
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_slice(&text).map_err(|e| e.to_string()))
+        .map_err(|e| damaged(format!("its manifest: {e}")))?;
+    std::fs::remove_file(staging.join(MANIFEST)).map_err(|e| e.to_string())?;
     if manifest.files.len() != seen.len() {
         return Err(damaged("it holds other files than its manifest lists".into()));
     }
-    for file in &manifest.files {
-        match seen.get(&file.path) {
-            Some((size, sha256)) if *size == file.size && *sha256 == file.sha256 => {}
-            _ => return Err(damaged(format!("{} does not match its manifest", file.path))),
+    if let Some(file) = manifest.files.iter().find(|file| seen.get(&file.path) != Some(*file)) {
+        return Err(damaged(format!("{} does not match its manifest", file.path)));
+    }
+    // Staging must be on disk before the swap makes it the server's tree.
+    tracing::debug!(unpacked_ms = began.elapsed().as_millis() as u64, "unpacked and verified; syncing");
+    std::fs::File::open(staging)
+        .and_then(|opened| rustix::fs::syncfs(&opened).map_err(std::io::Error::from))
+        .map_err(disk_full_aware)?;
+    Ok(())
+}
+
+/// Sends what is written to it, in chunks, to the other side of a channel.
+struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buffer.to_vec()).map_err(|_| std::io::Error::other("the archive writer stopped"))?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An archive written: its size, SHA-256, and the file (to fsync).
+type Written = (u64, String, std::fs::File);
+
+/// Compresses a tar stream into `file` on a thread of its own, hashing the archive: a writer
+/// for the stream, and the archive's size, SHA-256 and file once the writer was dropped.
+fn compress_beside(
+    file: std::fs::File,
+    level: i32,
+) -> (ChannelWriter, std::thread::JoinHandle<std::io::Result<Written>>) {
+    let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let writer = std::thread::spawn(move || {
+        let mut hashing = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let mut encoder = zstd::stream::write::Encoder::new(&mut hashing, level)?;
+        encoder.include_checksum(true)?;
+        for chunk in chunks {
+            encoder.write_all(&chunk)?;
+        }
+        encoder.finish()?;
+        hashing.flush()?;
+        let file = hashing.inner.into_inner().map_err(|e| e.into_error())?;
+        Ok((hashing.count, hex(hashing.hasher.finalize()), file))
+    });
+    (ChannelWriter(sender), writer)
+}
+
+/// Chunks of decompressed bytes, read on the other side of a channel.
+struct ChannelReader {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    current: std::io::Cursor<Vec<u8>>,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let read = self.current.read(buffer)?;
+            if read > 0 || buffer.is_empty() {
+                return Ok(read);
+            }
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = std::io::Cursor::new(chunk?),
+                Err(_) => return Ok(0),
+            }
         }
     }
-    Ok(())
+}
+
+/// Decompresses a `.tar.zst` on a thread of its own: the decompressed stream, and the SHA-256
+/// of the whole archive file once it was read to its end.
+fn decompress_beside(
+    file: std::fs::File,
+) -> (ChannelReader, std::thread::JoinHandle<std::io::Result<String>>) {
+    use std::io::Read;
+    let (sender, chunks) = std::sync::mpsc::sync_channel(4);
+    let reader = std::thread::spawn(move || {
+        let mut hashing = Hashing::new(file);
+        let decoded: std::io::Result<()> = (|| {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(std::io::BufReader::with_capacity(
+                1 << 20,
+                &mut hashing,
+            ))?;
+            loop {
+                let mut chunk = vec![0u8; 1 << 20];
+                let read = decoder.read(&mut chunk)?;
+                if read == 0 {
+                    return Ok(());
+                }
+                chunk.truncate(read);
+                if sender.send(Ok(chunk)).is_err() {
+                    return Ok(()); // The unpacker stopped early; its error says why.
+                }
+            }
+        })();
+        if let Err(e) = decoded {
+            let _ = sender.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
+        }
+        std::io::copy(&mut hashing, &mut std::io::sink())?;
+        Ok(hashing.hex())
+    });
+    (ChannelReader { chunks, current: std::io::Cursor::new(Vec::new()) }, reader)
 }
 
 /// Pauses and flushes saving, waiting for the confirmation line.

@@ -1,7 +1,8 @@
-//! `cargo xtask bench [agent|console|poller|ide]`: measurements against real processes, printed as tables.
+//! `cargo xtask bench [agent|console|poller|ide|backup]`: measurements against real processes, printed as tables.
 //! Release binaries; figures depend on the machine, so compare rows of one run.
 
 mod agent;
+mod backup;
 mod console;
 mod ide;
 mod poller;
@@ -29,6 +30,9 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
         }
         if wanted("ide") {
             ide::run(&zlh).await?;
+        }
+        if wanted("backup") {
+            backup::run(&zlh).await?;
         }
         anyhow::Ok(())
     })

@@ -1,0 +1,233 @@
+//! Backup create and restore of a 1 GiB tree (many small files and a few large ones) through
+//! a real agent, against `tar --zstd` on the same tree in the same run: wall time, throughput
+//! and peak memory. The agent also hashes every file (create) and checks every file against
+//! the manifest and the archive against its checksum (restore); tar does neither.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use zlh_testkit::{AgentSpec, TestAgent};
+
+use super::{print_table, proc_status_mib};
+
+const SMALL_FILES: usize = 40_000;
+const LARGE_FILES: usize = 4;
+const LARGE_SIZE: usize = 160 << 20;
+/// Rounds of each measurement; the best is reported (the page cache is warm for all).
+const ROUNDS: usize = 2;
+
+/// Data that compresses about 2:1, like world files: blocks of noise and of repeated text.
+struct Filler(u64);
+
+impl Filler {
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 4096);
+        while out.len() < len {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            if (self.0 >> 40).is_multiple_of(2) {
+                let mut state = self.0;
+                out.extend((0..4096).map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                }));
+                self.0 = state;
+            } else {
+                out.extend(b"minecraft:stone minecraft:dirt ".iter().cycle().take(4096));
+            }
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+/// Writes the tree; returns its bytes.
+fn make_tree(root: &Path) -> anyhow::Result<u64> {
+    let mut filler = Filler(0x9e37_79b9_7f4a_7c15);
+    let mut total = 0u64;
+    for n in 0..SMALL_FILES {
+        let dir = root.join(format!("world/region-{:03}", n % 200));
+        if n < 200 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let size = 2048 + (n * 7919) % 14336;
+        std::fs::write(dir.join(format!("chunk-{n}.dat")), filler.bytes(size))?;
+        total += size as u64;
+    }
+    std::fs::create_dir_all(root.join("large"))?;
+    for n in 0..LARGE_FILES {
+        std::fs::write(root.join(format!("large/{n}.bin")), filler.bytes(LARGE_SIZE))?;
+        total += LARGE_SIZE as u64;
+    }
+    Ok(total)
+}
+
+/// Resets a process's peak RSS (VmHWM), so the next reading is the peak of what follows.
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// Runs a command to its end; returns its wall time and the largest sum of the peak RSS of it
+/// and its children seen while it ran (tar runs zstd as a child).
+fn run_measured(command: &mut Command) -> anyhow::Result<(Duration, f64)> {
+    let began = Instant::now();
+    let mut child = command.spawn()?;
+    let mut peaks = std::collections::HashMap::<u32, f64>::new();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::ensure!(status.success(), "{command:?} failed: {status}");
+            return Ok((began.elapsed(), peaks.values().sum()));
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap_or_default();
+        for pid in
+            std::iter::once(child.id()).chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+        {
+            let peak = proc_status_mib(pid, "VmHWM");
+            if peak.is_finite() {
+                let seen = peaks.entry(pid).or_insert(0.0);
+                *seen = seen.max(peak);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts a job on the agent and waits for it; returns its wall time and the agent's peak RSS.
+async fn agent_job(agent: &TestAgent, path: &str) -> anyhow::Result<(Duration, f64, Value)> {
+    reset_peak(agent.pid());
+    let cpu_before = cpu_seconds(agent.pid());
+    let began = Instant::now();
+    let (code, job) = agent.post(path, None).await;
+    anyhow::ensure!(code == 202, "{path}: {code} {job}");
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    loop {
+        let (_, job) = agent.get(&format!("/jobs/{id}")).await;
+        if job["state"] != "running" {
+            anyhow::ensure!(job["state"] == "succeeded", "{path}: {job}");
+            eprintln!(
+                "{path}: {:.2} s wall, {:.2} s of CPU",
+                began.elapsed().as_secs_f64(),
+                cpu_seconds(agent.pid()) - cpu_before
+            );
+            return Ok((began.elapsed(), proc_status_mib(agent.pid(), "VmHWM"), job));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// User + system CPU time of a process and its threads.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn best(runs: &[(Duration, f64)]) -> (Duration, f64) {
+    let time = runs.iter().map(|r| r.0).min().unwrap_or_default();
+    let memory = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    (time, memory)
+}
+
+pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
+    let mut agent = TestAgent::prepare(zlh, &AgentSpec::default());
+    let server = agent.server_dir();
+    eprintln!("writing a 1 GiB tree ...");
+    let bytes = make_tree(&server)?;
+    let files = SMALL_FILES + LARGE_FILES;
+    agent.launch().await;
+    let scratch = tempfile::Builder::new().prefix("zlh-bench-backup-").tempdir()?;
+    let tar_archive = scratch.path().join("tree.tar.zst");
+    let tar_create = |threads: Option<&str>| {
+        let mut command = Command::new("tar");
+        match threads {
+            Some(zstd) => command.args(["-I", zstd]),
+            None => command.arg("--zstd"),
+        };
+        command.arg("-cf").arg(&tar_archive).arg("-C").arg(&server).arg(".");
+        run_measured(&mut command)
+    };
+
+    let (mut zlh_create, mut tar_default, mut tar_t2, mut syncs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut last_backup = Value::Null;
+    for _ in 0..ROUNDS {
+        tar_default.push(tar_create(None)?);
+        syncs.push(run_measured(&mut Command::new("sync"))?.0);
+        tar_t2.push(tar_create(Some("zstd -T2"))?);
+        let (time, memory, _) = agent_job(&agent, "/backups").await?;
+        zlh_create.push((time, memory));
+        let (_, list) = agent.get("/backups").await;
+        last_backup = list.as_array().and_then(|l| l.last()).cloned().unwrap_or_default();
+    }
+    let tar_size = std::fs::metadata(&tar_archive)?.len();
+
+    // Restores once each, and no mass deletion before either: ext4 allocates inodes slowly
+    // for a while after many were freed, which would punish whichever came second.
+    let into = scratch.path().join("extract");
+    std::fs::create_dir_all(&into)?;
+    let tar_extract = vec![run_measured(
+        Command::new("tar").arg("--zstd").arg("-xf").arg(&tar_archive).arg("-C").arg(&into),
+    )?];
+    let (sync_time, _) = run_measured(&mut Command::new("sync"))?;
+    let id = last_backup["id"].as_str().unwrap_or_default();
+    let (time, memory, _) = agent_job(&agent, &format!("/backups/restore?id={id}")).await?;
+    let zlh_restore = vec![(time, memory)];
+    for line in agent.logs().iter().filter(|l| l.contains("_ms\"")) {
+        eprintln!("{line}");
+    }
+
+    let mib = bytes as f64 / (1 << 20) as f64;
+    let row = |what: &str, (time, memory): (Duration, f64), reference: Duration| {
+        vec![
+            what.to_owned(),
+            format!("{:.2} s", time.as_secs_f64()),
+            format!("{:.0} MiB/s", mib / time.as_secs_f64()),
+            format!("{:.2}×", reference.as_secs_f64() / time.as_secs_f64()),
+            format!("{memory:.0} MiB"),
+        ]
+    };
+    let tar_create_best = best(&tar_default);
+    let tar_extract_best = best(&tar_extract);
+    print_table(
+        &format!(
+            "Backups of a {:.2} GiB tree ({files} files; archives: zlh {:.0} MiB, tar {:.0} MiB); creates best of {ROUNDS}",
+            mib / 1024.0,
+            last_backup["sizeBytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64,
+            tar_size as f64 / (1 << 20) as f64
+        ),
+        &["operation", "wall time", "throughput", "speed vs tar --zstd", "peak memory (RSS)"],
+        &[
+            row("create: tar --zstd (zstd -3, 1 thread)", tar_create_best, tar_create_best.0),
+            row(
+                "create: tar --zstd, then sync",
+                (tar_create_best.0 + syncs.iter().min().copied().unwrap_or_default(), tar_create_best.1),
+                tar_create_best.0,
+            ),
+            row("create: tar -I 'zstd -T2'", best(&tar_t2), tar_create_best.0),
+            row(
+                "create: zlh agent (zstd -3 on a worker, SHA-256 of every file and the archive, fsync)",
+                best(&zlh_create),
+                tar_create_best.0,
+            ),
+            row("restore: tar --zstd -x (into an empty dir)", tar_extract_best, tar_extract_best.0),
+            row(
+                "restore: tar --zstd -x, then sync",
+                (tar_extract_best.0 + sync_time, tar_extract_best.1),
+                tar_extract_best.0,
+            ),
+            row(
+                "restore: zlh agent (checks every file + archive, staging, swap, old tree removed)",
+                best(&zlh_restore),
+                tar_extract_best.0,
+            ),
+        ],
+    );
+    Ok(())
+}
