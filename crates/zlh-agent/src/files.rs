@@ -112,13 +112,21 @@ pub struct Files {
     root_path: PathBuf,
     /// The largest upload accepted.
     pub max_upload: u64,
+    /// Who uploaded files belong to (a dev container's user), when not the agent's user.
+    owner: Option<(u32, u32)>,
 }
 
 impl Files {
     /// The server directory at `root_path` (created if missing).
     pub fn open(root_path: &Path, max_upload: u64) -> std::io::Result<Files> {
         std::fs::create_dir_all(root_path)?;
-        Ok(Files { root_path: root_path.to_owned(), max_upload })
+        Ok(Files { root_path: root_path.to_owned(), max_upload, owner: None })
+    }
+
+    /// Uploaded files are given to this uid and gid.
+    pub fn owned_by(mut self, owner: Option<(u32, u32)>) -> Files {
+        self.owner = owner;
+        self
     }
 
     /// A capability handle on the directory as it is now.
@@ -186,6 +194,14 @@ impl Files {
             name.to_string_lossy()
         ));
         let file = root.open_with(&temporary, OpenOptions::new().write(true).create_new(true))?;
+        if let Some((uid, gid)) = self.owner.filter(|(uid, _)| *uid != rustix::process::geteuid().as_raw()) {
+            // On the open file: no path to race with.
+            let ids = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+            if let Err(e) = rustix::fs::fchown(&file, Some(ids.0), Some(ids.1)) {
+                let _ = root.remove_file(&temporary);
+                return Err(std::io::Error::from(e).into());
+            }
+        }
         Ok(Upload { file: file.into_std(), temporary, target: path, written: 0, limit: self.max_upload })
     }
 

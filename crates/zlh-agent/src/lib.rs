@@ -71,7 +71,12 @@ pub async fn run(
             outcome
         });
     }
-    let files = Arc::new(files::Files::open(&config.server_root(), config.files.max_upload_bytes)?);
+    // A dev container's files are its workspace, and what is uploaded there belongs to its user.
+    let files = match &dev {
+        Some(dev) => files::Files::open(dev.workspace(), config.files.max_upload_bytes)?.owned_by(dev.ids()),
+        None => files::Files::open(&config.server_root(), config.files.max_upload_bytes)?,
+    };
+    let files = Arc::new(files);
     files.sweep();
     let mods = Arc::new(mods::Mods::new(&config.game.mods_dir));
     let close_viewers = CancellationToken::new();

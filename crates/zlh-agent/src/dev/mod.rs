@@ -188,6 +188,11 @@ impl DevEnvironment {
         Ok(())
     }
 
+    /// The workspace: what the file API shows of a dev container.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
     /// The uid and gid shells run as, when the agent switches users.
     pub fn ids(&self) -> Option<(u32, u32)> {
         let as_root = self.root == Path::new("/") && rustix::process::geteuid().is_root();
