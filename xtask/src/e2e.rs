@@ -63,15 +63,46 @@ pub(crate) fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The portal's copies of its npm packages: (file in the package, copy in `portal/vendor/`).
+const PORTAL_VENDOR: &[(&str, &str)] = &[
+    ("@xterm/xterm/lib/xterm.mjs", "xterm.mjs"),
+    ("@xterm/xterm/css/xterm.css", "xterm.css"),
+    ("@xterm/addon-fit/lib/addon-fit.mjs", "addon-fit.mjs"),
+];
+
+fn npm_ci(dir: &Path) -> anyhow::Result<()> {
+    let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir).status()?;
+    if !status.success() {
+        bail!("npm ci in {} failed: {status}", dir.display());
+    }
+    Ok(())
+}
+
+/// Installs the portal's pinned npm packages and copies their files into `portal/vendor/`
+/// (`copy`), or checks that the copies there are exactly those files.
+pub(crate) fn portal_vendor(copy: bool) -> anyhow::Result<()> {
+    let portal = workspace().join("crates/zlh-control/portal");
+    npm_ci(&portal)?;
+    for (package_file, copied) in PORTAL_VENDOR {
+        let (source, target) =
+            (portal.join("node_modules").join(package_file), portal.join("vendor").join(copied));
+        if copy {
+            std::fs::copy(&source, &target)?;
+        } else if std::fs::read(&source)? != std::fs::read(&target).unwrap_or_default() {
+            bail!(
+                "portal/vendor/{copied} is not the pinned npm package's {package_file}: run `cargo xtask vendor`"
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
     ensure_debian_packages(&["chromium", "zstd"])?;
+    portal_vendor(false)?;
     let e2e_dir = workspace().join("e2e");
     if !e2e_dir.join("node_modules/playwright-core").exists() {
-        let status =
-            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e_dir).status()?;
-        if !status.success() {
-            bail!("npm ci in e2e/ failed: {status}");
-        }
+        npm_ci(&e2e_dir)?;
     }
     let fixtures_dir = target_dir().join("e2e");
     std::fs::create_dir_all(&fixtures_dir)?;

@@ -5,6 +5,8 @@
 //! - `cargo xtask bench`: builds release binaries and prints the benchmark tables.
 //! - `cargo xtask fixtures`: installs what browser and code-server tests need and prints
 //!   their environment (`eval "$(cargo xtask fixtures)"` before running single tests).
+//! - `cargo xtask vendor`: copies the portal's pinned npm packages (xterm.js) into
+//!   `crates/zlh-control/portal/vendor/`, after a version change in its `package.json`.
 
 mod bench;
 mod e2e;
@@ -27,11 +29,12 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        "vendor" => e2e::portal_vendor(true),
         // Internal: simulated agents for `bench poller`.
         "sim-agents" => {
             bench::simulate_agents(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1000))
         }
-        _ => bail!("usage: cargo xtask <test|bench [agent|console|poller ...]>"),
+        _ => bail!("usage: cargo xtask <test|bench [agent|console|poller|ide|backup]|fixtures|vendor>"),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod drivers;
 pub mod ide;
 pub mod metrics;
 pub mod poller;
+pub mod portal;
 pub mod provision;
 pub mod registry;
 pub mod templates;

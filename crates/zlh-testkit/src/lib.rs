@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod artifacts;
+pub mod browser;
 pub mod console;
 pub mod control;
 pub mod files;

@@ -5,6 +5,7 @@
 //! Architecture Invariant: every route that takes a server id resolves it with
 //! [`owned_server`], so another user's server is a 404, indistinguishable from none.
 
+mod admin;
 mod auth;
 mod console;
 mod data;
@@ -64,7 +65,13 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/__ide/{id}/", any(crate::ide::path_form))
         .route("/__ide/{id}/{*rest}", any(crate::ide::path_form))
         .route("/artifacts/{*path}", get(artifact))
+        .route("/api/admin/users", get(admin::users))
+        .route("/api/admin/users/{userId}/suspend", post(admin::suspend))
+        .route("/api/admin/users/{userId}/unsuspend", post(admin::unsuspend))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/", get(crate::portal::page))
+        .route("/reset-password", get(crate::portal::page))
+        .route("/portal/{*file}", get(crate::portal::asset))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(

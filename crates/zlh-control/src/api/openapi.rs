@@ -59,6 +59,9 @@ use utoipa::{Modify, OpenApi};
         super::data::mod_remove,
         super::data::jobs,
         super::data::job,
+        super::admin::users,
+        super::admin::suspend,
+        super::admin::unsuspend,
     ),
     modifiers(&BearerToken)
 )]

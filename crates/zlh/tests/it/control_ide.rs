@@ -306,52 +306,15 @@ async fn only_dev_servers_have_ides() {
 
 /// Runs `e2e/ide.mjs` on a link: what Chromium saw, as JSON.
 async fn open_in_chromium(url: &str, file: &str, screenshot: &str) -> Value {
-    let began = std::time::Instant::now();
-    let e2e = std::env::var("ZLH_E2E_DIR").expect("ZLH_E2E_DIR");
-    let shots =
-        std::env::var("ZLH_SCREENSHOTS").unwrap_or_else(|_| std::env::temp_dir().display().to_string());
-    let output = tokio::process::Command::new("node")
-        .arg(format!("{e2e}/ide.mjs"))
-        .arg(url)
-        .arg(file)
-        .arg(format!("{shots}/{screenshot}"))
-        .output()
-        .await
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("chromium on {screenshot}: {:?}", began.elapsed());
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|_| panic!("ide.mjs said: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    let screenshot = format!("{}/{screenshot}", zlh_testkit::browser::screenshots());
+    zlh_testkit::browser::run_script("ide.mjs", &[url, file, &screenshot], &[]).await
 }
 
 #[tokio::test]
 async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
-    let artifact = std::env::var("ZLH_TEST_CODE_SERVER_TGZ").expect(
-        "this test needs a real code-server: run `cargo xtask test`, or `eval \"$(cargo xtask fixtures)\"` before single tests",
-    );
     let spec = ControlSpec { provision_timeout: "240s".into(), ..ControlSpec::default() };
     let control = TestControlPlane::start(zlh(), &spec).await;
-    control.cli(
-        &["artifacts", "add", "--kind", "addon", "--name", "code-server", "--version", "4.99.4", &artifact],
-        "",
-    );
-    let runtime = control.data.path().join("fakenode-1.0.0.tar.gz");
-    std::fs::write(&runtime, zlh_testkit::artifacts::fake_runtime("fakenode", "1.0.0", 1024))
-        .expect("runtime");
-    control.cli(
-        &[
-            "artifacts",
-            "add",
-            "--kind",
-            "runtime",
-            "--name",
-            "fakenode",
-            "--version",
-            "1.0.0",
-            &runtime.display().to_string(),
-        ],
-        "",
-    );
+    zlh_testkit::browser::publish_dev_artifacts(&control);
 
     let user = control.register("coder@example.com").await;
     let (status, runtimes) = control.call("GET", "/api/dev/runtimes", Some(&user.access_token), None).await;

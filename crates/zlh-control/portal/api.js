@@ -1,0 +1,197 @@
+// The public API, as the portal uses it: one session (access + refresh token, kept across
+// reloads), refreshed silently when the access token expires; a session that cannot be
+// refreshed sends the person to sign-in.
+
+const KEY = 'zlh.session';
+
+/** An error answered by the API: status, stable code, message for people. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** What to do next, for the codes where the message alone does not say. */
+const NEXT = {
+  agent_unreachable: 'The server\'s agent is not answering. It is restarted automatically; try again in a minute.',
+  agent_timeout: 'The server is busy. Try again in a moment.',
+  agent_error: 'Try again; if it keeps failing, tell the operator.',
+  provisioning_failed: 'Nothing was left half-created. Try again, or pick another template or version.',
+  provisioning_timeout: 'Nothing was left half-created. Try again; if it keeps happening, tell the operator.',
+  backup_in_progress: 'Wait until the running backup or restore has finished.',
+  insufficient_storage: 'Free some space (delete old backups or files) and try again.',
+  payload_too_large: 'The file is larger than this server accepts.',
+  rate_limited: 'Too many attempts. Wait a minute and try again.',
+  internal: 'Try again; if it keeps failing, tell the operator.',
+};
+
+export function nextStep(error) {
+  return error instanceof ApiError ? NEXT[error.code] : 'Check your connection and try again.';
+}
+
+export const session = {
+  get() {
+    try {
+      return JSON.parse(localStorage.getItem(KEY));
+    } catch {
+      return null;
+    }
+  },
+  set(value) {
+    localStorage.setItem(KEY, JSON.stringify({
+      accessToken: value.accessToken,
+      refreshToken: value.refreshToken,
+      user: value.user,
+    }));
+  },
+  clear() {
+    localStorage.removeItem(KEY);
+  },
+  user() {
+    return this.get()?.user ?? null;
+  },
+};
+
+/** Called when the session is over (refresh refused): the app sends the person to sign-in. */
+let onSignedOut = () => {};
+export function whenSignedOut(callback) {
+  onSignedOut = callback;
+}
+
+let refreshing = null;
+
+/** Exchanges the refresh token for a new pair; one exchange at a time. */
+async function refresh() {
+  refreshing ??= (async () => {
+    const current = session.get();
+    if (!current?.refreshToken) throw new ApiError(401, 'unauthorized', 'Sign in to continue.');
+    const response = await fetch('/api/auth/refresh', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refreshToken: current.refreshToken }),
+    });
+    if (!response.ok) {
+      session.clear();
+      throw new ApiError(401, 'session_ended', 'Your session has ended. Sign in again.');
+    }
+    session.set(await response.json());
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+async function errorOf(response) {
+  const text = await response.text();
+  try {
+    const body = JSON.parse(text);
+    if (body?.error?.code) return new ApiError(response.status, body.error.code, body.error.message);
+  } catch {
+    // Not our envelope: a proxy in between, or a crash.
+  }
+  return new ApiError(response.status, 'http_' + response.status, `The request failed (${response.status}).`);
+}
+
+/**
+ * Calls the API. `body` is sent as JSON, or as is when it is a Blob/File. Answers are JSON
+ * (backups' `{ok, data}` envelope unwrapped), text, or a Response with `{raw: true}`.
+ */
+export async function api(method, path, body, { raw = false } = {}) {
+  const send = () => {
+    const headers = {};
+    const token = session.get()?.accessToken;
+    if (token) headers.authorization = `Bearer ${token}`;
+    let payload;
+    if (body instanceof Blob) {
+      payload = body;
+    } else if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    return fetch(path, { method, headers, body: payload });
+  };
+  let response = await send();
+  if (response.status === 401 && session.get()?.refreshToken && !path.startsWith('/api/auth/')) {
+    try {
+      await refresh();
+    } catch (error) {
+      onSignedOut(error);
+      throw error;
+    }
+    response = await send();
+  }
+  if (!response.ok) {
+    const error = await errorOf(response);
+    if (response.status === 401 && !path.startsWith('/api/auth/')) {
+      session.clear();
+      onSignedOut(error);
+    }
+    throw error;
+  }
+  if (raw) return response;
+  const text = await response.text();
+  if (!text) return null;
+  const value = JSON.parse(text);
+  return value && typeof value === 'object' && 'ok' in value && 'data' in value ? value.data : value;
+}
+
+/** Makes sure the access token is fresh before something that cannot retry (an upload). */
+export async function freshSession() {
+  await api('GET', '/api/auth/me');
+}
+
+/**
+ * Uploads a file with progress (`onProgress(sent, total)`), through XHR because fetch
+ * cannot report upload progress.
+ */
+export async function upload(path, file, onProgress) {
+  await freshSession();
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open('PUT', path);
+    request.setRequestHeader('authorization', `Bearer ${session.get()?.accessToken}`);
+    request.upload.addEventListener('progress', (event) => onProgress(event.loaded, event.total));
+    request.addEventListener('load', () => {
+      if (request.status >= 200 && request.status < 300) {
+        resolve();
+        return;
+      }
+      try {
+        const body = JSON.parse(request.responseText);
+        reject(new ApiError(request.status, body.error.code, body.error.message));
+      } catch {
+        reject(new ApiError(request.status, `http_${request.status}`, `The upload failed (${request.status}).`));
+      }
+    });
+    request.addEventListener('error', () => reject(new ApiError(0, 'network', 'The upload was interrupted.')));
+    request.send(file);
+  });
+}
+
+/** Downloads a file the way a browser does, with the session's token. */
+export async function download(path, name) {
+  const response = await api('GET', path, undefined, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Waits for a server's job to end, reporting progress; resolves to the ended job. */
+export async function followJob(serverId, job, onProgress) {
+  let current = job;
+  while (current.state === 'running') {
+    onProgress(current);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    current = await api('GET', `/api/servers/${serverId}/jobs/${current.id}`);
+  }
+  onProgress(current);
+  if (current.state === 'failed') throw new ApiError(500, 'job_failed', current.message || 'It failed.');
+  return current;
+}

@@ -1,0 +1,338 @@
+// The portal: hash routes, sign-in and account pages, the servers list, creating a server,
+// and the admin page. The server page is in server.js.
+
+import { api, ApiError, nextStep, session, whenSignedOut } from './api.js';
+import { confirmDialog, field, h, mount, notice, when } from './dom.js';
+import { serverPage } from './server.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+
+/** What the current page must stop when the person leaves it (timers, sockets). */
+let leaving = [];
+export function onLeave(stop) {
+  leaving.push(stop);
+}
+
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+whenSignedOut(() => {
+  if (!location.hash.startsWith('#/signin')) go('#/signin?expired=1');
+});
+
+/** An API error as the person sees it: what happened, what to do. */
+export function problem(error) {
+  if (!(error instanceof ApiError)) console.warn(error);
+  return notice('error', error.message || 'Something went wrong.', nextStep(error));
+}
+
+/** Runs a form's submit, showing progress on its button and errors above it. */
+function submitting(form, status, work) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    mount(status);
+    try {
+      await work();
+    } catch (error) {
+      mount(status, problem(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function renderNav() {
+  const user = session.user();
+  if (!user) {
+    mount(nav, h('a', { href: '#/signin' }, 'Sign in'), h('a', { href: '#/signup' }, 'Sign up'));
+    return;
+  }
+  mount(nav,
+    h('a', { href: '#/servers' }, 'Servers'),
+    h('a', { href: '#/new' }, 'New server'),
+    user.role === 'admin' ? h('a', { href: '#/admin' }, 'Admin') : null,
+    h('a', { href: '#/account' }, 'Account'),
+    h('span', { class: 'who' }, user.email),
+    h('button', { type: 'button', class: 'link', onclick: signOut }, 'Sign out'));
+}
+
+async function signOut() {
+  const refreshToken = session.get()?.refreshToken;
+  session.clear();
+  if (refreshToken) await api('POST', '/api/auth/logout', { refreshToken }).catch(() => {});
+  go('#/signin');
+}
+
+function authPage(kind, query) {
+  const email = h('input', { type: 'email', autocomplete: 'email', required: true });
+  const password = h('input', {
+    type: 'password', required: true, minlength: 10,
+    autocomplete: kind === 'signup' ? 'new-password' : 'current-password',
+  });
+  const status = h('div');
+  const form = h('form', { class: 'card narrow' },
+    h('h1', {}, kind === 'signup' ? 'Create an account' : 'Sign in'),
+    query.get('expired') ? notice('info', 'Your session has ended. Sign in again to continue.') : null,
+    status,
+    field('Email', email),
+    field('Password', password, kind === 'signup' ? 'At least 10 characters.' : null),
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, kind === 'signup' ? 'Create account' : 'Sign in'),
+      kind === 'signup'
+        ? h('a', { href: '#/signin' }, 'I have an account')
+        : [h('a', { href: '#/signup' }, 'Create an account'), h('a', { href: '#/forgot' }, 'Forgot your password?')]));
+  submitting(form, status, async () => {
+    const path = kind === 'signup' ? '/api/auth/register' : '/api/auth/login';
+    session.set(await api('POST', path, { email: email.value, password: password.value }));
+    go('#/servers');
+  });
+  return form;
+}
+
+function forgotPage() {
+  const email = h('input', { type: 'email', autocomplete: 'email', required: true });
+  const status = h('div');
+  const form = h('form', { class: 'card narrow' },
+    h('h1', {}, 'Reset your password'),
+    h('p', { class: 'muted' }, 'We send a link to reset it to your email address.'),
+    status,
+    field('Email', email),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Send the link'), h('a', { href: '#/signin' }, 'Back to sign in')));
+  submitting(form, status, async () => {
+    await api('POST', '/api/auth/password-reset/request', { email: email.value });
+    mount(status, notice('ok', 'If that address has an account, a reset link is on its way.', 'The link works once, for a limited time.'));
+  });
+  return form;
+}
+
+function resetPage() {
+  const token = new URLSearchParams(location.search).get('token') || '';
+  const password = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 });
+  const status = h('div');
+  const form = h('form', { class: 'card narrow' },
+    h('h1', {}, 'Choose a new password'),
+    status,
+    field('New password', password, 'At least 10 characters.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Set password')));
+  submitting(form, status, async () => {
+    await api('POST', '/api/auth/password-reset/confirm', { token, newPassword: password.value });
+    // The token leaves the address bar, and the person signs in with the new password.
+    history.replaceState(null, '', '/#/signin');
+    mount(main, notice('ok', 'Your password was changed and every session ended.', 'Sign in with the new password.'), authPage('signin', new URLSearchParams()));
+  });
+  return form;
+}
+
+/** A server's state as a badge: lifecycle first, then the agent's state. */
+export function stateBadge(server) {
+  const status = server.status || {};
+  let text;
+  let kind;
+  if (server.lifecycle && server.lifecycle !== 'ready') {
+    [text, kind] = [server.lifecycle, 'provisioning'];
+  } else if (status.unreachable) {
+    [text, kind] = ['unreachable', 'unreachable'];
+  } else {
+    kind = status.state || 'unknown';
+    text = kind;
+    if (kind === 'crashed' && status.lastCrashClassification) text = `crashed: ${status.lastCrashClassification}`;
+  }
+  return h('span', { class: `badge ${kind}`, 'data-state': kind }, text);
+}
+
+async function serversPage() {
+  const user = session.user();
+  const list = h('div', { 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Loading servers…'));
+  const page = [
+    h('div', { class: 'row' }, h('h1', {}, user.role === 'admin' ? 'All servers' : 'Your servers'), h('a', { class: 'button primary', href: '#/new' }, 'New server')),
+    list,
+  ];
+  const refresh = async () => {
+    try {
+      const servers = await api('GET', '/api/servers');
+      if (!servers.length) {
+        mount(list, h('div', { class: 'card' }, h('p', {}, 'No servers yet.'), h('a', { class: 'button primary', href: '#/new' }, 'Create your first server')));
+        return;
+      }
+      mount(list, h('div', { class: 'table-wrap' }, h('table', {},
+        h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'State'), h('th', { class: 'optional' }, 'Created'),
+          user.role === 'admin' ? h('th', { class: 'optional' }, 'Owner') : null)),
+        h('tbody', {}, servers.map((server) => h('tr', { 'data-server': server.id },
+          h('td', {}, h('a', { href: `#/servers/${server.id}` }, server.name)),
+          h('td', {}, server.type === 'dev' ? `dev · ${server.runtime ?? ''} ${server.version ?? ''}` : `game · ${server.template ?? 'custom'}`),
+          h('td', {}, stateBadge(server)),
+          h('td', { class: 'optional' }, when(server.createdAt)),
+          user.role === 'admin' ? h('td', { class: 'optional' }, `#${server.ownerId}`) : null))))));
+    } catch (error) {
+      mount(list, problem(error));
+    }
+  };
+  await refresh();
+  const timer = setInterval(refresh, 2000);
+  onLeave(() => clearInterval(timer));
+  return page;
+}
+
+async function newServerPage() {
+  const [templates, runtimes] = await Promise.all([
+    api('GET', '/api/templates'),
+    api('GET', '/api/dev/runtimes').catch(() => []),
+  ]);
+  const name = h('input', { required: true, maxlength: 64, autocomplete: 'off' });
+  const kindGame = h('input', { type: 'radio', name: 'kind', value: 'game', checked: true, id: 'kind-game' });
+  const kindDev = h('input', { type: 'radio', name: 'kind', value: 'dev', id: 'kind-dev', disabled: !runtimes.length });
+  const template = h('select', {}, templates.map((t) => h('option', { value: t.name }, `${t.name} — ${t.description}`)));
+  const runtime = h('select', {}, runtimes.map((r) => h('option', { value: r.name }, r.name)));
+  const version = h('select');
+  const codeServer = h('input', { type: 'checkbox', id: 'code-server', checked: true });
+  const fillVersions = () => {
+    const chosen = runtimes.find((r) => r.name === runtime.value);
+    mount(version, (chosen?.versions ?? []).map((v) => h('option', { value: v }, v)));
+  };
+  runtime.addEventListener('change', fillVersions);
+  fillVersions();
+  const gameFields = h('div', {}, field('Template', template));
+  const devFields = h('div', { hidden: true },
+    field('Runtime', runtime),
+    field('Version', version),
+    h('div', { class: 'check' }, codeServer, h('label', { for: 'code-server' }, 'Enable code-server (VS Code in the browser)')));
+  const showKind = () => {
+    gameFields.hidden = !kindGame.checked;
+    devFields.hidden = !kindDev.checked;
+  };
+  kindGame.addEventListener('change', showKind);
+  kindDev.addEventListener('change', showKind);
+  const status = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'card narrow' },
+    h('h1', {}, 'New server'),
+    status,
+    field('Name', name),
+    h('fieldset', { class: 'field' }, h('legend', {}, 'Type'),
+      h('div', { class: 'check' }, kindGame, h('label', { for: 'kind-game' }, 'Game server')),
+      h('div', { class: 'check' }, kindDev, h('label', { for: 'kind-dev' }, runtimes.length ? 'Dev container' : 'Dev container (no runtimes in the catalog yet)'))),
+    gameFields,
+    devFields,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create server')));
+  submitting(form, status, async () => {
+    const began = Date.now();
+    const tick = () => mount(status, notice('info', `Provisioning… ${Math.round((Date.now() - began) / 1000)} s`, 'The server is ready when its agent reports it running. This can take a minute.'));
+    tick();
+    const timer = setInterval(tick, 1000);
+    try {
+      const body = kindDev.checked
+        ? { name: name.value, type: 'dev', runtime: runtime.value, version: version.value, enable_code_server: codeServer.checked }
+        : { name: name.value, type: 'game', template: template.value };
+      const server = await api('POST', '/api/servers', body);
+      go(`#/servers/${server.id}`);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+  return form;
+}
+
+function accountPage() {
+  const current = h('input', { type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 });
+  const status = h('div');
+  const form = h('form', { class: 'card narrow' },
+    h('h1', {}, 'Account'),
+    h('p', { class: 'muted' }, `Signed in as ${session.user().email}.`),
+    h('h2', {}, 'Change password'),
+    status,
+    field('Current password', current),
+    field('New password', next, 'At least 10 characters. Your other sessions are signed out.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Change password')));
+  submitting(form, status, async () => {
+    const answer = await api('POST', '/api/auth/password', { currentPassword: current.value, newPassword: next.value });
+    if (answer?.accessToken) session.set(answer);
+    form.reset();
+    mount(status, notice('ok', 'Your password was changed.'));
+  });
+  return form;
+}
+
+async function adminPage() {
+  const me = session.user();
+  if (me.role !== 'admin') return notice('error', 'Only administrators can see this page.');
+  const table = h('div', { class: 'table-wrap' });
+  const status = h('div');
+  const refresh = async () => {
+    const users = await api('GET', '/api/admin/users');
+    mount(table, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Email'), h('th', {}, 'Role'), h('th', { class: 'optional' }, 'Created'), h('th', {}, 'Status'), h('th', {}, ''))),
+      h('tbody', {}, users.map((user) => h('tr', { 'data-user': user.email },
+        h('td', {}, user.email),
+        h('td', {}, user.role),
+        h('td', { class: 'optional' }, when(user.createdAt)),
+        h('td', {}, user.suspended ? h('span', { class: 'badge failed' }, 'suspended') : h('span', { class: 'badge running' }, 'active')),
+        h('td', { class: 'actions-cell' }, user.id === me.id ? null : h('button', {
+          type: 'button',
+          class: user.suspended ? '' : 'danger',
+          onclick: async () => {
+            if (!user.suspended && !(await confirmDialog('Suspend user', `${user.email} will be signed out and refused everywhere until unsuspended.`, 'Suspend'))) return;
+            try {
+              await api('POST', `/api/admin/users/${user.id}/${user.suspended ? 'unsuspend' : 'suspend'}`);
+              mount(status);
+              await refresh();
+            } catch (error) {
+              mount(status, problem(error));
+            }
+          },
+        }, user.suspended ? `Unsuspend ${user.email}` : `Suspend ${user.email}`)))))));
+  };
+  await refresh();
+  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.'))];
+}
+
+/** Counts navigations: a page that finished loading after the next one began is dropped. */
+let generation = 0;
+
+async function route() {
+  generation += 1;
+  const mine = generation;
+  for (const stop of leaving) stop();
+  leaving = [];
+  renderNav();
+  const [path, search] = location.hash.replace(/^#/, '').split('?');
+  const query = new URLSearchParams(search || '');
+  const parts = (path || '/servers').split('/').filter(Boolean);
+  let page;
+  try {
+    if (location.pathname === '/reset-password' && !location.hash) {
+      page = resetPage();
+    } else if (parts[0] === 'signin' || parts[0] === 'signup') {
+      page = authPage(parts[0], query);
+    } else if (parts[0] === 'forgot') {
+      page = forgotPage();
+    } else if (!session.get()) {
+      go('#/signin');
+      return;
+    } else if (parts[0] === 'new') {
+      page = await newServerPage();
+    } else if (parts[0] === 'servers' && parts[1]) {
+      page = await serverPage(Number(parts[1]), parts[2], { onLeave, problem, stateBadge, go });
+    } else if (parts[0] === 'account') {
+      page = accountPage();
+    } else if (parts[0] === 'admin') {
+      page = await adminPage();
+    } else {
+      page = await serversPage();
+    }
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    page = problem(error);
+  }
+  if (mine !== generation) return;
+  mount(main, page);
+  const heading = main.querySelector('h1');
+  if (heading) document.title = `${heading.textContent} · ZeroLagHub`;
+}
+
+window.addEventListener('hashchange', route);
+route();

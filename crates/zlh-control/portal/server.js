@@ -1,0 +1,481 @@
+// One server's page: power, console, files, backups, mods, crashes, and for dev servers
+// code-server and the IDE. Tabs are `#/servers/<id>/<tab>` so a reload keeps the place.
+
+import { Terminal } from './vendor/xterm.mjs';
+import { FitAddon } from './vendor/addon-fit.mjs';
+import { api, download, followJob, upload } from './api.js';
+import { confirmDialog, field, h, mount, notice, progressBar, size, when } from './dom.js';
+
+const TEXT_LIMIT = 1 << 20;
+
+export async function serverPage(id, tab, app) {
+  let server = await api('GET', `/api/servers/${id}`);
+  const isDev = server.type === 'dev';
+  const tabs = [
+    ['console', 'Console'],
+    ['files', 'Files'],
+    ...(isDev ? [['ide', 'IDE']] : [['backups', 'Backups'], ['mods', 'Mods']]),
+    ['crashes', 'Crashes'],
+  ];
+  const current = tabs.some(([name]) => name === tab) ? tab : 'console';
+  const badge = h('span', { id: 'server-state' }, app.stateBadge(server));
+  const status = h('div', { 'aria-live': 'polite' });
+  const panel = h('section', { id: 'tab-panel', role: 'tabpanel', 'aria-labelledby': `tab-${current}` });
+
+  const power = (action) => async () => {
+    mount(status);
+    try {
+      await api('POST', `/api/servers/${id}/${action}`);
+      mount(status, notice('ok', `${action[0].toUpperCase()}${action.slice(1)} requested.`));
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+  const remove = async () => {
+    if (!(await confirmDialog('Delete server', `${server.name} is stopped and its files, backups and agent are removed for good.`, 'Delete server'))) return;
+    try {
+      await api('DELETE', `/api/servers/${id}`);
+      app.go('#/servers');
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+
+  const refresh = async () => {
+    try {
+      server = await api('GET', `/api/servers/${id}`);
+      mount(badge, app.stateBadge(server));
+    } catch {
+      // The next refresh tries again; errors of actions are shown where they happen.
+    }
+  };
+  const timer = setInterval(refresh, 2000);
+  app.onLeave(() => clearInterval(timer));
+
+  const views = { console: consoleTab, files: filesTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab };
+  const content = await views[current](id, server, app);
+  mount(panel, content);
+
+  return [
+    h('div', { class: 'row' },
+      h('h1', {}, server.name, ' ', badge),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', onclick: power('start') }, 'Start'),
+        h('button', { type: 'button', onclick: power('stop') }, 'Stop'),
+        h('button', { type: 'button', onclick: power('restart') }, 'Restart'),
+        h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
+    h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`),
+    status,
+    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Server sections' },
+      tabs.map(([name, label]) => h('button', {
+        type: 'button', role: 'tab', id: `tab-${name}`, 'aria-selected': String(name === current),
+        onclick: () => app.go(`#/servers/${id}/${name}`),
+      }, label))),
+    panel,
+  ];
+}
+
+/** The console: a real terminal on the server's PTY, resuming where it left off. */
+function consoleTab(id, _server, app) {
+  const element = h('div', { class: 'terminal', role: 'region', 'aria-label': 'Console' });
+  const state = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Connecting…');
+  const command = h('input', { autocomplete: 'off', placeholder: 'say hello', 'aria-label': 'Console command' });
+  const line = h('form', { class: 'console-line' }, command, h('button', { type: 'submit' }, 'Send'));
+  const terminal = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14, cursorBlink: true });
+  const fit = new FitAddon();
+  terminal.loadAddon(fit);
+  let socket = null;
+  let next = null;
+  let closed = false;
+  let retry = 500;
+  let retryTimer = null;
+  const send = (message) => {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  };
+
+  const connect = async () => {
+    if (closed) return;
+    try {
+      const { ticket } = await api('POST', `/api/servers/${id}/console/ticket`);
+      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+      const since = next === null ? '' : `&since=${next}`;
+      socket = new WebSocket(`${scheme}://${location.host}/api/servers/${id}/console?ticket=${encodeURIComponent(ticket)}${since}`);
+      socket.binaryType = 'arraybuffer';
+      socket.addEventListener('open', () => {
+        retry = 500;
+        state.textContent = 'Connected.';
+        send({ type: 'resize', cols: terminal.cols, rows: terminal.rows });
+      });
+      socket.addEventListener('message', (event) => {
+        if (typeof event.data === 'string') {
+          const message = JSON.parse(event.data);
+          if (message.type === 'gap') terminal.write(`\r\n\x1b[33m[… ${message.to - message.from} bytes of output were missed …]\x1b[0m\r\n`);
+          if (message.type === 'state' || message.type === 'hello') state.textContent = `Connected · the server is ${message.state}.`;
+          return;
+        }
+        // Output: an 8-byte big-endian offset, then the bytes.
+        const view = new DataView(event.data);
+        const offset = Number(view.getBigUint64(0));
+        const bytes = new Uint8Array(event.data, 8);
+        terminal.write(bytes);
+        next = offset + bytes.length;
+      });
+      socket.addEventListener('close', () => {
+        if (closed) return;
+        state.textContent = 'Disconnected; reconnecting…';
+        retryTimer = setTimeout(connect, retry);
+        retry = Math.min(retry * 2, 10_000);
+      });
+    } catch (error) {
+      if (closed) return;
+      state.textContent = `Cannot connect (${error.message}); retrying…`;
+      retryTimer = setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10_000);
+    }
+  };
+
+  terminal.onData((data) => send({ type: 'input', data }));
+  terminal.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
+  const resize = () => fit.fit();
+  window.addEventListener('resize', resize);
+  line.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const text = command.value.trim();
+    if (!text) return;
+    try {
+      await api('POST', `/api/servers/${id}/console/command`, { command: text });
+      command.value = '';
+    } catch (error) {
+      state.replaceChildren(app.problem(error));
+    }
+  });
+  app.onLeave(() => {
+    closed = true;
+    clearTimeout(retryTimer);
+    window.removeEventListener('resize', resize);
+    socket?.close();
+    terminal.dispose();
+  });
+  // The terminal needs to be in the document to measure itself.
+  requestAnimationFrame(() => {
+    terminal.open(element);
+    fit.fit();
+    connect();
+  });
+  return [element, line, state];
+}
+
+/** Files: browse, view and edit text, upload with progress, download, rename, delete, extract. */
+function filesTab(id, _server, app) {
+  const area = h('div');
+  const status = h('div', { 'aria-live': 'polite' });
+  const base = `/api/servers/${id}/files`;
+  const join = (dir, name) => (dir ? `${dir}/${name}` : name);
+  const q = encodeURIComponent;
+
+  const act = async (work, done) => {
+    mount(status);
+    try {
+      await work();
+      if (done) mount(status, notice('ok', done));
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+
+  const show = async (dir) => {
+    let entries;
+    try {
+      entries = await api('GET', `${base}?path=${q(dir)}`);
+    } catch (error) {
+      mount(area, app.problem(error));
+      return;
+    }
+    const crumbs = [h('button', { type: 'button', class: 'link', onclick: () => show('') }, 'server')];
+    let walked = '';
+    for (const part of dir.split('/').filter(Boolean)) {
+      walked = join(walked, part);
+      const target = walked;
+      crumbs.push(' / ', h('button', { type: 'button', class: 'link', onclick: () => show(target) }, part));
+    }
+    const picker = h('input', { type: 'file', id: 'upload-file', multiple: true });
+    const bar = progressBar('Upload progress');
+    bar.element.hidden = true;
+    picker.addEventListener('change', () => act(async () => {
+      bar.element.hidden = false;
+      for (const file of picker.files) {
+        await upload(`${base}/content?path=${q(join(dir, file.name))}`, file, (sent, total) => bar.set(sent, total, `${file.name}: ${size(sent)} of ${size(total)}`));
+      }
+      picker.value = '';
+      await show(dir);
+    }, 'Uploaded.'));
+    const newFolder = () => act(async () => {
+      const name = prompt('Name of the new folder');
+      if (!name) return;
+      await api('POST', `${base}/mkdir`, { path: join(dir, name) });
+      await show(dir);
+    });
+    const rows = entries.map((entry) => {
+      const path = join(dir, entry.name);
+      const isArchive = /\.(zip|tar\.gz|tgz|tar\.zst)$/i.test(entry.name);
+      return h('tr', { 'data-file': entry.name },
+        h('td', {}, entry.kind === 'dir'
+          ? h('button', { type: 'button', class: 'link', onclick: () => show(path) }, `${entry.name}/`)
+          : h('button', { type: 'button', class: 'link', onclick: () => edit(path, entry) }, entry.name)),
+        h('td', { class: 'optional' }, entry.kind === 'dir' ? '' : size(entry.size)),
+        h('td', { class: 'optional' }, when(entry.modifiedMs)),
+        h('td', { class: 'actions-cell' },
+          entry.kind === 'file' ? h('button', { type: 'button', 'aria-label': `Download ${entry.name}`, onclick: () => act(() => download(`${base}/content?path=${q(path)}`, entry.name)) }, 'Download') : null,
+          isArchive ? h('button', { type: 'button', 'aria-label': `Extract ${entry.name}`, onclick: () => act(async () => {
+            const bar2 = progressBar(`Extracting ${entry.name}`);
+            mount(status, bar2.element);
+            const job = await api('POST', `${base}/extract`, { path, to: dir });
+            await followJob(id, job, (j) => bar2.set(j.done, j.total, j.message));
+            await show(dir);
+          }, `Extracted ${entry.name}.`) }, 'Extract') : null,
+          h('button', { type: 'button', 'aria-label': `Rename ${entry.name}`, onclick: () => act(async () => {
+            const name = prompt(`New name for ${entry.name}`, entry.name);
+            if (!name || name === entry.name) return;
+            await api('POST', `${base}/rename`, { from: path, to: join(dir, name) });
+            await show(dir);
+          }) }, 'Rename'),
+          h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${entry.name}`, onclick: () => act(async () => {
+            if (!(await confirmDialog('Delete', `Delete ${path}${entry.kind === 'dir' ? ' and everything in it' : ''}?`, 'Delete'))) return;
+            await api('DELETE', `${base}?path=${q(path)}&recursive=${entry.kind === 'dir'}`);
+            await show(dir);
+          }) }, 'Delete')));
+    });
+    mount(area,
+      h('nav', { class: 'crumbs', 'aria-label': 'Folder' }, crumbs),
+      h('div', { class: 'actions' },
+        h('label', { for: 'upload-file', class: 'button' }, 'Upload files'), picker,
+        h('button', { type: 'button', onclick: newFolder }, 'New folder')),
+      bar.element,
+      entries.length
+        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'optional' }, 'Size'), h('th', { class: 'optional' }, 'Modified'), h('th', {}, ''))), h('tbody', {}, rows)))
+        : h('p', { class: 'muted' }, 'This folder is empty.'));
+    picker.classList.add('visually-hidden');
+  };
+
+  const edit = async (path, entry) => {
+    const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+    if (entry.size > TEXT_LIMIT) {
+      mount(status, notice('info', `${entry.name} is too large to edit here.`, 'Download it instead.'));
+      return;
+    }
+    await act(async () => {
+      const response = await api('GET', `${base}/content?path=${q(path)}`, undefined, { raw: true });
+      const text = await response.text();
+      const editor = h('textarea', { spellcheck: false, value: text });
+      const saved = h('div', { 'aria-live': 'polite' });
+      mount(area,
+        h('h2', {}, `Editing ${path}`),
+        field(path, editor),
+        saved,
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'primary', onclick: async () => {
+            try {
+              await api('PUT', `${base}/content?path=${q(path)}`, new Blob([editor.value]));
+              mount(saved, notice('ok', `Saved ${path}.`));
+            } catch (error) {
+              mount(saved, app.problem(error));
+            }
+          } }, 'Save'),
+          h('button', { type: 'button', onclick: () => show(dir) }, 'Back to the folder')));
+    });
+  };
+
+  show('');
+  return [status, area];
+}
+
+/** Backups: create with progress, list, restore (after asking), delete. */
+function backupsTab(id, _server, app) {
+  const base = `/api/game/servers/${id}/backups`;
+  const status = h('div', { 'aria-live': 'polite' });
+  const list = h('div');
+  const bar = progressBar('Backup progress');
+  bar.element.hidden = true;
+
+  const run = async (path, label, done) => {
+    mount(status);
+    bar.element.hidden = false;
+    bar.set(0, 0, `${label}…`);
+    try {
+      const job = await api('POST', path);
+      await followJob(id, job, (j) => bar.set(j.done, j.total, `${label}: ${j.message ?? ''}`));
+      bar.element.hidden = true;
+      mount(status, notice('ok', done));
+    } catch (error) {
+      bar.element.hidden = true;
+      mount(status, app.problem(error));
+    }
+    await show();
+  };
+
+  const show = async () => {
+    let backups;
+    try {
+      backups = await api('GET', base);
+    } catch (error) {
+      mount(list, app.problem(error));
+      return;
+    }
+    if (!backups.length) {
+      mount(list, h('p', { class: 'muted' }, 'No backups yet.'));
+      return;
+    }
+    mount(list, h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Taken'), h('th', { class: 'optional' }, 'Files'), h('th', {}, 'Size'), h('th', { class: 'optional' }, 'Consistent'), h('th', {}, ''))),
+      h('tbody', {}, backups.slice().reverse().map((backup) => h('tr', { 'data-backup': backup.id },
+        h('td', {}, when(backup.createdAt)),
+        h('td', { class: 'optional' }, backup.files),
+        h('td', {}, size(backup.sizeBytes)),
+        h('td', { class: 'optional' }, backup.quiesced ? 'saved while paused' : 'server was stopped'),
+        h('td', { class: 'actions-cell' },
+          h('button', { type: 'button', 'aria-label': `Restore backup from ${when(backup.createdAt)}`, onclick: async () => {
+            if (!(await confirmDialog('Restore backup', `The server's files are replaced by the backup from ${when(backup.createdAt)}. The server restarts if it runs. Files changed since are lost.`, 'Restore'))) return;
+            await run(`${base}/restore?id=${encodeURIComponent(backup.id)}`, 'Restoring', 'The backup was restored.');
+          } }, 'Restore'),
+          h('button', { type: 'button', class: 'danger', 'aria-label': `Delete backup from ${when(backup.createdAt)}`, onclick: async () => {
+            if (!(await confirmDialog('Delete backup', `Delete the backup from ${when(backup.createdAt)} for good?`, 'Delete'))) return;
+            try {
+              await api('DELETE', `${base}/${encodeURIComponent(backup.id)}`);
+              await show();
+            } catch (error) {
+              mount(status, app.problem(error));
+            }
+          } }, 'Delete'))))))));
+  };
+
+  show();
+  return [
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => run(base, 'Backing up', 'The backup was taken.') }, 'Create backup')),
+    bar.element,
+    status,
+    list,
+  ];
+}
+
+/** Mods: list with what their jars say, enable/disable, upload, remove. */
+function modsTab(id, _server, app) {
+  const base = `/api/servers/${id}/mods`;
+  const status = h('div', { 'aria-live': 'polite' });
+  const list = h('div');
+  const picker = h('input', { type: 'file', id: 'mod-file', accept: '.jar', multiple: true });
+  const bar = progressBar('Mod upload progress');
+  bar.element.hidden = true;
+
+  const act = async (work) => {
+    mount(status);
+    try {
+      await work();
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+    await show();
+  };
+  picker.addEventListener('change', () => act(async () => {
+    bar.element.hidden = false;
+    for (const file of picker.files) {
+      await upload(`${base}/upload?name=${encodeURIComponent(file.name)}`, file, (sent, total) => bar.set(sent, total, file.name));
+    }
+    picker.value = '';
+    bar.element.hidden = true;
+  }));
+
+  const show = async () => {
+    let mods;
+    try {
+      mods = await api('GET', base);
+    } catch (error) {
+      mount(list, app.problem(error));
+      return;
+    }
+    if (!mods.length) {
+      mount(list, h('p', { class: 'muted' }, 'No mods or plugins.'));
+      return;
+    }
+    mount(list, h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Mod'), h('th', {}, 'Version'), h('th', { class: 'optional' }, 'Loader'), h('th', {}, 'Enabled'), h('th', {}, ''))),
+      h('tbody', {}, mods.map((mod) => {
+        const toggle = h('input', { type: 'checkbox', checked: mod.enabled, 'aria-label': `Enable ${mod.name ?? mod.file}` });
+        toggle.addEventListener('change', () => act(() => api('POST', `${base}/${encodeURIComponent(mod.file)}/${toggle.checked ? 'enable' : 'disable'}`)));
+        return h('tr', { 'data-mod': mod.file },
+          h('td', {}, mod.name ?? mod.file, h('br'), h('small', { class: 'muted' }, mod.file)),
+          h('td', {}, mod.version ?? ''),
+          h('td', { class: 'optional' }, mod.loader ?? ''),
+          h('td', {}, toggle),
+          h('td', { class: 'actions-cell' }, h('button', { type: 'button', class: 'danger', 'aria-label': `Remove ${mod.file}`, onclick: async () => {
+            if (!(await confirmDialog('Remove mod', `Remove ${mod.file}?`, 'Remove'))) return;
+            await act(() => api('DELETE', `${base}/${encodeURIComponent(mod.file)}`));
+          } }, 'Remove')));
+      })))));
+  };
+
+  show();
+  return [
+    h('div', { class: 'actions' }, h('label', { for: 'mod-file', class: 'button' }, 'Upload a mod (.jar)'), picker),
+    bar.element,
+    status,
+    list,
+  ];
+}
+
+/** Crash history with classifications and log tails. */
+async function crashesTab(id, _server, app) {
+  let history;
+  try {
+    history = await api('GET', `/api/servers/${id}/crashes`);
+  } catch (error) {
+    return app.problem(error);
+  }
+  const crashes = (history?.crashes ?? []).slice().reverse();
+  if (!crashes.length) return h('p', { class: 'muted' }, 'No crashes recorded.');
+  return crashes.map((crash) => h('article', { class: 'card crash' },
+    h('h2', {}, `${when(crash.at)} · `, h('span', { class: 'badge crashed' }, crash.classification)),
+    h('p', {}, crash.reason),
+    h('p', { class: 'muted' }, `Exit code ${crash.exitCode ?? '—'}, signal ${crash.signal ?? '—'}, up ${Math.round(crash.uptimeMs / 1000)} s.`),
+    h('details', {}, h('summary', {}, 'Last console lines'), h('pre', { class: 'tail' }, (crash.logTail ?? []).join('\n')))));
+}
+
+/** A dev server: its runtime, code-server, and the IDE. */
+function ideTab(id, server, app) {
+  const detail = server.status?.detail ?? {};
+  const status = h('div', { 'aria-live': 'polite' });
+  const running = h('span', {}, detail.codeServerRunning ? 'running' : 'stopped');
+  const control = (action) => async () => {
+    mount(status);
+    try {
+      const answer = await api('POST', `/api/dev/${id}/codeserver/${action}`);
+      running.textContent = answer?.codeServerRunning ? 'running' : 'stopped';
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+  const openIde = async () => {
+    mount(status);
+    try {
+      // The link is single-use and short-lived: fetched on the click, opened at once (still
+      // within the click's user activation, so popup blockers let it through).
+      const link = await api('POST', `/api/dev/${id}/ide-token`);
+      window.open(link.url, '_blank', 'noopener');
+      mount(status, notice('ok', 'The IDE opens in a new tab.', 'If nothing opened, allow pop-ups for this site and try again.'));
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+  return [
+    h('dl', { class: 'card' },
+      h('dt', {}, 'Runtime'), h('dd', {}, `${server.runtime ?? ''} ${server.version ?? ''}${detail.runtimeInstalled === false ? ' (installing…)' : ''}`),
+      h('dt', {}, 'Workspace'), h('dd', {}, detail.workspaceRoot ?? '/home/dev/workspace'),
+      h('dt', {}, 'code-server'), h('dd', {}, server.enableCodeServer ? running : 'not enabled for this server')),
+    status,
+    server.enableCodeServer
+      ? h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'primary', onclick: openIde }, 'Open IDE'),
+        h('button', { type: 'button', onclick: control('start') }, 'Start code-server'),
+        h('button', { type: 'button', onclick: control('stop') }, 'Stop code-server'))
+      : null,
+  ];
+}

@@ -1,0 +1,76 @@
+//! `/api/admin/*`: what only an operator's admins may do: see every user, suspend one.
+//! (Every server is already visible to admins through `/api/servers`.)
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+use zlh_proto::api::UserView;
+use zlh_proto::time::now_ms;
+
+use super::{CurrentUser, store_error, user_view};
+use crate::ControlPlane;
+
+fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
+    if user.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::Forbidden, "only an administrator may do this"))
+    }
+}
+
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<UserView>, description = "Every user"), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn users(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    admin_only(&user)?;
+    let users = control.store.users().await.map_err(store_error)?;
+    Ok(Json(users.iter().map(user_view).collect()))
+}
+
+async fn set_suspended(
+    control: &ControlPlane,
+    admin: &CurrentUser,
+    id: &str,
+    suspend: bool,
+) -> Result<Json<UserView>, ApiError> {
+    admin_only(admin)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    if id == admin.0.id {
+        return Err(ApiError::new(ErrorCode::BadRequest, "you cannot suspend yourself"));
+    }
+    control.store.user_by_id(id).await.map_err(store_error)?.ok_or_else(|| ApiError::not_found("user"))?;
+    control.store.set_suspended(id, suspend.then(now_ms)).await.map_err(store_error)?;
+    tracing::info!(user_id = id, admin_id = admin.0.id, suspend, "account suspension changed");
+    let user = control
+        .store
+        .user_by_id(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(user_view(&user)))
+}
+
+#[utoipa::path(post, path = "/api/admin/users/{userId}/suspend", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),
+    responses((status = 200, body = UserView, description = "Suspended: every request of theirs is refused at once"), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn suspend(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    set_suspended(&control, &user, &id, true).await
+}
+
+#[utoipa::path(post, path = "/api/admin/users/{userId}/unsuspend", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),
+    responses((status = 200, body = UserView, description = "Active again"), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn unsuspend(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    set_suspended(&control, &user, &id, false).await
+}

@@ -1,0 +1,73 @@
+//! The portal in a real browser: a customer's whole day, through the UI only, against a real
+//! control plane with real agents (`e2e/portal.mjs` drives Chromium; this sets the stage and
+//! checks the outcome).
+
+use serde_json::{Value, json};
+use zlh_testkit::browser::{publish_dev_artifacts, run_script, screenshots};
+use zlh_testkit::files::zip;
+use zlh_testkit::{ControlSpec, TestControlPlane};
+
+use crate::zlh;
+
+#[tokio::test]
+async fn a_customer_does_everything_in_a_real_browser() {
+    // Crashed servers stay crashed (no automatic restart) so the page can show it.
+    let spec = ControlSpec {
+        provision_timeout: "240s".into(),
+        agent_defaults: "[recovery]\nbackoff = [\"1h\"]\nmax_consecutive_crashes = 3\n".into(),
+        ..ControlSpec::default()
+    };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    publish_dev_artifacts(&control);
+    let intruder = control.register("intruder@example.com").await;
+    control.admin(
+        &["create-user", "--email", "operator@example.com", "--admin", "--password-stdin"],
+        "operator password 1\n",
+    );
+    let jar = control.data.path().join("portalmod-1.0.0.jar");
+    let metadata = json!({"schemaVersion": 1, "id": "portalmod", "name": "Portal Mod", "version": "1.0.0"});
+    std::fs::write(&jar, zip(&[("fabric.mod.json", metadata.to_string().as_bytes())])).expect("jar");
+    let shots = format!("{}/portal", screenshots());
+    std::fs::create_dir_all(&shots).expect("screenshots");
+
+    let owner = json!({"email": "player@example.com", "password": "a long enough password"});
+    let stage = json!({
+        "base": control.url,
+        "owner": owner,
+        "intruder": {"email": intruder.email, "password": intruder.password},
+        "admin": {"email": "operator@example.com", "password": "operator password 1"},
+        "jar": jar,
+        "runtime": "fakenode",
+        "version": "1.0.0",
+        "workspaceFile": "FROM_THE_PORTAL.md",
+        "shots": shots,
+    });
+    let seen = run_script("portal.mjs", &[], &[("ZLH_PORTAL", &stage.to_string())]).await;
+    eprintln!("{}", serde_json::to_string_pretty(&seen["steps"]).unwrap_or_default());
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
+    assert!(seen["crashBadge"].as_str().unwrap_or_default().contains("mod_or_plugin_error"), "{seen}");
+    assert!(seen["explorerRows"].to_string().contains("FROM_THE_PORTAL.md"), "{seen}");
+
+    // What the browser did is what the API holds.
+    let player = control.login("player@example.com", "a long enough password").await;
+    let game = seen["ids"]["game"].as_i64().expect("game id");
+    let (status, notes) = control
+        .send(
+            "GET",
+            &format!("/api/servers/{game}/files/content?path=notes.txt"),
+            &player.access_token,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!((status, notes), (200, b"edited in the browser\n".to_vec()));
+    let (_, servers) = control.call("GET", "/api/servers", Some(&player.access_token), None).await;
+    assert_eq!(servers.as_array().map(Vec::len), Some(2), "{servers}");
+    // The suspended intruder's sessions ended, and signing in again is refused.
+    let (status, refused): (u16, Value) =
+        control.call("GET", "/api/servers", Some(&intruder.access_token), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (401, &json!("token_invalid")));
+    let credentials = json!({"email": intruder.email, "password": intruder.password});
+    let (status, refused) = control.call("POST", "/api/auth/login", None, Some(credentials)).await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("account_suspended")));
+}

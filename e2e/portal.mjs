@@ -1,0 +1,268 @@
+// Walks through the portal in headless Chromium the way a customer does, against a real
+// control plane with real agents, and reports what happened as JSON (last line of stdout).
+//
+//   ZLH_PORTAL='{"base": "...", "owner": {...}, "intruder": {...}, "admin": {...},
+//                "jar": "/path/mod.jar", "shots": "/dir"}' node portal.mjs
+import { readFileSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const config = JSON.parse(process.env.ZLH_PORTAL);
+const browser = await chromium.launch({
+  executablePath: process.env.ZLH_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const result = { ok: false, steps: [], consoleErrors: [], ids: {} };
+// Status codes the browser may log as failed loads while a step provokes them on purpose.
+let expectedStatuses = [];
+const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+const page = await context.newPage();
+page.on('console', (message) => {
+  if (message.type() !== 'error') return;
+  const text = message.text();
+  if (expectedStatuses.some((status) => text.includes(`status of ${status}`))) return;
+  result.consoleErrors.push(text);
+});
+page.on('pageerror', (error) => result.consoleErrors.push(`page error: ${error.message}`));
+
+const SECOND = 1000;
+const url = (hash) => `${config.base}/${hash}`;
+const shot = (name) => page.screenshot({ path: `${config.shots}/${name}.png`, fullPage: true });
+const heading = (name) => page.getByRole('heading', { level: 1, name });
+const terminalText = () => page.locator('.xterm-rows').innerText();
+
+async function step(name, work) {
+  const began = Date.now();
+  try {
+    await work();
+  } catch (error) {
+    await shot(`failed-${name.replace(/\W+/g, '-')}`).catch(() => {});
+    throw new Error(`${name}: ${error.message}`);
+  }
+  result.steps.push({ name, ms: Date.now() - began });
+}
+
+async function signIn(user) {
+  await page.goto(url('#/signin'));
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await heading(/servers/).waitFor();
+}
+
+async function signOut() {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await heading('Sign in').waitFor();
+}
+
+async function openTab(name) {
+  await page.getByRole('tab', { name }).click();
+  await page.waitForFunction((tab) => document.querySelector(`#tab-${tab}`)?.getAttribute('aria-selected') === 'true', name.toLowerCase());
+}
+
+async function waitForState(state, timeout = 60 * SECOND) {
+  await page.locator(`#server-state [data-state="${state}"]`).waitFor({ timeout });
+}
+
+async function typeInConsole(text) {
+  await page.locator('.xterm').click();
+  await page.keyboard.type(text);
+  await page.keyboard.press('Enter');
+}
+
+async function editFile(name, text) {
+  await openTab('Files');
+  await page.getByRole('button', { name, exact: true }).click();
+  const editor = page.getByLabel(name, { exact: true });
+  await editor.fill(text);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText(`Saved ${name}.`).waitFor();
+  await page.getByRole('button', { name: 'Back to the folder' }).click();
+}
+
+async function fileText(name) {
+  await openTab('Files');
+  await page.getByRole('button', { name, exact: true }).click();
+  const value = await page.getByLabel(name, { exact: true }).inputValue();
+  await page.getByRole('button', { name: 'Back to the folder' }).click();
+  return value;
+}
+
+try {
+  await step('sign up', async () => {
+    await page.goto(url('#/signup'));
+    await shot('sign-up');
+    await page.getByLabel('Email').fill(config.owner.email);
+    await page.getByLabel('Password').fill(config.owner.password);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await heading('Your servers').waitFor();
+    await page.getByText('No servers yet.').waitFor();
+  });
+
+  await step('sign out and in, and a reload keeps the session', async () => {
+    await signOut();
+    await shot('sign-in');
+    await signIn(config.owner);
+    await page.reload();
+    await heading('Your servers').waitFor();
+  });
+
+  await step('create a game server and watch it run', async () => {
+    await page.getByRole('link', { name: 'New server' }).first().click();
+    await heading('New server').waitFor();
+    await page.getByLabel('Name').fill('Survival');
+    await page.getByLabel('Template').selectOption('sample');
+    await shot('new-server');
+    await page.getByRole('button', { name: 'Create server' }).click();
+    await heading(/Survival/).waitFor({ timeout: 90 * SECOND });
+    result.ids.game = Number(page.url().split('/').at(-1));
+    await page.goto(url('#/servers'));
+    await page.locator(`tr[data-server="${result.ids.game}"] [data-state="running"]`).waitFor({ timeout: 30 * SECOND });
+    await shot('servers');
+  });
+
+  await step('the console shows output and takes commands', async () => {
+    await page.goto(url(`#/servers/${result.ids.game}/console`));
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('Done ('), null, { timeout: 30 * SECOND });
+    await typeInConsole('say hello from the portal');
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('[Server] hello from the portal'), null, { timeout: 15 * SECOND });
+    // The command box does the same for people who prefer it.
+    await page.getByLabel('Console command').fill('list');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('players online'), null, { timeout: 15 * SECOND });
+    result.terminal = (await terminalText()).split('\n').filter((line) => line.trim()).slice(-6);
+    await shot('console');
+  });
+
+  await step('a crash shows its classification', async () => {
+    await typeInConsole('modcrash');
+    await waitForState('crashed');
+    result.crashBadge = await page.locator('#server-state').innerText();
+    await openTab('Crashes');
+    await page.locator('article.crash .badge', { hasText: 'mod_or_plugin_error' }).first().waitFor();
+    await shot('crashes');
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+    await waitForState('running');
+  });
+
+  await step('upload, edit and download a file', async () => {
+    await openTab('Files');
+    await page.locator('#upload-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('first draft\n') });
+    await page.getByRole('button', { name: 'notes.txt', exact: true }).waitFor();
+    await shot('files');
+    await editFile('notes.txt', 'edited in the browser\n');
+    const downloading = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download notes.txt' }).click();
+    const downloaded = await downloading;
+    result.downloaded = readFileSync(await downloaded.path(), 'utf8');
+    if (result.downloaded !== 'edited in the browser\n') throw new Error(`downloaded ${JSON.stringify(result.downloaded)}`);
+  });
+
+  await step('back up, change, restore', async () => {
+    await openTab('Backups');
+    await page.getByRole('button', { name: 'Create backup' }).click();
+    await page.getByText('The backup was taken.').waitFor({ timeout: 60 * SECOND });
+    await shot('backups');
+    await editFile('notes.txt', 'changed after the backup\n');
+    await openTab('Backups');
+    await page.getByRole('button', { name: /^Restore backup from/ }).first().click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
+    await page.getByText('The backup was restored.').waitFor({ timeout: 60 * SECOND });
+    result.restored = await fileText('notes.txt');
+    if (result.restored !== 'edited in the browser\n') throw new Error(`after the restore: ${JSON.stringify(result.restored)}`);
+    await waitForState('running');
+  });
+
+  await step('mods: upload, disable, remove', async () => {
+    await openTab('Mods');
+    await page.locator('#mod-file').setInputFiles(config.jar);
+    const row = page.locator('tr[data-mod="portalmod-1.0.0.jar"]');
+    await row.waitFor();
+    result.mod = await row.innerText();
+    await page.getByLabel('Enable Portal Mod').uncheck();
+    await page.locator('tr[data-mod="portalmod-1.0.0.jar.disabled"]').waitFor();
+    await shot('mods');
+    await page.getByRole('button', { name: 'Remove portalmod-1.0.0.jar.disabled' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.getByText('No mods or plugins.').waitFor();
+  });
+
+  await step('a dev server with code-server opens the IDE', async () => {
+    await page.goto(url('#/new'));
+    await page.getByLabel('Name').fill('Workshop');
+    await page.getByLabel('Dev container').check();
+    await page.getByLabel('Runtime').selectOption(config.runtime);
+    await page.getByLabel('Version').selectOption(config.version);
+    await page.getByLabel(/Enable code-server/).check();
+    await page.getByRole('button', { name: 'Create server' }).click();
+    await heading(/Workshop/).waitFor({ timeout: 240 * SECOND });
+    result.ids.dev = Number(page.url().split('/').at(-1));
+    // Something in the workspace for the Explorer to list.
+    await openTab('Files');
+    await page.locator('#upload-file').setInputFiles({ name: config.workspaceFile, mimeType: 'text/markdown', buffer: Buffer.from('# From the portal\n') });
+    await page.getByRole('button', { name: config.workspaceFile, exact: true }).waitFor();
+    await openTab('IDE');
+    await shot('dev-server');
+    const opening = context.waitForEvent('page');
+    await page.getByRole('button', { name: 'Open IDE' }).click();
+    const ide = await opening;
+    await ide.waitForLoadState('domcontentloaded', { timeout: 60 * SECOND });
+    await ide.locator('.monaco-workbench').waitFor({ timeout: 120 * SECOND });
+    const row = ide.locator('.explorer-folders-view .monaco-list-row', { hasText: config.workspaceFile });
+    await row.first().waitFor({ timeout: 60 * SECOND });
+    result.explorerRows = await ide.locator('.explorer-folders-view .monaco-list-row').allInnerTexts();
+    result.ideUrl = ide.url().replace(/token=[^&]*/, 'token=…');
+    await ide.screenshot({ path: `${config.shots}/ide.png` });
+    await ide.close();
+  });
+
+  await step('a phone-width screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(url('#/servers'));
+    await page.locator(`tr[data-server="${result.ids.game}"]`).waitFor();
+    await shot('servers-phone');
+    await page.goto(url(`#/servers/${result.ids.game}/console`));
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('Done ('), null, { timeout: 30 * SECOND });
+    await shot('console-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  await step('another user sees none of it', async () => {
+    await signOut();
+    await signIn(config.intruder);
+    await page.getByText('No servers yet.').waitFor();
+    expectedStatuses = [404];
+    await page.goto(url(`#/servers/${result.ids.game}`));
+    await page.getByRole('alert').filter({ hasText: 'no such server' }).waitFor();
+    await page.goto(url(`#/servers/${result.ids.dev}/ide`));
+    await page.getByRole('alert').filter({ hasText: 'no such server' }).waitFor();
+    await shot('not-yours');
+    expectedStatuses = [];
+  });
+
+  await step('an expired session goes to sign-in', async () => {
+    expectedStatuses = [401];
+    await page.evaluate(() => localStorage.setItem('zlh.session', JSON.stringify({ accessToken: 'expired', refreshToken: 'revoked', user: { email: 'x', role: 'user' } })));
+    await page.goto(url('#/servers'));
+    await page.getByText('Your session has ended. Sign in again to continue.').waitFor();
+    expectedStatuses = [];
+  });
+
+  await step('an admin sees every user and suspends one', async () => {
+    await signIn(config.admin);
+    await page.locator(`tr[data-server="${result.ids.game}"]`).waitFor();
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await heading('Users').waitFor();
+    await page.getByRole('button', { name: `Suspend ${config.intruder.email}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Suspend' }).click();
+    await page.locator(`tr[data-user="${config.intruder.email}"] .badge`, { hasText: 'suspended' }).waitFor();
+    await shot('admin');
+  });
+
+  result.ok = result.consoleErrors.length === 0;
+} catch (error) {
+  result.error = String(error.message || error);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
