@@ -27,7 +27,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         let url = control.config.public_url();
         let email = std::env::var("ZLH_ADMIN_EMAIL").unwrap_or_else(|_| "admin@localhost".into());
         let password = std::env::var("ZLH_ADMIN_PASSWORD").ok();
-        eprintln!("\nZeroLagHub is running at {url}");
+        eprintln!("\nZeroLagHub is running: open {url}/ in a browser (the API is under {url}/api)");
         if let Some((email, password)) = control.ensure_first_admin(&email, password).await? {
             eprintln!("First admin (shown only now; change the password after signing in):");
             eprintln!("  email:    {email}\n  password: {password}\n");

@@ -1,7 +1,7 @@
 //! A game server's whole life through the control plane's API, and provisioning failures.
 
 use serde_json::json;
-use zlh_testkit::{ControlSpec, TestControlPlane, procs};
+use zlh_testkit::{ControlSpec, TestControlPlane, eventually, procs};
 
 use crate::{SOON, zlh};
 
@@ -143,4 +143,69 @@ async fn create_requests_are_validated() {
     }
     let (_, list) = control.call("GET", "/api/servers", token, None).await;
     assert_eq!(list, json!([]));
+}
+
+/// The README's first command: `zlh up` with nothing but a data directory (port 0 here).
+#[tokio::test]
+async fn zlh_up_serves_the_portal_and_prints_the_first_admin_once() {
+    use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+    type Said = Lines<BufReader<tokio::process::ChildStderr>>;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let http = reqwest::Client::new();
+    // Starts `zlh up` and reads what it says until it serves; returns that and its URL.
+    let up = async || -> (tokio::process::Child, Said, String, String) {
+        let mut child = tokio::process::Command::new(zlh())
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("zlh-data"))
+            .env_remove("ZLH_ADMIN_PASSWORD")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("zlh up");
+        let mut said = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut printed = String::new();
+        let url = loop {
+            let line = tokio::time::timeout(SOON, said.next_line()).await.expect("in time").expect("read");
+            let line = line.expect("zlh up exited before serving");
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                break url.trim_end_matches('/').to_owned();
+            }
+        };
+        eventually("zlh up serves", SOON, async || http.get(format!("{url}/health")).send().await.ok()).await;
+        (child, said, url, printed)
+    };
+    // Everything it says until it exits on SIGTERM, which must be a clean exit.
+    let stop = async |mut child: tokio::process::Child, mut said: Said| -> String {
+        procs::signal(child.id().expect("pid"), rustix::process::Signal::TERM);
+        let mut printed = String::new();
+        while let Some(line) = said.next_line().await.expect("read") {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        assert!(child.wait().await.expect("exit").success());
+        printed
+    };
+
+    let (first, said, _, before) = up().await;
+    let printed = before + &stop(first, said).await;
+    let credential = |key: &str| {
+        let line = printed.lines().find(|l| l.trim().starts_with(key)).unwrap_or_else(|| panic!("{printed}"));
+        line.trim()[key.len()..].trim().to_owned()
+    };
+    let (email, password) = (credential("email:"), credential("password:"));
+
+    // Again on the same data: the portal, the kept admin, and no password printed.
+    let (second, said, url, before) = up().await;
+    let page = http.get(format!("{url}/")).send().await.expect("portal");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("<title>ZeroLagHub</title>"));
+    let login = json!({"email": email, "password": password});
+    let signed_in = http.post(format!("{url}/api/auth/login")).json(&login).send().await.expect("login");
+    assert_eq!(signed_in.status(), 200);
+    let printed = before + &stop(second, said).await;
+    assert!(!printed.contains("password") && !printed.contains(&password), "{printed}");
 }
