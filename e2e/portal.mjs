@@ -240,6 +240,24 @@ try {
     expectedStatuses = [];
   });
 
+  await step('an expired access token is refreshed silently', async () => {
+    await page.goto(url('#/servers'));
+    await page.getByText('No servers yet.').waitFor();
+    expectedStatuses = [401];
+    const before = await page.evaluate(() => JSON.parse(localStorage.getItem('zlh.session')));
+    await page.evaluate(() => {
+      const stale = JSON.parse(localStorage.getItem('zlh.session'));
+      localStorage.setItem('zlh.session', JSON.stringify({ ...stale, accessToken: 'expired' }));
+    });
+    await page.reload();
+    await page.getByText('No servers yet.').waitFor();
+    const after = await page.evaluate(() => JSON.parse(localStorage.getItem('zlh.session')));
+    if (after.accessToken === 'expired' || after.refreshToken === before.refreshToken) {
+      throw new Error('the session was not refreshed');
+    }
+    expectedStatuses = [];
+  });
+
   await step('an expired session goes to sign-in', async () => {
     expectedStatuses = [401];
     await page.evaluate(() => localStorage.setItem('zlh.session', JSON.stringify({ accessToken: 'expired', refreshToken: 'revoked', user: { email: 'x', role: 'user' } })));
