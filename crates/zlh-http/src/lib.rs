@@ -3,6 +3,10 @@
 //! every failure is such an error, and the fallbacks for unknown routes and methods.
 #![forbid(unsafe_code)]
 
+mod unread;
+
+pub use unread::close_when_body_unread;
+
 use axum::Json;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_secret))
         // Bodies are limited where they are read (`ApiJson`), which can answer cleanly.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(zlh_http::close_when_body_unread))
         .with_state(state)
 }
 

@@ -81,6 +81,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
     api.fallback(zlh_http::not_found)
         .method_not_allowed_fallback(zlh_http::method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&control), crate::ide::hosted))
+        .layer(middleware::from_fn(zlh_http::close_when_body_unread))
         .with_state(control)
 }
 

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
 use zlh_control::ControlConfig;
 
 use crate::logging::{self, LogTo};
@@ -50,13 +51,11 @@ pub(crate) fn serve(
         let exe = std::env::current_exe().context("cannot find the zlh executable")?;
         let control = zlh_control::ControlPlane::open(config, exe).await?;
         on_open(&control).await?;
-        let shutdown = async {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut terminate), Ok(mut interrupt)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
-                return std::future::pending().await;
-            };
+        // Handlers are installed now, not when the server first polls `shutdown`: a SIGTERM
+        // that arrives as soon as the API answers must still be a graceful stop.
+        let (mut terminate, mut interrupt) =
+            (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+        let shutdown = async move {
             tokio::select! {
                 _ = terminate.recv() => {}
                 _ = interrupt.recv() => {}
