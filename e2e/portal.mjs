@@ -2,7 +2,8 @@
 // control plane with real agents, and reports what happened as JSON (last line of stdout).
 //
 //   ZLH_PORTAL='{"base": "...", "owner": {...}, "intruder": {...}, "admin": {...},
-//                "jar": "/path/mod.jar", "shots": "/dir"}' node portal.mjs
+//                "jar": "mod.jar", "archive": "pack.zip", "outbox": "outbox.log",
+//                "shots": "/dir", ...}' node portal.mjs
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -56,7 +57,10 @@ async function signOut() {
 }
 
 async function openTab(name) {
-  await page.getByRole('tab', { name }).click();
+  const tab = page.getByRole('tab', { name });
+  // Clicking the open tab loads the page again; a step could act on the page being replaced.
+  if ((await tab.getAttribute('aria-selected')) === 'true') return;
+  await tab.click();
   await page.waitForFunction((tab) => document.querySelector(`#tab-${tab}`)?.getAttribute('aria-selected') === 'true', name.toLowerCase());
 }
 
@@ -158,6 +162,25 @@ try {
     if (result.downloaded !== 'edited in the browser\n') throw new Error(`downloaded ${JSON.stringify(result.downloaded)}`);
   });
 
+  await step('folders, archives, rename and delete', async () => {
+    await openTab('Files');
+    await page.locator('#upload-file').setInputFiles(config.archive);
+    await page.getByRole('button', { name: 'Extract pack.zip' }).click();
+    await page.getByText('Extracted pack.zip.').waitFor({ timeout: 30 * SECOND });
+    await page.getByRole('button', { name: 'pack/', exact: true }).click();
+    await page.getByRole('button', { name: 'readme.txt', exact: true }).waitFor();
+    page.once('dialog', (dialog) => dialog.accept('renamed.txt'));
+    await page.getByRole('button', { name: 'Rename readme.txt' }).click();
+    await page.getByRole('button', { name: 'renamed.txt', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Delete renamed.txt' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('This folder is empty.').waitFor();
+    await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'server' }).click();
+    await page.getByRole('button', { name: 'Delete pack.zip' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.locator('tr[data-file="pack.zip"]').waitFor({ state: 'detached' });
+  });
+
   await step('back up, change, restore', async () => {
     await openTab('Backups');
     await page.getByRole('button', { name: 'Create backup' }).click();
@@ -171,6 +194,10 @@ try {
     result.restored = await fileText('notes.txt');
     if (result.restored !== 'edited in the browser\n') throw new Error(`after the restore: ${JSON.stringify(result.restored)}`);
     await waitForState('running');
+    await openTab('Backups');
+    await page.getByRole('button', { name: /^Delete backup from/ }).first().click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('No backups yet.').waitFor();
   });
 
   await step('mods: upload, disable, remove', async () => {
@@ -189,6 +216,7 @@ try {
 
   await step('a dev server with code-server opens the IDE', async () => {
     await page.goto(url('#/new'));
+    await heading('New server').waitFor();
     await page.getByLabel('Name').fill('Workshop');
     await page.getByLabel('Dev container').check();
     await page.getByLabel('Runtime').selectOption(config.runtime);
@@ -206,8 +234,14 @@ try {
     const opening = context.waitForEvent('page');
     await page.getByRole('button', { name: 'Open IDE' }).click();
     const ide = await opening;
+    const ideErrors = [];
+    ide.on('console', (message) => message.type() === 'error' && ideErrors.push(message.text()));
+    ide.on('requestfailed', (request) => ideErrors.push(`${request.url()}: ${request.failure()?.errorText}`));
     await ide.waitForLoadState('domcontentloaded', { timeout: 60 * SECOND });
-    await ide.locator('.monaco-workbench').waitFor({ timeout: 120 * SECOND });
+    await ide.locator('.monaco-workbench').waitFor({ timeout: 120 * SECOND }).catch(async (error) => {
+      await ide.screenshot({ path: `${config.shots}/failed-ide.png` }).catch(() => {});
+      throw new Error(`${error.message} at ${ide.url().replace(/token=[^&]*/, 'token=…')}; ${ideErrors.slice(0, 5).join('; ')}`);
+    });
     const row = ide.locator('.explorer-folders-view .monaco-list-row', { hasText: config.workspaceFile });
     await row.first().waitFor({ timeout: 60 * SECOND });
     result.explorerRows = await ide.locator('.explorer-folders-view .monaco-list-row').allInnerTexts();
@@ -275,6 +309,30 @@ try {
     await page.getByRole('dialog').getByRole('button', { name: 'Suspend' }).click();
     await page.locator(`tr[data-user="${config.intruder.email}"] .badge`, { hasText: 'suspended' }).waitFor();
     await shot('admin');
+  });
+
+  await step('a forgotten password is reset through the emailed link, then changed', async () => {
+    await signOut();
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await heading('Reset your password').waitFor();
+    await page.getByLabel('Email').fill(config.owner.email);
+    await page.getByRole('button', { name: 'Send the link' }).click();
+    await page.getByText('If that address has an account, a reset link is on its way.').waitFor();
+    const message = JSON.parse(readFileSync(config.outbox, 'utf8').trim().split('\n').at(-1));
+    const link = message.body.match(/https?:\/\/\S+/)[0];
+    await page.goto(link);
+    await heading('Choose a new password').waitFor();
+    await page.getByLabel('New password').fill('reset in the browser');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.getByText('Your password was changed and every session ended.').waitFor();
+    await signIn({ email: config.owner.email, password: 'reset in the browser' });
+    await page.getByRole('link', { name: 'Account' }).click();
+    await heading('Account').waitFor();
+    await page.getByLabel('Current password').fill('reset in the browser');
+    await page.getByLabel('New password').fill(config.owner.password);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByText('Your password was changed.').waitFor();
+    await shot('account');
   });
 
   result.ok = result.consoleErrors.length === 0;

@@ -2,11 +2,15 @@
 //! started with `--bind-addr 0.0.0.0:<port> --auth none --disable-telemetry` (the control
 //! plane's proxy is the only door), kept running while wanted.
 //!
-//! Whether it runs is read from `/proc/*/cmdline` (any process started from the installed
+//! It counts as running once it answers on its port: a code-server that is still loading (it
+//! can take seconds) is not yet an IDE anyone can open.
+//!
+//! Whether its processes exist is read from `/proc/*/cmdline` (any process started from the installed
 //! code-server), not from a pid file, so an agent that restarted finds the code-server it left
 //! behind. It runs in its own process group: stopping it stops its helpers too.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +21,11 @@ use crate::supervisor::Launch;
 
 /// How often supervision looks.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long provisioning waits for a new code-server to answer.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a start request waits for it to answer (within the control plane's agent timeout;
+/// a slower start is reported as not running yet, and the status shows when it is).
+pub const REQUEST_WAIT: Duration = Duration::from_secs(4);
 /// How long a stop waits for SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -31,7 +40,9 @@ pub struct CodeServer {
     /// Whether it should run; the supervision task follows it.
     wanted: watch::Sender<bool>,
     launch: Mutex<Option<Launch>>,
-    supervising: std::sync::atomic::AtomicBool,
+    supervising: AtomicBool,
+    /// It accepted a connection on its port at the last look.
+    answering: AtomicBool,
 }
 
 impl CodeServer {
@@ -51,7 +62,8 @@ impl CodeServer {
             log,
             wanted: watch::channel(false).0,
             launch: Mutex::new(None),
-            supervising: std::sync::atomic::AtomicBool::new(false),
+            supervising: AtomicBool::new(false),
+            answering: AtomicBool::new(false),
         }
     }
 
@@ -82,16 +94,46 @@ impl CodeServer {
             .collect()
     }
 
-    /// Whether code-server runs.
+    /// Whether code-server's processes exist (it may still be loading).
     pub fn is_running(&self) -> bool {
         !self.pids().is_empty()
+    }
+
+    /// Whether code-server answers on its port (as of the last look, at most
+    /// [`CHECK_EVERY`] ago, or now after [`CodeServer::wait_until_answering`]).
+    pub fn is_answering(&self) -> bool {
+        self.answering.load(Ordering::SeqCst)
+    }
+
+    /// Looks whether it answers now, and remembers. Wanted is read again after the connect,
+    /// so a look that overlaps a stop cannot leave it "answering".
+    async fn look(&self) -> bool {
+        let connects =
+            self.is_running() && tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok();
+        let answers = connects && *self.wanted.borrow();
+        self.answering.store(answers, Ordering::SeqCst);
+        answers
+    }
+
+    /// Waits until it answers, up to `timeout`; returns whether it does.
+    pub async fn wait_until_answering(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.look().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Wants it running, launched like this; starts supervision on first use.
     pub fn start(self: &Arc<Self>, launch: Launch) {
         *self.launch.lock().unwrap_or_else(|p| p.into_inner()) = Some(launch);
         self.wanted.send_replace(true);
-        if !self.supervising.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if !self.supervising.swap(true, Ordering::SeqCst) {
             let this = Arc::clone(self);
             tokio::spawn(async move { this.supervise().await });
         }
@@ -101,6 +143,7 @@ impl CodeServer {
     pub async fn stop(&self) {
         self.wanted.send_replace(false);
         self.kill_all().await;
+        self.answering.store(false, Ordering::SeqCst);
     }
 
     async fn kill_all(&self) {
@@ -139,6 +182,7 @@ impl CodeServer {
                 }
                 continue;
             }
+            self.look().await;
             tokio::select! {
                 _ = wanted.changed() => {}
                 _ = tokio::time::sleep(CHECK_EVERY) => {}

@@ -141,6 +141,11 @@ impl DevEnvironment {
             self.write_profile()?;
             progress.say("starting code-server");
             self.code_server.start(self.code_server_launch());
+            // Ready means the IDE opens. One that never answers leaves the container usable
+            // (and says so in its status) rather than failing it.
+            if !self.code_server.wait_until_answering(code_server::START_TIMEOUT).await {
+                tracing::warn!(timeout = ?code_server::START_TIMEOUT, "code-server does not answer yet");
+            }
         } else {
             self.write_profile()?;
         }
@@ -276,7 +281,7 @@ impl DevEnvironment {
             // path in a real container, beneath the root elsewhere.
             workspace_root: self.workspace.display().to_string(),
             code_server_installed: self.addons.current("code-server").is_some(),
-            code_server_running: self.code_server.is_running(),
+            code_server_running: self.code_server.is_answering(),
         }
     }
 }
@@ -294,7 +299,7 @@ pub struct DevStatus {
     pub workspace_root: String,
     /// code-server is installed.
     pub code_server_installed: bool,
-    /// code-server runs.
+    /// code-server runs and answers on its port.
     pub code_server_running: bool,
 }
 

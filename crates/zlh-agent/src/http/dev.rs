@@ -110,7 +110,7 @@ pub(super) async fn code_server_start(
     let dev = dev(&state)?;
     code_server_installed(&dev)?;
     dev.code_server.start(dev.code_server_launch());
-    wait_until(|| dev.code_server.is_running()).await;
+    dev.code_server.wait_until_answering(crate::dev::code_server::REQUEST_WAIT).await;
     Ok(code_server_answer(&dev).await)
 }
 
@@ -129,14 +129,6 @@ pub(super) async fn code_server_restart(
     code_server_installed(&dev)?;
     dev.code_server.stop().await;
     dev.code_server.start(dev.code_server_launch());
-    wait_until(|| dev.code_server.is_running()).await;
+    dev.code_server.wait_until_answering(crate::dev::code_server::REQUEST_WAIT).await;
     Ok(code_server_answer(&dev).await)
-}
-
-/// Polls a condition for up to five seconds (the supervision loop acts within one check).
-async fn wait_until(condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !condition() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
 }

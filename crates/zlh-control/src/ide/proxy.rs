@@ -63,6 +63,35 @@ fn is_websocket(headers: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
+/// A browser opening a page (not a script fetching a resource): it gets a page, not JSON.
+fn is_page_load(request: &Request<Body>) -> bool {
+    request.method() == axum::http::Method::GET
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// What someone who opens the IDE sees while code-server is not answering (most often: it is
+/// still loading, which can take seconds): a page that tries again by itself.
+fn not_answering_page() -> Response<Body> {
+    const PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <meta http-equiv=\"refresh\" content=\"3\"><title>The IDE is starting</title>\
+        <meta name=\"viewport\" content=\"width=device-width\"></head>\
+        <body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem\">\
+        <h1>The IDE is starting</h1><p>code-server is not answering yet. This page tries again \
+        every few seconds.</p><p>If it keeps showing, start code-server from the server's page in \
+        the portal.</p></body></html>";
+    let mut response = Response::new(Body::from(PAGE));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The `Cookie` header without our cookies (`zlh_ide*`).
 fn without_our_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
     let kept: Vec<&str> = headers
@@ -87,6 +116,7 @@ impl IdeProxy {
         public_scheme: &str,
     ) -> Response<Body> {
         let websocket = is_websocket(request.headers());
+        let navigation = is_page_load(&request);
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let Ok(uri) =
@@ -118,6 +148,9 @@ impl IdeProxy {
             Ok(response) => response,
             Err(e) => {
                 tracing::warn!(error = %e, "code-server did not answer");
+                if navigation {
+                    return not_answering_page();
+                }
                 return ApiError::new(
                     ErrorCode::AgentUnreachable,
                     "code-server does not answer; start it from the server's page and try again",

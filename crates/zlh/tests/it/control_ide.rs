@@ -11,18 +11,19 @@ use zlh_control::drivers::AgentEndpoint;
 use zlh_control::provision::{ExternalServer, record_external};
 use zlh_proto::Secret;
 use zlh_proto::api::{Role, ServerKind};
-use zlh_testkit::{ApiUser, ControlSpec, EchoUpstream, TestControlPlane};
+use zlh_testkit::{ApiUser, ControlSpec, EchoUpstream, TestControlPlane, eventually};
 
 use crate::zlh;
 
 /// A control plane with `owner`'s two dev servers whose "code-server" is an [`EchoUpstream`]
-/// (their agents are elsewhere and never asked), plus `other`, a second user.
+/// (their agents are elsewhere and never asked), a third whose code-server does not answer,
+/// plus `other`, a second user.
 struct Setup {
     control: TestControlPlane,
     upstream: EchoUpstream,
     owner: ApiUser,
     other: ApiUser,
-    servers: [i64; 2],
+    servers: [i64; 3],
     http: reqwest::Client,
 }
 
@@ -39,12 +40,16 @@ async fn setup(extra_toml: &str) -> Setup {
             .expect("store");
         let hash = zlh_control::auth::passwords::hash(password).await;
         let owner = store.create_user("owner@example.com", &hash, Role::User, 1).await.expect("owner");
-        let mut ids = [0; 2];
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let nobody = closed.local_addr().expect("address").to_string();
+        drop(closed);
+        let mut ids = [0; 3];
         for (n, id) in ids.iter_mut().enumerate() {
+            let ide = if n < 2 { upstream.address.clone() } else { nobody.clone() };
             let endpoint = AgentEndpoint {
                 url: Secret::new("http://127.0.0.1:9"),
                 secret: Secret::new("unused-agent-secret"),
-                ide: Some(Secret::new(upstream.address.clone())),
+                ide: Some(Secret::new(ide)),
             };
             let server = ExternalServer {
                 owner_id: owner.id,
@@ -86,6 +91,38 @@ fn code(response_body: &str) -> String {
     serde_json::from_str::<Value>(response_body)
         .map(|v| v["error"]["code"].as_str().unwrap_or_default().to_owned())
         .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_code_server_that_does_not_answer_yet_gets_a_page_that_retries() {
+    let s = setup("").await;
+    let id = s.servers[2];
+    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
+    let session =
+        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let host = format!("http://dev-{id}.localhost:{}", s.port());
+
+    // Someone opening the IDE: a page that says what is happening and reloads itself.
+    let page = s
+        .http
+        .get(format!("{host}/?folder=/home/dev/workspace"))
+        .header("cookie", &session)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 503);
+    assert_eq!(page.headers()["retry-after"], "3");
+    assert!(page.headers()["content-type"].to_str().expect("type").starts_with("text/html"));
+    let text = page.text().await.expect("html");
+    assert!(text.contains("The IDE is starting") && text.contains("http-equiv=\"refresh\""), "{text}");
+    assert!(!text.contains("127.0.0.1"), "the backend address stays hidden: {text}");
+
+    // A script's request: the JSON error, as from every other route.
+    let fetched =
+        s.http.get(format!("{host}/static/app.js")).header("cookie", &session).send().await.expect("js");
+    assert_eq!(fetched.status(), 502);
+    assert_eq!(code(&fetched.text().await.expect("body")), "agent_unreachable");
 }
 
 #[tokio::test]
@@ -214,7 +251,7 @@ async fn the_path_form_works_and_can_be_switched_off() {
 #[tokio::test]
 async fn links_expire_and_are_bound_to_their_server_user_and_type() {
     let s = setup("[ide]\ntoken_ttl = \"1s\"\n").await;
-    let [id, other_id] = s.servers;
+    let [id, other_id, _] = s.servers;
     let host = |id: i64| format!("http://dev-{id}.localhost:{}", s.port());
     let link = s.link(id).await;
     let token = link["token"].as_str().expect("token").to_owned();
@@ -367,8 +404,13 @@ async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
     let (status, stopped) =
         control.call("POST", &format!("/api/dev/{id}/codeserver/stop"), Some(&user.access_token), None).await;
     assert_eq!((status, &stopped["codeServerRunning"]), (200, &json!(false)));
-    let (status, started) = control
-        .call("POST", &format!("/api/dev/{id}/codeserver/start"), Some(&user.access_token), None)
-        .await;
-    assert_eq!((status, &started["codeServerRunning"]), (200, &json!(true)));
+    // A start answers within the agent timeout; a slow code-server is "not running" until it
+    // answers on its port, and asking again is harmless.
+    let start = format!("/api/dev/{id}/codeserver/start");
+    eventually("code-server answers again", Duration::from_secs(60), async || {
+        let (status, started) = control.call("POST", &start, Some(&user.access_token), None).await;
+        assert_eq!(status, 200, "{started}");
+        (started["codeServerRunning"] == true).then_some(())
+    })
+    .await;
 }

@@ -27,7 +27,11 @@ async fn a_customer_does_everything_in_a_real_browser() {
     let jar = control.data.path().join("portalmod-1.0.0.jar");
     let metadata = json!({"schemaVersion": 1, "id": "portalmod", "name": "Portal Mod", "version": "1.0.0"});
     std::fs::write(&jar, zip(&[("fabric.mod.json", metadata.to_string().as_bytes())])).expect("jar");
+    let archive = control.data.path().join("pack.zip");
+    std::fs::write(&archive, zip(&[("pack/readme.txt", b"read me\n")])).expect("archive");
     let shots = format!("{}/portal", screenshots());
+    // This run's screenshots only (a failed step leaves `failed-<step>.png`).
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).expect("screenshots");
 
     let owner = json!({"email": "player@example.com", "password": "a long enough password"});
@@ -37,6 +41,8 @@ async fn a_customer_does_everything_in_a_real_browser() {
         "intruder": {"email": intruder.email, "password": intruder.password},
         "admin": {"email": "operator@example.com", "password": "operator password 1"},
         "jar": jar,
+        "archive": archive,
+        "outbox": control.data.path().join("outbox.log"),
         "runtime": "fakenode",
         "version": "1.0.0",
         "workspaceFile": "FROM_THE_PORTAL.md",
