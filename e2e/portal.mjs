@@ -223,6 +223,11 @@ try {
     await page.getByLabel('Version').selectOption(config.version);
     await page.getByLabel(/Enable code-server/).check();
     await page.getByRole('button', { name: 'Create server' }).click();
+    // Progress from the agent, not only a clock (installing takes seconds, starting code-server too).
+    const progress = page.getByText(/^The container is being provisioned: .*(fakenode|code-server)/);
+    await progress.first().waitFor({ timeout: 120 * SECOND });
+    result.provisioning = await progress.first().innerText();
+    await shot('provisioning');
     await heading(/Workshop/).waitFor({ timeout: 240 * SECOND });
     result.ids.dev = Number(page.url().split('/').at(-1));
     // Something in the workspace for the Explorer to list.

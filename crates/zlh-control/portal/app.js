@@ -220,7 +220,27 @@ async function newServerPage() {
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create server')));
   submitting(form, status, async () => {
     const began = Date.now();
-    const tick = () => mount(status, notice('info', `Provisioning… ${Math.round((Date.now() - began) / 1000)} s`, 'The server is ready when its agent reports it running. This can take a minute.'));
+    const wanted = name.value.trim();
+    // What the new server's agent says it is doing (installing, starting), from the list.
+    let doing = 'The server is ready when its agent reports it running. This can take a minute.';
+    let looking = false;
+    const look = async () => {
+      if (looking) return;
+      looking = true;
+      try {
+        const mine = (await api('GET', '/api/servers')).filter((s) => s.name === wanted && s.lifecycle === 'provisioning');
+        const reason = mine.at(-1)?.status?.reason;
+        if (reason && mine.at(-1).status.lastSeen) doing = `${reason[0].toUpperCase()}${reason.slice(1)}.`;
+      } catch {
+        // Only a progress display: the creation itself reports its errors.
+      } finally {
+        looking = false;
+      }
+    };
+    const tick = () => {
+      mount(status, notice('info', `Provisioning… ${Math.round((Date.now() - began) / 1000)} s`, doing));
+      look();
+    };
     tick();
     const timer = setInterval(tick, 1000);
     try {

@@ -125,7 +125,7 @@ async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<
     control.store.set_agent(id, &endpoint).await.map_err(internal("cannot record an agent"))?;
     let agent: Arc<dyn Agent> = Arc::new(control.remote_agent(&endpoint.url, &endpoint.secret));
     control.registry.insert(id, Arc::clone(&agent), driver);
-    wait_until_ready(agent.as_ref(), control.config.provisioning.timeout).await?;
+    wait_until_ready(control, id, agent.as_ref()).await?;
     control
         .store
         .set_lifecycle(id, Lifecycle::Ready)
@@ -138,17 +138,26 @@ async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<
 }
 
 /// Waits for semantic readiness; fails at once if the agent gave up (`error`).
-async fn wait_until_ready(agent: &dyn Agent, timeout: Duration) -> Result<(), ApiError> {
+/// What the agent says meanwhile (what it is installing) goes to the status cache, so that
+/// `GET /api/servers` shows a server being created with its progress.
+async fn wait_until_ready(control: &ControlPlane, id: i64, agent: &dyn Agent) -> Result<(), ApiError> {
+    let timeout = control.config.provisioning.timeout;
     let deadline = Instant::now() + timeout;
     let mut last_reason = "its agent did not answer".to_owned();
     loop {
-        if let Ok(readiness) = agent.ready().await {
+        let readiness = agent.ready().await.ok();
+        if let Some(readiness) = &readiness {
             if readiness.ready {
                 return Ok(());
             }
-            last_reason = readiness.reason;
+            last_reason = readiness.reason.clone();
         }
-        if let Ok(status) = agent.status().await
+        let status = agent.status().await.ok();
+        if let (Some(readiness), Some(status)) = (readiness, &status) {
+            let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            control.cache.record_success(id, readiness, status.clone(), at).await;
+        }
+        if let Some(status) = status
             && status.state == GameState::Error
         {
             let why = status

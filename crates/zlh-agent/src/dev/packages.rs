@@ -88,7 +88,7 @@ impl PackageStore {
         let guard = self.guard(name);
         let _only_one = guard.lock().await;
         if self.is_installed(name, version) {
-            progress.say("already installed");
+            progress.say(&format!("{name} {version} is already installed"));
             return self.switch(name, version);
         }
         progress.say("reading the catalog");
@@ -101,9 +101,9 @@ impl PackageStore {
         std::fs::create_dir_all(&staging).map_err(io_error("cannot create the staging directory"))?;
         let outcome = async {
             let download = staging.join("download");
-            progress.say("downloading");
+            progress.say(&format!("downloading {name} {version}"));
             client.download(&artifact, &download, progress).await?;
-            progress.say("unpacking");
+            progress.say(&format!("unpacking {name} {version}"));
             let content = staging.join("content");
             std::fs::create_dir(&content).map_err(io_error("cannot create the staging directory"))?;
             let (download_path, content_path) = (download.clone(), content.clone());
@@ -135,9 +135,9 @@ impl PackageStore {
         .await;
         let _ = std::fs::remove_dir_all(&staging);
         outcome?;
-        progress.say("switching");
+        progress.say(&format!("switching to {name} {version}"));
         self.switch(name, version)?;
-        progress.say("installed");
+        progress.say(&format!("{name} {version} installed"));
         tracing::info!(package = name, version, "installed");
         Ok(())
     }
