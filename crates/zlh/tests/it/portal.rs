@@ -17,7 +17,20 @@ async fn a_customer_does_everything_in_a_real_browser() {
         agent_defaults: "[recovery]\nbackoff = [\"1h\"]\nmax_consecutive_crashes = 3\n".into(),
         ..ControlSpec::default()
     };
-    let control = TestControlPlane::start(zlh(), &spec).await;
+    let mut control = TestControlPlane::prepare(zlh(), &spec);
+    // An operator's template: the sample game, as slow to start as a modded server, so the
+    // page can be seen reporting progress while the server is created.
+    let templates = control.data.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("templates");
+    let sample = include_str!("../../../zlh-control/templates/sample.toml");
+    let slow =
+        sample.replace("\"--world-files\"", "\"--ready-delay-ms\", \"3000\", \"--world-files\"").replace(
+            "description = \"The ZeroLagHub sample game",
+            "description = \"The sample game, slow to start",
+        );
+    assert_ne!(slow, sample);
+    std::fs::write(templates.join("slow-sample.toml"), slow).expect("template");
+    control.launch().await;
     publish_dev_artifacts(&control);
     let intruder = control.register("intruder@example.com").await;
     control.admin(
@@ -52,6 +65,7 @@ async fn a_customer_does_everything_in_a_real_browser() {
     eprintln!("{}", serde_json::to_string_pretty(&seen["steps"]).unwrap_or_default());
     assert_eq!(seen["ok"], true, "{seen}");
     assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
+    assert_eq!(seen["unnamedControls"], json!([]), "every control on every page has a name: {seen}");
     assert!(seen["crashBadge"].as_str().unwrap_or_default().contains("mod_or_plugin_error"), "{seen}");
     assert!(seen["explorerRows"].to_string().contains("FROM_THE_PORTAL.md"), "{seen}");
 
