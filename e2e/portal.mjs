@@ -159,6 +159,14 @@ try {
     await waitForState('running');
   });
 
+  await step('tabs work from the keyboard', async () => {
+    await page.locator('[role=tab][aria-selected=true]').focus();
+    await page.keyboard.press('Home');
+    await page.waitForFunction(() => document.activeElement?.id === 'tab-console' && document.activeElement.getAttribute('aria-selected') === 'true');
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(() => document.activeElement?.id === 'tab-files' && document.activeElement.getAttribute('aria-selected') === 'true');
+  });
+
   await step('upload, edit and download a file', async () => {
     await openTab('Files');
     await page.locator('#upload-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('first draft\n') });

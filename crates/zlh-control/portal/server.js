@@ -7,6 +7,8 @@ import { api, download, followJob, upload } from './api.js';
 import { confirmDialog, field, h, mount, notice, progressBar, size, when } from './dom.js';
 
 const TEXT_LIMIT = 1 << 20;
+/** The tab to focus when the page it opened is drawn (after a keyboard move). */
+let focusTab = null;
 
 export async function serverPage(id, tab, app) {
   let server = await api('GET', `/api/servers/${id}`);
@@ -52,6 +54,21 @@ export async function serverPage(id, tab, app) {
   const timer = setInterval(refresh, 2000);
   app.onLeave(() => clearInterval(timer));
 
+  // Arrow keys, Home and End move between tabs (the WAI-ARIA tabs pattern); the page is
+  // drawn again, so the newly selected tab takes the focus once it is there.
+  const tabKeys = (event) => {
+    const at = tabs.findIndex(([name]) => name === current);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    focusTab = tabs[(to + tabs.length) % tabs.length][0];
+    app.go(`#/servers/${id}/${focusTab}`);
+  };
+  if (focusTab === current) {
+    focusTab = null;
+    requestAnimationFrame(() => document.getElementById(`tab-${current}`)?.focus());
+  }
+
   const views = { console: consoleTab, files: filesTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab };
   const content = await views[current](id, server, app);
   mount(panel, content);
@@ -66,9 +83,10 @@ export async function serverPage(id, tab, app) {
         h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
     h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`),
     status,
-    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Server sections' },
+    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Server sections', onkeydown: tabKeys },
       tabs.map(([name, label]) => h('button', {
         type: 'button', role: 'tab', id: `tab-${name}`, 'aria-selected': String(name === current),
+        tabindex: name === current ? '0' : '-1',
         onclick: () => app.go(`#/servers/${id}/${name}`),
       }, label))),
     panel,
