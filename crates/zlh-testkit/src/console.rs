@@ -108,16 +108,24 @@ impl ConsoleClient {
         Some(())
     }
 
-    /// Reads until the text received contains `needle`; panics after `timeout`.
+    /// Reads until the text received contains `needle`; panics after `timeout`. Only what
+    /// arrived since the last look is searched: floods of megabytes stay linear.
     pub async fn read_until(&mut self, needle: &str, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
-        while !self.text().contains(needle) {
+        let bytes = needle.as_bytes();
+        let mut searched = 0usize;
+        loop {
+            let from = searched.saturating_sub(bytes.len().saturating_sub(1));
+            if bytes.is_empty() || self.received[from..].windows(bytes.len()).any(|w| w == bytes) {
+                return;
+            }
+            searched = self.received.len();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            assert!(
-                !left.is_zero() && self.read_frame(left).await.is_some(),
-                "console never showed {needle:?}; got:\n{}",
-                self.text()
-            );
+            if left.is_zero() || self.read_frame(left).await.is_none() {
+                let text = self.text();
+                let tail = &text[text.floor_char_boundary(text.len().saturating_sub(4000))..];
+                panic!("console never showed {needle:?}; the last of {} bytes:\n{tail}", self.received.len());
+            }
         }
     }
 
