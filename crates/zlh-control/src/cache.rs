@@ -15,14 +15,8 @@ use crate::registry::AgentError;
 /// Where normalized statuses are kept.
 #[async_trait]
 pub trait StatusCache: Send + Sync + std::fmt::Debug {
-    /// The agent answered.
-    async fn record_success(
-        &self,
-        server_id: i64,
-        readiness: Readiness,
-        snapshot: StatusSnapshot,
-        at: String,
-    );
+    /// The agent answered, just now.
+    async fn record_success(&self, server_id: i64, readiness: Readiness, snapshot: StatusSnapshot);
     /// The agent did not answer; returns how many polls in a row failed.
     async fn record_failure(&self, server_id: i64, error: &AgentError) -> u32;
     /// Statuses of these servers (a server never polled yet gets [`waiting`]).
@@ -60,19 +54,13 @@ pub struct MemoryCache {
 
 #[async_trait]
 impl StatusCache for MemoryCache {
-    async fn record_success(
-        &self,
-        server_id: i64,
-        readiness: Readiness,
-        snapshot: StatusSnapshot,
-        at: String,
-    ) {
+    async fn record_success(&self, server_id: i64, readiness: Readiness, snapshot: StatusSnapshot) {
         let status = ServerStatus {
             state: Some(snapshot.state),
             ready: readiness.ready,
             reason: readiness.reason,
             unreachable: false,
-            last_seen: Some(at),
+            last_seen: Some(zlh_proto::time::format_ms(zlh_proto::time::now_ms())),
             last_crash_classification: snapshot.last_crash_classification,
             detail: Some(snapshot),
         };

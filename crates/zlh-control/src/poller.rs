@@ -106,10 +106,7 @@ impl Inner {
         let answer = poll_agent(registered.agent.as_ref()).await;
         self.metrics.observe_poll(started.elapsed(), answer.is_ok());
         match answer {
-            Ok((readiness, snapshot)) => {
-                let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-                self.cache.record_success(server_id, readiness, snapshot, at).await;
-            }
+            Ok((readiness, snapshot)) => self.cache.record_success(server_id, readiness, snapshot).await,
             Err(error) => {
                 let failures = self.cache.record_failure(server_id, &error).await;
                 tracing::debug!(server_id, failures, error = %error, "poll failed");
@@ -127,7 +124,8 @@ impl Inner {
     }
 }
 
-async fn poll_agent(
+/// One poll: `/health`, then `/ready` and `/status`.
+pub(crate) async fn poll_agent(
     agent: &dyn Agent,
 ) -> Result<(zlh_proto::agent::Readiness, zlh_proto::agent::StatusSnapshot), crate::registry::AgentError> {
     // One after the other, on one keep-alive connection: at 10,000 agents, doubling the

@@ -145,29 +145,24 @@ async fn wait_until_ready(control: &ControlPlane, id: i64, agent: &dyn Agent) ->
     let deadline = Instant::now() + timeout;
     let mut last_reason = "its agent did not answer".to_owned();
     loop {
-        let readiness = agent.ready().await.ok();
-        if let Some(readiness) = &readiness {
+        if let Ok((readiness, status)) = crate::poller::poll_agent(agent).await {
             if readiness.ready {
                 return Ok(());
             }
             last_reason = readiness.reason.clone();
-        }
-        let status = agent.status().await.ok();
-        if let (Some(readiness), Some(status)) = (readiness, &status) {
-            let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-            control.cache.record_success(id, readiness, status.clone(), at).await;
-        }
-        if let Some(status) = status
-            && status.state == GameState::Error
-        {
-            let why = status
-                .last_error
-                .or_else(|| status.last_crash.map(|c| format!("{} ({:?})", c.reason, c.classification)))
-                .unwrap_or(last_reason);
-            return Err(ApiError::new(
-                ErrorCode::ProvisioningFailed,
-                format!("the server failed to start: {why}"),
-            ));
+            let gave_up = (status.state == GameState::Error).then(|| {
+                status.last_error.clone().or_else(|| {
+                    status.last_crash.as_ref().map(|c| format!("{} ({:?})", c.reason, c.classification))
+                })
+            });
+            control.cache.record_success(id, readiness, status).await;
+            if let Some(why) = gave_up {
+                let why = why.unwrap_or(last_reason);
+                return Err(ApiError::new(
+                    ErrorCode::ProvisioningFailed,
+                    format!("the server failed to start: {why}"),
+                ));
+            }
         }
         if Instant::now() >= deadline {
             return Err(ApiError::new(

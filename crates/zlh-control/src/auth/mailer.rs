@@ -54,7 +54,7 @@ impl Mailer for OutboxMailer {
         let _serialized = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
         let line = serde_json::json!({
-            "at": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            "at": zlh_proto::time::format_ms(zlh_proto::time::now_ms()),
             "to": message.to,
             "subject": message.subject,
             "body": message.body,
