@@ -105,12 +105,15 @@ impl CodeServer {
         self.answering.load(Ordering::SeqCst)
     }
 
-    /// Looks whether it answers now, and remembers. Wanted is read again after the connect,
-    /// so a look that overlaps a stop cannot leave it "answering".
+    /// Looks whether it answers now, and remembers. Nothing is scanned while it is not wanted;
+    /// wanted is read again after the connect, so a look that overlaps a stop cannot leave it
+    /// "answering".
     async fn look(&self) -> bool {
-        let connects =
-            self.is_running() && tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok();
-        let answers = connects && *self.wanted.borrow();
+        let wanted = || *self.wanted.borrow();
+        let answers = wanted()
+            && self.is_running()
+            && tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+            && wanted();
         self.answering.store(answers, Ordering::SeqCst);
         answers
     }
