@@ -1,8 +1,7 @@
 //! A real `zlh agent` process in a temporary root, with test-speed timings.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,35 +176,16 @@ impl TestAgent {
 
     /// Starts a (new) agent process on the existing configuration and state.
     pub async fn launch(&mut self) {
-        let mut child = Command::new(&self.zlh)
+        let mut command = Command::new(&self.zlh);
+        command
             .arg("agent")
             .arg("--config")
             .arg(&self.config_path)
             .env("ZLH_LOG", "info,zlh_agent=debug")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn zlh agent");
-        let stdout = child.stdout.take().expect("stdout");
-        let (address_tx, address_rx) = std::sync::mpsc::channel::<String>();
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let logs = Arc::clone(&self.logs);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(json) = serde_json::from_str::<Value>(&line)
-                    && json["message"] == "agent listening"
-                {
-                    let _ = address_tx.send(json["address"].as_str().unwrap_or_default().to_owned());
-                }
-                logs.lock().expect("logs").push(line);
-            }
-        });
-        let address = tokio::task::spawn_blocking(move || address_rx.recv_timeout(Duration::from_secs(20)))
-            .await
-            .expect("join")
-            .expect("the agent did not report its address in time");
+        let (child, address) =
+            procs::spawn_listening(command, "agent listening", logs, Duration::from_secs(20)).await;
         self.url = format!("http://{address}");
         self.child = Some(child);
     }

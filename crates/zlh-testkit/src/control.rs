@@ -1,6 +1,5 @@
 //! A real `zlh serve` in a temporary data directory, with test-speed timings, and API helpers.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -120,33 +119,11 @@ impl TestControlPlane {
 
     /// Starts a (new) control plane process on the existing data directory.
     pub async fn launch(&mut self) {
-        let mut child = Command::new(&self.zlh)
-            .args(["serve", "--config"])
-            .arg(&self.config_path)
-            .env("ZLH_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn zlh serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (address_tx, address_rx) = std::sync::mpsc::channel::<String>();
+        let mut command = Command::new(&self.zlh);
+        command.args(["serve", "--config"]).arg(&self.config_path).env("ZLH_LOG", "info");
         let logs = Arc::clone(&self.logs);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(json) = serde_json::from_str::<Value>(&line)
-                    && json["message"] == "control plane listening"
-                {
-                    let _ = address_tx.send(json["address"].as_str().unwrap_or_default().to_owned());
-                }
-                logs.lock().expect("logs").push(line);
-            }
-        });
-        let address = tokio::task::spawn_blocking(move || address_rx.recv_timeout(Duration::from_secs(30)))
-            .await
-            .expect("join")
-            .expect("the control plane did not report its address in time");
+        let (child, address) =
+            procs::spawn_listening(command, "control plane listening", logs, Duration::from_secs(30)).await;
         self.url = format!("http://{address}");
         self.child = Some(child);
     }

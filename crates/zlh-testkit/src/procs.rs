@@ -1,7 +1,11 @@
-//! Finding and killing the processes a test started, including those that deliberately
-//! outlive their agent (holders and games).
+//! Starting the `zlh` daemons a test runs, and finding and killing the processes it started,
+//! including those that deliberately outlive their agent (holders and games).
 
+use std::io::BufRead;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Pids of processes whose command line or working directory mentions `dir`.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
@@ -40,4 +44,39 @@ pub fn is_alive(pid: u32) -> bool {
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// Spawns a `zlh` daemon (`command`, which logs JSON lines on stdout), keeps each line in
+/// `logs`, and waits up to `timeout` for the line whose message is `listening`; returns the
+/// child and the address that line names.
+pub async fn spawn_listening(
+    mut command: Command,
+    listening: &'static str,
+    logs: Arc<Mutex<Vec<String>>>,
+    timeout: Duration,
+) -> (Child, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (address_tx, address_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
+                && json["message"] == listening
+            {
+                let _ = address_tx.send(json["address"].as_str().unwrap_or_default().to_owned());
+            }
+            logs.lock().expect("logs").push(line);
+        }
+    });
+    let address = tokio::task::spawn_blocking(move || address_rx.recv_timeout(timeout))
+        .await
+        .expect("join")
+        .unwrap_or_else(|_| panic!("no {listening:?} line within {timeout:?}"));
+    (child, address)
 }
