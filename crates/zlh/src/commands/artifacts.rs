@@ -31,16 +31,23 @@ impl From<KindArg> for Kind {
     }
 }
 
+/// Which artifact: `--kind K --name N --version V`.
+#[derive(Debug, clap::Args)]
+struct Which {
+    #[arg(long, value_enum)]
+    kind: KindArg,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    version: String,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum ArtifactsCommand {
     /// Copies a .tar.gz into the store and lists it (its SHA-256 and size are computed).
     Add {
-        #[arg(long, value_enum)]
-        kind: KindArg,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        version: String,
+        #[command(flatten)]
+        which: Which,
         /// The .tar.gz to add.
         file: PathBuf,
     },
@@ -48,12 +55,8 @@ enum ArtifactsCommand {
     List,
     /// Removes a version and its file.
     Remove {
-        #[arg(long, value_enum)]
-        kind: KindArg,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        version: String,
+        #[command(flatten)]
+        which: Which,
     },
 }
 
@@ -61,7 +64,7 @@ pub(crate) fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
     let config = super::serve::load_config(args.config.as_deref())?;
     let store = ArtifactStore::new(config.data_dir.join("artifacts"));
     match args.command {
-        ArtifactsCommand::Add { kind, name, version, file } => {
+        ArtifactsCommand::Add { which: Which { kind, name, version }, file } => {
             let artifact = store.add(kind.into(), &name, &version, &file).map_err(anyhow::Error::msg)?;
             println!("added {name} {version}: {} bytes, sha256 {}", artifact.size, artifact.sha256);
         }
@@ -69,7 +72,7 @@ pub(crate) fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
             let catalog = store.catalog().map_err(anyhow::Error::msg)?;
             println!("{}", serde_json::to_string_pretty(&catalog)?);
         }
-        ArtifactsCommand::Remove { kind, name, version } => {
+        ArtifactsCommand::Remove { which: Which { kind, name, version } } => {
             store.remove(kind.into(), &name, &version).map_err(anyhow::Error::msg)?;
             println!("removed {name} {version}");
         }
