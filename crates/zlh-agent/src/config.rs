@@ -2,18 +2,20 @@
 //! (rules in `zlh_proto::settings`; names under `game.env` keep their case:
 //! `ZLH_AGENT_GAME__ENV__JAVA_OPTS=-Xmx2G`).
 //!
+//! `[game]` and `[dev]` are the sections the control plane writes (`zlh_proto::agent_config`);
+//! the rest is the agent's own tuning.
+//!
 //! Parsed once at start-up into [`AgentConfig`] and passed down explicitly. The environment is an
 //! argument of [`AgentConfig::load`], not read here, so tests never touch the process env.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use regex::Regex;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use zlh_proto::Secret;
-use zlh_proto::settings::{EnvOverrides, duration, duration_list, lenient_secret, lenient_string_map};
+pub use zlh_proto::agent_config::{CrashPatterns, DevSection, GameSection, Quiesce, StopMethod};
+use zlh_proto::settings::{EnvOverrides, duration, duration_list, lenient_secret};
 
 /// Which environment variables override which keys.
 pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
@@ -53,7 +55,7 @@ pub struct AgentConfig {
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
     /// The supervised game server.
-    pub game: GameTemplate,
+    pub game: GameSection,
     /// Crash recovery policy.
     #[serde(default)]
     pub recovery: RecoveryPolicy,
@@ -62,7 +64,7 @@ pub struct AgentConfig {
     pub console: ConsoleConfig,
     /// Present for development containers: the dev user, runtimes and code-server.
     #[serde(default)]
-    pub dev: Option<DevConfig>,
+    pub dev: Option<DevSection>,
     /// The artifact catalog mods are installed from.
     #[serde(default)]
     pub catalog_url: Option<String>,
@@ -137,169 +139,6 @@ fn default_max_upload() -> u64 {
 fn default_max_unpacked() -> u64 {
     16 << 30
 }
-fn default_mods_dir() -> PathBuf {
-    PathBuf::from("mods")
-}
-fn default_quiesce_timeout() -> Duration {
-    Duration::from_secs(60)
-}
-
-/// A development container: provisioned before its main process (a shell) starts.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DevConfig {
-    /// The artifact catalog (`.../devcontainer/_catalog.json`).
-    pub catalog_url: String,
-    /// The runtime to install (`node`); none for a bare container.
-    #[serde(default)]
-    pub runtime: Option<String>,
-    /// Its version; the catalog's newest when absent.
-    #[serde(default)]
-    pub version: Option<String>,
-    /// Install and run code-server.
-    #[serde(default)]
-    pub code_server: bool,
-    /// code-server's version; the catalog's newest when absent.
-    #[serde(default)]
-    pub code_server_version: Option<String>,
-    /// code-server's port on all interfaces (the control plane's proxy is the only door).
-    #[serde(default = "default_code_server_port")]
-    pub code_server_port: u16,
-    /// The user shells and code-server run as, when the agent runs as root in a container.
-    #[serde(default = "default_dev_user")]
-    pub user: String,
-    /// The workspace, relative to `root`.
-    #[serde(default = "default_workspace")]
-    pub workspace: PathBuf,
-}
-
-fn default_code_server_port() -> u16 {
-    6000
-}
-fn default_dev_user() -> String {
-    "dev".into()
-}
-fn default_workspace() -> PathBuf {
-    PathBuf::from("/home/dev/workspace")
-}
-
-/// How to run, recognise and stop one game server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GameTemplate {
-    /// Program and arguments. The program is looked up on `PATH` when it has no slash.
-    pub argv: Vec<String>,
-    /// Working directory, relative to `root`; created if missing.
-    #[serde(default = "default_working_dir")]
-    pub working_dir: PathBuf,
-    /// Extra environment for the game. The game never inherits the agent's own environment
-    /// (which holds the agent secret): it gets `PATH`, `HOME`, `LANG`, `TERM` and these.
-    #[serde(default, deserialize_with = "lenient_string_map")]
-    pub env: BTreeMap<String, String>,
-    /// The first step of a graceful stop.
-    #[serde(default)]
-    pub stop: StopMethod,
-    /// How long to wait after the stop command (or signal) before sending SIGTERM.
-    #[serde(default = "default_stop_timeout", with = "duration")]
-    pub stop_timeout: Duration,
-    /// How long to wait after SIGTERM before sending SIGKILL.
-    #[serde(default = "default_term_timeout", with = "duration")]
-    pub term_timeout: Duration,
-    /// A line of console output matching this regex means the server is ready (Minecraft:
-    /// `Done \(`). Without one, the server counts as running once its process runs.
-    #[serde(default, with = "optional_regex")]
-    pub ready_pattern: Option<Regex>,
-    /// Extra crash patterns, added to the built-in ones.
-    #[serde(default)]
-    pub crash_patterns: CrashPatterns,
-    /// Commands that make the game's files safe to copy while it runs (Minecraft: `save-off`,
-    /// `save-all flush`, then `save-on`), around every backup of a running server.
-    #[serde(default)]
-    pub quiesce: Option<Quiesce>,
-    /// Where mods (or plugins) live, relative to the working directory.
-    #[serde(default = "default_mods_dir")]
-    pub mods_dir: PathBuf,
-    /// Start the server when a fresh agent (no saved state) starts. Afterwards the last
-    /// start or stop decides, across agent and container restarts.
-    #[serde(default)]
-    pub autostart: bool,
-}
-
-/// Console commands around a backup of a running server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Quiesce {
-    /// Sent before copying, in order.
-    pub before: Vec<String>,
-    /// A console line (regex) that means the files are flushed, waited for after `before`.
-    #[serde(default, with = "optional_regex")]
-    pub wait_for: Option<Regex>,
-    /// Sent after copying, whatever happened.
-    #[serde(default)]
-    pub after: Vec<String>,
-    /// How long to wait for `wait_for`.
-    #[serde(default = "default_quiesce_timeout", with = "duration")]
-    pub timeout: Duration,
-}
-
-/// The first step of a graceful stop.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum StopMethod {
-    /// Write this line to the console (Minecraft: `stop`).
-    Command(String),
-    /// Send this signal (`SIGINT`, `SIGTERM`, ...) to the game's process group.
-    Signal(SignalName),
-}
-
-impl Default for StopMethod {
-    fn default() -> Self {
-        StopMethod::Command("stop".to_owned())
-    }
-}
-
-/// A signal named in configuration, checked against the signals a stop may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignalName(pub rustix::process::Signal);
-
-impl<'de> Deserialize<'de> for SignalName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use rustix::process::Signal;
-        let name = String::deserialize(deserializer)?;
-        let signal = match name.trim_start_matches("SIG") {
-            "INT" => Signal::INT,
-            "TERM" => Signal::TERM,
-            "HUP" => Signal::HUP,
-            "QUIT" => Signal::QUIT,
-            "USR1" => Signal::USR1,
-            "USR2" => Signal::USR2,
-            "KILL" => Signal::KILL,
-            other => {
-                return Err(serde::de::Error::custom(format!(
-                    "unknown stop signal {other:?} (use SIGINT, SIGTERM, SIGHUP, SIGQUIT, \
-                     SIGUSR1, SIGUSR2 or SIGKILL)"
-                )));
-            }
-        };
-        Ok(SignalName(signal))
-    }
-}
-
-/// Extra regexes per classification; a line matching one classifies the crash.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CrashPatterns {
-    /// Lines that mean the process ran out of memory.
-    #[serde(default, with = "regex_list")]
-    pub oom: Vec<Regex>,
-    /// Lines that mean a class, library or required mod is missing.
-    #[serde(default, with = "regex_list")]
-    pub missing_dependency: Vec<Regex>,
-    /// Lines that blame a mod or plugin.
-    #[serde(default, with = "regex_list")]
-    pub mod_or_plugin_error: Vec<Regex>,
-}
-
 /// Crash recovery: backoff between automatic restarts and when to give up.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -363,15 +202,6 @@ fn default_root() -> PathBuf {
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/zlh/agent")
-}
-fn default_working_dir() -> PathBuf {
-    PathBuf::from("/opt/zlh/server")
-}
-fn default_stop_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_term_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 fn default_backoff() -> Vec<Duration> {
     [30, 60, 120].map(Duration::from_secs).to_vec()
@@ -452,26 +282,6 @@ impl AgentConfig {
     /// The game's working directory, resolved beneath `root`.
     pub fn server_root(&self) -> PathBuf {
         self.under_root(&self.game.working_dir)
-    }
-}
-
-mod optional_regex {
-    use regex::Regex;
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Regex>, D::Error> {
-        let text = Option::<String>::deserialize(d)?;
-        text.map(|t| Regex::new(&t).map_err(serde::de::Error::custom)).transpose()
-    }
-}
-
-mod regex_list {
-    use regex::Regex;
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Regex>, D::Error> {
-        let texts = Vec::<String>::deserialize(d)?;
-        texts.iter().map(|t| Regex::new(t).map_err(serde::de::Error::custom)).collect()
     }
 }
 

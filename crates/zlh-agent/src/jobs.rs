@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use zlh_proto::agent::{JobState, JobView};
+use zlh_proto::agent::{JobKind, JobState, JobView};
 
 use crate::clock::{format_ms, now_ms};
 
@@ -44,14 +44,14 @@ impl Progress {
 
     /// A progress that nobody reads (work started outside a job).
     pub fn detached() -> Progress {
-        Progress { view: Arc::new(Mutex::new(new_view("detached", "", ""))) }
+        Progress { view: Arc::new(Mutex::new(new_view("detached", JobKind::Provision, ""))) }
     }
 }
 
-fn new_view(id: &str, kind: &str, target: &str) -> JobView {
+fn new_view(id: &str, kind: JobKind, target: &str) -> JobView {
     JobView {
         id: id.to_owned(),
-        kind: kind.to_owned(),
+        kind,
         target: target.to_owned(),
         state: JobState::Running,
         done: 0,
@@ -64,11 +64,18 @@ fn new_view(id: &str, kind: &str, target: &str) -> JobView {
 
 impl Jobs {
     /// Runs `work` in the background as a job; returns the job as it starts.
-    pub fn spawn<F>(self: &Arc<Self>, kind: &str, target: &str, work: impl FnOnce(Progress) -> F) -> JobView
+    /// A failure's message (its `Display`) becomes the job's message.
+    pub fn spawn<F, E>(
+        self: &Arc<Self>,
+        kind: JobKind,
+        target: &str,
+        work: impl FnOnce(Progress) -> F,
+    ) -> JobView
     where
-        F: Future<Output = Result<(), String>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
     {
-        let id = format!("{}-{:x}", kind, fastrand_id());
+        let id = format!("{}-{:x}", kind.as_str(), fastrand_id());
         let view = Arc::new(Mutex::new(new_view(&id, kind, target)));
         {
             let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -86,7 +93,8 @@ impl Jobs {
                 job.finished_at = Some(format_ms(now_ms()));
                 match outcome {
                     Ok(()) => job.state = JobState::Succeeded,
-                    Err(message) => {
+                    Err(error) => {
+                        let message = error.to_string();
                         tracing::warn!(job = %job.id, %message, "job failed");
                         job.state = JobState::Failed;
                         job.message = Some(message);
@@ -125,7 +133,7 @@ mod tests {
     async fn jobs_report_progress_and_their_end() {
         let jobs = Arc::new(Jobs::default());
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
-        let started = jobs.spawn("test", "thing", |progress| async move {
+        let started = jobs.spawn(JobKind::Provision, "thing", |progress| async move {
             progress.set(5, Some(10));
             let _ = wait.await;
             Err("the disk is full".to_owned())

@@ -65,7 +65,7 @@ pub async fn run(
     let jobs = Arc::new(jobs::Jobs::default());
     if let Some(dev) = &dev {
         let (dev, supervisor) = (Arc::clone(dev), supervisor.clone());
-        jobs.spawn("provision", "dev container", move |progress| async move {
+        jobs.spawn(zlh_proto::agent::JobKind::Provision, "dev container", move |progress| async move {
             let outcome = dev.provision(&progress).await;
             supervisor.provisioned(outcome.clone()).await;
             outcome

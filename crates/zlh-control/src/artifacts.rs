@@ -9,6 +9,11 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 use zlh_proto::catalog::{Artifact, CATALOG_PATH, Catalog, Kind, Package, is_safe_name};
 
+/// Why the artifact store or its catalog could not be read or changed; says which file and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ArtifactError(pub String);
+
 /// A directory of artifacts and their catalog.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
@@ -30,55 +35,60 @@ impl ArtifactStore {
     }
 
     /// The catalog; an empty one when there is none yet.
-    pub fn catalog(&self) -> Result<Catalog, String> {
+    pub fn catalog(&self) -> Result<Catalog, ArtifactError> {
         match std::fs::read_to_string(self.dir.join(CATALOG_PATH)) {
-            Ok(text) => Catalog::parse(&text),
+            Ok(text) => Catalog::parse(&text).map_err(ArtifactError),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Catalog::default()),
-            Err(e) => Err(format!("cannot read the catalog: {e}")),
+            Err(e) => Err(ArtifactError(format!("cannot read the catalog: {e}"))),
         }
     }
 
-    fn save(&self, catalog: &Catalog) -> Result<(), String> {
-        catalog.validate()?;
+    fn save(&self, catalog: &Catalog) -> Result<(), ArtifactError> {
+        catalog.validate().map_err(ArtifactError)?;
         let path = self.dir.join(CATALOG_PATH);
-        let text = serde_json::to_string_pretty(catalog).map_err(|e| e.to_string())?;
-        write_durably(&path, text.as_bytes()).map_err(|e| format!("cannot write the catalog: {e}"))
+        let text = serde_json::to_string_pretty(catalog).map_err(|e| ArtifactError(e.to_string()))?;
+        write_durably(&path, text.as_bytes())
+            .map_err(|e| ArtifactError(format!("cannot write the catalog: {e}")))
     }
 
     /// Copies `file` into the store (hashing it on the way) and lists it in the catalog.
-    pub fn add(&self, kind: Kind, name: &str, version: &str, file: &Path) -> Result<Artifact, String> {
+    pub fn add(&self, kind: Kind, name: &str, version: &str, file: &Path) -> Result<Artifact, ArtifactError> {
         if !is_safe_name(name) || !is_safe_name(version) {
-            return Err(format!(
+            return Err(ArtifactError(format!(
                 "{name:?} and {version:?} must be names of letters, digits, '.', '_', '-', '+'"
-            ));
+            )));
         }
         let file_name = file
             .file_name()
             .and_then(|n| n.to_str())
             .filter(|n| is_safe_name(n))
-            .ok_or_else(|| format!("{} needs a plain file name", file.display()))?;
+            .ok_or_else(|| ArtifactError(format!("{} needs a plain file name", file.display())))?;
         let relative = format!("{}/{name}/{version}/{file_name}", kind_dir(kind));
         let target = self.dir.join("devcontainer").join(&relative);
-        let parent = target.parent().ok_or("no parent")?;
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let mut source =
-            std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let parent = target.parent().ok_or_else(|| ArtifactError("no parent".into()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| ArtifactError(format!("cannot create {}: {e}", parent.display())))?;
+        let mut source = std::fs::File::open(file)
+            .map_err(|e| ArtifactError(format!("cannot read {}: {e}", file.display())))?;
         let temporary = target.with_extension("part");
-        let mut copy =
-            std::fs::File::create(&temporary).map_err(|e| format!("cannot write into the store: {e}"))?;
+        let mut copy = std::fs::File::create(&temporary)
+            .map_err(|e| ArtifactError(format!("cannot write into the store: {e}")))?;
         let (mut hasher, mut size, mut buffer) = (Sha256::new(), 0u64, vec![0u8; 1 << 20]);
         loop {
-            let read =
-                source.read(&mut buffer).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let read = source
+                .read(&mut buffer)
+                .map_err(|e| ArtifactError(format!("cannot read {}: {e}", file.display())))?;
             if read == 0 {
                 break;
             }
             hasher.update(&buffer[..read]);
-            copy.write_all(&buffer[..read]).map_err(|e| format!("cannot write into the store: {e}"))?;
+            copy.write_all(&buffer[..read])
+                .map_err(|e| ArtifactError(format!("cannot write into the store: {e}")))?;
             size += read as u64;
         }
-        copy.sync_all().map_err(|e| format!("cannot write into the store: {e}"))?;
-        std::fs::rename(&temporary, &target).map_err(|e| format!("cannot write into the store: {e}"))?;
+        copy.sync_all().map_err(|e| ArtifactError(format!("cannot write into the store: {e}")))?;
+        std::fs::rename(&temporary, &target)
+            .map_err(|e| ArtifactError(format!("cannot write into the store: {e}")))?;
         let artifact = Artifact {
             url: relative,
             sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
@@ -92,14 +102,15 @@ impl ArtifactStore {
     }
 
     /// Removes a version from the catalog and its file from the store.
-    pub fn remove(&self, kind: Kind, name: &str, version: &str) -> Result<(), String> {
+    pub fn remove(&self, kind: Kind, name: &str, version: &str) -> Result<(), ArtifactError> {
         let mut catalog = self.catalog()?;
         let packages = catalog.packages_mut(kind);
-        let package = packages.get_mut(name).ok_or_else(|| format!("{name} is not in the catalog"))?;
+        let package =
+            packages.get_mut(name).ok_or_else(|| ArtifactError(format!("{name} is not in the catalog")))?;
         let artifact = package
             .versions
             .remove(version)
-            .ok_or_else(|| format!("{name} {version} is not in the catalog"))?;
+            .ok_or_else(|| ArtifactError(format!("{name} {version} is not in the catalog")))?;
         if package.versions.is_empty() {
             packages.remove(name);
         }

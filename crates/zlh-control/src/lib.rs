@@ -5,6 +5,7 @@
 //! through `zlh_proto` over HTTP and WebSocket (see [`registry`]).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod artifacts;
 pub mod auth;
@@ -12,6 +13,8 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod drivers;
+pub mod errors;
+pub mod http;
 pub mod ide;
 pub mod metrics;
 pub mod poller;
@@ -24,7 +27,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use zlh_proto::Secret;
@@ -203,7 +205,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "control plane listening");
-    let app = api::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
     // No Nagle: small WebSocket frames (consoles, the IDE) must not wait for an ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
         let _ = stream.set_nodelay(true);
@@ -213,6 +215,3 @@ pub async fn run(
     tracing::info!("control plane stopped");
     Ok(())
 }
-
-/// How long `zlh serve` waits for in-flight requests at shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

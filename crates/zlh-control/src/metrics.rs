@@ -3,9 +3,6 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -85,6 +82,12 @@ impl Metrics {
         Metrics { registry, requests, polls, agents }
     }
 
+    /// Counts one answered request: `route` is its template (`/api/servers/{id}`), never the
+    /// raw path.
+    pub fn observe_request(&self, method: String, route: String, status: u16) {
+        self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+    }
+
     /// Records one poll.
     pub fn observe_poll(&self, elapsed: Duration, succeeded: bool) {
         let outcome = if succeeded { "ok" } else { "failed" };
@@ -102,19 +105,4 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         text
     }
-}
-
-/// Middleware counting requests by method, route template and status.
-pub async fn track_requests(
-    State(metrics): State<std::sync::Arc<Metrics>>,
-    route: Option<MatchedPath>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let method = request.method().to_string();
-    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    metrics.requests.get_or_create(&RequestLabels { method, route, status }).inc();
-    response
 }

@@ -14,8 +14,9 @@ use tokio::task::AbortHandle;
 
 use crate::cache::StatusCache;
 use crate::config::PollerConfig;
+use crate::drivers::Driver;
 use crate::metrics::Metrics;
-use crate::registry::{Agent, Registry};
+use crate::registry::{Agent, AgentError, Registry};
 
 /// Tracks servers and keeps their cached status fresh. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -54,14 +55,14 @@ impl Poller {
         }
     }
 
-    /// Starts polling a server (no-op if already tracked).
-    pub fn track(&self, server_id: i64) {
+    /// Starts polling a server (no-op if already tracked); `driver` revives its agent.
+    pub fn track(&self, server_id: i64, driver: Arc<dyn Driver>) {
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
         if tasks.contains_key(&server_id) {
             return;
         }
         let inner = Arc::clone(&self.inner);
-        let task = tokio::spawn(async move { inner.poll_forever(server_id).await });
+        let task = tokio::spawn(async move { inner.poll_forever(server_id, driver).await });
         tasks.insert(server_id, task.abort_handle());
     }
 
@@ -75,7 +76,7 @@ impl Poller {
 
     /// Polls one server now (after a power action, so the next read is fresh).
     pub async fn poll_now(&self, server_id: i64) {
-        self.inner.poll_once(server_id).await;
+        let _ = self.inner.poll_once(server_id).await;
     }
 
     /// Stops every task.
@@ -91,34 +92,38 @@ impl Inner {
         self.config.interval.mul_f64(fraction)
     }
 
-    async fn poll_forever(self: Arc<Self>, server_id: i64) {
+    async fn poll_forever(self: Arc<Self>, server_id: i64, driver: Arc<dyn Driver>) {
         tokio::time::sleep(self.jittered(fastrand::f64())).await;
         loop {
-            self.poll_once(server_id).await;
+            if self.poll_once(server_id).await == Some(self.config.revive_after_failures) {
+                tracing::warn!(server_id, "agent unreachable; asking the driver to revive it");
+                let driver = Arc::clone(&driver);
+                tokio::spawn(async move {
+                    if let Err(e) = driver.revive(server_id).await {
+                        tracing::error!(server_id, error = %e, "reviving the agent failed");
+                    }
+                });
+            }
             tokio::time::sleep(self.jittered(0.9 + 0.2 * fastrand::f64())).await;
         }
     }
 
-    async fn poll_once(&self, server_id: i64) {
-        let Some(registered) = self.registry.entry(server_id) else { return };
-        let Ok(_permit) = self.in_flight.acquire().await else { return };
+    /// Polls once and records the answer; on failure, how many polls in a row failed.
+    async fn poll_once(&self, server_id: i64) -> Option<u32> {
+        let agent = self.registry.get(server_id)?;
+        let _permit = self.in_flight.acquire().await.ok()?;
         let started = Instant::now();
-        let answer = poll_agent(registered.agent.as_ref()).await;
+        let answer = poll_agent(agent.as_ref()).await;
         self.metrics.observe_poll(started.elapsed(), answer.is_ok());
         match answer {
-            Ok((readiness, snapshot)) => self.cache.record_success(server_id, readiness, snapshot).await,
+            Ok((readiness, snapshot)) => {
+                self.cache.record_success(server_id, readiness, snapshot).await;
+                None
+            }
             Err(error) => {
                 let failures = self.cache.record_failure(server_id, &error).await;
                 tracing::debug!(server_id, failures, error = %error, "poll failed");
-                if failures == self.config.revive_after_failures {
-                    tracing::warn!(server_id, failures, "agent unreachable; asking the driver to revive it");
-                    let driver = registered.driver;
-                    tokio::spawn(async move {
-                        if let Err(e) = driver.revive(server_id).await {
-                            tracing::error!(server_id, error = %e, "reviving the agent failed");
-                        }
-                    });
-                }
+                Some(failures)
             }
         }
     }
@@ -127,7 +132,7 @@ impl Inner {
 /// One poll: `/health`, then `/ready` and `/status`.
 pub(crate) async fn poll_agent(
     agent: &dyn Agent,
-) -> Result<(zlh_proto::agent::Readiness, zlh_proto::agent::StatusSnapshot), crate::registry::AgentError> {
+) -> Result<(zlh_proto::agent::Readiness, zlh_proto::agent::StatusSnapshot), AgentError> {
     // One after the other, on one keep-alive connection: at 10,000 agents, doubling the
     // connections costs more than the latency it would save.
     agent.health().await?;

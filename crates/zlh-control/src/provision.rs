@@ -8,23 +8,54 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zlh_http::ApiError;
-use zlh_proto::ErrorCode;
 use zlh_proto::agent::GameState;
+use zlh_proto::agent_config::DevSection;
 use zlh_proto::api::{CreateServer, Lifecycle, ServerKind};
 use zlh_proto::catalog::Kind;
 use zlh_proto::time::now_ms;
 
 use crate::ControlPlane;
-use crate::db::{NewServer, Server, User};
-use crate::drivers::{AgentSpec, Teardown};
-use crate::registry::{Agent, RemoteAgent};
+use crate::artifacts::ArtifactError;
+use crate::db::{NewServer, Server, StoreError, User};
+use crate::drivers::{AgentSpec, DriverError, Teardown};
+use crate::registry::{Agent, AgentEndpoint, RemoteAgent};
+use crate::templates::TemplateError;
 
-fn internal(what: &str) -> impl Fn(crate::db::StoreError) -> ApiError + '_ {
-    move |e| {
-        tracing::error!(error = %e, "{what}");
-        ApiError::internal()
-    }
+/// Why a server could not be created or removed. Every message is safe to show.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The request names no usable template.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The request asks for something the artifact store does not have.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The artifact catalog cannot be read.
+    #[error(transparent)]
+    Catalog(#[from] ArtifactError),
+    /// The driver could not make the server's place.
+    #[error("the server could not be created: {0}")]
+    Driver(DriverError),
+    /// The agent gave up before the server was ready.
+    #[error("the server failed to start: {0}")]
+    FailedToStart(String),
+    /// The server was not ready in time.
+    #[error("the server did not become ready within {within}: {last}")]
+    Timeout {
+        /// The configured timeout, for people.
+        within: String,
+        /// What the agent said last.
+        last: String,
+    },
+    /// A driver could not remove everything; the delete is retried at the next start.
+    #[error("the server could not be removed completely: {0}")]
+    Incomplete(DriverError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The provisioning task ended without an answer (a panic).
+    #[error("provisioning stopped unexpectedly")]
+    Aborted,
 }
 
 /// Creates a server and waits until its agent is ready.
@@ -32,7 +63,7 @@ pub(crate) async fn create(
     control: &Arc<ControlPlane>,
     owner: &User,
     request: &CreateServer,
-) -> Result<Server, ApiError> {
+) -> Result<Server, ProvisionError> {
     let game = control.templates.game_for(request)?;
     let (dev, runtime_version) = match request.kind {
         ServerKind::Dev => {
@@ -52,8 +83,7 @@ pub(crate) async fn create(
         enable_code_server: request.enable_code_server,
         driver: control.drivers.default.name().to_owned(),
     };
-    let server =
-        control.store.insert_server(new, now_ms()).await.map_err(internal("cannot record a new server"))?;
+    let server = control.store.insert_server(new, now_ms()).await?;
     let id = server.id;
     tracing::info!(server_id = id, owner_id = owner.id, kind = server.kind.as_str(), "provisioning");
     let task = tokio::spawn({
@@ -67,13 +97,8 @@ pub(crate) async fn create(
             outcome
         }
     });
-    task.await.map_err(|_| ApiError::internal())??;
-    control
-        .store
-        .server(id)
-        .await
-        .map_err(internal("cannot read a new server"))?
-        .ok_or_else(ApiError::internal)
+    task.await.map_err(|_| ProvisionError::Aborted)??;
+    control.store.server(id).await?.ok_or(ProvisionError::Aborted)
 }
 
 /// The `[dev]` section of a dev server's agent, with the runtime version resolved, after
@@ -81,11 +106,9 @@ pub(crate) async fn create(
 async fn dev_section(
     control: &ControlPlane,
     request: &CreateServer,
-) -> Result<(toml::Table, Option<String>), ApiError> {
-    let catalog = control.catalog().await.map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
-    let mut dev = toml::Table::new();
-    dev.insert("catalog_url".into(), control.config.catalog_url().into());
-    let mut version = None;
+) -> Result<(DevSection, Option<String>), ProvisionError> {
+    let catalog = control.catalog().await?;
+    let mut dev = DevSection::new(control.config.catalog_url());
     if let Some(runtime) = request.runtime.as_deref().filter(|r| !r.is_empty()) {
         let choice = match request.version.as_deref().filter(|v| !v.is_empty()) {
             Some(v) => catalog.artifact(Kind::Runtime, runtime, v).map(|_| v.to_owned()),
@@ -93,45 +116,37 @@ async fn dev_section(
         };
         let choice = choice.ok_or_else(|| {
             let asked = request.version.as_deref().unwrap_or("");
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("the runtime {runtime} {asked} is not available (see GET /api/dev/runtimes)"),
-            )
+            ProvisionError::Unavailable(format!(
+                "the runtime {runtime} {asked} is not available (see GET /api/dev/runtimes)"
+            ))
         })?;
-        dev.insert("runtime".into(), runtime.into());
-        dev.insert("version".into(), choice.as_str().into());
-        version = Some(choice);
+        dev.runtime = Some(runtime.to_owned());
+        dev.version = Some(choice);
     } else if request.version.is_some() {
-        return Err(ApiError::new(ErrorCode::BadRequest, "a version needs a runtime"));
+        return Err(ProvisionError::Unavailable("a version needs a runtime".into()));
     }
     if request.enable_code_server {
         let code_server = catalog.latest(Kind::Addon, "code-server").ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                "code-server is not in the artifact store; ask the operator to add it",
+            ProvisionError::Unavailable(
+                "code-server is not in the artifact store; ask the operator to add it".into(),
             )
         })?;
-        dev.insert("code_server".into(), true.into());
-        dev.insert("code_server_version".into(), code_server.into());
+        dev.code_server = true;
+        dev.code_server_version = Some(code_server.to_owned());
     }
+    let version = dev.version.clone();
     Ok((dev, version))
 }
 
-async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<(), ApiError> {
+async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<(), ProvisionError> {
     let driver = Arc::clone(&control.drivers.default);
-    let endpoint = driver.create(id, spec).await.map_err(|e| {
-        ApiError::new(ErrorCode::ProvisioningFailed, format!("the server could not be created: {e}"))
-    })?;
-    control.store.set_agent(id, &endpoint).await.map_err(internal("cannot record an agent"))?;
+    let endpoint = driver.create(id, spec).await.map_err(ProvisionError::Driver)?;
+    control.store.set_agent(id, &endpoint).await?;
     let agent: Arc<dyn Agent> = Arc::new(control.remote_agent(&endpoint.url, &endpoint.secret));
-    control.registry.insert(id, Arc::clone(&agent), driver);
+    control.registry.insert(id, Arc::clone(&agent));
     wait_until_ready(control, id, agent.as_ref()).await?;
-    control
-        .store
-        .set_lifecycle(id, Lifecycle::Ready)
-        .await
-        .map_err(internal("cannot mark a server ready"))?;
-    control.poller.track(id);
+    control.store.set_lifecycle(id, Lifecycle::Ready).await?;
+    control.poller.track(id, driver);
     control.poller.poll_now(id).await;
     tracing::info!(server_id = id, "server ready");
     Ok(())
@@ -140,7 +155,7 @@ async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<
 /// Waits for semantic readiness; fails at once if the agent gave up (`error`).
 /// What the agent says meanwhile (what it is installing) goes to the status cache, so that
 /// `GET /api/servers` shows a server being created with its progress.
-async fn wait_until_ready(control: &ControlPlane, id: i64, agent: &dyn Agent) -> Result<(), ApiError> {
+async fn wait_until_ready(control: &ControlPlane, id: i64, agent: &dyn Agent) -> Result<(), ProvisionError> {
     let timeout = control.config.provisioning.timeout;
     let deadline = Instant::now() + timeout;
     let mut last_reason = "its agent did not answer".to_owned();
@@ -157,21 +172,14 @@ async fn wait_until_ready(control: &ControlPlane, id: i64, agent: &dyn Agent) ->
             });
             control.cache.record_success(id, readiness, status).await;
             if let Some(why) = gave_up {
-                let why = why.unwrap_or(last_reason);
-                return Err(ApiError::new(
-                    ErrorCode::ProvisioningFailed,
-                    format!("the server failed to start: {why}"),
-                ));
+                return Err(ProvisionError::FailedToStart(why.unwrap_or(last_reason)));
             }
         }
         if Instant::now() >= deadline {
-            return Err(ApiError::new(
-                ErrorCode::ProvisioningTimeout,
-                format!(
-                    "the server did not become ready within {}: {last_reason}",
-                    humantime::format_duration(timeout)
-                ),
-            ));
+            return Err(ProvisionError::Timeout {
+                within: humantime::format_duration(timeout).to_string(),
+                last: last_reason,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -190,34 +198,21 @@ async fn remove(control: &ControlPlane, id: i64) {
 }
 
 /// Stops a server gracefully and removes it.
-pub(crate) async fn delete(control: &Arc<ControlPlane>, id: i64) -> Result<(), ApiError> {
-    control
-        .store
-        .set_lifecycle(id, Lifecycle::Deleting)
-        .await
-        .map_err(internal("cannot mark a server deleting"))?;
+pub(crate) async fn delete(control: &Arc<ControlPlane>, id: i64) -> Result<(), ProvisionError> {
+    control.store.set_lifecycle(id, Lifecycle::Deleting).await?;
     tracing::info!(server_id = id, "deleting");
     let task = tokio::spawn(finish_delete(Arc::clone(control), id));
-    match task.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ApiError::new(
-            ErrorCode::Internal,
-            format!("the server could not be removed completely: {e}"),
-        )),
-        Err(_) => Err(ApiError::internal()),
-    }
+    task.await.map_err(|_| ProvisionError::Aborted)?
 }
 
 /// The second half of a delete: also run at start-up for deletes a previous control plane
 /// did not finish.
-async fn finish_delete(control: Arc<ControlPlane>, id: i64) -> Result<(), crate::drivers::DriverError> {
+async fn finish_delete(control: Arc<ControlPlane>, id: i64) -> Result<(), ProvisionError> {
     control.poller.untrack(id).await;
     control.registry.remove(id);
     let outcome = match control.driver_of(id).await.destroy(id, Teardown::Graceful).await {
-        Ok(()) => {
-            control.store.delete_server(id).await.map_err(|e| crate::drivers::DriverError(e.to_string()))
-        }
-        Err(e) => Err(e),
+        Ok(()) => control.store.delete_server(id).await.map_err(ProvisionError::from),
+        Err(e) => Err(ProvisionError::Incomplete(e)),
     };
     if let Err(e) = &outcome {
         tracing::error!(server_id = id, error = %e, "deleting failed; it is retried at the next start");
@@ -227,15 +222,15 @@ async fn finish_delete(control: Arc<ControlPlane>, id: i64) -> Result<(), crate:
 
 /// At start-up: adopts every ready server (reviving agents that are gone), and finishes what a
 /// previous control plane left half done (provisioning is undone, deleting is completed).
-pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), crate::db::StoreError> {
+pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), StoreError> {
     for server in control.store.servers(None).await? {
         let id = server.id;
         match server.lifecycle {
             Lifecycle::Ready => {
                 let driver = control.drivers.by_name(&server.driver);
                 let agent = Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret));
-                control.registry.insert(id, agent, Arc::clone(&driver));
-                control.poller.track(id);
+                control.registry.insert(id, agent);
+                control.poller.track(id, Arc::clone(&driver));
                 tokio::spawn(async move {
                     match driver.revive(id).await {
                         Ok(true) => tracing::info!(server_id = id, "agent was not running; started it"),
@@ -268,7 +263,7 @@ pub struct ExternalServer {
     pub kind: ServerKind,
     /// Where its agent answers, and the agent's secret; for dev servers, where its
     /// code-server listens.
-    pub endpoint: crate::drivers::AgentEndpoint,
+    pub endpoint: AgentEndpoint,
 }
 
 /// Records a server whose agent someone else runs, to be adopted at the next start: for
@@ -276,7 +271,7 @@ pub struct ExternalServer {
 pub async fn record_external(
     store: &dyn crate::db::Store,
     server: ExternalServer,
-) -> Result<i64, crate::db::StoreError> {
+) -> Result<i64, StoreError> {
     let new = NewServer {
         owner_id: server.owner_id,
         name: server.name,
@@ -296,21 +291,18 @@ pub async fn record_external(
 impl ControlPlane {
     /// The artifact catalog agents install from: this control plane's own store, or the
     /// configured one.
-    pub async fn catalog(&self) -> Result<zlh_proto::catalog::Catalog, String> {
-        match &self.config.artifacts.catalog_url {
-            None => self.artifacts.catalog(),
+    pub async fn catalog(&self) -> Result<zlh_proto::catalog::Catalog, ArtifactError> {
+        let text = match &self.config.artifacts.catalog_url {
+            None => return self.artifacts.catalog(),
             Some(url) => {
-                let response = self
-                    .agent_http
-                    .get(url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("the artifact store cannot be reached: {e}"))?;
-                let text =
-                    response.text().await.map_err(|e| format!("the artifact catalog cannot be read: {e}"))?;
-                zlh_proto::catalog::Catalog::parse(&text)
+                let response = self.agent_http.get(url).send().await;
+                let response = response
+                    .map_err(|e| ArtifactError(format!("the artifact store cannot be reached: {e}")))?;
+                let text = response.text().await;
+                text.map_err(|e| ArtifactError(format!("the artifact catalog cannot be read: {e}")))?
             }
-        }
+        };
+        zlh_proto::catalog::Catalog::parse(&text).map_err(ArtifactError)
     }
 
     /// The driver a server was made with.

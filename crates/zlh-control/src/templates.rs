@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use zlh_http::ApiError;
-use zlh_proto::ErrorCode;
+use zlh_proto::agent_config::{GameSection, Pattern, StopMethod, StopSignal};
 use zlh_proto::api::{CreateServer, ServerKind, TemplateView};
 
 const BUILT_IN: &[(&str, &str)] = &[
@@ -28,7 +27,18 @@ const MAX_ARG_BYTES: usize = 4096;
 #[serde(deny_unknown_fields)]
 struct Template {
     description: String,
-    game: toml::Table,
+    game: GameSection,
+}
+
+/// Why a create request names no usable template.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    /// No template by that name.
+    #[error("there is no template named {0:?} (see GET /api/templates)")]
+    Unknown(String),
+    /// The request does not fit the template (a custom command that is missing or too long).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Every template, by name.
@@ -41,13 +51,8 @@ pub struct TemplateCatalog {
 
 fn parse(name: &str, text: &str) -> Result<Template, String> {
     let template: Template = toml::from_str(text).map_err(|e| format!("template {name}: {e}"))?;
-    let argv_ok = template
-        .game
-        .get("argv")
-        .and_then(toml::Value::as_array)
-        .is_some_and(|argv| !argv.is_empty() && argv.iter().all(toml::Value::is_str));
-    if !argv_ok {
-        return Err(format!("template {name}: game.argv must be a non-empty list of strings"));
+    if template.game.argv.first().is_none_or(|program| program.is_empty()) {
+        return Err(format!("template {name}: game.argv must name a program"));
     }
     Ok(template)
 }
@@ -100,67 +105,48 @@ impl TemplateCatalog {
     }
 
     /// The agent's `[game]` section for a create request, or why the request is wrong.
-    pub fn game_for(&self, request: &CreateServer) -> Result<toml::Table, ApiError> {
-        let bad = |message: &str| Err(ApiError::new(ErrorCode::BadRequest, message));
+    pub fn game_for(&self, request: &CreateServer) -> Result<GameSection, TemplateError> {
+        let invalid = |message: &str| Err(TemplateError::Invalid(message.to_owned()));
         if request.kind == ServerKind::Dev {
             return Ok(self.expand(&self.dev_shell.game));
         }
         let Some(name) = request.template.as_deref() else {
-            return bad("a game server needs a template (see GET /api/templates)");
+            return invalid("a game server needs a template (see GET /api/templates)");
         };
         if name != CUSTOM {
             if request.command.is_some() || request.ready_pattern.is_some() {
-                return bad("command and ready_pattern are only for the custom template");
+                return invalid("command and ready_pattern are only for the custom template");
             }
-            let template = self.templates.get(name).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::UnknownTemplate,
-                    format!("there is no template named {name:?} (see GET /api/templates)"),
-                )
-            })?;
+            let template = self.templates.get(name).ok_or_else(|| TemplateError::Unknown(name.to_owned()))?;
             return Ok(self.expand(&template.game));
         }
         let command = request.command.as_deref().unwrap_or_default();
         if command.is_empty() || command[0].trim().is_empty() {
-            return bad("the custom template needs a command: a program and its arguments");
+            return invalid("the custom template needs a command: a program and its arguments");
         }
         if command.len() > MAX_ARGS
             || command.iter().any(|arg| arg.len() > MAX_ARG_BYTES || arg.contains('\0'))
         {
-            return bad("the command is too long or contains a NUL byte");
+            return invalid("the command is too long or contains a NUL byte");
         }
-        let mut game = toml::Table::new();
-        game.insert(
-            "argv".into(),
-            command.iter().map(|a| toml::Value::from(a.as_str())).collect::<Vec<_>>().into(),
-        );
-        // An arbitrary program knows SIGTERM, not a console command.
-        let mut stop = toml::Table::new();
-        stop.insert("signal".into(), "SIGTERM".into());
-        game.insert("stop".into(), stop.into());
-        game.insert("stop_timeout".into(), "10s".into());
-        if let Some(pattern) = &request.ready_pattern {
-            if let Err(e) = regex::Regex::new(pattern) {
-                return Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("ready_pattern is not a valid regex: {e}"),
-                ));
-            }
-            game.insert("ready_pattern".into(), pattern.as_str().into());
-        }
-        Ok(game)
+        let ready_pattern = request
+            .ready_pattern
+            .as_deref()
+            .map(Pattern::new)
+            .transpose()
+            .map_err(|e| TemplateError::Invalid(format!("ready_pattern is not a valid regex: {e}")))?;
+        Ok(GameSection {
+            // An arbitrary program knows SIGTERM, not a console command.
+            stop: StopMethod::Signal(StopSignal::Term),
+            stop_timeout: std::time::Duration::from_secs(10),
+            ready_pattern,
+            ..GameSection::new(command.to_vec())
+        })
     }
 
-    fn expand(&self, game: &toml::Table) -> toml::Table {
-        let mut game = game.clone();
-        if let Some(toml::Value::Array(argv)) = game.get_mut("argv") {
-            for arg in argv.iter_mut() {
-                if let Some(text) = arg.as_str() {
-                    *arg = text.replace("{zlh}", &self.zlh_exe).into();
-                }
-            }
-        }
-        game
+    fn expand(&self, game: &GameSection) -> GameSection {
+        let argv = game.argv.iter().map(|arg| arg.replace("{zlh}", &self.zlh_exe)).collect();
+        GameSection { argv, ..game.clone() }
     }
 }
 
@@ -194,20 +180,21 @@ mod tests {
         let names: Vec<String> = catalog.list().into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["minecraft-java", "sample", "terraria", "custom"]);
         let game = catalog.game_for(&request(Some("sample"), None)).expect("sample");
-        assert_eq!(game["argv"][0].as_str(), Some("/usr/bin/zlh"));
+        assert_eq!(game.argv[0], "/usr/bin/zlh");
     }
 
     #[test]
     fn bad_requests_say_why() {
         let catalog = TemplateCatalog::load(None, Path::new("/usr/bin/zlh"));
-        let code = |r: CreateServer| catalog.game_for(&r).expect_err("refused").code;
-        assert_eq!(code(request(Some("quake"), None)), ErrorCode::UnknownTemplate);
-        assert_eq!(code(request(None, None)), ErrorCode::BadRequest);
-        assert_eq!(code(request(Some("custom"), None)), ErrorCode::BadRequest);
-        assert_eq!(code(request(Some("sample"), Some(&["sh"]))), ErrorCode::BadRequest);
+        let refused = |r: CreateServer| catalog.game_for(&r).expect_err("refused");
+        assert_eq!(refused(request(Some("quake"), None)), TemplateError::Unknown("quake".into()));
+        let invalid = |r: CreateServer| matches!(refused(r), TemplateError::Invalid(_));
+        assert!(invalid(request(None, None)));
+        assert!(invalid(request(Some("custom"), None)));
+        assert!(invalid(request(Some("sample"), Some(&["sh"]))));
         let mut bad_pattern = request(Some("custom"), Some(&["sh"]));
         bad_pattern.ready_pattern = Some("(".into());
-        assert_eq!(code(bad_pattern), ErrorCode::BadRequest);
+        assert!(invalid(bad_pattern));
         assert!(catalog.game_for(&request(Some("custom"), Some(&["/bin/sh", "-c", "sleep 9"]))).is_ok());
     }
 }

@@ -85,13 +85,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The message of [`not_found`]: how a client tells an unknown route (an older server) from
-/// a missing thing, which share the `not_found` code.
-pub const NO_SUCH_ROUTE: &str = "no such route";
+/// The header on [`not_found`]'s answer: how a client tells an unknown route (an older server)
+/// from a missing thing, which share the `not_found` code.
+pub const UNKNOWN_ROUTE_HEADER: &str = "x-zlh-unknown-route";
 
 /// Fallback for unknown routes.
-pub async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, NO_SUCH_ROUTE)
+pub async fn not_found() -> Response {
+    let mut response = ApiError::new(ErrorCode::NotFound, "no such route").into_response();
+    response.headers_mut().insert(UNKNOWN_ROUTE_HEADER, axum::http::HeaderValue::from_static("1"));
+    response
 }
 
 /// Fallback for known routes with another method.

@@ -226,8 +226,8 @@ pub enum JobState {
 pub struct JobView {
     /// Job id, for `GET /jobs/{id}`.
     pub id: String,
-    /// What kind of work (`runtime_install`, ...).
-    pub kind: String,
+    /// What kind of work.
+    pub kind: JobKind,
     /// What it works on (`node 20.20.2`).
     pub target: String,
     /// Where it is.
@@ -242,6 +242,42 @@ pub struct JobView {
     pub started_at: String,
     /// When it ended (RFC 3339).
     pub finished_at: Option<String>,
+}
+
+/// What kind of work a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// A dev container's first provisioning (runtime, code-server).
+    Provision,
+    /// Installing a runtime into a dev container.
+    RuntimeInstall,
+    /// Packing files into an archive.
+    Compress,
+    /// Unpacking an archive.
+    Extract,
+    /// Backing up the server directory.
+    Backup,
+    /// Restoring a backup.
+    Restore,
+    /// Installing a mod from the catalog.
+    ModInstall,
+}
+
+impl JobKind {
+    /// The name on the wire (`runtime_install`), also the prefix of job ids.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Provision => "provision",
+            JobKind::RuntimeInstall => "runtime_install",
+            JobKind::Compress => "compress",
+            JobKind::Extract => "extract",
+            JobKind::Backup => "backup",
+            JobKind::Restore => "restore",
+            JobKind::ModInstall => "mod_install",
+        }
+    }
 }
 
 /// `POST /dev/runtimes/install` and `/dev/runtimes/switch`.

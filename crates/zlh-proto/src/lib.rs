@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod agent_config;
 pub mod api;
 pub mod catalog;
 pub mod console;

@@ -112,8 +112,13 @@ pub fn lenient_string_map<'de, D: Deserializer<'de>>(
 
 /// Durations written as `"30s"`, `"250ms"`, `"15m"`: `#[serde(with = "duration")]`.
 pub mod duration {
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
+
+    /// Serializes one duration in the same form (`"1m 30s"`).
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
 
     /// Deserializes one duration.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

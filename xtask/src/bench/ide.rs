@@ -158,7 +158,7 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
         let owner = store.create_user("bench@example.com", &hash, Role::User, 1).await?;
         let mut ids = Vec::new();
         for upstream in [format!("127.0.0.1:{upstream_port}"), echo.address.clone()] {
-            let endpoint = zlh_control::drivers::AgentEndpoint {
+            let endpoint = zlh_control::registry::AgentEndpoint {
                 url: Secret::new("http://127.0.0.1:9"),
                 secret: Secret::new("unused"),
                 ide: Some(Secret::new(upstream)),

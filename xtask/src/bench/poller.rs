@@ -49,7 +49,7 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
         let admin =
             store.create_user("bench@example.com", &hash, Role::Admin, zlh_proto::time::now_ms()).await?;
         for (n, url) in urls.iter().enumerate() {
-            let endpoint = zlh_control::drivers::AgentEndpoint {
+            let endpoint = zlh_control::registry::AgentEndpoint {
                 url: Secret::new(url),
                 secret: Secret::new(SECRET),
                 ide: None,

@@ -19,7 +19,7 @@ use zlh_proto::catalog::Kind;
 
 use crate::artifacts::ArtifactClient;
 use crate::clock::{format_ms, now_ms};
-use crate::config::{AgentConfig, DevConfig};
+use crate::config::{AgentConfig, DevSection};
 use crate::jobs::Progress;
 use crate::supervisor::{Launch, LaunchPlan};
 use code_server::CodeServer;
@@ -46,7 +46,7 @@ struct Provisioned {
 /// A development container's environment.
 #[derive(Debug)]
 pub struct DevEnvironment {
-    config: DevConfig,
+    config: DevSection,
     root: PathBuf,
     user: DevUser,
     workspace: PathBuf,
@@ -306,7 +306,7 @@ pub struct DevStatus {
 /// A dev container's main process: a login shell in the workspace, as the dev user, with the
 /// runtimes on `PATH`.
 impl LaunchPlan for DevEnvironment {
-    fn plan(&self, game: &crate::config::GameTemplate) -> Launch {
+    fn plan(&self, game: &crate::config::GameSection) -> Launch {
         let mut env = self.shell_env();
         env.extend(game.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         Launch { cwd: self.workspace.clone(), env, ids: self.ids() }

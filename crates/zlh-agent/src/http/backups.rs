@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
-use zlh_proto::agent::{BackupRequest, BackupView, JobView};
+use zlh_proto::agent::{BackupRequest, BackupView, JobKind, JobView};
 
 use super::AppState;
 use crate::backup::BackupError;
@@ -37,7 +37,7 @@ pub(super) async fn create(
     };
     let turn = state.backups.try_turn().map_err(backup_error)?;
     let (backups, supervisor) = (std::sync::Arc::clone(&state.backups), state.supervisor.clone());
-    let job = state.jobs.spawn("backup", "server directory", move |progress| async move {
+    let job = state.jobs.spawn(JobKind::Backup, "server directory", move |progress| async move {
         backups.create(turn, &supervisor, request.exclude, &progress).await.map(|_| ())
     });
     Ok((StatusCode::ACCEPTED, Json(job)))
@@ -61,7 +61,7 @@ pub(super) async fn restore(
     }
     let turn = state.backups.try_turn().map_err(backup_error)?;
     let (backups, supervisor) = (std::sync::Arc::clone(&state.backups), state.supervisor.clone());
-    let job = state.jobs.spawn("restore", &query.id.clone(), move |progress| async move {
+    let job = state.jobs.spawn(JobKind::Restore, &query.id.clone(), move |progress| async move {
         backups.restore(turn, &query.id, &supervisor, &progress).await
     });
     Ok((StatusCode::ACCEPTED, Json(job)))

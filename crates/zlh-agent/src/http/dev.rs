@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
-use zlh_proto::agent::{InstalledPackage, InstalledPackages, JobView, RollbackRequest, RuntimeRequest};
+use zlh_proto::agent::{
+    InstalledPackage, InstalledPackages, JobKind, JobView, RollbackRequest, RuntimeRequest,
+};
 
 use super::AppState;
 use crate::dev::DevEnvironment;
@@ -55,7 +57,7 @@ pub(super) async fn install(
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let dev = dev(&state)?;
     let target = format!("{} {}", request.runtime, request.version);
-    let job = state.jobs.spawn("runtime_install", &target, move |progress| async move {
+    let job = state.jobs.spawn(JobKind::RuntimeInstall, &target, move |progress| async move {
         dev.runtimes.install(&dev.artifacts, &request.runtime, &request.version, &progress).await
     });
     Ok((StatusCode::ACCEPTED, Json(job)))

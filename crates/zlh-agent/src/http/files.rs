@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
-use zlh_proto::agent::JobView;
+use zlh_proto::agent::{JobKind, JobView};
 
 use super::AppState;
 use crate::archive::{Format, Limits, PackedFile, pack_tar, unpack_file};
@@ -186,7 +186,7 @@ pub(super) async fn compress(
     }
     let upload = state.files.begin_upload(&body.to).map_err(file_error)?;
     let files = std::sync::Arc::clone(&state.files);
-    let job = state.jobs.spawn("compress", &body.to, move |progress| async move {
+    let job = state.jobs.spawn(JobKind::Compress, &body.to, move |progress| async move {
         tokio::task::spawn_blocking(move || {
             let root = files.dir().map_err(|e| e.to_string())?;
             let mut upload = upload;
@@ -239,7 +239,7 @@ pub(super) async fn extract(
     }
     let files = std::sync::Arc::clone(&state.files);
     let limits = Limits { max_bytes: state.config.files.max_unpacked_bytes, ..Limits::default() };
-    let job = state.jobs.spawn("extract", &body.path, move |progress| async move {
+    let job = state.jobs.spawn(JobKind::Extract, &body.path, move |progress| async move {
         tokio::task::spawn_blocking(move || {
             let staging = files.staging_dir().map_err(|e| e.to_string())?;
             let unpacked = files

@@ -113,7 +113,11 @@ async fn health() -> Json<Health> {
 /// 48.5 MiB)").
 fn provisioning_reason(jobs: &crate::jobs::Jobs) -> String {
     let mut reason = "the container is being provisioned".to_owned();
-    let job = jobs.list().into_iter().rev().find(|j| j.kind == "provision" && j.state == JobState::Running);
+    let job = jobs
+        .list()
+        .into_iter()
+        .rev()
+        .find(|j| j.kind == zlh_proto::agent::JobKind::Provision && j.state == JobState::Running);
     if let Some(message) = job.as_ref().and_then(|j| j.message.as_deref()) {
         reason.push_str(": ");
         reason.push_str(message);

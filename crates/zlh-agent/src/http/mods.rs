@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
-use zlh_proto::agent::{JobView, ModInstall, ModView};
+use zlh_proto::agent::{JobKind, JobView, ModInstall, ModView};
 use zlh_proto::catalog::Kind;
 
 use super::AppState;
@@ -73,7 +73,7 @@ pub(super) async fn install(
     let file = format!("{}-{}.jar", request.name, request.version);
     let path = state.mods.upload_path(&state.files, &file).map_err(file_error)?;
     let (files, state_dir) = (std::sync::Arc::clone(&state.files), state.config.state_path());
-    let job = state.jobs.spawn("mod_install", &file, move |progress| async move {
+    let job = state.jobs.spawn(JobKind::ModInstall, &file, move |progress| async move {
         let client = crate::artifacts::ArtifactClient::new(catalog_url);
         let catalog = client.catalog().await?;
         let artifact = catalog

@@ -33,6 +33,7 @@ use crate::holder::HolderSpec;
 use crate::holder::client::{HolderConnection, HolderPaths, attach, start};
 use crate::holder::protocol::{ExitInfo, ToHolder};
 use crate::{cgroup, procfs};
+use zlh_proto::agent_config::StopSignal;
 
 /// After SIGKILL, how long to wait for the holder to report the exit before giving up on it.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -461,9 +462,9 @@ impl Actor {
             .config
             .game
             .ready_pattern
-            .clone()
+            .as_ref()
             .filter(|_| !ready_seen)
-            .map(|pattern| ReadyWatch::new(pattern, Arc::new(AtomicBool::new(true))));
+            .map(|pattern| ReadyWatch::new((**pattern).clone(), Arc::new(AtomicBool::new(true))));
         self.state = if ready.is_some() { GameState::Starting } else { GameState::Running };
         let pump = tokio::spawn(pump(
             connection.reader,
@@ -497,7 +498,7 @@ impl Actor {
         if send_stop {
             match self.config.game.stop.clone() {
                 StopMethod::Command(line) => self.send(ToHolder::Input(format!("{line}\n").into_bytes())),
-                StopMethod::Signal(signal) => self.send(ToHolder::Signal(signal.0.as_raw())),
+                StopMethod::Signal(signal) => self.send(ToHolder::Signal(signal_number(signal))),
             }
         }
         self.power_timer = Some((Instant::now() + self.config.game.stop_timeout, Timer::Terminate));
@@ -716,4 +717,18 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// The number of a configured stop signal.
+fn signal_number(signal: StopSignal) -> i32 {
+    let signal = match signal {
+        StopSignal::Int => Signal::INT,
+        StopSignal::Term => Signal::TERM,
+        StopSignal::Hup => Signal::HUP,
+        StopSignal::Quit => Signal::QUIT,
+        StopSignal::Usr1 => Signal::USR1,
+        StopSignal::Usr2 => Signal::USR2,
+        StopSignal::Kill => Signal::KILL,
+    };
+    signal.as_raw()
 }

@@ -3,10 +3,11 @@
 //! Checked in order of how actionable the answer is: memory (kernel OOM kill or the JVM's own
 //! error), a missing dependency, a mod or plugin to blame, then the bare exit.
 
-use regex::{Regex, RegexSet};
+use regex::RegexSet;
 use zlh_proto::agent::CrashClassification;
 
 use crate::config::CrashPatterns;
+use zlh_proto::agent_config::Pattern;
 
 const OOM: &[&str] = &[
     r"java\.lang\.OutOfMemoryError",
@@ -59,7 +60,7 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn new(builtin: &[&str], extra: &[Regex]) -> Matcher {
+    fn new(builtin: &[&str], extra: &[Pattern]) -> Matcher {
         let patterns =
             builtin.iter().map(|p| p.to_string()).chain(extra.iter().map(|r| r.as_str().to_owned()));
         // Every pattern compiled on its own already (builtins in tests, extras in config).
@@ -210,7 +211,7 @@ mod tests {
     #[test]
     fn builtin_patterns_compile() {
         for pattern in OOM.iter().chain(MISSING_DEPENDENCY).chain(MOD_OR_PLUGIN) {
-            Regex::new(pattern).expect(pattern);
+            regex::Regex::new(pattern).expect(pattern);
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use zlh_proto::agent::{CrashRecord, GameState};
 
-use crate::config::{AgentConfig, GameTemplate};
+use crate::config::{AgentConfig, GameSection};
 use crate::console::Console;
 
 /// How a run's process starts: where, with which environment, as whom.
@@ -36,7 +36,7 @@ pub struct Launch {
 /// environment; dev containers run a shell in the workspace as the dev user.
 pub trait LaunchPlan: Send + Sync + std::fmt::Debug {
     /// The launch of the next run of `game`.
-    fn plan(&self, game: &GameTemplate) -> Launch;
+    fn plan(&self, game: &GameSection) -> Launch;
 }
 
 /// A game server's launch.
@@ -55,7 +55,7 @@ impl GameLaunch {
 impl LaunchPlan for GameLaunch {
     /// A clean base (never the agent's own environment, which holds its secret) plus the
     /// template's variables.
-    fn plan(&self, game: &GameTemplate) -> Launch {
+    fn plan(&self, game: &GameSection) -> Launch {
         let mut env: Vec<(String, String)> = ["PATH", "HOME", "LANG", "USER", "LOGNAME"]
             .iter()
             .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))

@@ -10,8 +10,9 @@ use zlh_proto::ErrorCode;
 use zlh_proto::api::UserView;
 use zlh_proto::time::now_ms;
 
-use super::{CurrentUser, store_error, user_view};
+use super::user_view;
 use crate::ControlPlane;
+use crate::access::CurrentUser;
 
 fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
     if user.is_admin() {
@@ -28,7 +29,7 @@ pub(super) async fn users(
     user: CurrentUser,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     admin_only(&user)?;
-    let users = control.store.users().await.map_err(store_error)?;
+    let users = control.store.users().await?;
     Ok(Json(users.iter().map(user_view).collect()))
 }
 
@@ -43,15 +44,10 @@ async fn set_suspended(
     if id == admin.0.id {
         return Err(ApiError::new(ErrorCode::BadRequest, "you cannot suspend yourself"));
     }
-    control.store.user_by_id(id).await.map_err(store_error)?.ok_or_else(|| ApiError::not_found("user"))?;
-    control.store.set_suspended(id, suspend.then(now_ms)).await.map_err(store_error)?;
+    control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    control.store.set_suspended(id, suspend.then(now_ms)).await?;
     tracing::info!(user_id = id, admin_id = admin.0.id, suspend, "account suspension changed");
-    let user = control
-        .store
-        .user_by_id(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let user = control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(user_view(&user)))
 }
 

@@ -15,8 +15,9 @@ use zlh_proto::api::{
 };
 use zlh_proto::time::{now_ms, now_secs};
 
-use super::{CurrentUser, store_error, user_view};
+use super::user_view;
 use crate::ControlPlane;
+use crate::access::CurrentUser;
 use crate::auth::mailer::Message;
 use crate::auth::tokens::Claims;
 use crate::auth::{passwords, random_token, token_hash};
@@ -50,8 +51,7 @@ pub(crate) async fn issue_session(control: &ControlPlane, user: &User) -> Result
     control
         .store
         .create_session(&session_id, user.id, &token_hash(&refresh_token), refresh_expires, now)
-        .await
-        .map_err(store_error)?;
+        .await?;
     Ok(session(control, user, session_id, refresh_token))
 }
 
@@ -60,7 +60,7 @@ fn session(control: &ControlPlane, user: &User, session_id: String, refresh_toke
     let iat = now_secs();
     let claims = Claims {
         sub: user.id.to_string(),
-        kind: "access".into(),
+        kind: crate::auth::tokens::TokenKind::Access,
         iat,
         exp: iat + ttl,
         sid: Some(session_id),
@@ -98,7 +98,7 @@ pub(super) async fn register(
                 "an account with this email exists; sign in instead",
             ));
         }
-        Err(e) => return Err(store_error(e)),
+        Err(e) => return Err(e.into()),
     };
     tracing::info!(user_id = user.id, "account created");
     Ok((StatusCode::CREATED, Json(issue_session(&control, &user).await?)))
@@ -135,7 +135,7 @@ pub(super) async fn login(
     }
     let user = match control.store.user_by_email(&email).await {
         Ok(user) => user,
-        Err(e) => return store_error(e).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     // An unknown email is checked against a decoy hash, so a sign-in takes as long whether or
     // not the account exists.
@@ -171,11 +171,10 @@ pub(super) async fn refresh(
     let outcome = control
         .store
         .rotate_refresh(&token_hash(&request.refresh_token), &token_hash(&next), expires, now)
-        .await
-        .map_err(store_error)?;
+        .await?;
     match outcome {
         RefreshOutcome::Rotated { session_id, user_id } => {
-            let user = control.store.user_by_id(user_id).await.map_err(store_error)?;
+            let user = control.store.user_by_id(user_id).await?;
             let user = user.ok_or_else(|| {
                 ApiError::new(ErrorCode::TokenInvalid, "this session has ended; sign in again")
             })?;
@@ -200,10 +199,9 @@ pub(super) async fn logout(
     State(control): State<Arc<ControlPlane>>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let session =
-        control.store.session_of_refresh(&token_hash(&request.refresh_token)).await.map_err(store_error)?;
+    let session = control.store.session_of_refresh(&token_hash(&request.refresh_token)).await?;
     if let Some(session) = session {
-        control.store.revoke_session(&session, now_ms()).await.map_err(store_error)?;
+        control.store.revoke_session(&session, now_ms()).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -225,7 +223,7 @@ pub(super) async fn change_password(
     }
     check_password(&change.new_password)?;
     let hash = passwords::hash(&change.new_password).await;
-    control.store.set_password(user.0.id, &hash, now_ms()).await.map_err(store_error)?;
+    control.store.set_password(user.0.id, &hash, now_ms()).await?;
     tracing::info!(user_id = user.0.id, "password changed; every session ended");
     Ok(Json(issue_session(&control, &user.0).await?))
 }
@@ -243,7 +241,7 @@ pub(super) async fn request_reset(
         return Ok(StatusCode::ACCEPTED);
     }
     control.limiter.record_failure(&key, now);
-    let Some(user) = control.store.user_by_email(&email).await.map_err(store_error)? else {
+    let Some(user) = control.store.user_by_email(&email).await? else {
         return Ok(StatusCode::ACCEPTED);
     };
     if user.suspended_at_ms.is_some() {
@@ -251,7 +249,7 @@ pub(super) async fn request_reset(
     }
     let token = random_token(32);
     let expires = now_ms() + control.config.auth.reset_token_ttl.as_millis() as i64;
-    control.store.create_password_reset(&token_hash(&token), user.id, expires).await.map_err(store_error)?;
+    control.store.create_password_reset(&token_hash(&token), user.id, expires).await?;
     let minutes = control.config.auth.reset_token_ttl.as_secs().div_ceil(60);
     let message = Message {
         to: user.email.clone(),
@@ -276,8 +274,7 @@ pub(super) async fn confirm_reset(
     ApiJson(confirm): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
     check_password(&confirm.new_password)?;
-    let user_id =
-        control.store.use_password_reset(&token_hash(&confirm.token), now_ms()).await.map_err(store_error)?;
+    let user_id = control.store.use_password_reset(&token_hash(&confirm.token), now_ms()).await?;
     let user_id = user_id.ok_or_else(|| {
         ApiError::new(
             ErrorCode::TokenInvalid,
@@ -285,7 +282,7 @@ pub(super) async fn confirm_reset(
         )
     })?;
     let hash = passwords::hash(&confirm.new_password).await;
-    control.store.set_password(user_id, &hash, now_ms()).await.map_err(store_error)?;
+    control.store.set_password(user_id, &hash, now_ms()).await?;
     tracing::info!(user_id, "password reset; every session ended");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,8 +23,8 @@ use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
 use zlh_proto::api::ConsoleTicket;
 
-use super::{CurrentUser, ServerId, agent_error, owned_server, store_error};
 use crate::ControlPlane;
+use crate::access::{self, CurrentUser, ServerId};
 use crate::auth::{random_token, token_hash};
 use crate::config::ControlConfig;
 use crate::registry::{ConsoleFrame, ConsoleSink, ConsoleStream};
@@ -72,7 +72,7 @@ pub(super) async fn ticket(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<ConsoleTicket>, ApiError> {
-    owned_server(&control, &user, id).await?;
+    access::server(&control, &user.0, id).await?;
     let ticket = control.tickets.issue(user.0.id, id);
     Ok(Json(ConsoleTicket { ticket, expires_in: control.tickets.ttl.as_secs() }))
 }
@@ -149,16 +149,13 @@ async fn open(
         return Err(invalid());
     }
     // The user may have lost the server or the account since the ticket was issued.
-    let user = control.store.user_by_id(ticket.user_id).await.map_err(store_error)?.ok_or_else(invalid)?;
+    let user = control.store.user_by_id(ticket.user_id).await?.ok_or_else(invalid)?;
     if user.suspended_at_ms.is_some() {
         return Err(invalid());
     }
-    let server = owned_server(control, &CurrentUser(user), id).await?;
-    let agent = control
-        .registry
-        .get(server.id)
-        .ok_or_else(|| agent_error(id, crate::registry::AgentError::Unreachable))?;
-    agent.console(query.since).await.map_err(|e| agent_error(id, e))
+    let server = access::server(control, &user, id).await?;
+    let agent = control.registry.get(server.id).ok_or(crate::registry::AgentError::Unreachable)?;
+    Ok(agent.console(query.since).await?)
 }
 
 /// Copies frames both ways until either side closes. A slow browser slows only its own relay

@@ -10,16 +10,19 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use zlh_http::ApiError;
 use zlh_proto::api::ServerKind;
 
-use super::{CurrentUser, ServerId, agent_error, owned_server};
 use crate::ControlPlane;
-use crate::registry::Method;
+use crate::access::{self, CurrentUser, ServerId};
+use crate::registry::{Method, Streamed};
 
 /// Largest agent answer the backup envelope reads (lists of backups and jobs).
 const MAX_ENVELOPED: usize = 4 << 20;
@@ -42,11 +45,11 @@ async fn forward(
     data: Data,
 ) -> Response {
     let answer = async {
-        let server = owned_server(control, user, id).await?;
+        let server = access::server(control, &user.0, id).await?;
         if data == Data::Backups && server.kind != ServerKind::Game {
             return Err(ApiError::not_found("server"));
         }
-        let agent = super::servers::agent_of(control, &server)?;
+        let agent = access::agent(control, &server)?;
         let (parts, body) = request.into_parts();
         let method = match parts.method.as_str() {
             "GET" => Method::Get,
@@ -57,13 +60,27 @@ async fn forward(
         };
         let path = agent_path(&parts.uri).ok_or_else(|| ApiError::not_found("route"))?;
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        agent.forward(method, &path, content_type, body).await.map_err(|e| agent_error(id, e))
+        let body = body.into_data_stream().map_err(std::io::Error::other);
+        let answer = agent.forward(method, &path, content_type, Box::pin(body)).await?;
+        Ok(streamed(answer))
     }
     .await;
     match data {
         Data::Stream => answer.unwrap_or_else(IntoResponse::into_response),
         Data::Backups => envelope(answer).await,
     }
+}
+
+/// An agent's streamed answer as ours.
+fn streamed(answer: Streamed) -> Response {
+    let mut response = Response::new(Body::from_stream(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 /// `/api/servers/7/files/content?path=a` → `/files/content?path=a`, still percent-encoded so

@@ -36,7 +36,7 @@ use utoipa::{Modify, OpenApi};
         super::dev::code_server_start,
         super::dev::code_server_stop,
         super::dev::code_server_restart,
-        super::dev::ide_token,
+        crate::ide::token,
         super::data::backups,
         super::data::backup_create,
         super::data::backup_restore,

@@ -10,10 +10,10 @@ use zlh_proto::ErrorCode;
 use zlh_proto::agent::{ConsoleCommand, CrashHistory, GameState, PowerAccepted};
 use zlh_proto::api::{CreateServer, Lifecycle, ServerStatus, ServerView, TemplateView};
 
-use super::{CurrentUser, ServerId, agent_error, owned_server, server_views, store_error};
+use super::server_views;
 use crate::ControlPlane;
-use crate::db::Server;
-use crate::registry::{Agent, PowerAction};
+use crate::access::{self, CurrentUser, ServerId};
+use crate::registry::PowerAction;
 
 #[utoipa::path(get, path = "/api/templates", tag = "servers", responses((status = 200, body = Vec<TemplateView>)))]
 pub(super) async fn templates(
@@ -30,7 +30,7 @@ pub(super) async fn list(
     user: CurrentUser,
 ) -> Result<Json<Vec<ServerView>>, ApiError> {
     let owner = (!user.is_admin()).then_some(user.0.id);
-    let servers = control.store.servers(owner).await.map_err(store_error)?;
+    let servers = control.store.servers(owner).await?;
     Ok(Json(server_views(&control, &servers).await))
 }
 
@@ -59,7 +59,7 @@ pub(super) async fn get(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<ServerView>, ApiError> {
-    let server = owned_server(&control, &user, id).await?;
+    let server = access::server(&control, &user.0, id).await?;
     Ok(Json(server_views(&control, &[server]).await.remove(0)))
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn delete(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<StatusCode, ApiError> {
-    let server = owned_server(&control, &user, id).await?;
+    let server = access::server(&control, &user.0, id).await?;
     if server.lifecycle == Lifecycle::Provisioning {
         return Err(ApiError::new(
             ErrorCode::PowerActionInProgress,
@@ -88,22 +88,8 @@ pub(super) async fn status(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<ServerStatus>, ApiError> {
-    let server = owned_server(&control, &user, id).await?;
+    let server = access::server(&control, &user.0, id).await?;
     Ok(Json(server_views(&control, &[server]).await.remove(0).status))
-}
-
-/// The agent of a server that finished provisioning.
-pub(super) fn agent_of(control: &ControlPlane, server: &Server) -> Result<Arc<dyn Agent>, ApiError> {
-    if server.lifecycle != Lifecycle::Ready {
-        return Err(ApiError::new(
-            ErrorCode::PowerActionInProgress,
-            "the server is being created or deleted",
-        ));
-    }
-    control
-        .registry
-        .get(server.id)
-        .ok_or_else(|| agent_error(server.id, crate::registry::AgentError::Unreachable))
 }
 
 async fn power(
@@ -112,9 +98,9 @@ async fn power(
     id: i64,
     action: PowerAction,
 ) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
-    let server = owned_server(&control, &user, id).await?;
-    let agent = agent_of(&control, &server)?;
-    let accepted = agent.power(action).await.map_err(|e| agent_error(id, e))?;
+    let server = access::server(&control, &user.0, id).await?;
+    let agent = access::agent(&control, &server)?;
+    let accepted = agent.power(action).await?;
     tracing::info!(server_id = id, user_id = user.0.id, ?action, state = %accepted.state, "power action");
     // Refresh the cache now rather than at the next heartbeat.
     let poller = control.poller.clone();
@@ -164,9 +150,9 @@ pub(super) async fn console_command(
     ServerId(id): ServerId,
     ApiJson(command): ApiJson<ConsoleCommand>,
 ) -> Result<StatusCode, ApiError> {
-    let server = owned_server(&control, &user, id).await?;
-    let agent = agent_of(&control, &server)?;
-    agent.console_command(&command.command).await.map_err(|e| agent_error(id, e))?;
+    let server = access::server(&control, &user.0, id).await?;
+    let agent = access::agent(&control, &server)?;
+    agent.console_command(&command.command).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -177,7 +163,7 @@ pub(super) async fn crashes(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<CrashHistory>, ApiError> {
-    let server = owned_server(&control, &user, id).await?;
-    let agent = agent_of(&control, &server)?;
-    Ok(Json(agent.crashes().await.map_err(|e| agent_error(id, e))?))
+    let server = access::server(&control, &user.0, id).await?;
+    let agent = access::agent(&control, &server)?;
+    Ok(Json(agent.crashes().await?))
 }

@@ -17,9 +17,9 @@ use zlh_proto::Secret;
 pub struct Claims {
     /// The user id, as a string (JWT convention).
     pub sub: String,
-    /// What the token is for: `access`, `dev-ide`.
+    /// What the token is for.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: TokenKind,
     /// Issued at (seconds since the epoch).
     pub iat: u64,
     /// Expires at (seconds since the epoch).
@@ -33,6 +33,20 @@ pub struct Claims {
     /// A unique id, for single-use tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+}
+
+/// What a token is for; a token of one kind is refused wherever another is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenKind {
+    /// A signed-in session's API access.
+    #[serde(rename = "access")]
+    Access,
+    /// A single-use link that opens a dev server's IDE.
+    #[serde(rename = "dev-ide")]
+    IdeLink,
+    /// The IDE's cookie, after a link was opened.
+    #[serde(rename = "dev-ide-session")]
+    IdeSession,
 }
 
 /// Why a token was refused.
@@ -82,7 +96,7 @@ impl TokenSigner {
     }
 
     /// Verifies the signature (in constant time), the type and the expiry.
-    pub fn verify(&self, token: &str, kind: &str, now_secs: u64) -> Result<Claims, TokenError> {
+    pub fn verify(&self, token: &str, kind: TokenKind, now_secs: u64) -> Result<Claims, TokenError> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
         let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Invalid)?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Invalid)?;
@@ -113,7 +127,7 @@ mod tests {
     fn claims(exp: u64) -> Claims {
         Claims {
             sub: "7".into(),
-            kind: "access".into(),
+            kind: TokenKind::Access,
             iat: 100,
             exp,
             sid: Some("s".into()),
@@ -126,22 +140,22 @@ mod tests {
     fn signed_tokens_verify_and_tampering_fails() {
         let signer = TokenSigner::new(Secret::new("key-one"));
         let token = signer.sign(&claims(200));
-        assert_eq!(signer.verify(&token, "access", 150), Ok(claims(200)));
-        assert_eq!(signer.verify(&token, "access", 200), Err(TokenError::Expired));
-        assert_eq!(signer.verify(&token, "dev-ide", 150), Err(TokenError::Invalid));
+        assert_eq!(signer.verify(&token, TokenKind::Access, 150), Ok(claims(200)));
+        assert_eq!(signer.verify(&token, TokenKind::Access, 200), Err(TokenError::Expired));
+        assert_eq!(signer.verify(&token, TokenKind::IdeLink, 150), Err(TokenError::Invalid));
         assert_eq!(
-            TokenSigner::new(Secret::new("key-two")).verify(&token, "access", 150),
+            TokenSigner::new(Secret::new("key-two")).verify(&token, TokenKind::Access, 150),
             Err(TokenError::Invalid)
         );
         // A forged payload with the original signature.
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(9_999_999)).expect("json"));
         parts[1] = &forged;
-        assert_eq!(signer.verify(&parts.join("."), "access", 150), Err(TokenError::Invalid));
+        assert_eq!(signer.verify(&parts.join("."), TokenKind::Access, 150), Err(TokenError::Invalid));
         // "alg": "none" and friends.
         let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), parts[1]);
-        assert_eq!(signer.verify(&unsigned, "access", 150), Err(TokenError::Invalid));
-        assert_eq!(signer.verify("garbage", "access", 150), Err(TokenError::Invalid));
+        assert_eq!(signer.verify(&unsigned, TokenKind::Access, 150), Err(TokenError::Invalid));
+        assert_eq!(signer.verify("garbage", TokenKind::Access, 150), Err(TokenError::Invalid));
         assert!(!format!("{signer:?}").contains("key-one"));
     }
 }

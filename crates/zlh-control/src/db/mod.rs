@@ -205,7 +205,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a server row in `provisioning`.
     async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server>;
     /// Records where a server's agent (and code-server) is, and the agent's secret.
-    async fn set_agent(&self, server_id: i64, endpoint: &crate::drivers::AgentEndpoint) -> StoreResult<()>;
+    async fn set_agent(&self, server_id: i64, endpoint: &crate::registry::AgentEndpoint) -> StoreResult<()>;
     /// Moves a server along its lifecycle.
     async fn set_lifecycle(&self, server_id: i64, lifecycle: Lifecycle) -> StoreResult<()>;
     /// A server by id.

@@ -329,7 +329,7 @@ impl Store for SqliteStore {
         server_from(&row)
     }
 
-    async fn set_agent(&self, server_id: i64, endpoint: &crate::drivers::AgentEndpoint) -> StoreResult<()> {
+    async fn set_agent(&self, server_id: i64, endpoint: &crate::registry::AgentEndpoint) -> StoreResult<()> {
         sqlx::query("UPDATE servers SET agent_url = ?, agent_secret = ?, ide_upstream = ? WHERE id = ?")
             .bind(endpoint.url.expose())
             .bind(endpoint.secret.expose())
@@ -448,7 +448,7 @@ mod tests {
         };
         let server = store.insert_server(new, 5).await.expect("insert");
         assert_eq!(server.id, 101);
-        let endpoint = crate::drivers::AgentEndpoint {
+        let endpoint = crate::registry::AgentEndpoint {
             url: Secret::new("http://127.0.0.1:9"),
             secret: Secret::new("s3cret"),
             ide: Some(Secret::new("127.0.0.1:6000")),

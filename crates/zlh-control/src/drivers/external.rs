@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 
-use super::{AgentEndpoint, AgentSpec, Driver, DriverError, Teardown};
+use super::{AgentSpec, Driver, DriverError, Teardown};
+use crate::registry::AgentEndpoint;
 
 /// Agents run elsewhere.
 #[derive(Debug, Default)]

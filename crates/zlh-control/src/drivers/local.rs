@@ -15,15 +15,42 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use zlh_proto::Secret;
+use zlh_proto::agent_config::{DevSection, GameSection};
 
-use super::{AgentEndpoint, AgentSpec, Driver, DriverError, Teardown};
-use crate::registry::{Agent, RemoteAgent};
+use super::{AgentSpec, Driver, DriverError, Teardown};
+use crate::registry::{Agent, AgentEndpoint, RemoteAgent};
 
 /// How long a new or revived agent may take to answer.
 const AGENT_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a deleted server's agent may take to stop its game gracefully.
 const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A local agent's configuration file: what this driver sets, the template's sections, and the
+/// operator's `agent_defaults` (the agent's own tuning, validated by the agent when it starts).
+#[derive(Serialize, Deserialize)]
+struct AgentFile {
+    listen: String,
+    secret: String,
+    root: PathBuf,
+    catalog_url: String,
+    game: GameSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dev: Option<DevSection>,
+    #[serde(flatten)]
+    defaults: toml::Table,
+}
+
+impl AgentFile {
+    fn endpoint(&self) -> AgentEndpoint {
+        AgentEndpoint {
+            url: Secret::new(format!("http://{}", self.listen)),
+            secret: Secret::new(self.secret.as_str()),
+            ide: self.dev.as_ref().map(|dev| Secret::new(format!("127.0.0.1:{}", dev.code_server_port))),
+        }
+    }
+}
 
 /// Servers as directories, agents as child processes.
 #[derive(Debug)]
@@ -51,17 +78,9 @@ impl LocalDriver {
     fn endpoint(&self, server_id: i64) -> Result<AgentEndpoint, DriverError> {
         let text = std::fs::read_to_string(self.config_path(server_id))
             .map_err(|_| DriverError("the server's files are missing".into()))?;
-        let config: toml::Table = toml::from_str(&text)
+        let file: AgentFile = toml::from_str(&text)
             .map_err(|_| DriverError("the server's agent configuration is damaged".into()))?;
-        let field = |key: &str| config.get(key).and_then(toml::Value::as_str).map(str::to_owned);
-        match (field("listen"), field("secret")) {
-            (Some(listen), Some(secret)) => Ok(AgentEndpoint {
-                url: Secret::new(format!("http://{listen}")),
-                secret: Secret::new(secret),
-                ide: code_server_port(&config).map(|port| Secret::new(format!("127.0.0.1:{port}"))),
-            }),
-            _ => Err(DriverError("the server's agent configuration is damaged".into())),
-        }
+        Ok(file.endpoint())
     }
 
     /// The pid of this server's agent, if that process is alive and is this server's agent.
@@ -174,11 +193,6 @@ impl LocalDriver {
     }
 }
 
-/// The code-server port of a dev server's agent configuration.
-fn code_server_port(config: &toml::Table) -> Option<i64> {
-    config.get("dev")?.get("code_server_port")?.as_integer()
-}
-
 fn free_loopback_port() -> Result<u16, DriverError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|_| DriverError("no free port for the agent".into()))?;
@@ -228,33 +242,26 @@ impl Driver for LocalDriver {
             tracing::error!(server_id, error = %e, "cannot create the server directory");
             DriverError("the server's directory could not be created".into())
         })?;
-        let port = free_loopback_port()?;
-        let secret = crate::auth::random_token(24);
-        let mut config = self.agent_defaults.clone();
-        config.insert("listen".into(), format!("127.0.0.1:{port}").into());
-        config.insert("secret".into(), secret.clone().into());
-        config.insert("root".into(), root.to_string_lossy().into_owned().into());
-        config.insert("catalog_url".into(), spec.catalog_url.clone().into());
-        let mut game = spec.game.clone();
-        game.insert("autostart".into(), true.into());
-        config.insert("game".into(), game.into());
-        if let Some(dev) = &spec.dev {
+        let mut file = AgentFile {
+            listen: format!("127.0.0.1:{}", free_loopback_port()?),
+            secret: crate::auth::random_token(24),
+            root,
+            catalog_url: spec.catalog_url.clone(),
+            game: GameSection { autostart: true, ..spec.game.clone() },
+            dev: spec.dev.clone(),
+            defaults: self.agent_defaults.clone(),
+        };
+        if let Some(dev) = &mut file.dev {
             // code-server listens on a port of its own on loopback, reached only by the proxy.
-            let mut dev = dev.clone();
-            dev.insert("code_server_port".into(), i64::from(free_loopback_port()?).into());
-            config.insert("dev".into(), dev.into());
+            dev.code_server_port = free_loopback_port()?;
         }
-        let text = toml::to_string(&config)
+        let text = toml::to_string(&file)
             .map_err(|_| DriverError("the agent configuration could not be written".into()))?;
         write_private(&self.config_path(server_id), &text).map_err(|e| {
             tracing::error!(server_id, error = %e, "cannot write the agent configuration");
             DriverError("the agent configuration could not be written".into())
         })?;
-        let endpoint = AgentEndpoint {
-            url: Secret::new(format!("http://127.0.0.1:{port}")),
-            secret: Secret::new(secret),
-            ide: code_server_port(&config).map(|port| Secret::new(format!("127.0.0.1:{port}"))),
-        };
+        let endpoint = file.endpoint();
         self.start_agent(server_id, &endpoint).await?;
         Ok(endpoint)
     }

@@ -6,6 +6,9 @@
 //!
 //! Architecture Invariant: nothing outside a driver knows how it works. The rest of the
 //! control plane sees only [`AgentEndpoint`]s and server ids.
+//!
+//! Layering: drivers know the registry (to reach the agents they start), never the store or
+//! the API.
 
 pub mod external;
 pub mod local;
@@ -13,35 +16,20 @@ pub mod local;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use zlh_proto::Secret;
+use zlh_proto::agent_config::{DevSection, GameSection};
 
-/// Where a server's agent answers, and its secret. Backend-only.
-#[derive(Clone)]
-pub struct AgentEndpoint {
-    /// Base URL of the agent's API.
-    pub url: Secret,
-    /// The agent's bearer secret.
-    pub secret: Secret,
-    /// Where code-server listens (`host:port`), for dev servers.
-    pub ide: Option<Secret>,
-}
+use crate::registry::AgentEndpoint;
 
 /// What a new server's agent is told: its `[game]` section and, for dev servers, its `[dev]`
-/// section (the driver adds the code-server port).
+/// section (the driver sets the code-server port).
 #[derive(Debug, Clone)]
 pub struct AgentSpec {
-    /// The `[game]` table.
-    pub game: toml::Table,
-    /// The `[dev]` table of a dev server.
-    pub dev: Option<toml::Table>,
+    /// What the server runs.
+    pub game: GameSection,
+    /// What a dev server provisions.
+    pub dev: Option<DevSection>,
     /// The artifact catalog the agent installs runtimes and mods from.
     pub catalog_url: String,
-}
-
-impl std::fmt::Debug for AgentEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AgentEndpoint { url: [redacted], secret: [redacted] }")
-    }
 }
 
 /// Why a driver failed; the message is safe to show (no paths, addresses or secrets).

@@ -22,14 +22,48 @@ use axum::http::header::{self, HeaderValue};
 use axum::http::{Response, StatusCode};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
-use zlh_proto::api::{Role, ServerKind};
+use zlh_proto::api::{IdeLink, Lifecycle};
 use zlh_proto::time::now_secs;
 
 use crate::ControlPlane;
+use crate::access::{CurrentUser, ServerId};
 use crate::auth::random_token;
-use crate::auth::tokens::{Claims, TokenSigner};
+use crate::auth::tokens::{Claims, TokenKind, TokenSigner};
+
+/// The IDE's routes: links (`/api/dev/{id}/ide-token`) and the path form.
+pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route("/api/dev/{id}/ide-token", post(token))
+        .route("/api/dev/{id}/ide", get(path_form))
+        .route("/__ide/{id}", any(path_form))
+        // `{*rest}` matches only a non-empty rest: the IDE's root needs its own route.
+        .route("/__ide/{id}/", any(path_form))
+        .route("/__ide/{id}/{*rest}", any(path_form))
+}
+
+#[utoipa::path(post, path = "/api/dev/{id}/ide-token", tag = "dev", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = IdeLink), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(crate) async fn token(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<Json<IdeLink>, ApiError> {
+    let server = crate::access::dev_server(&control, &user.0, id).await?;
+    if server.lifecycle != Lifecycle::Ready || !server.enable_code_server {
+        return Err(ApiError::new(
+            ErrorCode::NotRunning,
+            "this dev server has no code-server (create it with enable_code_server)",
+        ));
+    }
+    let ttl = control.config.ide.token_ttl;
+    let token = control.ide.issue(user.0.id, id, ttl);
+    let url = link(&control, id, &token);
+    Ok(Json(IdeLink { token, url, expires_in: ttl.as_secs() }))
+}
 
 /// Where code-server opens when the agent has not said yet.
 const WORKSPACE: &str = "/home/dev/workspace";
@@ -92,11 +126,11 @@ impl Ide {
     }
 
     /// A link token for `user_id` on server `server_id`.
-    pub fn issue(&self, user_id: i64, server_id: i64, ttl: Duration) -> String {
+    fn issue(&self, user_id: i64, server_id: i64, ttl: Duration) -> String {
         let iat = now_secs();
         self.signer.sign(&Claims {
             sub: user_id.to_string(),
-            kind: "dev-ide".into(),
+            kind: TokenKind::IdeLink,
             iat,
             exp: iat + ttl.as_secs().max(1),
             sid: None,
@@ -107,7 +141,7 @@ impl Ide {
 
     /// Spends a link token: valid, for this server, not used before.
     fn redeem(&self, token: &str, server_id: i64) -> Result<Claims, ApiError> {
-        let claims = self.signer.verify(token, "dev-ide", now_secs()).map_err(|e| match e {
+        let claims = self.signer.verify(token, TokenKind::IdeLink, now_secs()).map_err(|e| match e {
             crate::auth::tokens::TokenError::Expired => ApiError::new(
                 ErrorCode::TokenExpired,
                 "this IDE link has expired; open the IDE again from the portal",
@@ -139,7 +173,7 @@ impl Ide {
         let iat = now_secs();
         self.signer.sign(&Claims {
             sub: claims.sub.clone(),
-            kind: "dev-ide-session".into(),
+            kind: TokenKind::IdeSession,
             iat,
             exp: iat + ttl.as_secs().max(1),
             sid: None,
@@ -182,26 +216,8 @@ fn redirect(location: &str) -> Response<Body> {
     response
 }
 
-/// The code-server address of `server_id` if `user_id` may use its IDE: a dev server of
-/// theirs (or any, for an admin), with a live account. Anything else is a 404.
-async fn authorize(control: &ControlPlane, user_id: i64, server_id: i64) -> Result<String, ApiError> {
-    let missing = || ApiError::not_found("dev server");
-    let user =
-        control.store.user_by_id(user_id).await.map_err(crate::api::store_error)?.ok_or_else(missing)?;
-    if user.suspended_at_ms.is_some() {
-        return Err(ApiError::new(ErrorCode::AccountSuspended, "this account is suspended"));
-    }
-    let server =
-        control.store.server(server_id).await.map_err(crate::api::store_error)?.ok_or_else(missing)?;
-    let yours = server.owner_id == user.id || user.role == Role::Admin;
-    if !yours || server.kind != ServerKind::Dev || server.ide_upstream.is_empty() {
-        return Err(missing());
-    }
-    Ok(server.ide_upstream.expose().to_owned())
-}
-
 /// The link of a fresh token: hosted (`<scheme>://dev-<id>.<suffix>[:port]/?token=`) or path.
-pub fn link(control: &ControlPlane, server_id: i64, token: &str) -> String {
+fn link(control: &ControlPlane, server_id: i64, token: &str) -> String {
     let public = control.config.public_url();
     let hosted =
         control.config.ide_host_suffix().filter(|_| control.config.ide.return_hosted_url.unwrap_or(true));
@@ -245,7 +261,7 @@ async fn serve(
             .sub
             .parse()
             .map_err(|_| ApiError::new(ErrorCode::TokenInvalid, "this IDE link is not valid"))?;
-        authorize(control, user_id, server_id).await?;
+        crate::access::ide_upstream(control, user_id, server_id).await?;
         let ttl = control.config.ide.session_ttl;
         let secure = if scheme == "https" { "; Secure" } else { "" };
         let set_cookie = format!(
@@ -271,13 +287,16 @@ async fn serve(
         Some(upstream) => upstream,
         None => {
             let session = session.to_owned();
-            let claims =
-                control.ide.signer.verify(&session, "dev-ide-session", now_secs()).map_err(|_| ended())?;
+            let claims = control
+                .ide
+                .signer
+                .verify(&session, TokenKind::IdeSession, now_secs())
+                .map_err(|_| ended())?;
             if claims.vmid != Some(server_id) {
                 return Err(ended());
             }
             let user_id: i64 = claims.sub.parse().map_err(|_| ended())?;
-            let upstream = authorize(control, user_id, server_id).await?;
+            let upstream = crate::access::ide_upstream(control, user_id, server_id).await?;
             control.ide.remember_session(&session, server_id, &upstream);
             upstream
         }
@@ -335,7 +354,7 @@ pub async fn hosted(
 }
 
 /// `/__ide/{id}` and everything below it (and `/api/dev/{id}/ide`, the path form's link).
-pub async fn path_form(State(control): State<Arc<ControlPlane>>, request: Request) -> Response<Body> {
+async fn path_form(State(control): State<Arc<ControlPlane>>, request: Request) -> Response<Body> {
     if !control.config.ide.path_form {
         return ApiError::new(ErrorCode::NotFound, "no such route").into_response();
     }

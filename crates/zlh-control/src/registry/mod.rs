@@ -16,15 +16,31 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use zlh_proto::ErrorBody;
 use zlh_proto::agent::{CrashHistory, Health, PowerAccepted, Readiness, StatusSnapshot};
+use zlh_proto::{ErrorBody, Secret};
 
 pub use remote::RemoteAgent;
 
-use crate::drivers::Driver;
+/// Where a server's agent answers, and its secret. Backend-only.
+#[derive(Clone)]
+pub struct AgentEndpoint {
+    /// Base URL of the agent's API.
+    pub url: Secret,
+    /// The agent's bearer secret.
+    pub secret: Secret,
+    /// Where code-server listens (`host:port`), for dev servers.
+    pub ide: Option<Secret>,
+}
+
+impl std::fmt::Debug for AgentEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentEndpoint { url: [redacted], secret: [redacted] }")
+    }
+}
 
 /// Why a call to an agent failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -68,6 +84,25 @@ pub type ConsoleSink = std::pin::Pin<Box<dyn Sink<ConsoleFrame, Error = AgentErr
 /// Input half of a console connection.
 pub type ConsoleStream = std::pin::Pin<Box<dyn Stream<Item = Result<ConsoleFrame, AgentError>> + Send>>;
 
+/// A body streamed to or from an agent (uploads, downloads).
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A streamed answer: its status, the headers a download needs, and the body.
+pub struct Streamed {
+    /// HTTP status from the agent (2xx; errors are [`AgentError`]s).
+    pub status: u16,
+    /// `content-type`, `content-length` and `content-disposition`, when the agent sent them.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: ByteStream,
+}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streamed").field("status", &self.status).field("headers", &self.headers).finish()
+    }
+}
+
 /// HTTP method of an agent call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -98,8 +133,8 @@ pub trait Agent: Send + Sync + std::fmt::Debug {
         method: Method,
         path: &str,
         content_type: Option<String>,
-        body: axum::body::Body,
-    ) -> Result<axum::response::Response, AgentError>;
+        body: ByteStream,
+    ) -> Result<Streamed, AgentError>;
     /// Opens the console, resuming at `since`.
     async fn console(&self, since: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError>;
 }
@@ -175,38 +210,21 @@ impl PowerAction {
     }
 }
 
-/// A registered agent and the driver that can revive it.
-#[derive(Debug, Clone)]
-pub struct Registered {
-    /// How to talk to it.
-    pub agent: Arc<dyn Agent>,
-    /// Who runs it.
-    pub driver: Arc<dyn Driver>,
-}
-
 /// Every known agent, by server id.
 #[derive(Debug, Default)]
 pub struct Registry {
-    agents: RwLock<HashMap<i64, Registered>>,
+    agents: RwLock<HashMap<i64, Arc<dyn Agent>>>,
 }
 
 impl Registry {
     /// The agent of a server.
     pub fn get(&self, server_id: i64) -> Option<Arc<dyn Agent>> {
-        self.entry(server_id).map(|entry| entry.agent)
-    }
-
-    /// The agent of a server and its driver.
-    pub fn entry(&self, server_id: i64) -> Option<Registered> {
         self.agents.read().unwrap_or_else(|p| p.into_inner()).get(&server_id).cloned()
     }
 
     /// Registers (or replaces) a server's agent.
-    pub fn insert(&self, server_id: i64, agent: Arc<dyn Agent>, driver: Arc<dyn Driver>) {
-        self.agents
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(server_id, Registered { agent, driver });
+    pub fn insert(&self, server_id: i64, agent: Arc<dyn Agent>) {
+        self.agents.write().unwrap_or_else(|p| p.into_inner()).insert(server_id, agent);
     }
 
     /// Forgets a server's agent.

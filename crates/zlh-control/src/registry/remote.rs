@@ -8,9 +8,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use zlh_proto::{ErrorBody, ErrorCode, Secret};
 
-use super::{Agent, AgentError, ConsoleFrame, ConsoleSink, ConsoleStream, Method};
-use axum::body::Body;
-use axum::response::Response;
+use super::{Agent, AgentError, ByteStream, ConsoleFrame, ConsoleSink, ConsoleStream, Method, Streamed};
 
 /// An agent at a URL. `Debug` shows neither the URL nor the secret.
 #[derive(Clone)]
@@ -62,12 +60,13 @@ fn classify(error: &reqwest::Error) -> AgentError {
     if error.is_timeout() { AgentError::Timeout } else { AgentError::Unreachable }
 }
 
-/// Maps an agent's error answer.
-fn upstream(status: u16, text: &str) -> AgentError {
+/// Maps an agent's error answer; `unknown_route` when it carried
+/// [`zlh_http::UNKNOWN_ROUTE_HEADER`] (an older agent without the route).
+fn upstream(status: u16, unknown_route: bool, text: &str) -> AgentError {
     let body: Option<ErrorBody> = serde_json::from_str(text).ok();
     match (status, body) {
         (401, _) => AgentError::AuthFailed,
-        (404, Some(body)) if body.error.message == zlh_http::NO_SUCH_ROUTE => AgentError::Unsupported,
+        (404, _) if unknown_route => AgentError::Unsupported,
         (404, None) | (405, _) | (501, _) => AgentError::Unsupported,
         (status, Some(body)) => AgentError::Upstream { status, body },
         (status, None) => AgentError::Upstream {
@@ -91,9 +90,10 @@ impl Agent for RemoteAgent {
         }
         let response = request.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
+        let unknown_route = response.headers().contains_key(zlh_http::UNKNOWN_ROUTE_HEADER);
         let text = response.text().await.map_err(|e| classify(&e))?;
         if !(200..300).contains(&status) {
-            return Err(upstream(status, &text));
+            return Err(upstream(status, unknown_route, &text));
         }
         if text.is_empty() {
             return Ok((status, Value::Null));
@@ -106,10 +106,9 @@ impl Agent for RemoteAgent {
         method: Method,
         path: &str,
         content_type: Option<String>,
-        body: Body,
-    ) -> Result<Response, AgentError> {
-        let mut request =
-            self.builder(method, path).body(reqwest::Body::wrap_stream(body.into_data_stream()));
+        body: ByteStream,
+    ) -> Result<Streamed, AgentError> {
+        let mut request = self.builder(method, path).body(reqwest::Body::wrap_stream(body));
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -118,16 +117,16 @@ impl Agent for RemoteAgent {
         let response = request.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
+            let unknown_route = response.headers().contains_key(zlh_http::UNKNOWN_ROUTE_HEADER);
             let text = response.text().await.map_err(|e| classify(&e))?;
-            return Err(upstream(status, &text));
+            return Err(upstream(status, unknown_route, &text));
         }
-        let mut answer = Response::builder().status(status);
-        for name in ["content-type", "content-length", "content-disposition"] {
-            if let Some(value) = response.headers().get(name) {
-                answer = answer.header(name, value.clone());
-            }
-        }
-        answer.body(Body::from_stream(response.bytes_stream())).map_err(|_| AgentError::Protocol)
+        let headers = ["content-type", "content-length", "content-disposition"]
+            .into_iter()
+            .filter_map(|name| Some((name, response.headers().get(name)?.to_str().ok()?.to_owned())))
+            .collect();
+        let body = response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other));
+        Ok(Streamed { status, headers, body: Box::pin(body) })
     }
 
     async fn console(&self, since: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError> {
@@ -145,7 +144,8 @@ impl Agent for RemoteAgent {
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let text =
                     response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
-                return Err(upstream(response.status().as_u16(), &text));
+                let unknown_route = response.headers().contains_key(zlh_http::UNKNOWN_ROUTE_HEADER);
+                return Err(upstream(response.status().as_u16(), unknown_route, &text));
             }
             Ok(Err(_)) => return Err(AgentError::Unreachable),
             Ok(Ok(connected)) => connected,
@@ -189,13 +189,15 @@ mod tests {
     fn agent_answers_map_to_typed_errors() {
         let not_found = r#"{"error":{"code":"not_found","message":"no such route"}}"#;
         let conflict = r#"{"error":{"code":"already_running","message":"the server is already running","state":"running"}}"#;
-        assert_eq!(upstream(401, ""), AgentError::AuthFailed);
-        assert_eq!(upstream(404, not_found), AgentError::Unsupported);
-        assert_eq!(upstream(405, ""), AgentError::Unsupported);
+        let no_backup = r#"{"error":{"code":"not_found","message":"no such backup"}}"#;
+        assert_eq!(upstream(401, false, ""), AgentError::AuthFailed);
+        assert_eq!(upstream(404, true, not_found), AgentError::Unsupported);
+        assert!(matches!(upstream(404, false, no_backup), AgentError::Upstream { status: 404, .. }));
+        assert_eq!(upstream(405, false, ""), AgentError::Unsupported);
         assert!(
-            matches!(upstream(409, conflict), AgentError::Upstream { status: 409, body } if body.error.code == ErrorCode::AlreadyRunning)
+            matches!(upstream(409, false, conflict), AgentError::Upstream { status: 409, body } if body.error.code == ErrorCode::AlreadyRunning)
         );
-        assert!(matches!(upstream(500, "oops"), AgentError::Upstream { status: 500, .. }));
+        assert!(matches!(upstream(500, false, "oops"), AgentError::Upstream { status: 500, .. }));
     }
 
     #[tokio::test]

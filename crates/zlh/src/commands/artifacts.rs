@@ -65,15 +65,15 @@ pub(crate) fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
     let store = ArtifactStore::new(config.data_dir.join("artifacts"));
     match args.command {
         ArtifactsCommand::Add { which: Which { kind, name, version }, file } => {
-            let artifact = store.add(kind.into(), &name, &version, &file).map_err(anyhow::Error::msg)?;
+            let artifact = store.add(kind.into(), &name, &version, &file)?;
             println!("added {name} {version}: {} bytes, sha256 {}", artifact.size, artifact.sha256);
         }
         ArtifactsCommand::List => {
-            let catalog = store.catalog().map_err(anyhow::Error::msg)?;
+            let catalog = store.catalog()?;
             println!("{}", serde_json::to_string_pretty(&catalog)?);
         }
         ArtifactsCommand::Remove { which: Which { kind, name, version } } => {
-            store.remove(kind.into(), &name, &version).map_err(anyhow::Error::msg)?;
+            store.remove(kind.into(), &name, &version)?;
             println!("removed {name} {version}");
         }
     }

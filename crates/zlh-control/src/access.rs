@@ -1,0 +1,143 @@
+//! Who is asking, and what they may touch: the one place that decides access to a server.
+//!
+//! Architecture Invariant: every route that takes a server id, and every IDE request, resolves
+//! it here. A server is yours if you own it, or any server if you are an admin; a suspended
+//! account touches nothing. Anything else is a 404, indistinguishable from no server at all.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use zlh_http::ApiError;
+use zlh_proto::ErrorCode;
+use zlh_proto::api::{Lifecycle, Role, ServerKind};
+use zlh_proto::time::now_secs;
+
+use crate::ControlPlane;
+use crate::auth::tokens::{TokenError, TokenKind};
+use crate::db::{Server, User};
+use crate::registry::{Agent, AgentError};
+
+/// The signed-in user, from `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+impl CurrentUser {
+    /// Whether the user is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.0.role == Role::Admin
+    }
+}
+
+impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        control: &Arc<ControlPlane>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "sign in first: send Authorization: Bearer <access token>",
+                )
+            })?;
+        let claims = control.signer.verify(token, TokenKind::Access, now_secs()).map_err(|e| match e {
+            TokenError::Expired => {
+                ApiError::new(ErrorCode::TokenExpired, "the access token has expired; refresh it")
+            }
+            TokenError::Invalid => {
+                ApiError::new(ErrorCode::TokenInvalid, "the access token is not valid; sign in again")
+            }
+        })?;
+        let ended = || ApiError::new(ErrorCode::TokenInvalid, "this session has ended; sign in again");
+        let session = claims.sid.as_deref().ok_or_else(ended)?;
+        let user = control.store.session_user(session).await?.ok_or_else(ended)?;
+        if user.id.to_string() != claims.sub {
+            return Err(ended());
+        }
+        live(&user)?;
+        Ok(CurrentUser(user))
+    }
+}
+
+/// The `{id}` of a server route. Anything that is not a server id is a 404, like a server that
+/// does not exist or is not yours.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ServerId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // A map, so that routes with more parameters than the id (`/backups/{backupId}`) work too.
+        let axum::extract::Path(params) =
+            axum::extract::Path::<std::collections::HashMap<String, String>>::from_request_parts(
+                parts, state,
+            )
+            .await
+            .map_err(|_| ApiError::not_found("server"))?;
+        params
+            .get("id")
+            .and_then(|raw| raw.parse().ok())
+            .map(ServerId)
+            .ok_or_else(|| ApiError::not_found("server"))
+    }
+}
+
+/// Refuses a suspended account.
+fn live(user: &User) -> Result<(), ApiError> {
+    match user.suspended_at_ms {
+        Some(_) => {
+            Err(ApiError::new(ErrorCode::AccountSuspended, "this account is suspended; contact the operator"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A server `user` may touch: their own, or any for an admin. Anything else is a 404.
+pub async fn server(control: &ControlPlane, user: &User, server_id: i64) -> Result<Server, ApiError> {
+    match control.store.server(server_id).await? {
+        Some(server) if server.owner_id == user.id || user.role == Role::Admin => Ok(server),
+        _ => Err(ApiError::not_found("server")),
+    }
+}
+
+/// A dev server `user` may touch; any other id (a game server included) is a 404.
+pub async fn dev_server(control: &ControlPlane, user: &User, server_id: i64) -> Result<Server, ApiError> {
+    let server = server(control, user, server_id).await?;
+    if server.kind != ServerKind::Dev {
+        return Err(ApiError::not_found("server"));
+    }
+    Ok(server)
+}
+
+/// The code-server address of a dev server, if the user with this id (from an IDE cookie,
+/// checked again on every request) may still use it.
+pub async fn ide_upstream(control: &ControlPlane, user_id: i64, server_id: i64) -> Result<String, ApiError> {
+    let missing = || ApiError::not_found("dev server");
+    let user = control.store.user_by_id(user_id).await?.ok_or_else(missing)?;
+    live(&user)?;
+    let server = dev_server(control, &user, server_id).await.map_err(|_| missing())?;
+    if server.ide_upstream.is_empty() {
+        return Err(missing());
+    }
+    Ok(server.ide_upstream.expose().to_owned())
+}
+
+/// The agent of a server that finished provisioning.
+pub fn agent(control: &ControlPlane, server: &Server) -> Result<Arc<dyn Agent>, ApiError> {
+    if server.lifecycle != Lifecycle::Ready {
+        return Err(ApiError::new(
+            ErrorCode::PowerActionInProgress,
+            "the server is being created or deleted",
+        ));
+    }
+    Ok(control.registry.get(server.id).ok_or(AgentError::Unreachable)?)
+}
