@@ -39,6 +39,9 @@ pub enum FileError {
     /// The disk is full.
     #[error("the disk is full")]
     NoSpace,
+    /// The client stopped sending before the body was complete.
+    #[error("the upload broke off; nothing was written")]
+    Interrupted,
     /// Anything else.
     #[error("{0}")]
     Io(std::io::Error),

@@ -67,7 +67,7 @@ pub async fn run(
         let (dev, supervisor) = (Arc::clone(dev), supervisor.clone());
         jobs.spawn(zlh_proto::agent::JobKind::Provision, "dev container", move |progress| async move {
             let outcome = dev.provision(&progress).await;
-            supervisor.provisioned(outcome.clone()).await;
+            supervisor.provisioned(outcome.as_ref().err().map(ToString::to_string)).await;
             outcome
         });
     }

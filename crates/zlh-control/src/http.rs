@@ -4,12 +4,14 @@
 //! who may touch what and [`crate::errors`] for how the core's failures are answered. Neither
 //! imports the other.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
 
 use crate::ControlPlane;
 use crate::metrics::Metrics;
@@ -18,6 +20,7 @@ use crate::metrics::Metrics;
 pub fn router(control: Arc<ControlPlane>) -> Router {
     crate::api::routes()
         .merge(crate::ide::routes())
+        .route("/api/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&control.metrics), count_requests))
         .fallback(zlh_http::not_found)
         .method_not_allowed_fallback(zlh_http::method_not_allowed)
@@ -38,4 +41,14 @@ async fn count_requests(
     let response = next.run(request).await;
     metrics.observe_request(method, route, response.status().as_u16());
     response
+}
+
+/// `GET /api/openapi.json`: the API's and the IDE's routes in one document, built once.
+async fn openapi() -> Json<&'static utoipa::openapi::OpenApi> {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(|| {
+        let mut document = crate::api::openapi::document();
+        document.merge(crate::ide::IdeDoc::openapi());
+        document
+    }))
 }

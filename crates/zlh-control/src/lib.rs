@@ -46,41 +46,42 @@ use crate::poller::Poller;
 use crate::registry::{Registry, RemoteAgent};
 use crate::templates::TemplateCatalog;
 
-/// Everything the handlers share.
+/// Everything the handlers share. Its parts are the crate's own: other crates open it, run it
+/// and read its configuration.
 #[derive(Debug)]
 pub struct ControlPlane {
     /// Configuration.
-    pub config: ControlConfig,
+    pub(crate) config: ControlConfig,
     /// Users, sessions, servers.
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Agents by server id.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     /// Last known status of every server.
-    pub cache: Arc<dyn StatusCache>,
+    pub(crate) cache: Arc<dyn StatusCache>,
     /// The heartbeat poller.
-    pub poller: Poller,
+    pub(crate) poller: Poller,
     /// Where servers run.
-    pub drivers: Drivers,
+    pub(crate) drivers: Drivers,
     /// Game templates.
-    pub templates: TemplateCatalog,
+    pub(crate) templates: TemplateCatalog,
     /// Signs access (and IDE) tokens.
-    pub signer: TokenSigner,
+    pub(crate) signer: TokenSigner,
     /// Failed sign-in limits.
-    pub limiter: LoginLimiter,
+    pub(crate) limiter: LoginLimiter,
     /// Sends password reset messages.
-    pub mailer: Arc<dyn Mailer>,
+    pub(crate) mailer: Arc<dyn Mailer>,
     /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Console tickets.
-    pub tickets: api::TicketBook,
+    pub(crate) tickets: api::TicketBook,
     /// Connection pool for agents.
-    pub agent_http: reqwest::Client,
+    pub(crate) agent_http: reqwest::Client,
     /// Hash of a random password, for sign-ins with unknown emails.
-    pub decoy_hash: String,
+    pub(crate) decoy_hash: String,
     /// The artifact store served at `/artifacts/`.
-    pub artifacts: artifacts::ArtifactStore,
+    pub(crate) artifacts: artifacts::ArtifactStore,
     /// The browser IDE's keys and proxy.
-    pub ide: ide::Ide,
+    pub(crate) ide: ide::Ide,
 }
 
 /// Why the control plane could not start.
@@ -175,6 +176,11 @@ impl ControlPlane {
         });
         provision::adopt_all(&control).await?;
         Ok(control)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &ControlConfig {
+        &self.config
     }
 
     /// Creates the first admin when there is no user yet. Returns the credentials it used

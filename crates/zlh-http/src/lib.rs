@@ -85,14 +85,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The header on [`not_found`]'s answer: how a client tells an unknown route (an older server)
-/// from a missing thing, which share the `not_found` code.
-pub const UNKNOWN_ROUTE_HEADER: &str = "x-zlh-unknown-route";
-
-/// Fallback for unknown routes.
+/// Fallback for unknown routes, marked with [`zlh_proto::error::UNKNOWN_ROUTE_HEADER`].
 pub async fn not_found() -> Response {
     let mut response = ApiError::new(ErrorCode::NotFound, "no such route").into_response();
-    response.headers_mut().insert(UNKNOWN_ROUTE_HEADER, axum::http::HeaderValue::from_static("1"));
+    response
+        .headers_mut()
+        .insert(zlh_proto::error::UNKNOWN_ROUTE_HEADER, axum::http::HeaderValue::from_static("1"));
     response
 }
 

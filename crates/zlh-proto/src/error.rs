@@ -41,6 +41,7 @@ error_codes! {
     WeakPassword => (400, "weak_password"),
     UnknownTemplate => (400, "unknown_template"),
     InvalidPath => (400, "invalid_path"),
+    UploadIncomplete => (400, "upload_incomplete"),
     // Who you are.
     Unauthorized => (401, "unauthorized"),
     InvalidCredentials => (401, "invalid_credentials"),
@@ -64,6 +65,8 @@ error_codes! {
     AlreadyRunning => (409, "already_running"),
     PowerActionInProgress => (409, "power_action_in_progress"),
     NotRunning => (409, "not_running"),
+    InUse => (409, "in_use"),
+    InstallInProgress => (409, "install_in_progress"),
     PayloadTooLarge => (413, "payload_too_large"),
     UnsupportedMediaType => (415, "unsupported_media_type"),
     RateLimited => (429, "rate_limited"),
@@ -76,6 +79,7 @@ error_codes! {
     AgentAuthFailed => (502, "agent_auth_failed"),
     AgentError => (502, "agent_error"),
     ProvisioningFailed => (502, "provisioning_failed"),
+    ArtifactStoreFailed => (502, "artifact_store_failed"),
     ShuttingDown => (503, "shutting_down"),
     InsufficientStorage => (507, "insufficient_storage"),
     AgentTimeout => (504, "agent_timeout"),
@@ -87,6 +91,10 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// A header on the 404 of a route the server does not have: how a client tells an older server
+/// (without the route) from a missing thing, which share the `not_found` code.
+pub const UNKNOWN_ROUTE_HEADER: &str = "x-zlh-unknown-route";
 
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

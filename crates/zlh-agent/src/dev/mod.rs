@@ -20,10 +20,22 @@ use zlh_proto::catalog::Kind;
 use crate::artifacts::ArtifactClient;
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, DevSection};
+use crate::dev::packages::PackageError;
 use crate::jobs::Progress;
 use crate::supervisor::{Launch, LaunchPlan};
 use code_server::CodeServer;
 use packages::PackageStore;
+
+/// Why a dev container could not be provisioned; the container stays usable and says why.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// A runtime or code-server could not be installed.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The user, workspace or shell profile could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
 
 /// Who shells run as.
 #[derive(Debug, Clone)]
@@ -116,7 +128,7 @@ impl DevEnvironment {
     }
 
     /// Provisions: user and workspace, runtime, code-server. Idempotent.
-    pub async fn provision(self: &Arc<Self>, progress: &Progress) -> Result<(), String> {
+    pub async fn provision(self: &Arc<Self>, progress: &Progress) -> Result<(), DevError> {
         progress.say("creating the dev user and workspace");
         self.ensure_user()?;
         if let Some(runtime) = self.config.runtime.clone() {
@@ -126,7 +138,8 @@ impl DevEnvironment {
             };
             if !self.runtimes.is_installed(&runtime, &version) {
                 progress.say(&format!("installing {runtime} {version}"));
-                self.runtimes.install(&self.artifacts, &runtime, &version, progress).await?;
+                let turn = self.runtimes.turn(&runtime).await;
+                self.runtimes.install(turn, &self.artifacts, &runtime, &version, progress).await?;
             }
         }
         if self.config.code_server {
@@ -136,7 +149,8 @@ impl DevEnvironment {
                     None => self.latest(Kind::Addon, "code-server").await?,
                 };
                 progress.say(&format!("installing code-server {version}"));
-                self.addons.install(&self.artifacts, "code-server", &version, progress).await?;
+                let turn = self.addons.turn("code-server").await;
+                self.addons.install(turn, &self.artifacts, "code-server", &version, progress).await?;
             }
             self.write_profile()?;
             progress.say("starting code-server");
@@ -152,9 +166,10 @@ impl DevEnvironment {
         let ready_at = {
             let mut provisioned = self.provisioned.lock().unwrap_or_else(|p| p.into_inner());
             let ready_at = *provisioned.dev_ready_at_ms.get_or_insert_with(now_ms);
-            let bytes = serde_json::to_vec(&*provisioned).map_err(|e| e.to_string())?;
-            crate::durable::write_atomically(&self.state_file, &bytes)
-                .map_err(|e| format!("cannot save the dev state: {e}"))?;
+            let bytes = serde_json::to_vec(&*provisioned).map_err(std::io::Error::other);
+            bytes
+                .and_then(|bytes| crate::durable::write_atomically(&self.state_file, &bytes))
+                .map_err(|e| DevError::Setup(format!("cannot save the dev state: {e}")))?;
             ready_at
         };
         self.complete.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -162,15 +177,15 @@ impl DevEnvironment {
         Ok(())
     }
 
-    async fn latest(&self, kind: Kind, name: &str) -> Result<String, String> {
+    async fn latest(&self, kind: Kind, name: &str) -> Result<String, PackageError> {
         let catalog = self.artifacts.catalog().await?;
         catalog
             .latest(kind, name)
             .map(str::to_owned)
-            .ok_or_else(|| format!("{name} is not in the artifact catalog"))
+            .ok_or_else(|| PackageError::NotInCatalog(name.into(), "(newest)".into()))
     }
 
-    fn ensure_user(&self) -> Result<(), String> {
+    fn ensure_user(&self) -> Result<(), DevError> {
         let as_root = self.root == Path::new("/") && rustix::process::geteuid().is_root();
         if as_root && lookup_user(&self.config.user).is_none() {
             let status = std::process::Command::new("useradd")
@@ -178,16 +193,20 @@ impl DevEnvironment {
                 .arg(&self.user.home)
                 .args(["--shell", "/bin/bash", "--user-group", &self.config.user])
                 .status()
-                .map_err(|e| format!("cannot create the {} user: {e}", self.config.user))?;
+                .map_err(|e| DevError::Setup(format!("cannot create the {} user: {e}", self.config.user)))?;
             if !status.success() {
-                return Err(format!("cannot create the {} user: useradd {status}", self.config.user));
+                return Err(DevError::Setup(format!(
+                    "cannot create the {} user: useradd {status}",
+                    self.config.user
+                )));
             }
         }
-        std::fs::create_dir_all(&self.workspace).map_err(|e| format!("cannot create the workspace: {e}"))?;
+        std::fs::create_dir_all(&self.workspace)
+            .map_err(|e| DevError::Setup(format!("cannot create the workspace: {e}")))?;
         if let Some((uid, gid)) = self.ids() {
             for dir in [&self.user.home, &self.workspace] {
                 std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                    .map_err(|e| format!("cannot give the workspace to its user: {e}"))?;
+                    .map_err(|e| DevError::Setup(format!("cannot give the workspace to its user: {e}")))?;
             }
         }
         Ok(())
@@ -230,24 +249,25 @@ impl DevEnvironment {
     /// Login shells get the runtimes too: through `/etc/profile.d` (beneath the root), and
     /// through the dev user's `~/.bash_profile` (written once, never overwritten), which
     /// sources it again after an `/etc/profile` that resets `PATH`.
-    fn write_profile(&self) -> Result<(), String> {
+    fn write_profile(&self) -> Result<(), DevError> {
         let dir = self.root.join("etc/profile.d");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot write /etc/profile.d: {e}"))?;
+        let profile_error = |e: std::io::Error| DevError::Setup(format!("cannot write /etc/profile.d: {e}"));
+        std::fs::create_dir_all(&dir).map_err(profile_error)?;
         let bins: Vec<String> = self.runtimes.bin_dirs().iter().map(|p| p.display().to_string()).collect();
         let script = format!(
             "# Written by the ZeroLagHub agent: installed runtimes on PATH.\nexport PATH=\"{}:$PATH\"\n",
             bins.join(":")
         );
         let script_path = dir.join("zlh-runtimes.sh");
-        crate::durable::write_atomically(&script_path, script.as_bytes())
-            .map_err(|e| format!("cannot write /etc/profile.d: {e}"))?;
+        crate::durable::write_atomically(&script_path, script.as_bytes()).map_err(profile_error)?;
         let bash_profile = self.user.home.join(".bash_profile");
         if !bash_profile.exists() {
             let text = format!(
                 "# Written once by the ZeroLagHub agent; yours to edit.\n[ -f ~/.bashrc ] && . ~/.bashrc\n[ -f {0} ] && . {0}\n",
                 script_path.display()
             );
-            std::fs::write(&bash_profile, text).map_err(|e| format!("cannot write ~/.bash_profile: {e}"))?;
+            std::fs::write(&bash_profile, text)
+                .map_err(|e| DevError::Setup(format!("cannot write ~/.bash_profile: {e}")))?;
             if let Some((uid, gid)) = self.ids() {
                 let _ = std::os::unix::fs::chown(&bash_profile, Some(uid), Some(gid));
             }

@@ -19,7 +19,7 @@ use zlh_proto::agent::InstalledPackage;
 use zlh_proto::catalog::{Kind, compare_versions, is_safe_name};
 
 use crate::archive::{Limits, unpack_tar_gz};
-use crate::artifacts::ArtifactClient;
+use crate::artifacts::{ArtifactClient, ArtifactError};
 use crate::durable::sync_dir;
 use crate::jobs::Progress;
 
@@ -34,8 +34,51 @@ pub struct PackageStore {
     guards: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-fn io_error(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
+/// Why a package could not be installed, switched or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The name or version is not one the catalog could hold.
+    #[error("{0:?} {1:?} is not a valid name and version")]
+    InvalidName(String, String),
+    /// That version is not installed.
+    #[error("{0} {1} is not installed")]
+    NotInstalled(String, String),
+    /// No earlier version to return to.
+    #[error("{0} has no previous version")]
+    NoPrevious(String),
+    /// The catalog does not have it.
+    #[error("{0} {1} is not in the artifact catalog")]
+    NotInCatalog(String, String),
+    /// The version is the current one.
+    #[error("{0} {1} is in use: switch to another version first")]
+    InUse(String, String),
+    /// An install of the same package is running.
+    #[error("{0} is being installed; try again when that install is done")]
+    Busy(String),
+    /// The artifact store did not deliver.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// The artifact is not an archive we unpack.
+    #[error("unpacking failed: {0}")]
+    Unpack(String),
+    /// The disk said no.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// One change at a time per package: held while an install, switch or removal runs.
+#[derive(Debug)]
+pub struct PackageTurn {
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+fn io_error(what: &'static str) -> impl Fn(std::io::Error) -> PackageError {
+    move |source| PackageError::Io { what, source }
 }
 
 impl PackageStore {
@@ -74,19 +117,29 @@ impl PackageStore {
         self.package_dir(name).join(version).join(MARKER).exists()
     }
 
+    /// The right to change a package now, or `Busy` while an install of it runs.
+    pub fn turn_now(&self, name: &str) -> Result<PackageTurn, PackageError> {
+        let held = self.guard(name).try_lock_owned().map_err(|_| PackageError::Busy(name.into()))?;
+        Ok(PackageTurn { _held: held })
+    }
+
+    /// The right to change a package, once the install running now (if any) is done.
+    pub async fn turn(&self, name: &str) -> PackageTurn {
+        PackageTurn { _held: self.guard(name).lock_owned().await }
+    }
+
     /// Installs a version from the catalog (unless installed) and makes it current.
     pub async fn install(
         &self,
+        _turn: PackageTurn,
         client: &ArtifactClient,
         name: &str,
         version: &str,
         progress: &Progress,
-    ) -> Result<(), String> {
+    ) -> Result<(), PackageError> {
         if !is_safe_name(name) || !is_safe_name(version) {
-            return Err(format!("{name:?} {version:?} is not a valid name and version"));
+            return Err(PackageError::InvalidName(name.into(), version.into()));
         }
-        let guard = self.guard(name);
-        let _only_one = guard.lock().await;
         if self.is_installed(name, version) {
             progress.say(&format!("{name} {version} is already installed"));
             return self.switch(name, version);
@@ -95,7 +148,7 @@ impl PackageStore {
         let catalog = client.catalog().await?;
         let artifact = catalog
             .artifact(self.kind, name, version)
-            .ok_or_else(|| format!("{name} {version} is not in the artifact catalog"))?
+            .ok_or_else(|| PackageError::NotInCatalog(name.into(), version.into()))?
             .clone();
         let staging = self.base.join(".staging").join(format!("{name}-{version}-{:x}", random_suffix()));
         std::fs::create_dir_all(&staging).map_err(io_error("cannot create the staging directory"))?;
@@ -115,8 +168,8 @@ impl PackageStore {
                     .map_err(std::io::Error::other)
             })
             .await
-            .map_err(|e| format!("unpacking failed: {e}"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| PackageError::Unpack(e.to_string()))?
+            .map_err(|e| PackageError::Unpack(e.to_string()))?;
             let root = single_top_directory(&content).unwrap_or(content);
             let marker = serde_json::json!({ "name": name, "version": version, "sha256": artifact.sha256 });
             crate::durable::write_atomically(&root.join(MARKER), marker.to_string().as_bytes())
@@ -130,7 +183,7 @@ impl PackageStore {
             }
             std::fs::rename(&root, &target).map_err(io_error("cannot move the install into place"))?;
             sync_dir(&self.package_dir(name));
-            Ok::<(), String>(())
+            Ok::<(), PackageError>(())
         }
         .await;
         let _ = std::fs::remove_dir_all(&staging);
@@ -143,9 +196,9 @@ impl PackageStore {
     }
 
     /// Makes an installed version current; the old current becomes `previous`.
-    pub fn switch(&self, name: &str, version: &str) -> Result<(), String> {
+    pub fn switch(&self, name: &str, version: &str) -> Result<(), PackageError> {
         if !self.is_installed(name, version) {
-            return Err(format!("{name} {version} is not installed"));
+            return Err(PackageError::NotInstalled(name.into(), version.into()));
         }
         let old = self.link_target(name, "current");
         replace_link(&self.package_dir(name), "current", version)
@@ -159,20 +212,28 @@ impl PackageStore {
     }
 
     /// Returns to the previous version; returns it.
-    pub fn rollback(&self, name: &str) -> Result<String, String> {
+    pub fn rollback(&self, name: &str) -> Result<String, PackageError> {
+        let _turn = self.turn_now(name)?;
         let previous =
-            self.link_target(name, "previous").ok_or_else(|| format!("{name} has no previous version"))?;
+            self.link_target(name, "previous").ok_or_else(|| PackageError::NoPrevious(name.into()))?;
         self.switch(name, &previous)?;
         Ok(previous)
     }
 
+    /// Makes an installed version current, unless an install of the package is running.
+    pub fn switch_now(&self, name: &str, version: &str) -> Result<(), PackageError> {
+        let _turn = self.turn_now(name)?;
+        self.switch(name, version)
+    }
+
     /// Removes a version that is not current.
-    pub fn remove(&self, name: &str, version: &str) -> Result<(), String> {
+    pub fn remove(&self, name: &str, version: &str) -> Result<(), PackageError> {
+        let _turn = self.turn_now(name)?;
         if !is_safe_name(name) || !is_safe_name(version) || !self.package_dir(name).join(version).exists() {
-            return Err(format!("{name} {version} is not installed"));
+            return Err(PackageError::NotInstalled(name.into(), version.into()));
         }
         if self.link_target(name, "current").as_deref() == Some(version) {
-            return Err(format!("{name} {version} is in use: switch to another version first"));
+            return Err(PackageError::InUse(name.into(), version.into()));
         }
         if self.link_target(name, "previous").as_deref() == Some(version) {
             let _ = std::fs::remove_file(self.package_dir(name).join("previous"));

@@ -13,6 +13,7 @@ use zlh_proto::agent::{
 
 use super::AppState;
 use crate::dev::DevEnvironment;
+use crate::dev::packages::PackageError;
 
 fn dev(state: &AppState) -> Result<Arc<DevEnvironment>, ApiError> {
     state
@@ -21,8 +22,25 @@ fn dev(state: &AppState) -> Result<Arc<DevEnvironment>, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "this agent is not a development container"))
 }
 
-fn bad(message: String) -> ApiError {
-    ApiError::new(ErrorCode::BadRequest, message)
+/// A package failure as the API answers it.
+impl From<PackageError> for ApiError {
+    fn from(error: PackageError) -> ApiError {
+        let message = error.to_string();
+        let code = match error {
+            PackageError::InvalidName(..) => ErrorCode::BadRequest,
+            PackageError::NotInstalled(..) | PackageError::NoPrevious(_) | PackageError::NotInCatalog(..) => {
+                ErrorCode::NotFound
+            }
+            PackageError::InUse(..) => ErrorCode::InUse,
+            PackageError::Busy(_) => ErrorCode::InstallInProgress,
+            PackageError::Artifact(_) | PackageError::Unpack(_) => ErrorCode::ArtifactStoreFailed,
+            PackageError::Io { source, .. } => {
+                tracing::error!(error = %source, "package operation failed");
+                return ApiError::internal();
+            }
+        };
+        ApiError::new(code, message)
+    }
 }
 
 fn package(dev: &DevEnvironment, name: &str) -> Result<Json<InstalledPackage>, ApiError> {
@@ -56,9 +74,11 @@ pub(super) async fn install(
     ApiJson(request): ApiJson<RuntimeRequest>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let dev = dev(&state)?;
+    // Refused now, not queued: the turn is taken before the job starts and held until it ends.
+    let turn = dev.runtimes.turn_now(&request.runtime)?;
     let target = format!("{} {}", request.runtime, request.version);
     let job = state.jobs.spawn(JobKind::RuntimeInstall, &target, move |progress| async move {
-        dev.runtimes.install(&dev.artifacts, &request.runtime, &request.version, &progress).await
+        dev.runtimes.install(turn, &dev.artifacts, &request.runtime, &request.version, &progress).await
     });
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
@@ -68,7 +88,7 @@ pub(super) async fn switch(
     ApiJson(request): ApiJson<RuntimeRequest>,
 ) -> Result<Json<InstalledPackage>, ApiError> {
     let dev = dev(&state)?;
-    dev.runtimes.switch(&request.runtime, &request.version).map_err(bad)?;
+    dev.runtimes.switch_now(&request.runtime, &request.version)?;
     package(&dev, &request.runtime)
 }
 
@@ -77,7 +97,7 @@ pub(super) async fn rollback(
     ApiJson(request): ApiJson<RollbackRequest>,
 ) -> Result<Json<InstalledPackage>, ApiError> {
     let dev = dev(&state)?;
-    dev.runtimes.rollback(&request.runtime).map_err(bad)?;
+    dev.runtimes.rollback(&request.runtime)?;
     package(&dev, &request.runtime)
 }
 
@@ -86,7 +106,7 @@ pub(super) async fn remove(
     Path((runtime, version)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let dev = dev(&state)?;
-    dev.runtimes.remove(&runtime, &version).map_err(bad)?;
+    dev.runtimes.remove(&runtime, &version)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,7 @@
 //! `/files/*`: the server directory (see `crate::files`), streamed both ways.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -18,23 +19,37 @@ use crate::archive::{Format, Limits, PackedFile, pack_tar, unpack_file};
 use crate::files::{Entry, FileError, Files};
 
 /// A file error as the API answers it.
-pub(super) fn file_error(error: FileError) -> ApiError {
-    let message = error.to_string();
-    match error {
-        FileError::InvalidPath(_) => ApiError::new(ErrorCode::InvalidPath, message),
-        FileError::Outside => ApiError::new(ErrorCode::PathOutsideRoot, message),
-        FileError::NotFound => ApiError::new(ErrorCode::NotFound, message),
-        FileError::Exists => ApiError::new(ErrorCode::AlreadyExists, message),
-        FileError::NotEmpty => ApiError::new(ErrorCode::DirectoryNotEmpty, message),
-        FileError::TooLarge(_) => ApiError::new(ErrorCode::PayloadTooLarge, message),
-        FileError::NoSpace => {
-            ApiError::new(ErrorCode::InsufficientStorage, "the disk is full; nothing was written")
-        }
-        FileError::Io(e) => {
-            tracing::error!(error = %e, "file operation failed");
-            ApiError::internal()
+impl From<FileError> for ApiError {
+    fn from(error: FileError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            FileError::InvalidPath(_) => ApiError::new(ErrorCode::InvalidPath, message),
+            FileError::Interrupted => ApiError::new(ErrorCode::UploadIncomplete, message),
+            FileError::Outside => ApiError::new(ErrorCode::PathOutsideRoot, message),
+            FileError::NotFound => ApiError::new(ErrorCode::NotFound, message),
+            FileError::Exists => ApiError::new(ErrorCode::AlreadyExists, message),
+            FileError::NotEmpty => ApiError::new(ErrorCode::DirectoryNotEmpty, message),
+            FileError::TooLarge(_) => ApiError::new(ErrorCode::PayloadTooLarge, message),
+            FileError::NoSpace => {
+                ApiError::new(ErrorCode::InsufficientStorage, "the disk is full; nothing was written")
+            }
+            FileError::Io(e) => {
+                tracing::error!(error = %e, "file operation failed");
+                ApiError::internal()
+            }
         }
     }
+}
+
+/// Runs file work on a blocking thread: directory walks, copies and writes must not hold up
+/// the async workers that serve the console and the other routes.
+pub(super) async fn on_disk<T: Send + 'static>(
+    files: &Arc<Files>,
+    work: impl FnOnce(&Files) -> Result<T, FileError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let files = Arc::clone(files);
+    let outcome = tokio::task::spawn_blocking(move || work(&files)).await;
+    Ok(outcome.map_err(|_| ApiError::internal())??)
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,13 +72,15 @@ pub(super) async fn list(
     State(state): State<AppState>,
     query: PathParams,
 ) -> Result<Json<Vec<Entry>>, ApiError> {
-    Ok(Json(state.files.list(&params(query)?.path).map_err(file_error)?))
+    let path = params(query)?.path;
+    Ok(Json(on_disk(&state.files, move |files| files.list(&path)).await?))
 }
 
 /// Streams a file.
 pub(super) async fn download(State(state): State<AppState>, query: PathParams) -> Result<Response, ApiError> {
     let path = params(query)?.path;
-    let (file, length) = state.files.read(&path).map_err(file_error)?;
+    let opened = path.clone();
+    let (file, length) = on_disk(&state.files, move |files| files.read(&opened)).await?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
         tokio::fs::File::from_std(file),
         256 * 1024,
@@ -81,21 +98,50 @@ pub(super) async fn download(State(state): State<AppState>, query: PathParams) -
         .into_response())
 }
 
-/// Writes a whole body into a temporary file beside `path`, then renames it over `path`.
-pub(super) async fn write_body(files: &Files, path: &str, body: Body) -> Result<(), ApiError> {
-    let mut upload = files.begin_upload(path).map_err(file_error)?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let written = match chunk {
-            Ok(chunk) => upload.write(&chunk),
-            Err(_) => Err(FileError::InvalidPath("the upload broke off; nothing was written".into())),
-        };
-        if let Err(e) = written {
-            files.abort_upload(upload);
-            return Err(file_error(e));
-        }
+/// Writes a whole body into a temporary file beside `path`, then renames it over `path`. The
+/// writing happens on a blocking thread fed through a channel; only a body that arrived to its
+/// end is committed.
+pub(super) async fn write_body(files: &Arc<Files>, path: &str, body: Body) -> Result<(), ApiError> {
+    enum Piece {
+        Chunk(axum::body::Bytes),
+        End,
     }
-    files.commit_upload(upload).map_err(file_error)
+    let (sender, mut pieces) = tokio::sync::mpsc::channel::<Piece>(4);
+    let path = path.to_owned();
+    let writer = on_disk(files, move |files| {
+        let mut upload = files.begin_upload(&path)?;
+        let written = loop {
+            match pieces.blocking_recv() {
+                Some(Piece::Chunk(chunk)) => {
+                    if let Err(e) = upload.write(&chunk) {
+                        break Err(e);
+                    }
+                }
+                Some(Piece::End) => break Ok(()),
+                // The sender is gone without `End`: the client went away mid-body.
+                None => break Err(FileError::Interrupted),
+            }
+        };
+        match written {
+            Ok(()) => files.commit_upload(upload),
+            Err(e) => {
+                files.abort_upload(upload);
+                Err(e)
+            }
+        }
+    });
+    let feed = async move {
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { return };
+            if sender.send(Piece::Chunk(chunk)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sender.send(Piece::End).await;
+    };
+    let (written, ()) = tokio::join!(writer, feed);
+    written
 }
 
 /// Uploads (or replaces) a file, streaming.
@@ -117,7 +163,7 @@ pub(super) async fn mkdir(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PathBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.files.mkdir(&body.path).map_err(file_error)?;
+    on_disk(&state.files, move |files| files.mkdir(&body.path)).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -131,7 +177,7 @@ pub(super) async fn rename(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FromTo>,
 ) -> Result<StatusCode, ApiError> {
-    state.files.rename(&body.from, &body.to).map_err(file_error)?;
+    on_disk(&state.files, move |files| files.rename(&body.from, &body.to)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,13 +185,13 @@ pub(super) async fn copy(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<FromTo>,
 ) -> Result<StatusCode, ApiError> {
-    state.files.copy(&body.from, &body.to).map_err(file_error)?;
+    on_disk(&state.files, move |files| files.copy(&body.from, &body.to)).await?;
     Ok(StatusCode::CREATED)
 }
 
 pub(super) async fn delete(State(state): State<AppState>, query: PathParams) -> Result<StatusCode, ApiError> {
     let query = params(query)?;
-    state.files.delete(&query.path, query.recursive).map_err(file_error)?;
+    on_disk(&state.files, move |files| files.delete(&query.path, query.recursive)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,7 +205,7 @@ pub(super) async fn chmod(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Chmod>,
 ) -> Result<StatusCode, ApiError> {
-    state.files.chmod(&body.path, body.mode).map_err(file_error)?;
+    on_disk(&state.files, move |files| files.chmod(&body.path, body.mode)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -177,14 +223,17 @@ pub(super) async fn compress(
     if !body.to.ends_with(".tar.gz") {
         return Err(ApiError::new(ErrorCode::InvalidPath, "archives are written as .tar.gz"));
     }
-    let paths: Vec<PathBuf> =
-        body.paths.iter().map(|p| crate::files::clean(p)).collect::<Result<_, _>>().map_err(file_error)?;
+    let paths: Vec<PathBuf> = body.paths.iter().map(|p| crate::files::clean(p)).collect::<Result<_, _>>()?;
     // Refused now, not later in the job: paths that are missing or lead outside.
-    let root = state.files.dir().map_err(|e| file_error(e.into()))?;
-    for path in &paths {
-        root.symlink_metadata(path).map_err(|e| file_error(e.into()))?;
-    }
-    let upload = state.files.begin_upload(&body.to).map_err(file_error)?;
+    let (checked, to) = (paths.clone(), body.to.clone());
+    let upload = on_disk(&state.files, move |files| {
+        let root = files.dir()?;
+        for path in &checked {
+            root.symlink_metadata(path)?;
+        }
+        files.begin_upload(&to)
+    })
+    .await?;
     let files = std::sync::Arc::clone(&state.files);
     let job = state.jobs.spawn(JobKind::Compress, &body.to, move |progress| async move {
         tokio::task::spawn_blocking(move || {
@@ -229,14 +278,19 @@ pub(super) async fn extract(
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let format = Format::of(&body.path)
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidPath, "extract .zip, .tar.gz or .tar.zst archives"))?;
-    let (archive, _) = state.files.read(&body.path).map_err(file_error)?;
-    let target = crate::files::clean(&body.to).map_err(file_error)?;
-    // `to` must not lead outside either (through a symlink), checked before the job starts.
-    if let Ok(existing) = state.files.dir().and_then(|root| root.symlink_metadata(&target))
-        && existing.is_symlink()
-    {
-        return Err(file_error(crate::files::FileError::Outside));
-    }
+    let target = crate::files::clean(&body.to)?;
+    let (checked, path) = (target.clone(), body.path.clone());
+    let archive = on_disk(&state.files, move |files| {
+        let (archive, _) = files.read(&path)?;
+        // `to` must not lead outside either (through a symlink), checked before the job starts.
+        if let Ok(existing) = files.dir().and_then(|root| root.symlink_metadata(&checked))
+            && existing.is_symlink()
+        {
+            return Err(FileError::Outside);
+        }
+        Ok(archive)
+    })
+    .await?;
     let files = std::sync::Arc::clone(&state.files);
     let limits = Limits { max_bytes: state.config.files.max_unpacked_bytes, ..Limits::default() };
     let job = state.jobs.spawn(JobKind::Extract, &body.path, move |progress| async move {

@@ -279,19 +279,19 @@ impl Actor {
         self.publish();
     }
 
-    async fn on_provisioned(&mut self, outcome: Result<(), String>) {
+    async fn on_provisioned(&mut self, failure: Option<String>) {
         self.provisioning = false;
         if self.state != GameState::Installing {
             return;
         }
-        match outcome {
-            Ok(()) => {
+        match failure {
+            None => {
                 self.state = GameState::Stopped;
                 if self.data.desired == Desired::Running && !self.data.gave_up {
                     let _ = self.launch().await;
                 }
             }
-            Err(message) => {
+            Some(message) => {
                 tracing::error!(error = %message, "provisioning failed");
                 self.state = GameState::Error;
                 self.last_error = Some(format!("provisioning failed: {message}"));

@@ -126,7 +126,7 @@ enum Request {
     Command(String, Reply<()>),
     Input(Vec<u8>),
     Resize { cols: u16, rows: u16 },
-    Provisioned(Result<(), String>),
+    Provisioned(Option<String>),
     Shutdown(ShutdownMode, oneshot::Sender<()>),
 }
 
@@ -188,9 +188,9 @@ impl Supervisor {
     }
 
     /// Reports the end of the container's provisioning: the server may start now (if it is
-    /// meant to run), or it goes to `error` with the reason.
-    pub async fn provisioned(&self, outcome: Result<(), String>) {
-        let _ = self.requests.send(Request::Provisioned(outcome)).await;
+    /// meant to run), or, with the reason it failed, it goes to `error`.
+    pub async fn provisioned(&self, failure: Option<String>) {
+        let _ = self.requests.send(Request::Provisioned(failure)).await;
     }
 
     /// A viewer's terminal size.

@@ -10,7 +10,7 @@ mod auth;
 mod console;
 mod data;
 mod dev;
-mod openapi;
+pub(crate) mod openapi;
 mod servers;
 
 use std::sync::Arc;
@@ -58,7 +58,6 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/admin/users", get(admin::users))
         .route("/api/admin/users/{userId}/suspend", post(admin::suspend))
         .route("/api/admin/users/{userId}/unsuspend", post(admin::unsuspend))
-        .route("/api/openapi.json", get(openapi::document))
         .route("/", get(crate::portal::page))
         .route("/reset-password", get(crate::portal::page))
         .route("/portal/{*file}", get(crate::portal::asset))

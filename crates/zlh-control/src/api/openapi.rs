@@ -1,9 +1,6 @@
-//! `GET /api/openapi.json`: the OpenAPI document, generated from the handlers' annotations and
-//! the `zlh_proto` types they use.
+//! The API's part of the OpenAPI document at `GET /api/openapi.json`, generated from the
+//! handlers' annotations and the `zlh_proto` types they use.
 
-use std::sync::OnceLock;
-
-use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -36,7 +33,6 @@ use utoipa::{Modify, OpenApi};
         super::dev::code_server_start,
         super::dev::code_server_stop,
         super::dev::code_server_restart,
-        crate::ide::token,
         super::data::backups,
         super::data::backup_create,
         super::data::backup_restore,
@@ -81,8 +77,7 @@ impl Modify for BearerToken {
     }
 }
 
-/// The document, built once.
-pub(super) async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    Json(DOCUMENT.get_or_init(ApiDoc::openapi))
+/// The API's part of the document (`http` adds the IDE's routes and serves it).
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }

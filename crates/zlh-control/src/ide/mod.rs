@@ -47,7 +47,7 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
 
 #[utoipa::path(post, path = "/api/dev/{id}/ide-token", tag = "dev", security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = IdeLink), (status = 404, body = zlh_proto::ErrorBody)))]
-pub(crate) async fn token(
+async fn token(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
     ServerId(id): ServerId,
@@ -64,6 +64,11 @@ pub(crate) async fn token(
     let url = link(&control, id, &token);
     Ok(Json(IdeLink { token, url, expires_in: ttl.as_secs() }))
 }
+
+/// The IDE's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(token))]
+pub(crate) struct IdeDoc;
 
 /// Where code-server opens when the agent has not said yet.
 const WORKSPACE: &str = "/home/dev/workspace";

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use zlh_proto::error::UNKNOWN_ROUTE_HEADER;
 use zlh_proto::{ErrorBody, ErrorCode, Secret};
 
 use super::{Agent, AgentError, ByteStream, ConsoleFrame, ConsoleSink, ConsoleStream, Method, Streamed};
@@ -61,7 +62,7 @@ fn classify(error: &reqwest::Error) -> AgentError {
 }
 
 /// Maps an agent's error answer; `unknown_route` when it carried
-/// [`zlh_http::UNKNOWN_ROUTE_HEADER`] (an older agent without the route).
+/// [`UNKNOWN_ROUTE_HEADER`] (an older agent without the route).
 fn upstream(status: u16, unknown_route: bool, text: &str) -> AgentError {
     let body: Option<ErrorBody> = serde_json::from_str(text).ok();
     match (status, body) {
@@ -90,7 +91,7 @@ impl Agent for RemoteAgent {
         }
         let response = request.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
-        let unknown_route = response.headers().contains_key(zlh_http::UNKNOWN_ROUTE_HEADER);
+        let unknown_route = response.headers().contains_key(UNKNOWN_ROUTE_HEADER);
         let text = response.text().await.map_err(|e| classify(&e))?;
         if !(200..300).contains(&status) {
             return Err(upstream(status, unknown_route, &text));
@@ -117,7 +118,7 @@ impl Agent for RemoteAgent {
         let response = request.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            let unknown_route = response.headers().contains_key(zlh_http::UNKNOWN_ROUTE_HEADER);
+            let unknown_route = response.headers().contains_key(UNKNOWN_ROUTE_HEADER);
             let text = response.text().await.map_err(|e| classify(&e))?;
             return Err(upstream(status, unknown_route, &text));
         }
@@ -144,7 +145,7 @@ impl Agent for RemoteAgent {
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let text =
                     response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
-                let unknown_route = response.headers().contains_key(zlh_http::UNKNOWN_ROUTE_HEADER);
+                let unknown_route = response.headers().contains_key(UNKNOWN_ROUTE_HEADER);
                 return Err(upstream(response.status().as_u16(), unknown_route, &text));
             }
             Ok(Err(_)) => return Err(AgentError::Unreachable),

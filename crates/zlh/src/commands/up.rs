@@ -24,7 +24,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     config.data_dir = args.data_dir;
     config.listen = args.listen;
     super::serve::serve(config, async move |control| {
-        let url = control.config.public_url();
+        let url = control.config().public_url();
         let email = std::env::var("ZLH_ADMIN_EMAIL").unwrap_or_else(|_| "admin@localhost".into());
         let password = std::env::var("ZLH_ADMIN_PASSWORD").ok();
         eprintln!("\nZeroLagHub is running: open {url}/ in a browser (the API is under {url}/api)");

@@ -101,13 +101,14 @@ async fn upgrade_side_by_side_switch_roll_back_and_remove() {
     let (code, rolled) = agent.post("/dev/runtimes/rollback", Some(json!({"runtime": "fakenode"}))).await;
     assert_eq!((code, &rolled["current"]), (200, &json!("1.0.0")));
     assert_eq!(say_hello(&agent).await, "hello from fakenode 1.0.0");
-    let (code, body) = agent
-        .request(reqwest::Method::DELETE, "/dev/runtimes/fakenode/1.0.0")
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), ()))
-        .expect("delete");
-    assert_eq!(code, 400, "the version in use cannot be removed {body:?}");
+    let in_use =
+        agent.request(reqwest::Method::DELETE, "/dev/runtimes/fakenode/1.0.0").send().await.expect("delete");
+    let code = in_use.status().as_u16();
+    let body: Value = in_use.json().await.expect("error body");
+    assert_eq!((code, &body["error"]["code"]), (409, &json!("in_use")), "the version in use stays");
+    let (code, body) =
+        agent.post("/dev/runtimes/switch", Some(json!({"runtime": "fakenode", "version": "7.0.0"}))).await;
+    assert_eq!((code, &body["error"]["code"]), (404, &json!("not_found")), "{body}");
     let (code, _) =
         agent.post("/dev/runtimes/switch", Some(json!({"runtime": "fakenode", "version": "2.0.0"}))).await;
     assert_eq!(code, 200);
@@ -294,10 +295,24 @@ async fn two_installs_of_one_runtime_never_race() {
     )
     .await;
     agent.wait_for_state("running", SOON).await;
-    let (first, second) =
-        tokio::join!(install(&agent, "fakenode", "3.0.0"), install(&agent, "fakenode", "3.0.0"));
-    assert_eq!((&first["state"], &second["state"]), (&json!("succeeded"), &json!("succeeded")));
-    assert_eq!(store.downloads("fakenode", "3.0.0"), 1, "the second waited, then found it installed");
+    let request =
+        || agent.post("/dev/runtimes/install", Some(json!({"runtime": "fakenode", "version": "3.0.0"})));
+    let (first, second) = tokio::join!(request(), request());
+    // One runs; the other is refused while it does (409), or, arriving after it, finds the
+    // version installed and only switches.
+    let mut succeeded = 0;
+    for (code, answer) in [first, second] {
+        match code {
+            202 => {
+                let job = wait_for_job(&agent, answer["id"].as_str().expect("job id")).await;
+                assert_eq!(job["state"], "succeeded", "{job}");
+                succeeded += 1;
+            }
+            _ => assert_eq!((code, &answer["error"]["code"]), (409, &json!("install_in_progress"))),
+        }
+    }
+    assert!(succeeded >= 1);
+    assert_eq!(store.downloads("fakenode", "3.0.0"), 1, "never two downloads of one install");
     assert_eq!(say_hello(&agent).await, "hello from fakenode 3.0.0");
 }
 

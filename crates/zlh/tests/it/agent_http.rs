@@ -145,3 +145,26 @@ async fn the_game_never_sees_the_agent_secret() {
     let file_secret = config.lines().find_map(|l| l.strip_prefix("secret = ")).expect("secret line");
     assert!(!environ.contains(file_secret.trim_matches('"')));
 }
+
+#[tokio::test]
+async fn an_upload_that_breaks_off_writes_nothing_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
+    let address = agent.url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let head = format!(
+        "PUT /files/content?path=partial.bin HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100000\r\n\r\n",
+        agent.secret
+    );
+    socket.write_all(head.as_bytes()).await.expect("head");
+    socket.write_all(&[7u8; 1000]).await.expect("part of the body");
+    // The client stops sending: the agent sees the body end early.
+    socket.shutdown().await.expect("half-close");
+    let mut answer = String::new();
+    let read = tokio::time::timeout(crate::SOON, socket.read_to_string(&mut answer)).await;
+    assert!(read.is_ok(), "the agent answers a broken-off upload");
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("upload_incomplete"), "{answer}");
+    let left: Vec<_> = std::fs::read_dir(agent.server_dir()).expect("server dir").flatten().collect();
+    assert!(left.is_empty(), "no file and no temporary: {left:?}");
+}

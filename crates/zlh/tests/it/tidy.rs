@@ -89,3 +89,86 @@ fn ci_runs_the_readme_test_command() {
     let ci = std::fs::read_to_string(workspace().join(".ci/run")).expect(".ci/run");
     assert!(readme.contains("cargo xtask test") && ci.contains("\ncargo xtask test\n"));
 }
+
+/// The control plane's modules and what each may import (`crate::<module>`), as
+/// ARCHITECTURE.md states them. `None`: any module but the ones listed after it.
+const CONTROL_LAYERS: &[(&str, &[&str])] = &[
+    // The core: no HTTP types, and each layer only below it.
+    ("config", &[]),
+    ("auth", &[]),
+    ("metrics", &[]),
+    ("templates", &[]),
+    ("artifacts", &[]),
+    ("registry", &[]),
+    ("db", &["registry"]),
+    ("cache", &["registry"]),
+    ("drivers", &["auth", "registry"]),
+    ("poller", &["cache", "config", "drivers", "metrics", "registry"]),
+    ("provision", &["artifacts", "cache", "config", "db", "drivers", "poller", "registry", "templates"]),
+];
+
+/// HTTP-facing modules; everything else in the control plane is core.
+const CONTROL_HTTP: &[&str] = &["access", "api", "errors", "http", "ide", "portal", "lib"];
+
+/// `crate::x` names a file imports (doc links included: they are dependencies too).
+fn crate_imports(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .match_indices("crate::")
+        .filter(|(at, _)| !text[..*at].ends_with("zlh_"))
+        .map(|(at, _)| {
+            text[at + "crate::".len()..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect()
+        })
+        .filter(|name: &String| !name.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn the_control_planes_layers_hold() {
+    let src = workspace().join("crates/zlh-control/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for file in files {
+        let relative = file.strip_prefix(&src).expect("inside src");
+        let module = relative.iter().next().and_then(|c| Path::new(c).file_stem()).expect("module");
+        let module = module.to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).expect("read");
+        let imports = crate_imports(&text);
+        if let Some((_, allowed)) = CONTROL_LAYERS.iter().find(|(name, _)| *name == module) {
+            for import in imports.iter().filter(|i| **i != module) {
+                assert!(
+                    allowed.contains(&import.as_str()),
+                    "{} (core module {module}) imports crate::{import}; see ARCHITECTURE.md's layers",
+                    relative.display()
+                );
+            }
+            for http in ["axum", "zlh_http"] {
+                assert!(
+                    !text.contains(&format!("{http}::")),
+                    "{} (core module {module}) uses {http}: HTTP types stay in the HTTP layer",
+                    relative.display()
+                );
+            }
+        } else {
+            assert!(
+                CONTROL_HTTP.contains(&module.as_str()),
+                "{}: module {module} is in neither the core's nor the HTTP layer's list",
+                relative.display()
+            );
+        }
+        let forbidden = match module.as_str() {
+            "api" => Some("ide"),
+            "ide" => Some("api"),
+            _ => None,
+        };
+        if let Some(forbidden) = forbidden {
+            assert!(
+                !imports.contains(&forbidden.to_owned()),
+                "{} imports crate::{forbidden}: api and ide share only access, errors and the core",
+                relative.display()
+            );
+        }
+    }
+}
