@@ -130,6 +130,9 @@ try {
     await shot('provisioning');
     await heading(/Survival/).waitFor({ timeout: 90 * SECOND });
     result.ids.game = Number(page.url().split('/').at(-1));
+    // Where players connect: the node's address and the port allocated to this server.
+    const address = await page.locator('code.address').innerText();
+    if (!/^127\.0\.0\.1:\d+$/.test(address)) throw new Error(`the page shows no player address: ${address}`);
     await page.goto(url('#/servers'));
     await page.locator(`tr[data-server="${result.ids.game}"] [data-state="running"]`).waitFor({ timeout: 30 * SECOND });
     await shot('servers');

@@ -19,6 +19,7 @@ const NEXT = {
   agent_timeout: 'The server is busy. Try again in a moment.',
   agent_error: 'Try again; if it keeps failing, tell the operator.',
   provisioning_failed: 'Nothing was left half-created. Try again, or pick another template or version.',
+  no_free_ports: 'Every game port of this host is in use. Delete a server you no longer need, or ask the operator.',
   provisioning_timeout: 'Nothing was left half-created. Try again; if it keeps happening, tell the operator.',
   backup_in_progress: 'Wait until the running backup or restore has finished.',
   insufficient_storage: 'Free some space (delete old backups or files) and try again.',

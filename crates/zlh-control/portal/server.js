@@ -81,7 +81,8 @@ export async function serverPage(id, tab, app) {
         h('button', { type: 'button', onclick: power('stop') }, 'Stop'),
         h('button', { type: 'button', onclick: power('restart') }, 'Restart'),
         h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
-    h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`),
+    h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`,
+      server.address ? [' · players connect to ', h('code', { class: 'address' }, server.address)] : null),
     status,
     h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Server sections', onkeydown: tabKeys },
       tabs.map(([name, label]) => h('button', {

@@ -24,6 +24,7 @@ pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
         "console",
         "ide",
         "artifacts",
+        "node",
     ],
     free_form_maps: &[],
 };
@@ -57,6 +58,9 @@ pub struct ControlConfig {
     /// The `local` driver.
     #[serde(default)]
     pub local_driver: LocalDriverConfig,
+    /// The machine servers run on: its public address and game ports.
+    #[serde(default)]
+    pub node: NodeConfig,
     /// The console WebSocket proxy.
     #[serde(default)]
     pub console: ConsoleConfig,
@@ -204,6 +208,48 @@ impl Default for ProvisioningConfig {
     }
 }
 
+/// The node this control plane drives: where players connect, and the game ports it hands out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Its name in the store.
+    #[serde(default = "default_node_name")]
+    pub name: String,
+    /// The address players connect to (the host's public IP or name).
+    #[serde(default = "default_public_address")]
+    pub public_address: String,
+    /// The first game port handed out.
+    #[serde(default = "default_first_port")]
+    pub first_port: u16,
+    /// The last game port handed out.
+    #[serde(default = "default_last_port")]
+    pub last_port: u16,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: default_node_name(),
+            public_address: default_public_address(),
+            first_port: default_first_port(),
+            last_port: default_last_port(),
+        }
+    }
+}
+
+fn default_node_name() -> String {
+    "local".into()
+}
+fn default_public_address() -> String {
+    "127.0.0.1".into()
+}
+fn default_first_port() -> u16 {
+    25565
+}
+fn default_last_port() -> u16 {
+    25664
+}
+
 /// The `local` driver: servers are directories, agents are child processes.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +362,9 @@ impl ControlConfig {
             table.try_into().map_err(|e: toml::de::Error| ConfigError(e.to_string()))?;
         if config.poller.max_in_flight == 0 {
             return Err(ConfigError("poller.max_in_flight must be at least 1".into()));
+        }
+        if config.node.first_port == 0 || config.node.first_port > config.node.last_port {
+            return Err(ConfigError("node.first_port must be 1 or more, and at most node.last_port".into()));
         }
         Ok(config)
     }

@@ -78,6 +78,7 @@ impl From<ProvisionError> for ApiError {
                 ApiError::new(ErrorCode::ProvisioningFailed, message)
             }
             ProvisionError::Timeout { .. } => ApiError::new(ErrorCode::ProvisioningTimeout, message),
+            ProvisionError::NoFreePorts => ApiError::new(ErrorCode::NoFreePorts, message),
             ProvisionError::Incomplete(_) => ApiError::new(ErrorCode::Internal, message),
             ProvisionError::Aborted => ApiError::internal(),
         }

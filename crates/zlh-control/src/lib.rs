@@ -82,6 +82,8 @@ pub struct ControlPlane {
     pub(crate) artifacts: artifacts::ArtifactStore,
     /// The browser IDE's keys and proxy.
     pub(crate) ide: ide::Ide,
+    /// The node servers are created on.
+    pub(crate) node: db::Node,
 }
 
 /// Why the control plane could not start.
@@ -133,6 +135,9 @@ impl ControlPlane {
             .canonicalize()
             .map_err(|e| StartError::Io(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
+        let node = &config.node;
+        let node =
+            store.upsert_node(&node.name, &node.public_address, node.first_port, node.last_port).await?;
         let signer = TokenSigner::new(secret_key(&config, "token.key", config.auth.token_secret.as_ref())?);
         let registry = Arc::new(Registry::default());
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
@@ -167,6 +172,7 @@ impl ControlPlane {
             ),
             config,
             store,
+            node,
             registry,
             cache,
             poller,

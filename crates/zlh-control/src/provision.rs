@@ -50,21 +50,33 @@ pub enum ProvisionError {
     /// A driver could not remove everything; the delete is retried at the next start.
     #[error("the server could not be removed completely: {0}")]
     Incomplete(DriverError),
+    /// Every game port of the node is taken.
+    #[error("no game port is free on this node; ask the operator for a larger port range")]
+    NoFreePorts,
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The provisioning task ended without an answer (a panic).
     #[error("provisioning stopped unexpectedly")]
     Aborted,
 }
 
-/// Creates a server and waits until its agent is ready.
+impl From<StoreError> for ProvisionError {
+    fn from(error: StoreError) -> ProvisionError {
+        match error {
+            StoreError::NoFreePorts => ProvisionError::NoFreePorts,
+            error => ProvisionError::Store(error),
+        }
+    }
+}
+
+/// Creates a server, with its ports, and waits until its agent is ready.
 pub(crate) async fn create(
     control: &Arc<ControlPlane>,
     owner: &User,
     request: &CreateServer,
 ) -> Result<Server, ProvisionError> {
-    let game = control.templates.game_for(request)?;
+    let plan = control.templates.plan_for(request)?;
     let (dev, runtime_version) = match request.kind {
         ServerKind::Dev => {
             let (dev, version) = dev_section(control, request).await?;
@@ -72,7 +84,6 @@ pub(crate) async fn create(
         }
         ServerKind::Game => (None, None),
     };
-    let spec = AgentSpec { game, dev, catalog_url: control.config.catalog_url() };
     let new = NewServer {
         owner_id: owner.id,
         name: request.name.trim().to_owned(),
@@ -82,14 +93,21 @@ pub(crate) async fn create(
         runtime_version,
         enable_code_server: request.enable_code_server,
         driver: control.drivers.default.name().to_owned(),
+        node_id: Some(control.node.id),
     };
     let server = control.store.insert_server(new, now_ms()).await?;
     let id = server.id;
     tracing::info!(server_id = id, owner_id = owner.id, kind = server.kind.as_str(), "provisioning");
     let task = tokio::spawn({
         let control = Arc::clone(control);
+        let catalog_url = control.config.catalog_url();
         async move {
-            let outcome = provision(&control, id, &spec).await;
+            let outcome = async {
+                let ports = control.store.allocate_ports(control.node.id, id, &plan.ports).await?;
+                let spec = AgentSpec { game: plan.with_ports(&ports), dev, catalog_url };
+                provision(&control, id, &spec).await
+            }
+            .await;
             if let Err(error) = &outcome {
                 tracing::warn!(server_id = id, %error, "provisioning failed; cleaning up");
                 remove(&control, id).await;
@@ -281,6 +299,7 @@ pub async fn record_external(
         runtime_version: None,
         enable_code_server: server.endpoint.ide.is_some(),
         driver: "external".into(),
+        node_id: None,
     };
     let row = store.insert_server(new, now_ms()).await?;
     store.set_agent(row.id, &server.endpoint).await?;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use zlh_proto::agent_config::{GameSection, Pattern, StopMethod, StopSignal};
-use zlh_proto::api::{CreateServer, ServerKind, TemplateView};
+use zlh_proto::api::{CreateServer, PortProtocol, PortSpec, PortView, ServerKind, TemplateView};
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("minecraft-java", include_str!("../templates/minecraft-java.toml")),
@@ -27,7 +27,40 @@ const MAX_ARG_BYTES: usize = 4096;
 #[serde(deny_unknown_fields)]
 struct Template {
     description: String,
+    /// The ports it needs, the main one first; the game gets them as `{port.<name>}` and the
+    /// first as `SERVER_PORT`.
+    #[serde(default)]
+    ports: Vec<PortSpec>,
     game: GameSection,
+}
+
+/// What a create request runs: the agent's `[game]` section, with `{port.<name>}` still to be
+/// filled in, and the ports to allocate for it.
+#[derive(Debug, Clone)]
+pub struct GamePlan {
+    /// The `[game]` section.
+    pub game: GameSection,
+    /// The ports it needs, the main one first.
+    pub ports: Vec<PortSpec>,
+}
+
+impl GamePlan {
+    /// The `[game]` section with its ports filled in: `{port.<name>}` in arguments and
+    /// environment values, and `SERVER_PORT` (the first port) in the environment.
+    pub fn with_ports(&self, allocated: &[PortView]) -> GameSection {
+        let fill = |text: &str| {
+            allocated.iter().fold(text.to_owned(), |text, port| {
+                text.replace(&format!("{{port.{}}}", port.name), &port.port.to_string())
+            })
+        };
+        let mut game = self.game.clone();
+        game.argv = game.argv.iter().map(|arg| fill(arg)).collect();
+        game.env = game.env.iter().map(|(key, value)| (key.clone(), fill(value))).collect();
+        if let Some(first) = allocated.first() {
+            game.env.insert("SERVER_PORT".into(), first.port.to_string());
+        }
+        game
+    }
 }
 
 /// Why a create request names no usable template.
@@ -53,6 +86,18 @@ fn parse(name: &str, text: &str) -> Result<Template, String> {
     let template: Template = toml::from_str(text).map_err(|e| format!("template {name}: {e}"))?;
     if template.game.argv.first().is_none_or(|program| program.is_empty()) {
         return Err(format!("template {name}: game.argv must name a program"));
+    }
+    let texts = template.game.argv.iter().chain(template.game.env.values());
+    for text in texts {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("{port.") {
+            let after = &rest[at + "{port.".len()..];
+            let port = after.split('}').next().unwrap_or_default();
+            if !template.ports.iter().any(|p| p.name == port) {
+                return Err(format!("template {name}: {{port.{port}}} names no port in its ports list"));
+            }
+            rest = after;
+        }
     }
     Ok(template)
 }
@@ -104,11 +149,11 @@ impl TemplateCatalog {
         list
     }
 
-    /// The agent's `[game]` section for a create request, or why the request is wrong.
-    pub fn game_for(&self, request: &CreateServer) -> Result<GameSection, TemplateError> {
+    /// What a create request runs, or why the request is wrong.
+    pub fn plan_for(&self, request: &CreateServer) -> Result<GamePlan, TemplateError> {
         let invalid = |message: &str| Err(TemplateError::Invalid(message.to_owned()));
         if request.kind == ServerKind::Dev {
-            return Ok(self.expand(&self.dev_shell.game));
+            return Ok(GamePlan { game: self.expand(&self.dev_shell.game), ports: Vec::new() });
         }
         let Some(name) = request.template.as_deref() else {
             return invalid("a game server needs a template (see GET /api/templates)");
@@ -118,7 +163,7 @@ impl TemplateCatalog {
                 return invalid("command and ready_pattern are only for the custom template");
             }
             let template = self.templates.get(name).ok_or_else(|| TemplateError::Unknown(name.to_owned()))?;
-            return Ok(self.expand(&template.game));
+            return Ok(GamePlan { game: self.expand(&template.game), ports: template.ports.clone() });
         }
         let command = request.command.as_deref().unwrap_or_default();
         if command.is_empty() || command[0].trim().is_empty() {
@@ -135,13 +180,15 @@ impl TemplateCatalog {
             .map(Pattern::new)
             .transpose()
             .map_err(|e| TemplateError::Invalid(format!("ready_pattern is not a valid regex: {e}")))?;
-        Ok(GameSection {
+        let game = GameSection {
             // An arbitrary program knows SIGTERM, not a console command.
             stop: StopMethod::Signal(StopSignal::Term),
             stop_timeout: std::time::Duration::from_secs(10),
             ready_pattern,
             ..GameSection::new(command.to_vec())
-        })
+        };
+        // One port, which the program finds in `SERVER_PORT`.
+        Ok(GamePlan { game, ports: vec![PortSpec { name: "game".into(), protocol: PortProtocol::Tcp }] })
     }
 
     fn expand(&self, game: &GameSection) -> GameSection {
@@ -179,14 +226,28 @@ mod tests {
         let catalog = TemplateCatalog::load(Some(dir.path()), Path::new("/usr/bin/zlh"));
         let names: Vec<String> = catalog.list().into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["minecraft-java", "sample", "terraria", "custom"]);
-        let game = catalog.game_for(&request(Some("sample"), None)).expect("sample");
-        assert_eq!(game.argv[0], "/usr/bin/zlh");
+        let plan = catalog.plan_for(&request(Some("sample"), None)).expect("sample");
+        assert_eq!(plan.game.argv[0], "/usr/bin/zlh");
+        let game =
+            plan.with_ports(&[PortView { name: "game".into(), protocol: PortProtocol::Tcp, port: 30001 }]);
+        assert!(game.argv.contains(&"30001".to_owned()), "{:?}", game.argv);
+        assert_eq!(game.env["SERVER_PORT"], "30001");
+        std::fs::write(
+            dir.path().join("typo.toml"),
+            "description = \"T\"\n[game]\nargv = [\"x\", \"{port.gaem}\"]\n",
+        )
+        .expect("write");
+        let catalog = TemplateCatalog::load(Some(dir.path()), Path::new("/usr/bin/zlh"));
+        assert!(
+            catalog.list().iter().all(|t| t.name != "typo"),
+            "a template naming an undeclared port is refused"
+        );
     }
 
     #[test]
     fn bad_requests_say_why() {
         let catalog = TemplateCatalog::load(None, Path::new("/usr/bin/zlh"));
-        let refused = |r: CreateServer| catalog.game_for(&r).expect_err("refused");
+        let refused = |r: CreateServer| catalog.plan_for(&r).expect_err("refused");
         assert_eq!(refused(request(Some("quake"), None)), TemplateError::Unknown("quake".into()));
         let invalid = |r: CreateServer| matches!(refused(r), TemplateError::Invalid(_));
         assert!(invalid(request(None, None)));
@@ -195,6 +256,6 @@ mod tests {
         let mut bad_pattern = request(Some("custom"), Some(&["sh"]));
         bad_pattern.ready_pattern = Some("(".into());
         assert!(invalid(bad_pattern));
-        assert!(catalog.game_for(&request(Some("custom"), Some(&["/bin/sh", "-c", "sleep 9"]))).is_ok());
+        assert!(catalog.plan_for(&request(Some("custom"), Some(&["/bin/sh", "-c", "sleep 9"]))).is_ok());
     }
 }

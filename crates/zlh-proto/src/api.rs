@@ -252,6 +252,46 @@ pub struct ServerView {
     pub lifecycle: Lifecycle,
     /// Cached state.
     pub status: ServerStatus,
+    /// The ports allocated to it, the first one the game's main port.
+    pub ports: Vec<PortView>,
+    /// Where players connect (`host:port` of the first port), when it has ports.
+    pub address: Option<String>,
+}
+
+/// Which transport a port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PortProtocol {
+    /// TCP only.
+    Tcp,
+    /// UDP only.
+    Udp,
+    /// Both.
+    Both,
+}
+
+/// A port a template needs, by name (`game`, `query`, `rcon`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// Its name: the game gets it as `{port.<name>}` in its arguments and environment.
+    pub name: String,
+    /// Its transport.
+    pub protocol: PortProtocol,
+}
+
+/// A port allocated to a server on its node's public address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortView {
+    /// Its name in the template.
+    pub name: String,
+    /// Its transport.
+    pub protocol: PortProtocol,
+    /// The port number.
+    pub port: u16,
 }
 
 /// `POST /api/servers/:id/console/ticket`: a single-use pass for the console WebSocket

@@ -81,6 +81,7 @@ error_codes! {
     ProvisioningFailed => (502, "provisioning_failed"),
     ArtifactStoreFailed => (502, "artifact_store_failed"),
     ShuttingDown => (503, "shutting_down"),
+    NoFreePorts => (503, "no_free_ports"),
     InsufficientStorage => (507, "insufficient_storage"),
     AgentTimeout => (504, "agent_timeout"),
     ProvisioningTimeout => (504, "provisioning_timeout"),

@@ -65,6 +65,8 @@ pub struct TestControlPlane {
     logs: Arc<Mutex<Vec<String>>>,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// The game ports its node hands out (unless `extra_toml` sets `[node]`).
+    pub ports: crate::PortRange,
 }
 
 impl TestControlPlane {
@@ -87,10 +89,16 @@ impl TestControlPlane {
                 None => defaults.push_str(&format!("{line}\n")),
             }
         }
+        let ports = crate::PortRange::claim();
+        let node = if spec.extra_toml.contains("[node]") {
+            String::new()
+        } else {
+            format!("[node]\nfirst_port = {}\nlast_port = {}\n", ports.first, ports.last)
+        };
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
              access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
-             [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}\n{extra}",
+             [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}\n{node}\n{extra}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
             registration = spec.allow_registration,
             ttl = spec.access_token_ttl,
@@ -109,6 +117,7 @@ impl TestControlPlane {
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::new(),
+            ports,
         }
     }
 

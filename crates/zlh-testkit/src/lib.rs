@@ -8,6 +8,7 @@ pub mod browser;
 pub mod console;
 pub mod control;
 pub mod files;
+pub mod ports;
 pub mod procs;
 pub mod upstream;
 pub mod wait;
@@ -16,6 +17,7 @@ pub use agent::{AgentSpec, TestAgent};
 pub use artifacts::{ArtifactStore, Delivery};
 pub use console::ConsoleClient;
 pub use control::{ApiUser, ControlSpec, TestControlPlane};
+pub use ports::PortRange;
 pub use upstream::EchoUpstream;
 pub use wait::eventually;
 

@@ -99,23 +99,33 @@ fn user_view(user: &User) -> UserView {
     }
 }
 
-async fn server_views(control: &ControlPlane, servers: &[Server]) -> Vec<ServerView> {
+async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<ServerView>, ApiError> {
     let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
     let mut statuses = control.cache.get_many(&ids).await;
-    servers
+    let mut ports = control.store.ports(&ids).await?;
+    Ok(servers
         .iter()
-        .map(|server| ServerView {
-            id: server.id,
-            name: server.name.clone(),
-            kind: server.kind,
-            template: server.template.clone(),
-            runtime: server.runtime.clone(),
-            version: server.runtime_version.clone(),
-            enable_code_server: server.enable_code_server,
-            owner_id: server.owner_id,
-            created_at: format_ms(server.created_at_ms),
-            lifecycle: server.lifecycle,
-            status: statuses.remove(&server.id).unwrap_or_else(crate::cache::waiting),
+        .map(|server| {
+            let ports = ports.remove(&server.id);
+            let address = ports.as_ref().and_then(|p| {
+                let first = p.ports.first()?;
+                Some(format!("{}:{}", p.public_address, first.port))
+            });
+            ServerView {
+                id: server.id,
+                name: server.name.clone(),
+                kind: server.kind,
+                template: server.template.clone(),
+                runtime: server.runtime.clone(),
+                version: server.runtime_version.clone(),
+                enable_code_server: server.enable_code_server,
+                owner_id: server.owner_id,
+                created_at: format_ms(server.created_at_ms),
+                lifecycle: server.lifecycle,
+                status: statuses.remove(&server.id).unwrap_or_else(crate::cache::waiting),
+                ports: ports.map(|p| p.ports).unwrap_or_default(),
+                address,
+            }
         })
-        .collect()
+        .collect())
 }

@@ -31,7 +31,7 @@ pub(super) async fn list(
 ) -> Result<Json<Vec<ServerView>>, ApiError> {
     let owner = (!user.is_admin()).then_some(user.0.id);
     let servers = control.store.servers(owner).await?;
-    Ok(Json(server_views(&control, &servers).await))
+    Ok(Json(server_views(&control, &servers).await?))
 }
 
 #[utoipa::path(post, path = "/api/servers", tag = "servers", security(("bearer" = [])), request_body = CreateServer,
@@ -48,7 +48,7 @@ pub(super) async fn create(
         return Err(ApiError::new(ErrorCode::BadRequest, "name must be 1 to 64 printable characters"));
     }
     let server = crate::provision::create(&control, &user.0, &request).await?;
-    let view = server_views(&control, &[server]).await.remove(0);
+    let view = server_views(&control, &[server]).await?.remove(0);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -60,7 +60,7 @@ pub(super) async fn get(
     ServerId(id): ServerId,
 ) -> Result<Json<ServerView>, ApiError> {
     let server = access::server(&control, &user.0, id).await?;
-    Ok(Json(server_views(&control, &[server]).await.remove(0)))
+    Ok(Json(server_views(&control, &[server]).await?.remove(0)))
 }
 
 #[utoipa::path(delete, path = "/api/servers/{id}", tag = "servers", security(("bearer" = [])),
@@ -89,7 +89,7 @@ pub(super) async fn status(
     ServerId(id): ServerId,
 ) -> Result<Json<ServerStatus>, ApiError> {
     let server = access::server(&control, &user.0, id).await?;
-    Ok(Json(server_views(&control, &[server]).await.remove(0).status))
+    Ok(Json(server_views(&control, &[server]).await?.remove(0).status))
 }
 
 async fn power(

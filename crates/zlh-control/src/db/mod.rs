@@ -9,7 +9,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
-use zlh_proto::api::{Lifecycle, Role, ServerKind};
+use zlh_proto::api::{Lifecycle, PortSpec, PortView, Role, ServerKind};
 
 pub use sqlite::SqliteStore;
 
@@ -103,6 +103,32 @@ pub struct NewServer {
     pub enable_code_server: bool,
     /// The provisioning driver.
     pub driver: String,
+    /// The node it runs on (none for agents run elsewhere).
+    pub node_id: Option<i64>,
+}
+
+/// A machine servers run on, with the range its game ports come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Node id.
+    pub id: i64,
+    /// Its name (`local`).
+    pub name: String,
+    /// The address players connect to.
+    pub public_address: String,
+    /// The first port it hands out.
+    pub first_port: u16,
+    /// The last port it hands out.
+    pub last_port: u16,
+}
+
+/// The ports of a server and the address of its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerPorts {
+    /// The node's public address.
+    pub public_address: String,
+    /// Its ports, the main one first.
+    pub ports: Vec<PortView>,
 }
 
 /// What presenting a refresh token led to.
@@ -127,6 +153,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken (an email that is taken).
     #[error("already exists")]
     Conflict,
+    /// Every port of the node's range is taken.
+    #[error("every game port of this node is taken")]
+    NoFreePorts,
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
@@ -214,4 +243,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>>;
     /// Removes a server row.
     async fn delete_server(&self, server_id: i64) -> StoreResult<()>;
+    /// Records a node (or updates its address and port range); returns it.
+    async fn upsert_node(
+        &self,
+        name: &str,
+        public_address: &str,
+        first_port: u16,
+        last_port: u16,
+    ) -> StoreResult<Node>;
+    /// Gives a server the lowest free ports of its node's range, one per spec, in order;
+    /// `NoFreePorts` when the range is used up (what was taken stays with the server, and goes
+    /// with its row). Two servers never get one port, even when created at once.
+    async fn allocate_ports(
+        &self,
+        node_id: i64,
+        server_id: i64,
+        specs: &[PortSpec],
+    ) -> StoreResult<Vec<PortView>>;
+    /// The ports of each of these servers that has any.
+    async fn ports(&self, server_ids: &[i64]) -> StoreResult<std::collections::HashMap<i64, ServerPorts>>;
 }

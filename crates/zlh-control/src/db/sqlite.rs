@@ -10,9 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
-use zlh_proto::api::{Lifecycle, Role, ServerKind};
+use zlh_proto::api::{Lifecycle, PortProtocol, PortSpec, PortView, Role, ServerKind};
 
-use super::{NewServer, RefreshOutcome, Server, Store, StoreError, StoreResult, User};
+use super::{NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError, StoreResult, User};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -313,7 +313,7 @@ impl Store for SqliteStore {
     async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server> {
         let row = sqlx::query(
             "INSERT INTO servers (owner_id, name, kind, template, runtime, runtime_version, enable_code_server, \
-             lifecycle, driver, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?) RETURNING *",
+             lifecycle, driver, node_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?) RETURNING *",
         )
         .bind(server.owner_id)
         .bind(&server.name)
@@ -323,6 +323,7 @@ impl Store for SqliteStore {
         .bind(&server.runtime_version)
         .bind(server.enable_code_server)
         .bind(&server.driver)
+        .bind(server.node_id)
         .bind(now_ms)
         .fetch_one(&self.pool)
         .await?;
@@ -373,6 +374,117 @@ impl Store for SqliteStore {
     async fn delete_server(&self, server_id: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM servers WHERE id = ?").bind(server_id).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn upsert_node(
+        &self,
+        name: &str,
+        public_address: &str,
+        first_port: u16,
+        last_port: u16,
+    ) -> StoreResult<Node> {
+        let row = sqlx::query(
+            "INSERT INTO nodes (name, public_address, first_port, last_port) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET public_address = excluded.public_address, \
+             first_port = excluded.first_port, last_port = excluded.last_port RETURNING *",
+        )
+        .bind(name)
+        .bind(public_address)
+        .bind(i64::from(first_port))
+        .bind(i64::from(last_port))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Node {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            public_address: row.try_get("public_address")?,
+            first_port: row.try_get::<i64, _>("first_port")?.try_into().unwrap_or(u16::MAX),
+            last_port: row.try_get::<i64, _>("last_port")?.try_into().unwrap_or(u16::MAX),
+        })
+    }
+
+    async fn allocate_ports(
+        &self,
+        node_id: i64,
+        server_id: i64,
+        specs: &[PortSpec],
+    ) -> StoreResult<Vec<PortView>> {
+        // One statement per port picks the lowest free one and takes it; the primary key makes
+        // a race between two creations a conflict, which the loser retries.
+        const TAKE: &str = "WITH RECURSIVE candidates (port) AS ( \
+               SELECT first_port FROM nodes WHERE id = ?1 \
+               UNION ALL SELECT port + 1 FROM candidates WHERE port < (SELECT last_port FROM nodes WHERE id = ?1)) \
+             INSERT INTO port_allocations (node_id, port, server_id, name, protocol, position) \
+             SELECT ?1, port, ?2, ?3, ?4, ?5 FROM candidates \
+             WHERE port NOT IN (SELECT port FROM port_allocations WHERE node_id = ?1) \
+             ORDER BY port LIMIT 1 RETURNING port";
+        let mut ports = Vec::with_capacity(specs.len());
+        for (position, spec) in specs.iter().enumerate() {
+            let mut attempts = 0;
+            let port: i64 = loop {
+                let taken = sqlx::query_scalar(TAKE)
+                    .bind(node_id)
+                    .bind(server_id)
+                    .bind(&spec.name)
+                    .bind(protocol_name(spec.protocol))
+                    .bind(position as i64)
+                    .fetch_optional(&self.pool)
+                    .await;
+                match taken.map_err(StoreError::from) {
+                    Ok(Some(port)) => break port,
+                    Ok(None) => return Err(StoreError::NoFreePorts),
+                    Err(StoreError::Conflict) if attempts < 100 => attempts += 1,
+                    Err(e) => return Err(e),
+                }
+            };
+            let port = u16::try_from(port).map_err(|_| StoreError::Database("port out of range".into()))?;
+            ports.push(PortView { name: spec.name.clone(), protocol: spec.protocol, port });
+        }
+        Ok(ports)
+    }
+
+    async fn ports(&self, server_ids: &[i64]) -> StoreResult<std::collections::HashMap<i64, ServerPorts>> {
+        let mut found = std::collections::HashMap::new();
+        if server_ids.is_empty() {
+            return Ok(found);
+        }
+        let ids = serde_json::to_string(server_ids).map_err(|e| StoreError::Database(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT a.server_id, a.port, a.name, a.protocol, n.public_address FROM port_allocations a \
+             JOIN nodes n ON n.id = a.node_id WHERE a.server_id IN (SELECT value FROM json_each(?)) \
+             ORDER BY a.server_id, a.position",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let entry = found
+                .entry(row.try_get::<i64, _>("server_id")?)
+                .or_insert_with(|| ServerPorts { public_address: String::new(), ports: Vec::new() });
+            entry.public_address = row.try_get("public_address")?;
+            entry.ports.push(PortView {
+                name: row.try_get("name")?,
+                protocol: protocol(row.try_get("protocol")?),
+                port: row.try_get::<i64, _>("port")?.try_into().unwrap_or(0),
+            });
+        }
+        Ok(found)
+    }
+}
+
+fn protocol_name(protocol: PortProtocol) -> &'static str {
+    match protocol {
+        PortProtocol::Tcp => "tcp",
+        PortProtocol::Udp => "udp",
+        PortProtocol::Both => "both",
+    }
+}
+
+fn protocol(text: &str) -> PortProtocol {
+    match text {
+        "udp" => PortProtocol::Udp,
+        "both" => PortProtocol::Both,
+        _ => PortProtocol::Tcp,
     }
 }
 
@@ -445,6 +557,7 @@ mod tests {
             runtime_version: None,
             enable_code_server: false,
             driver: "local".into(),
+            node_id: None,
         };
         let server = store.insert_server(new, 5).await.expect("insert");
         assert_eq!(server.id, 101);

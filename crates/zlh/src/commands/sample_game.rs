@@ -42,6 +42,10 @@ pub(crate) struct SampleGameArgs {
     /// Where `flood` writes its measured output rate (JSON), for benchmarks.
     #[arg(long)]
     stats_file: Option<std::path::PathBuf>,
+    /// Listen for players on this TCP port (all interfaces), as a game does; a port that is
+    /// taken ends the game before it is ready, as it ends Minecraft.
+    #[arg(long)]
+    port: Option<u16>,
 }
 
 fn log(thread: &str, level: &str, message: &str) {
@@ -66,6 +70,19 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     watch_sigterm(args.ignore_sigterm)?;
     log("main", "INFO", "Starting minecraft server version 1.21 (ZeroLagHub sample game)");
+    if let Some(port) = args.port {
+        info(&format!("Starting Minecraft server on *:{port}"));
+        let listener = match std::net::TcpListener::bind(("0.0.0.0", port)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                log("Server thread", "WARN", "**** FAILED TO BIND TO PORT!");
+                log("Server thread", "WARN", &format!("The exception was: {e}"));
+                std::process::exit(1);
+            }
+        };
+        // Players connect and are turned away: the port only has to be the game's.
+        std::thread::spawn(move || for _ in listener.incoming() {});
+    }
     info("Preparing level \"world\"");
     std::thread::sleep(Duration::from_millis(args.ready_delay_ms));
     info(&format!("Done ({:.3}s)! For help, type \"help\"", started.elapsed().as_secs_f64()));

@@ -209,3 +209,56 @@ async fn zlh_up_serves_the_portal_and_prints_the_first_admin_once() {
     let printed = before + &stop(second, said).await;
     assert!(!printed.contains("password") && !printed.contains(&password), "{printed}");
 }
+
+#[tokio::test]
+async fn every_game_server_gets_ports_of_its_own() {
+    let mut control = TestControlPlane::prepare(zlh(), &ControlSpec::default());
+    let (first_port, last_port) = (control.ports.first, control.ports.first + 2);
+    std::fs::write(
+        control.data.path().join("control.toml"),
+        std::fs::read_to_string(control.data.path().join("control.toml"))
+            .expect("config")
+            .replace(&format!("last_port = {}", control.ports.last), &format!("last_port = {last_port}")),
+    )
+    .expect("narrow the range to three ports");
+    control.launch().await;
+    let user = control.register("ports@example.com").await;
+    // Created at once from one template: three servers, three ports, each really listening.
+    let body = |name: &str| Some(json!({"name": name, "type": "game", "template": "sample"}));
+    let token = Some(user.access_token.as_str());
+    let (a, b, c) = tokio::join!(
+        control.call("POST", "/api/servers", token, body("a")),
+        control.call("POST", "/api/servers", token, body("b")),
+        control.call("POST", "/api/servers", token, body("c")),
+    );
+    let mut ports = Vec::new();
+    for (status, server) in [a, b, c] {
+        assert_eq!(status, 201, "{server}");
+        let port = server["ports"][0]["port"].as_u64().expect("a port") as u16;
+        assert_eq!(server["ports"][0]["name"], "game");
+        assert_eq!(server["address"], json!(format!("127.0.0.1:{port}")));
+        assert!((first_port..=last_port).contains(&port), "{port} is in the node's range");
+        control
+            .wait_for_status(&user, server["id"].as_i64().expect("id"), "running", |s| {
+                s["state"] == "running"
+            })
+            .await;
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the game listens on {port}");
+        ports.push((server["id"].as_i64().expect("id"), port));
+    }
+    let mut numbers: Vec<u16> = ports.iter().map(|(_, port)| *port).collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "never two servers on one port: {ports:?}");
+    // The range is used up: a clear error, and nothing is left behind.
+    let (status, refused) = control.call("POST", "/api/servers", token, body("d")).await;
+    assert_eq!((status, &refused["error"]["code"]), (503, &json!("no_free_ports")), "{refused}");
+    let (_, listed) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(3));
+    // Deleting a server frees its port for the next one.
+    let (freed_id, freed_port) = ports[1];
+    let (status, _) = control.call("DELETE", &format!("/api/servers/{freed_id}"), token, None).await;
+    assert_eq!(status, 204);
+    let (status, again) = control.call("POST", "/api/servers", token, body("e")).await;
+    assert_eq!((status, &again["ports"][0]["port"]), (201, &json!(freed_port)), "{again}");
+}
