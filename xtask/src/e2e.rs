@@ -31,6 +31,8 @@ impl Fixtures {
             ("ZLH_CHROMIUM", self.chromium.display().to_string()),
             ("ZLH_E2E_DIR", self.e2e_dir.display().to_string()),
             ("ZLH_SCREENSHOTS", self.screenshots.display().to_string()),
+            ("ZLH_TEST_DOCKER_HOST", format!("unix://{}", crate::docker::SOCKET)),
+            ("ZLH_TEST_DOCKER_IMAGE", crate::docker::IMAGE.to_owned()),
         ]
     }
 }
@@ -119,6 +121,7 @@ pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
     }
     let screenshots = fixtures_dir.join("screenshots");
     std::fs::create_dir_all(&screenshots)?;
+    crate::docker::prepare(&target_dir())?;
     Ok(Fixtures { code_server_tgz, chromium: PathBuf::from("/usr/bin/chromium"), e2e_dir, screenshots })
 }
 

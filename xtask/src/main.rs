@@ -9,6 +9,7 @@
 //!   `crates/zlh-control/portal/vendor/`, after a version change in its `package.json`.
 
 mod bench;
+mod docker;
 mod e2e;
 mod test;
 

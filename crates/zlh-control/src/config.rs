@@ -25,6 +25,8 @@ pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
         "ide",
         "artifacts",
         "node",
+        "driver",
+        "docker",
     ],
     free_form_maps: &[],
 };
@@ -55,6 +57,13 @@ pub struct ControlConfig {
     /// Server creation.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// Where new servers run: `local` (processes of this machine, for trying the product) or
+    /// `docker` (a container each).
+    #[serde(default)]
+    pub driver: DriverKind,
+    /// The `docker` driver.
+    #[serde(default)]
+    pub docker: DockerConfig,
     /// The `local` driver.
     #[serde(default)]
     pub local_driver: LocalDriverConfig,
@@ -206,6 +215,124 @@ impl Default for ProvisioningConfig {
     fn default() -> Self {
         ProvisioningConfig { timeout: default_provision_timeout() }
     }
+}
+
+/// Where new servers run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    /// Processes of this machine, as the control plane's user: for trying the product alone.
+    #[default]
+    Local,
+    /// A container per server.
+    Docker,
+}
+
+/// The `docker` driver: the engine, the servers' image and network, and their limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The engine's API: `unix:///var/run/docker.sock` or `http://host:2375`.
+    #[serde(default = "default_docker_endpoint")]
+    pub endpoint: String,
+    /// The image of servers whose template names none. Never pulled: build or import it.
+    #[serde(default = "default_docker_image")]
+    pub image: String,
+    /// The network servers join (created with traffic between containers off).
+    #[serde(default = "default_docker_network")]
+    pub network: String,
+    /// Where agents and code-servers are published for the control plane (never the public
+    /// address).
+    #[serde(default = "default_agent_address")]
+    pub agent_address: String,
+    /// `uid:gid` everything in a server's container runs as.
+    #[serde(default = "default_docker_user")]
+    pub user: String,
+    /// The artifact catalog as containers reach it, when the control plane's own URL is not
+    /// reachable from them.
+    #[serde(default)]
+    pub catalog_url: Option<String>,
+    /// Every server's limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            endpoint: default_docker_endpoint(),
+            image: default_docker_image(),
+            network: default_docker_network(),
+            agent_address: default_agent_address(),
+            user: default_docker_user(),
+            catalog_url: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What a server's container may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory in MiB, swap included (none beyond it).
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: i64,
+    /// CPUs (1.5 = one and a half cores).
+    #[serde(default = "default_cpus")]
+    pub cpus: f64,
+    /// Processes and threads.
+    #[serde(default = "default_pids")]
+    pub pids: i64,
+    /// Block IO weight (10 to 1000).
+    #[serde(default = "default_io_weight")]
+    pub io_weight: u16,
+    /// The size of `/tmp` (in memory) in MiB.
+    #[serde(default = "default_tmp_mb")]
+    pub tmp_mb: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mb: default_memory_mb(),
+            cpus: default_cpus(),
+            pids: default_pids(),
+            io_weight: default_io_weight(),
+            tmp_mb: default_tmp_mb(),
+        }
+    }
+}
+
+fn default_docker_endpoint() -> String {
+    "unix:///var/run/docker.sock".into()
+}
+fn default_docker_image() -> String {
+    "debian:bookworm-slim".into()
+}
+fn default_docker_network() -> String {
+    "zlh".into()
+}
+fn default_agent_address() -> String {
+    "127.0.0.1".into()
+}
+fn default_docker_user() -> String {
+    "1000:1000".into()
+}
+fn default_memory_mb() -> i64 {
+    2048
+}
+fn default_cpus() -> f64 {
+    2.0
+}
+fn default_pids() -> i64 {
+    512
+}
+fn default_io_weight() -> u16 {
+    500
+}
+fn default_tmp_mb() -> u32 {
+    64
 }
 
 /// The node this control plane drives: where players connect, and the game ports it hands out.

@@ -37,10 +37,12 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::tokens::TokenSigner;
 use crate::cache::{MemoryCache, StatusCache};
 pub use crate::config::ControlConfig;
+use crate::config::DriverKind;
 use crate::db::{SqliteStore, Store};
-use crate::drivers::Drivers;
+use crate::drivers::docker::DockerDriver;
 use crate::drivers::external::ExternalDriver;
 use crate::drivers::local::LocalDriver;
+use crate::drivers::{Driver, Drivers};
 use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::registry::{Registry, RemoteAgent};
@@ -142,14 +144,23 @@ impl ControlPlane {
         let registry = Arc::new(Registry::default());
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
         let metrics = Arc::new(Metrics::new());
-        let drivers = Drivers {
-            default: Arc::new(LocalDriver::new(
-                config.data_dir.join("servers"),
-                zlh_exe.clone(),
-                config.local_driver.agent_defaults.clone(),
-            )),
-            external: Arc::new(ExternalDriver),
+        let agent_defaults = config.local_driver.agent_defaults.clone();
+        let default: Arc<dyn Driver> = match config.driver {
+            DriverKind::Local => {
+                Arc::new(LocalDriver::new(config.data_dir.join("servers"), zlh_exe.clone(), agent_defaults))
+            }
+            DriverKind::Docker => Arc::new(
+                DockerDriver::new(
+                    config.docker.clone(),
+                    &config.node,
+                    config.data_dir.join("docker"),
+                    zlh_exe.clone(),
+                    agent_defaults,
+                )
+                .map_err(|e| StartError::Io(e.to_string()))?,
+            ),
         };
+        let drivers = Drivers { default, external: Arc::new(ExternalDriver) };
         let poller = Poller::new(
             Arc::clone(&registry),
             Arc::clone(&cache),
@@ -159,7 +170,7 @@ impl ControlPlane {
         let templates_dir =
             config.local_driver.templates_dir.clone().unwrap_or_else(|| config.data_dir.join("templates"));
         let control = Arc::new(ControlPlane {
-            templates: TemplateCatalog::load(Some(&templates_dir), &zlh_exe),
+            templates: TemplateCatalog::load(Some(&templates_dir)),
             limiter: LoginLimiter::new(config.auth.failed_login_window),
             mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
             tickets: api::TicketBook::new(config.console.ticket_ttl),

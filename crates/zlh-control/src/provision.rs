@@ -104,7 +104,8 @@ pub(crate) async fn create(
         async move {
             let outcome = async {
                 let ports = control.store.allocate_ports(control.node.id, id, &plan.ports).await?;
-                let spec = AgentSpec { game: plan.with_ports(&ports), dev, catalog_url };
+                let game = plan.with_ports(&ports);
+                let spec = AgentSpec { game, dev, catalog_url, ports, image: plan.image.clone() };
                 provision(&control, id, &spec).await
             }
             .await;

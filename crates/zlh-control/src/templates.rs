@@ -3,7 +3,8 @@
 //!
 //! Built-in templates are embedded (`templates/*.toml` in this crate); an operator adds or
 //! overrides templates with `*.toml` files in the templates directory. `{zlh}` in an argument
-//! stands for the `zlh` executable. `custom` takes its command from the request.
+//! stands for the `zlh` executable where the server runs (each driver fills it in). `custom`
+//! takes its command from the request.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +32,9 @@ struct Template {
     /// first as `SERVER_PORT`.
     #[serde(default)]
     ports: Vec<PortSpec>,
+    /// The container image it runs in (drivers with containers; their default when none).
+    #[serde(default)]
+    image: Option<String>,
     game: GameSection,
 }
 
@@ -42,6 +46,8 @@ pub struct GamePlan {
     pub game: GameSection,
     /// The ports it needs, the main one first.
     pub ports: Vec<PortSpec>,
+    /// The container image it names.
+    pub image: Option<String>,
 }
 
 impl GamePlan {
@@ -79,7 +85,6 @@ pub enum TemplateError {
 pub struct TemplateCatalog {
     templates: BTreeMap<String, Template>,
     dev_shell: Template,
-    zlh_exe: String,
 }
 
 fn parse(name: &str, text: &str) -> Result<Template, String> {
@@ -104,7 +109,7 @@ fn parse(name: &str, text: &str) -> Result<Template, String> {
 
 impl TemplateCatalog {
     /// The built-in templates plus those in `dir` (a broken file is logged and skipped).
-    pub fn load(dir: Option<&Path>, zlh_exe: &Path) -> TemplateCatalog {
+    pub fn load(dir: Option<&Path>) -> TemplateCatalog {
         let mut templates: BTreeMap<String, Template> = BUILT_IN
             .iter()
             .map(|(name, text)| {
@@ -131,7 +136,6 @@ impl TemplateCatalog {
         TemplateCatalog {
             templates,
             dev_shell: parse("dev-shell", DEV_SHELL).expect("built-in templates are valid"),
-            zlh_exe: zlh_exe.to_string_lossy().into_owned(),
         }
     }
 
@@ -153,7 +157,11 @@ impl TemplateCatalog {
     pub fn plan_for(&self, request: &CreateServer) -> Result<GamePlan, TemplateError> {
         let invalid = |message: &str| Err(TemplateError::Invalid(message.to_owned()));
         if request.kind == ServerKind::Dev {
-            return Ok(GamePlan { game: self.expand(&self.dev_shell.game), ports: Vec::new() });
+            return Ok(GamePlan {
+                game: self.dev_shell.game.clone(),
+                ports: Vec::new(),
+                image: self.dev_shell.image.clone(),
+            });
         }
         let Some(name) = request.template.as_deref() else {
             return invalid("a game server needs a template (see GET /api/templates)");
@@ -163,7 +171,11 @@ impl TemplateCatalog {
                 return invalid("command and ready_pattern are only for the custom template");
             }
             let template = self.templates.get(name).ok_or_else(|| TemplateError::Unknown(name.to_owned()))?;
-            return Ok(GamePlan { game: self.expand(&template.game), ports: template.ports.clone() });
+            return Ok(GamePlan {
+                game: template.game.clone(),
+                ports: template.ports.clone(),
+                image: template.image.clone(),
+            });
         }
         let command = request.command.as_deref().unwrap_or_default();
         if command.is_empty() || command[0].trim().is_empty() {
@@ -188,12 +200,11 @@ impl TemplateCatalog {
             ..GameSection::new(command.to_vec())
         };
         // One port, which the program finds in `SERVER_PORT`.
-        Ok(GamePlan { game, ports: vec![PortSpec { name: "game".into(), protocol: PortProtocol::Tcp }] })
-    }
-
-    fn expand(&self, game: &GameSection) -> GameSection {
-        let argv = game.argv.iter().map(|arg| arg.replace("{zlh}", &self.zlh_exe)).collect();
-        GameSection { argv, ..game.clone() }
+        Ok(GamePlan {
+            game,
+            ports: vec![PortSpec { name: "game".into(), protocol: PortProtocol::Tcp }],
+            image: None,
+        })
     }
 }
 
@@ -223,11 +234,11 @@ mod tests {
         )
         .expect("write");
         std::fs::write(dir.path().join("broken.toml"), "description = 1").expect("write");
-        let catalog = TemplateCatalog::load(Some(dir.path()), Path::new("/usr/bin/zlh"));
+        let catalog = TemplateCatalog::load(Some(dir.path()));
         let names: Vec<String> = catalog.list().into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["minecraft-java", "sample", "terraria", "custom"]);
         let plan = catalog.plan_for(&request(Some("sample"), None)).expect("sample");
-        assert_eq!(plan.game.argv[0], "/usr/bin/zlh");
+        assert_eq!(plan.game.argv[0], "{zlh}", "the driver says where zlh is");
         let game =
             plan.with_ports(&[PortView { name: "game".into(), protocol: PortProtocol::Tcp, port: 30001 }]);
         assert!(game.argv.contains(&"30001".to_owned()), "{:?}", game.argv);
@@ -237,7 +248,7 @@ mod tests {
             "description = \"T\"\n[game]\nargv = [\"x\", \"{port.gaem}\"]\n",
         )
         .expect("write");
-        let catalog = TemplateCatalog::load(Some(dir.path()), Path::new("/usr/bin/zlh"));
+        let catalog = TemplateCatalog::load(Some(dir.path()));
         assert!(
             catalog.list().iter().all(|t| t.name != "typo"),
             "a template naming an undeclared port is refused"
@@ -246,7 +257,7 @@ mod tests {
 
     #[test]
     fn bad_requests_say_why() {
-        let catalog = TemplateCatalog::load(None, Path::new("/usr/bin/zlh"));
+        let catalog = TemplateCatalog::load(None);
         let refused = |r: CreateServer| catalog.plan_for(&r).expect_err("refused");
         assert_eq!(refused(request(Some("quake"), None)), TemplateError::Unknown("quake".into()));
         let invalid = |r: CreateServer| matches!(refused(r), TemplateError::Invalid(_));

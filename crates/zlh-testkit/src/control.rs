@@ -25,6 +25,9 @@ pub struct ControlSpec {
     pub extra_toml: String,
     /// TOML merged into every agent configuration (`[recovery]`, `[console]` tables).
     pub agent_defaults: String,
+    /// Where servers run: `local`, or `docker` on the tests' engine (`ZLH_TEST_DOCKER_HOST`,
+    /// `ZLH_TEST_DOCKER_IMAGE`, set by `cargo xtask test`).
+    pub driver: &'static str,
 }
 
 impl Default for ControlSpec {
@@ -38,6 +41,7 @@ impl Default for ControlSpec {
             agent_timeout: "2s".into(),
             extra_toml: String::new(),
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
+            driver: "local",
         }
     }
 }
@@ -67,6 +71,10 @@ pub struct TestControlPlane {
     pub http: reqwest::Client,
     /// The game ports its node hands out (unless `extra_toml` sets `[node]`).
     pub ports: crate::PortRange,
+    /// Its node's name: unique, so that its containers are told apart from other tests'.
+    pub node: String,
+    /// Whether its servers are containers on the tests' engine.
+    pub docker: bool,
 }
 
 impl TestControlPlane {
@@ -90,13 +98,25 @@ impl TestControlPlane {
             }
         }
         let ports = crate::PortRange::claim();
-        let node = if spec.extra_toml.contains("[node]") {
+        let node_name = format!("t{}", crate::random_hex(4));
+        let mut node = if spec.extra_toml.contains("[node]") {
             String::new()
         } else {
-            format!("[node]\nfirst_port = {}\nlast_port = {}\n", ports.first, ports.last)
+            format!(
+                "[node]\nname = \"{node_name}\"\nfirst_port = {}\nlast_port = {}\n",
+                ports.first, ports.last
+            )
         };
+        let docker = spec.driver == "docker";
+        if docker {
+            node.push_str(&format!(
+                "\n[docker]\nendpoint = \"{}\"\nimage = \"{}\"\nnetwork = \"zlh-test\"\n",
+                crate::docker::host(),
+                crate::docker::image()
+            ));
+        }
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
+            "driver = \"{driver}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
              access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
              [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}\n{node}\n{extra}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
@@ -107,6 +127,7 @@ impl TestControlPlane {
             timeout = spec.agent_timeout,
             provision = spec.provision_timeout,
             extra = spec.extra_toml,
+            driver = spec.driver,
         );
         std::fs::write(&config_path, config).expect("write config");
         TestControlPlane {
@@ -118,6 +139,8 @@ impl TestControlPlane {
             logs: Arc::new(Mutex::new(Vec::new())),
             http: reqwest::Client::new(),
             ports,
+            node: node_name,
+            docker,
         }
     }
 
@@ -345,6 +368,9 @@ impl Drop for TestControlPlane {
             for pid in procs::processes_under(self.data.path()) {
                 procs::kill9(pid);
             }
+        }
+        if self.docker {
+            crate::docker::remove_node(&self.node);
         }
     }
 }

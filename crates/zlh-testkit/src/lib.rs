@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod browser;
 pub mod console;
 pub mod control;
+pub mod docker;
 pub mod files;
 pub mod ports;
 pub mod procs;

@@ -1,8 +1,9 @@
 //! Provisioning drivers: where servers live and how their agents are started.
 //!
-//! `local` (the embedded default) makes each server a directory under the data directory and
-//! runs its agent as a child process on a loopback port. Real container engines (LXC/Proxmox,
-//! Kubernetes) implement the same trait.
+//! `local` (the embedded default, for trying the product alone) makes each server a directory
+//! under the data directory and runs its agent as a child process on a loopback port.
+//! `docker` makes each server a locked-down container on a Docker or Podman engine. Other
+//! engines (LXC/Proxmox, Kubernetes) implement the same trait.
 //!
 //! Architecture Invariant: nothing outside a driver knows how it works. The rest of the
 //! control plane sees only [`AgentEndpoint`]s and server ids.
@@ -10,6 +11,7 @@
 //! Layering: drivers know the registry (to reach the agents they start), never the store or
 //! the API.
 
+pub mod docker;
 pub mod external;
 pub mod local;
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use zlh_proto::agent_config::{DevSection, GameSection};
+use zlh_proto::api::PortView;
 
 use crate::registry::AgentEndpoint;
 
@@ -30,6 +33,19 @@ pub struct AgentSpec {
     pub dev: Option<DevSection>,
     /// The artifact catalog the agent installs runtimes and mods from.
     pub catalog_url: String,
+    /// The game's ports, to publish on the node's public address.
+    pub ports: Vec<PortView>,
+    /// The image a container-based driver runs it in (the driver's default when none).
+    pub image: Option<String>,
+}
+
+impl AgentSpec {
+    /// The `[game]` section with `{zlh}` (the `zlh` executable, for templates that run the
+    /// sample game) replaced by where that executable is for the agent.
+    pub fn game_with_zlh(&self, zlh: &str) -> GameSection {
+        let argv = self.game.argv.iter().map(|arg| arg.replace("{zlh}", zlh)).collect();
+        GameSection { argv, ..self.game.clone() }
+    }
 }
 
 /// Why a driver failed; the message is safe to show (no paths, addresses or secrets).

@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod agent_holder;
 mod artifacts;
+mod init;
 mod sample_game;
 mod serve;
 mod up;
@@ -30,6 +31,9 @@ enum Command {
     Artifacts(artifacts::ArtifactsArgs),
     /// The agent that runs inside a container and supervises its server.
     Agent(agent::AgentArgs),
+    /// PID 1 of a server's container: keeps the agent running and reaps orphans.
+    #[command(hide = true)]
+    Init(init::InitArgs),
     /// Internal: holds one supervised process and its terminal for the agent.
     #[command(hide = true)]
     AgentHolder(agent_holder::HolderArgs),
@@ -45,6 +49,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin::run(args),
         Command::Artifacts(args) => artifacts::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Init(args) => init::run(args),
         Command::AgentHolder(args) => agent_holder::run(args),
         Command::SampleGame(args) => sample_game::run(args),
     }

@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use zlh_control::config::DriverKind;
+
 use crate::logging::{self, LogTo};
 
 #[derive(Debug, clap::Args)]
@@ -16,6 +18,16 @@ pub(crate) struct UpArgs {
     /// Address of the API and portal.
     #[arg(long, env = "ZLH_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Where servers run: `local` (processes of this machine, as this user: for trying the
+    /// product alone, never for customers) or `docker` (a locked-down container each).
+    #[arg(long, value_enum, default_value = "local")]
+    driver: Driver,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Driver {
+    Local,
+    Docker,
 }
 
 pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -23,8 +35,18 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut config = super::serve::load_config(None)?;
     config.data_dir = args.data_dir;
     config.listen = args.listen;
+    config.driver = match args.driver {
+        Driver::Local => DriverKind::Local,
+        Driver::Docker => DriverKind::Docker,
+    };
     super::serve::serve(config, async move |control| {
         let url = control.config().public_url();
+        if control.config().driver == DriverKind::Local {
+            eprintln!(
+                "\nServers run on the local driver: processes of this machine, as this user, with no \
+                 limits. That is for trying ZeroLagHub alone; host customers with --driver docker."
+            );
+        }
         let email = std::env::var("ZLH_ADMIN_EMAIL").unwrap_or_else(|_| "admin@localhost".into());
         let password = std::env::var("ZLH_ADMIN_PASSWORD").ok();
         eprintln!("\nZeroLagHub is running: open {url}/ in a browser (the API is under {url}/api)");

@@ -14,6 +14,7 @@ mod control_lifecycle;
 mod control_ownership;
 mod control_resilience;
 mod data_api;
+mod docker;
 mod portal;
 mod tidy;
 

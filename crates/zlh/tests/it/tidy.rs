@@ -102,7 +102,7 @@ const CONTROL_LAYERS: &[(&str, &[&str])] = &[
     ("registry", &[]),
     ("db", &["registry"]),
     ("cache", &["registry"]),
-    ("drivers", &["auth", "registry"]),
+    ("drivers", &["auth", "config", "registry"]),
     ("poller", &["cache", "config", "drivers", "metrics", "registry"]),
     ("provision", &["artifacts", "cache", "config", "db", "drivers", "poller", "registry", "templates"]),
 ];

@@ -1,0 +1,564 @@
+//! The `docker` driver: every server is a container of its own on a Docker (or Podman) engine,
+//! reached only through the engine's API, so the engine may be on another machine.
+//!
+//! ```text
+//! zlh-<node>-<id>            the container: PID 1 is `zlh init`, which keeps the agent running
+//! zlh-<node>-<id>-agent      volume at /opt/zlh, read-only: the zlh binary and agent.toml
+//! zlh-<node>-<id>-data       volume at /var/lib/zlh: the game, the agent's state, backups
+//! <data>/docker/<id>.json    the container's spec (0600), to re-create it when it is missing
+//! ```
+//!
+//! The agent's files reach the container through the engine (an archive uploaded into the
+//! agent volume by a loader container that never starts), never through a shared filesystem.
+//! Inside, everything runs as an unprivileged user with no capabilities, no new privileges, a
+//! read-only root filesystem and a bounded `/tmp`; the only writable place is the data volume.
+//! The agent's API (and a dev server's code-server) is published on the operator's agent
+//! address (loopback by default) at a port the engine picks; the game's ports on the node's
+//! public address. Containers sit on a network of their own with traffic between containers
+//! off, so a server reaches neither another server nor its agent.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as EngineError;
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StopContainerOptions, UploadToContainerOptions,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use zlh_proto::Secret;
+use zlh_proto::agent_config::{DevSection, GameSection};
+use zlh_proto::api::PortProtocol;
+
+use super::{AgentSpec, Driver, DriverError, Teardown};
+use crate::config::DockerConfig;
+use crate::registry::{Agent, AgentEndpoint, RemoteAgent};
+
+/// The agent's port inside every container.
+const AGENT_PORT: u16 = 7420;
+/// code-server's port inside a dev container.
+const CODE_SERVER_PORT: u16 = 6000;
+/// Where the agent volume is mounted.
+const AGENT_DIR: &str = "/opt/zlh";
+/// Where the data volume is mounted: everything the server may write.
+const DATA_DIR: &str = "/var/lib/zlh";
+/// How long a new or revived agent may take to answer.
+const AGENT_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Servers as containers.
+#[derive(Debug)]
+pub struct DockerDriver {
+    engine: Docker,
+    config: DockerConfig,
+    node: String,
+    public_address: String,
+    specs_dir: PathBuf,
+    zlh_exe: PathBuf,
+    agent_defaults: toml::Table,
+    http: reqwest::Client,
+}
+
+/// The agent's configuration inside a container: the same file the local driver writes, with
+/// every path in the data volume.
+#[derive(Serialize)]
+struct AgentFile<'a> {
+    listen: String,
+    secret: &'a str,
+    root: &'static str,
+    state_dir: String,
+    catalog_url: &'a str,
+    game: GameSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dev: Option<DevSection>,
+    backups: toml::Table,
+    #[serde(flatten)]
+    defaults: &'a toml::Table,
+}
+
+/// What the driver keeps to re-create a server's container.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    container: Value,
+    secret: String,
+    dev: bool,
+}
+
+impl DockerDriver {
+    /// A driver for the engine at `config.endpoint`; `specs_dir` keeps each container's spec.
+    pub fn new(
+        config: DockerConfig,
+        node: &crate::config::NodeConfig,
+        specs_dir: PathBuf,
+        zlh_exe: PathBuf,
+        agent_defaults: toml::Table,
+    ) -> Result<DockerDriver, DriverError> {
+        let endpoint = config.endpoint.as_str();
+        let engine = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
+            Docker::connect_with_unix(endpoint, 120, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(|e| DriverError(format!("the container engine at {endpoint} cannot be used: {e}")))?;
+        Ok(DockerDriver {
+            engine,
+            config,
+            node: node.name.clone(),
+            public_address: node.public_address.clone(),
+            specs_dir,
+            zlh_exe,
+            agent_defaults,
+            http: RemoteAgent::client(),
+        })
+    }
+
+    fn name(&self, server_id: i64) -> String {
+        format!("zlh-{}-{server_id}", self.node)
+    }
+
+    fn spec_path(&self, server_id: i64) -> PathBuf {
+        self.specs_dir.join(format!("{server_id}.json"))
+    }
+
+    /// The engine, with the API version it speaks (an older engine is spoken to in its own).
+    async fn engine(&self) -> Result<Docker, DriverError> {
+        self.engine.clone().negotiate_version().await.map_err(|e| engine_error("reach", e))
+    }
+
+    /// The server network (traffic between containers off), created when missing.
+    async fn ensure_network(&self, engine: &Docker) -> Result<(), DriverError> {
+        if engine.inspect_network(&self.config.network, None).await.is_ok() {
+            return Ok(());
+        }
+        let request = NetworkCreateRequest {
+            name: self.config.network.clone(),
+            driver: Some("bridge".into()),
+            options: Some(HashMap::from([(
+                "com.docker.network.bridge.enable_icc".to_owned(),
+                "false".to_owned(),
+            )])),
+            ..Default::default()
+        };
+        match engine.create_network(request).await {
+            Ok(_) => Ok(()),
+            // Created meanwhile by another creation.
+            Err(EngineError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(engine_error("create the server network", e)),
+        }
+    }
+
+    /// A free port on the agent address, for a container's agent or code-server: fixed at
+    /// creation so that it stays the same when the container restarts.
+    fn free_agent_port(&self) -> Result<u16, DriverError> {
+        let listener = std::net::TcpListener::bind((self.config.agent_address.as_str(), 0))
+            .map_err(|_| DriverError("no free port for the agent".into()))?;
+        listener.local_addr().map(|a| a.port()).map_err(|_| DriverError("no free port for the agent".into()))
+    }
+
+    /// The container's create body, as the Engine API spells it.
+    fn container(&self, server_id: i64, spec: &AgentSpec) -> Result<Value, DriverError> {
+        let limits = &self.config.limits;
+        let mut exposed = serde_json::Map::new();
+        let mut bindings = serde_json::Map::new();
+        let mut private = vec![AGENT_PORT];
+        if spec.dev.is_some() {
+            private.push(CODE_SERVER_PORT);
+        }
+        for port in private {
+            let binding = json!([{ "HostIp": self.config.agent_address, "HostPort": self.free_agent_port()?.to_string() }]);
+            exposed.insert(format!("{port}/tcp"), json!({}));
+            bindings.insert(format!("{port}/tcp"), binding);
+        }
+        for port in &spec.ports {
+            let transports: &[&str] = match port.protocol {
+                PortProtocol::Tcp => &["tcp"],
+                PortProtocol::Udp => &["udp"],
+                PortProtocol::Both => &["tcp", "udp"],
+            };
+            for transport in transports {
+                let key = format!("{}/{transport}", port.port);
+                exposed.insert(key.clone(), json!({}));
+                bindings.insert(
+                    key,
+                    json!([{ "HostIp": self.public_address, "HostPort": port.port.to_string() }]),
+                );
+            }
+        }
+        let zlh = format!("{AGENT_DIR}/zlh");
+        let memory = limits.memory_mb * 1024 * 1024;
+        Ok(json!({
+            "Image": spec.image.as_deref().unwrap_or(&self.config.image),
+            "Cmd": [zlh, "init", "--", zlh, "agent", "--config", format!("{AGENT_DIR}/agent.toml")],
+            "User": self.config.user,
+            "Env": [format!("HOME={DATA_DIR}"), "ZLH_LOG=info"],
+            "WorkingDir": DATA_DIR,
+            "Labels": { "zlh.server": server_id.to_string(), "zlh.node": self.node },
+            "ExposedPorts": exposed,
+            "StopTimeout": 90,
+            "HostConfig": {
+                "Mounts": [
+                    { "Type": "volume", "Source": format!("{}-agent", self.name(server_id)), "Target": AGENT_DIR, "ReadOnly": true },
+                    { "Type": "volume", "Source": format!("{}-data", self.name(server_id)), "Target": DATA_DIR },
+                ],
+                "Tmpfs": { "/tmp": format!("rw,nosuid,nodev,size={}m", limits.tmp_mb) },
+                "ReadonlyRootfs": true,
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "Memory": memory,
+                "MemorySwap": memory,
+                "NanoCpus": (limits.cpus * 1e9) as i64,
+                "PidsLimit": limits.pids,
+                "BlkioWeight": limits.io_weight,
+                "PortBindings": bindings,
+                "NetworkMode": self.config.network,
+                "RestartPolicy": { "Name": "unless-stopped" },
+            },
+        }))
+    }
+
+    /// Creates the container (and its volumes, if missing) from a stored spec; fills a fresh
+    /// agent volume with the zlh binary and the agent's configuration.
+    async fn create_container(
+        &self,
+        engine: &Docker,
+        server_id: i64,
+        stored: &Stored,
+        agent_toml: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let name = self.name(server_id);
+        for volume in ["agent", "data"] {
+            let request = VolumeCreateRequest {
+                name: Some(format!("{name}-{volume}")),
+                labels: Some(HashMap::from([
+                    ("zlh.server".to_owned(), server_id.to_string()),
+                    ("zlh.node".to_owned(), self.node.clone()),
+                ])),
+                ..Default::default()
+            };
+            engine
+                .create_volume(request)
+                .await
+                .map_err(|e| engine_error("create the server's volumes", e))?;
+        }
+        if let Some(agent_toml) = agent_toml {
+            self.load_volumes(engine, server_id, &stored.container, agent_toml).await?;
+        }
+        let body: ContainerCreateBody = serde_json::from_value(stored.container.clone())
+            .map_err(|_| DriverError("the server's container spec is damaged".into()))?;
+        let options = CreateContainerOptions { name: Some(name), ..Default::default() };
+        engine
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| engine_error("create the container", e))?;
+        Ok(())
+    }
+
+    /// Uploads the agent's files into its volume and prepares the data volume for the
+    /// unprivileged user, through a loader container that is never started.
+    async fn load_volumes(
+        &self,
+        engine: &Docker,
+        server_id: i64,
+        container: &Value,
+        agent_toml: &str,
+    ) -> Result<(), DriverError> {
+        let loader = format!("{}-loader", self.name(server_id));
+        let _ = engine
+            .remove_container(&loader, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .await;
+        let body: ContainerCreateBody = serde_json::from_value(json!({
+            "Image": container["Image"],
+            "Cmd": ["/bin/true"],
+            "Labels": { "zlh.server": server_id.to_string(), "zlh.node": self.node },
+            "HostConfig": { "Mounts": [
+                { "Type": "volume", "Source": format!("{}-agent", self.name(server_id)), "Target": AGENT_DIR },
+                { "Type": "volume", "Source": format!("{}-data", self.name(server_id)), "Target": DATA_DIR },
+            ] },
+        }))
+        .map_err(|_| DriverError("the loader's spec is damaged".into()))?;
+        let options = CreateContainerOptions { name: Some(loader.clone()), ..Default::default() };
+        engine
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| engine_error("create the container", e))?;
+        let uploaded = async {
+            let (uid, gid) = self.ids();
+            let agent = agent_archive(&self.zlh_exe, agent_toml, uid, gid)
+                .map_err(|e| DriverError(format!("the agent's files could not be packed: {e}")))?;
+            let data = data_archive(uid, gid)
+                .map_err(|e| DriverError(format!("the data volume could not be prepared: {e}")))?;
+            for (path, archive) in [(AGENT_DIR, agent), (DATA_DIR, data)] {
+                let options = UploadToContainerOptions { path: path.into(), ..Default::default() };
+                engine
+                    .upload_to_container(&loader, Some(options), bollard::body_full(archive.into()))
+                    .await
+                    .map_err(|e| engine_error("copy the agent into the container", e))?;
+            }
+            Ok(())
+        }
+        .await;
+        let _ = engine
+            .remove_container(&loader, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .await;
+        uploaded
+    }
+
+    /// The numeric user and group everything in the container runs as.
+    fn ids(&self) -> (u64, u64) {
+        let (uid, gid) = self.config.user.split_once(':').unwrap_or((&self.config.user, &self.config.user));
+        (uid.parse().unwrap_or(1000), gid.parse().unwrap_or(1000))
+    }
+
+    /// Where the engine published the agent (and code-server) of a running container.
+    async fn endpoint(
+        &self,
+        engine: &Docker,
+        server_id: i64,
+        stored: &Stored,
+    ) -> Result<AgentEndpoint, DriverError> {
+        let inspected = engine
+            .inspect_container(&self.name(server_id), None)
+            .await
+            .map_err(|e| engine_error("inspect the container", e))?;
+        let ports = inspected.network_settings.and_then(|n| n.ports).unwrap_or_default();
+        let published = |port: u16| {
+            let bindings = ports.get(&format!("{port}/tcp"))?.as_ref()?;
+            let port = bindings.iter().find_map(|b| b.host_port.clone())?;
+            Some(format!("{}:{port}", self.config.agent_address))
+        };
+        let agent = published(AGENT_PORT)
+            .ok_or_else(|| DriverError("the container's agent port is not published".into()))?;
+        Ok(AgentEndpoint {
+            url: Secret::new(format!("http://{agent}")),
+            secret: Secret::new(stored.secret.as_str()),
+            ide: if stored.dev { published(CODE_SERVER_PORT).map(Secret::new) } else { None },
+        })
+    }
+
+    /// Starts the container if it is not running; whether it had to.
+    async fn ensure_running(&self, engine: &Docker, server_id: i64) -> Result<bool, DriverError> {
+        let name = self.name(server_id);
+        let inspected = engine
+            .inspect_container(&name, None)
+            .await
+            .map_err(|e| engine_error("inspect the container", e))?;
+        let running = inspected.state.and_then(|s| s.running).unwrap_or(false);
+        if !running {
+            engine.start_container(&name, None).await.map_err(|e| engine_error("start the container", e))?;
+        }
+        Ok(!running)
+    }
+
+    async fn wait_until_answering(&self, endpoint: &AgentEndpoint) -> Result<(), DriverError> {
+        let agent = RemoteAgent::new(
+            endpoint.url.clone(),
+            endpoint.secret.clone(),
+            self.http.clone(),
+            Duration::from_secs(2),
+        );
+        let agent: &dyn Agent = &agent;
+        let deadline = Instant::now() + AGENT_START_TIMEOUT;
+        while agent.health().await.is_err() {
+            if Instant::now() > deadline {
+                return Err(DriverError("the server's agent did not answer in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    fn load_stored(&self, server_id: i64) -> Result<Stored, DriverError> {
+        let text = std::fs::read(self.spec_path(server_id))
+            .map_err(|_| DriverError("the server's container spec is missing".into()))?;
+        serde_json::from_slice(&text)
+            .map_err(|_| DriverError("the server's container spec is damaged".into()))
+    }
+
+    async fn remove_everything(&self, engine: &Docker, server_id: i64) -> Result<(), DriverError> {
+        let name = self.name(server_id);
+        let force = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        for container in [format!("{name}-loader"), name.clone()] {
+            match engine.remove_container(&container, Some(force.clone())).await {
+                Ok(()) | Err(EngineError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(engine_error("remove the container", e)),
+            }
+        }
+        for volume in ["agent", "data"] {
+            match engine
+                .remove_volume(&format!("{name}-{volume}"), Some(RemoveVolumeOptions { force: true }))
+                .await
+            {
+                Ok(()) | Err(EngineError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(engine_error("remove the server's volumes", e)),
+            }
+        }
+        match std::fs::remove_file(self.spec_path(server_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::error!(server_id, error = %e, "cannot remove the container spec");
+                Err(DriverError("the server's container spec could not be removed".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An engine failure, said plainly (the engine's message names no secret of ours).
+fn engine_error(what: &str, error: EngineError) -> DriverError {
+    match error {
+        EngineError::DockerResponseServerError { status_code: 404, message } if message.contains("image") => {
+            DriverError(format!("the server's image is not on this node: {message}"))
+        }
+        EngineError::DockerResponseServerError { status_code: 409, message } => {
+            DriverError(format!("cannot {what}: a container by that name exists ({message})"))
+        }
+        EngineError::DockerResponseServerError { message, .. } => {
+            DriverError(format!("cannot {what}: {message}"))
+        }
+        other => DriverError(format!("cannot {what}: the container engine cannot be reached ({other})")),
+    }
+}
+
+/// A tar of the agent volume: the zlh binary and agent.toml (0600), owned by the server's user.
+fn agent_archive(zlh: &Path, agent_toml: &str, uid: u64, gid: u64) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let binary = std::fs::read(zlh)?;
+    for (name, bytes, mode) in
+        [("zlh", binary.as_slice(), 0o755), ("agent.toml", agent_toml.as_bytes(), 0o600)]
+    {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_cksum();
+        archive.append_data(&mut header, name, bytes)?;
+    }
+    archive.into_inner()
+}
+
+/// A tar that gives the data volume, and the directories the agent uses in it, to the
+/// server's user.
+fn data_archive(uid: u64, gid: u64) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    for name in ["./", "agent/", "server/", "backups/", "home/"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(0o750);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_cksum();
+        archive.append_data(&mut header, name, std::io::empty())?;
+    }
+    archive.into_inner()
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[async_trait]
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn create(&self, server_id: i64, spec: &AgentSpec) -> Result<AgentEndpoint, DriverError> {
+        let engine = self.engine().await?;
+        self.ensure_network(&engine).await?;
+        let secret = crate::auth::random_token(24);
+        let mut dev = spec.dev.clone();
+        if let Some(dev) = &mut dev {
+            dev.code_server_port = CODE_SERVER_PORT;
+            dev.workspace = PathBuf::from(format!("{DATA_DIR}/home/workspace"));
+        }
+        let mut backups = toml::Table::new();
+        backups.insert("dir".into(), format!("{DATA_DIR}/backups").into());
+        let catalog_url = self.config.catalog_url.as_deref().unwrap_or(&spec.catalog_url);
+        let file = AgentFile {
+            listen: format!("0.0.0.0:{AGENT_PORT}"),
+            secret: &secret,
+            root: "/",
+            state_dir: format!("{DATA_DIR}/agent"),
+            catalog_url,
+            game: GameSection {
+                autostart: true,
+                working_dir: PathBuf::from(format!("{DATA_DIR}/server")),
+                ..spec.game_with_zlh(&format!("{AGENT_DIR}/zlh"))
+            },
+            dev,
+            backups,
+            defaults: &self.agent_defaults,
+        };
+        let agent_toml = toml::to_string(&file)
+            .map_err(|_| DriverError("the agent configuration could not be written".into()))?;
+        let stored = Stored { container: self.container(server_id, spec)?, secret, dev: spec.dev.is_some() };
+        let bytes = serde_json::to_vec(&stored)
+            .map_err(|_| DriverError("the container spec could not be written".into()))?;
+        write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
+            tracing::error!(server_id, error = %e, "cannot write the container spec");
+            DriverError("the container spec could not be written".into())
+        })?;
+        self.create_container(&engine, server_id, &stored, Some(&agent_toml)).await?;
+        self.ensure_running(&engine, server_id).await?;
+        let endpoint = self.endpoint(&engine, server_id, &stored).await?;
+        self.wait_until_answering(&endpoint).await?;
+        Ok(endpoint)
+    }
+
+    async fn revive(&self, server_id: i64) -> Result<bool, DriverError> {
+        let engine = self.engine().await?;
+        let stored = self.load_stored(server_id)?;
+        let missing = matches!(
+            engine.inspect_container(&self.name(server_id), None).await,
+            Err(EngineError::DockerResponseServerError { status_code: 404, .. })
+        );
+        if missing {
+            // Gone (pruned, or an engine that lost it): made again from its spec, with its
+            // volumes as they are.
+            tracing::warn!(server_id, "the server's container is missing; creating it again");
+            self.ensure_network(&engine).await?;
+            self.create_container(&engine, server_id, &stored, None).await?;
+        }
+        let started = self.ensure_running(&engine, server_id).await?;
+        if started || missing {
+            let endpoint = self.endpoint(&engine, server_id, &stored).await?;
+            self.wait_until_answering(&endpoint).await?;
+        }
+        Ok(started || missing)
+    }
+
+    async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError> {
+        let engine = self.engine().await?;
+        let name = self.name(server_id);
+        let stopped = match teardown {
+            // SIGTERM to init, passed to the agent, which stops the game gracefully.
+            Teardown::Graceful => {
+                engine
+                    .stop_container(&name, Some(StopContainerOptions { t: Some(90), ..Default::default() }))
+                    .await
+            }
+            Teardown::Immediate => {
+                engine.kill_container(&name, Some(KillContainerOptions { signal: "KILL".into() })).await
+            }
+        };
+        match stopped {
+            Ok(()) => {}
+            Err(EngineError::DockerResponseServerError { status_code: 304 | 404 | 409, .. }) => {}
+            Err(e) => return Err(engine_error("stop the container", e)),
+        }
+        self.remove_everything(&engine, server_id).await
+    }
+}

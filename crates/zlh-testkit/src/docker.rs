@@ -1,0 +1,49 @@
+//! The tests' container engine (started by `cargo xtask test`), through the `docker` command:
+//! what a test inspects of a server's container, and cleanup of everything a node left.
+
+use std::process::Command;
+
+/// The engine's endpoint (`ZLH_TEST_DOCKER_HOST`).
+pub fn host() -> String {
+    std::env::var("ZLH_TEST_DOCKER_HOST")
+        .expect("ZLH_TEST_DOCKER_HOST: run the tests with `cargo xtask test`")
+}
+
+/// The image servers run in (`ZLH_TEST_DOCKER_IMAGE`).
+pub fn image() -> String {
+    std::env::var("ZLH_TEST_DOCKER_IMAGE")
+        .expect("ZLH_TEST_DOCKER_IMAGE: run the tests with `cargo xtask test`")
+}
+
+/// Runs `docker <args>` against the tests' engine; its status and stdout.
+pub fn docker(args: &[&str]) -> (bool, String) {
+    let output = Command::new("docker").args(args).env("DOCKER_HOST", host()).output().expect("docker");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// `docker inspect` of a container or volume, as JSON.
+pub fn inspect(name: &str) -> serde_json::Value {
+    let (ok, text) = docker(&["inspect", name]);
+    assert!(ok, "docker inspect {name}");
+    serde_json::from_str::<serde_json::Value>(&text).expect("inspect JSON")[0].clone()
+}
+
+/// The containers and volumes of a node.
+pub fn node_resources(node: &str) -> (Vec<String>, Vec<String>) {
+    let filter = format!("label=zlh.node={node}");
+    let (_, containers) = docker(&["ps", "-aq", "--filter", &filter]);
+    let (_, volumes) = docker(&["volume", "ls", "-q", "--filter", &filter]);
+    let lines = |text: String| text.lines().map(str::to_owned).collect::<Vec<_>>();
+    (lines(containers), lines(volumes))
+}
+
+/// Removes every container and volume of a node.
+pub fn remove_node(node: &str) {
+    let (containers, volumes) = node_resources(node);
+    for container in containers {
+        docker(&["rm", "-f", "-v", &container]);
+    }
+    for volume in volumes {
+        docker(&["volume", "rm", "-f", &volume]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Servers as containers on a real Docker engine (the tests' own, started by `cargo xtask
+//! test`): isolation, limits, ports, an agent that dies without its game, and cleanup.
+
+use serde_json::{Value, json};
+use zlh_testkit::docker::{docker, inspect, node_resources};
+use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane, eventually};
+
+use crate::{SOON, zlh};
+
+async fn docker_control() -> TestControlPlane {
+    TestControlPlane::start(zlh(), &ControlSpec { driver: "docker", ..ControlSpec::default() }).await
+}
+
+async fn create(control: &TestControlPlane, user: &ApiUser, body: Value) -> Value {
+    let (status, server) = control.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
+    assert_eq!(status, 201, "create: {server}");
+    server
+}
+
+fn container(control: &TestControlPlane, server: &Value) -> String {
+    format!("zlh-{}-{}", control.node, server["id"])
+}
+
+/// Runs a shell command inside a server's container, as the server's user.
+fn exec(name: &str, script: &str) -> (bool, String) {
+    docker(&["exec", "--user", "1000:1000", name, "bash", "-c", script])
+}
+
+#[tokio::test]
+async fn each_server_is_a_locked_down_container_with_ports_of_its_own() {
+    let control = docker_control().await;
+    let user = control.register("boxed@example.com").await;
+    let server =
+        create(&control, &user, json!({"name": "boxed", "type": "game", "template": "sample"})).await;
+    let name = container(&control, &server);
+    let port = server["ports"][0]["port"].as_u64().expect("a game port") as u16;
+    assert_eq!(server["address"], json!(format!("127.0.0.1:{port}")));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "players reach the game on {port}");
+
+    let spec = inspect(&name);
+    let host = &spec["HostConfig"];
+    assert_eq!(spec["Config"]["User"], "1000:1000");
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(host["CapDrop"], json!(["ALL"]));
+    assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
+    assert!(host["Memory"].as_i64().unwrap_or(0) > 0 && host["PidsLimit"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(host["Memory"], host["MemorySwap"], "no swap beyond the memory limit");
+    // The agent is published on loopback only; the game on the node's public address.
+    let agent = &spec["HostConfig"]["PortBindings"]["7420/tcp"][0];
+    assert_eq!(agent["HostIp"], "127.0.0.1");
+
+    // Inside: the game runs unprivileged, sees nothing of the host, and writes only its data.
+    let (_, game_uid) = exec(
+        &name,
+        "for p in /proc/[0-9]*; do grep -q sample-game $p/cmdline 2>/dev/null && awk '/^Uid/ {print $2}' $p/status; done | head -1",
+    );
+    assert_eq!(game_uid, "1000");
+    let (_, caps) = exec(&name, "awk '/^CapEff/ {print $2}' /proc/self/status");
+    assert_eq!(caps, "0000000000000000");
+    let (wrote_root, _) = exec(&name, "touch /etc/owned");
+    assert!(!wrote_root, "the root filesystem is read-only");
+    let (wrote_data, _) = exec(&name, "touch /var/lib/zlh/server/mine && echo ok");
+    assert!(wrote_data);
+    let (_, host_dir) = exec(&name, &format!("ls {} 2>&1 || echo absent", control.data.path().display()));
+    assert!(host_dir.contains("absent") || host_dir.contains("No such file"), "{host_dir}");
+
+    // Deleting removes the container, its volumes and its port.
+    let id = server["id"].as_i64().expect("id");
+    let (status, _) =
+        control.call("DELETE", &format!("/api/servers/{id}"), Some(&user.access_token), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(node_resources(&control.node), (Vec::new(), Vec::new()));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is closed");
+}
+
+#[tokio::test]
+async fn a_server_reaches_no_other_server_and_its_agent_dies_without_its_game() {
+    let control = docker_control().await;
+    let user = control.register("neighbours@example.com").await;
+    let a = create(&control, &user, json!({"name": "a", "type": "game", "template": "sample"})).await;
+    let b = create(&control, &user, json!({"name": "b", "type": "game", "template": "sample"})).await;
+    let (name_a, name_b) = (container(&control, &a), container(&control, &b));
+    let network =
+        inspect(&name_b)["NetworkSettings"]["Networks"]["zlh-test"]["IPAddress"].as_str().map(str::to_owned);
+    let b_address = network.expect("b's address on the servers' network");
+    for port in ["7420", &b["ports"][0]["port"].to_string()] {
+        let (reached, _) = exec(&name_a, &format!("timeout 1 bash -c 'echo > /dev/tcp/{b_address}/{port}'"));
+        assert!(!reached, "a reached b's port {port} at {b_address}");
+    }
+
+    // kill -9 of the agent inside the container: the game keeps running and a new agent
+    // (started by init) reattaches to it.
+    let id = a["id"].as_i64().expect("id");
+    let game_pid = |name: &str| {
+        exec(name, "for p in /proc/[0-9]*; do grep -q sample-game $p/cmdline 2>/dev/null && basename $p; done | head -1").1
+    };
+    let before = game_pid(&name_a);
+    let (killed, _) = exec(
+        &name_a,
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/zlh/zlh agent --config' && kill -9 $(basename $p); done; echo done",
+    );
+    assert!(killed);
+    let port = a["ports"][0]["port"].as_u64().expect("port") as u16;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the game still answers players");
+    let agent_pid = |name: &str| {
+        exec(name, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/opt/zlh/zlh agent --config' && basename $p; done | head -1").1
+    };
+    eventually("init starts a new agent", SOON, || async { (!agent_pid(&name_a).is_empty()).then_some(()) })
+        .await;
+    let command = Some(json!({"command": "say still here"}));
+    let path = format!("/api/servers/{id}/console/command");
+    eventually("the new agent takes commands for the game", SOON, || async {
+        let (status, _) = control.call("POST", &path, Some(&user.access_token), command.clone()).await;
+        (status == 202).then_some(())
+    })
+    .await;
+    assert_eq!(game_pid(&name_a), before, "the same game process");
+    control.wait_for_status(&user, id, "the game is running", |s| s["state"] == "running").await;
+}
+
+#[tokio::test]
+async fn a_missing_image_is_a_clear_error_and_leaves_nothing() {
+    let spec = ControlSpec { driver: "docker", ..ControlSpec::default() };
+    let mut control = TestControlPlane::prepare(zlh(), &spec);
+    let templates = control.data.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("templates");
+    std::fs::write(
+        templates.join("nowhere.toml"),
+        "description = \"An image nobody built\"\nimage = \"zlh-test/missing:v0\"\n[game]\nargv = [\"/bin/true\"]\n",
+    )
+    .expect("template");
+    control.launch().await;
+    let user = control.register("missing@example.com").await;
+    let body = json!({"name": "x", "type": "game", "template": "nowhere"});
+    let (status, refused) = control.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
+    assert_eq!((status, &refused["error"]["code"]), (502, &json!("provisioning_failed")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("image"), "{refused}");
+    assert_eq!(node_resources(&control.node), (Vec::new(), Vec::new()));
+    let (_, listed) = control.call("GET", "/api/servers", Some(&user.access_token), None).await;
+    assert_eq!(listed, json!([]));
+}

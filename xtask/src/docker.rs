@@ -1,0 +1,99 @@
+//! A Docker engine for the tests, started by `cargo xtask test` itself: Debian's `docker.io`,
+//! its own socket and data root (so it never touches an engine the machine already runs), and
+//! a small Debian image built offline from Debian's packages with `mmdebstrap`, then imported.
+//! Each step is skipped when its result is already there.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The tests' engine.
+pub(crate) const SOCKET: &str = "/run/zlh-test-docker/docker.sock";
+/// The image servers run in during tests: Debian's minimal base, plus what code-server needs.
+pub(crate) const IMAGE: &str = "zlh-test/base:v1";
+
+fn docker(args: &[&str]) -> Command {
+    let mut command = Command::new("docker");
+    command.args(args).env("DOCKER_HOST", format!("unix://{SOCKET}"));
+    command
+}
+
+fn quietly(mut command: Command) -> bool {
+    command.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Starts the engine (unless it answers) and builds the image (unless it exists).
+pub(crate) fn prepare(target: &Path) -> anyhow::Result<()> {
+    crate::e2e::ensure_debian_packages(&["docker.io", "mmdebstrap"])?;
+    if !quietly(docker(&["info"])) {
+        start_engine(target)?;
+    }
+    if !quietly(docker(&["image", "inspect", IMAGE])) {
+        build_image(target)?;
+    }
+    Ok(())
+}
+
+fn start_engine(target: &Path) -> anyhow::Result<()> {
+    let run = Path::new(SOCKET).parent().expect("socket directory");
+    std::fs::create_dir_all(run)?;
+    let data = target.join("docker");
+    std::fs::create_dir_all(&data)?;
+    let log = std::fs::File::create(target.join("dockerd.log"))?;
+    eprintln!("$ dockerd (tests' engine at {SOCKET}, log in target/dockerd.log)");
+    use std::os::unix::process::CommandExt;
+    Command::new("dockerd")
+        .arg("--host")
+        .arg(format!("unix://{SOCKET}"))
+        .arg("--data-root")
+        .arg(&data)
+        .arg("--exec-root")
+        .arg(run.join("exec"))
+        .arg("--pidfile")
+        .arg(run.join("docker.pid"))
+        // No default bridge: servers get a network of their own from the driver.
+        .args(["--bridge", "none"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own session: it outlives this command, like a system service.
+        .process_group(0)
+        .spawn()
+        .context("cannot start dockerd")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !quietly(docker(&["info"])) {
+        if Instant::now() > deadline {
+            bail!("dockerd did not answer within a minute: see target/dockerd.log");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+fn build_image(target: &Path) -> anyhow::Result<()> {
+    let rootfs = target.join("e2e/zlh-base-v1.tar");
+    if !rootfs.exists() {
+        std::fs::create_dir_all(target.join("e2e"))?;
+        let partial = rootfs.with_extension("partial");
+        eprintln!("$ mmdebstrap --variant=minbase bookworm (the tests' server image)");
+        let status = Command::new("mmdebstrap")
+            .args(["--variant=minbase", "--include=libstdc++6,ca-certificates", "--quiet", "bookworm"])
+            .arg(&partial)
+            .arg("http://deb.debian.org/debian")
+            .stdout(std::io::stderr())
+            .status()
+            .context("cannot run mmdebstrap")?;
+        if !status.success() {
+            bail!("mmdebstrap failed: {status}");
+        }
+        std::fs::rename(&partial, &rootfs)?;
+    }
+    let mut import = docker(&["import"]);
+    import.arg(&rootfs).arg(IMAGE).stdout(Stdio::null());
+    if !import.status().is_ok_and(|s| s.success()) {
+        bail!("docker import of {} failed", rootfs.display());
+    }
+    Ok(())
+}
