@@ -349,7 +349,13 @@ async fn open_in_chromium(url: &str, file: &str, screenshot: &str) -> Value {
 
 #[tokio::test]
 async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
-    let spec = ControlSpec { provision_timeout: "240s".into(), ..ControlSpec::default() };
+    // The control plane waits for an agent longer than the agent waits for code-server (4 s),
+    // as in production.
+    let spec = ControlSpec {
+        provision_timeout: "240s".into(),
+        agent_timeout: "10s".into(),
+        ..ControlSpec::default()
+    };
     let control = TestControlPlane::start(zlh(), &spec).await;
     zlh_testkit::browser::publish_dev_artifacts(&control);
 
