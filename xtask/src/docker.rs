@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 /// The tests' engine.
-pub(crate) const SOCKET: &str = "/run/zlh-test-docker/docker.sock";
+pub(crate) const SOCKET: &str = zlh_testkit::docker::SOCKET;
 /// The image servers run in during tests: Debian's minimal base, plus what code-server needs.
-pub(crate) const IMAGE: &str = "zlh-test/base:v1";
+pub(crate) const IMAGE: &str = zlh_testkit::docker::IMAGE;
 
 fn docker(args: &[&str]) -> Command {
     let mut command = Command::new("docker");
@@ -76,10 +76,16 @@ fn build_image(target: &Path) -> anyhow::Result<()> {
     let rootfs = target.join("e2e/zlh-base-v1.tar");
     if !rootfs.exists() {
         std::fs::create_dir_all(target.join("e2e"))?;
-        let partial = rootfs.with_extension("partial");
+        let partial = target.join("e2e/zlh-base-v1.partial.tar");
         eprintln!("$ mmdebstrap --variant=minbase bookworm (the tests' server image)");
         let status = Command::new("mmdebstrap")
-            .args(["--variant=minbase", "--include=libstdc++6,ca-certificates", "--quiet", "bookworm"])
+            .args([
+                "--variant=minbase",
+                "--format=tar",
+                "--include=libstdc++6,ca-certificates",
+                "--quiet",
+                "bookworm",
+            ])
             .arg(&partial)
             .arg("http://deb.debian.org/debian")
             .stdout(std::io::stderr())

@@ -35,7 +35,9 @@ fn main() -> anyhow::Result<()> {
         "sim-agents" => {
             bench::simulate_agents(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1000))
         }
-        _ => bail!("usage: cargo xtask <test|bench [agent|console|poller|ide|backup]|fixtures|vendor>"),
+        _ => {
+            bail!("usage: cargo xtask <test|bench [agent|console|poller|ide|backup|docker]|fixtures|vendor>")
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! cgroup v1 reports `oom_kill N` in `memory.oom_control`, cgroup v2 in `memory.events`.
 //! Without a readable cgroup the agent simply cannot recognise kernel OOM kills (the JVM's own
-//! `OutOfMemoryError` is still recognised from the output).
+//! `OutOfMemoryError` is still recognised from the output). Inside a container the cgroup the
+//! host names is mounted as the root of the hierarchy, which is where the counter is then read.
 
 use std::path::{Path, PathBuf};
 
@@ -15,14 +16,21 @@ pub(crate) fn oom_counter_for(pid: u32) -> Option<PathBuf> {
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
         let relative = path.trim_start_matches('/');
         if controllers.split(',').any(|c| c == "memory") {
-            let file = Path::new("/sys/fs/cgroup/memory").join(relative).join("memory.oom_control");
-            if file.exists() {
-                return Some(file);
+            // In a container the process's own cgroup is mounted at the controller's root, so
+            // the host's path to it (`/docker/<id>`) is not there: the root's counter is ours.
+            let root = Path::new("/sys/fs/cgroup/memory");
+            let file = [root.join(relative), root.to_owned()]
+                .into_iter()
+                .map(|dir| dir.join("memory.oom_control"))
+                .find(|file| file.exists());
+            if file.is_some() {
+                return file;
             }
         } else if controllers.is_empty() {
             v2 = [Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup/unified")]
                 .iter()
-                .map(|root| root.join(relative).join("memory.events"))
+                .flat_map(|root| [root.join(relative), root.to_path_buf()])
+                .map(|dir| dir.join("memory.events"))
                 .find(|file| file.exists());
         }
     }

@@ -83,6 +83,8 @@ export async function serverPage(id, tab, app) {
         h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
     h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`,
       server.address ? [' · players connect to ', h('code', { class: 'address' }, server.address)] : null),
+    server.limits ? h('p', { class: 'muted limits' },
+      `Limits: ${server.limits.memoryMb} MiB memory · ${server.limits.cpus} CPUs · ${server.limits.pids} processes`) : null,
     status,
     h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Server sections', onkeydown: tabKeys },
       tabs.map(([name, label]) => h('button', {

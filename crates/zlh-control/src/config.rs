@@ -252,9 +252,15 @@ pub struct DockerConfig {
     /// reachable from them.
     #[serde(default)]
     pub catalog_url: Option<String>,
-    /// Every server's limits.
+    /// A server's limits unless its template or its owner chose others.
     #[serde(default)]
     pub limits: Limits,
+    /// The most an owner may choose for a server.
+    #[serde(default = "Limits::maximum")]
+    pub max_limits: Limits,
+    /// The size of a server's `/tmp` (in memory) in MiB.
+    #[serde(default = "default_tmp_mb")]
+    pub tmp_mb: u32,
 }
 
 impl Default for DockerConfig {
@@ -267,29 +273,28 @@ impl Default for DockerConfig {
             user: default_docker_user(),
             catalog_url: None,
             limits: Limits::default(),
+            max_limits: Limits::maximum(),
+            tmp_mb: default_tmp_mb(),
         }
     }
 }
 
 /// What a server's container may use.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Memory in MiB, swap included (none beyond it).
     #[serde(default = "default_memory_mb")]
-    pub memory_mb: i64,
+    pub memory_mb: u32,
     /// CPUs (1.5 = one and a half cores).
     #[serde(default = "default_cpus")]
     pub cpus: f64,
     /// Processes and threads.
     #[serde(default = "default_pids")]
-    pub pids: i64,
+    pub pids: u32,
     /// Block IO weight (10 to 1000).
     #[serde(default = "default_io_weight")]
     pub io_weight: u16,
-    /// The size of `/tmp` (in memory) in MiB.
-    #[serde(default = "default_tmp_mb")]
-    pub tmp_mb: u32,
 }
 
 impl Default for Limits {
@@ -299,7 +304,23 @@ impl Default for Limits {
             cpus: default_cpus(),
             pids: default_pids(),
             io_weight: default_io_weight(),
-            tmp_mb: default_tmp_mb(),
+        }
+    }
+}
+
+impl Limits {
+    /// The default ceiling an owner may choose up to.
+    fn maximum() -> Limits {
+        Limits { memory_mb: 8192, cpus: 4.0, pids: 4096, io_weight: 1000 }
+    }
+
+    /// As the API says them.
+    pub fn resolved(&self) -> zlh_proto::api::ResourceLimits {
+        zlh_proto::api::ResourceLimits {
+            memory_mb: self.memory_mb,
+            cpus: self.cpus,
+            pids: self.pids,
+            io_weight: self.io_weight,
         }
     }
 }
@@ -319,13 +340,13 @@ fn default_agent_address() -> String {
 fn default_docker_user() -> String {
     "1000:1000".into()
 }
-fn default_memory_mb() -> i64 {
+fn default_memory_mb() -> u32 {
     2048
 }
 fn default_cpus() -> f64 {
     2.0
 }
-fn default_pids() -> i64 {
+fn default_pids() -> u32 {
     512
 }
 fn default_io_weight() -> u16 {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use zlh_proto::agent::GameState;
 use zlh_proto::agent_config::DevSection;
-use zlh_proto::api::{CreateServer, Lifecycle, ServerKind};
+use zlh_proto::api::{CreateServer, Lifecycle, LimitsRequest, ResourceLimits, ServerKind};
 use zlh_proto::catalog::Kind;
 use zlh_proto::time::now_ms;
 
@@ -53,6 +53,9 @@ pub enum ProvisionError {
     /// Every game port of the node is taken.
     #[error("no game port is free on this node; ask the operator for a larger port range")]
     NoFreePorts,
+    /// Limits outside what the operator allows.
+    #[error("{0}")]
+    Limits(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -77,6 +80,9 @@ pub(crate) async fn create(
     request: &CreateServer,
 ) -> Result<Server, ProvisionError> {
     let plan = control.templates.plan_for(request)?;
+    let asked = request.limits.unwrap_or_default();
+    let limits =
+        control.allowed_limits(control.config.docker.limits.resolved().with(&plan.limits).with(&asked))?;
     let (dev, runtime_version) = match request.kind {
         ServerKind::Dev => {
             let (dev, version) = dev_section(control, request).await?;
@@ -94,6 +100,7 @@ pub(crate) async fn create(
         enable_code_server: request.enable_code_server,
         driver: control.drivers.default.name().to_owned(),
         node_id: Some(control.node.id),
+        limits: control.drivers.default.enforces_limits().then_some(limits),
     };
     let server = control.store.insert_server(new, now_ms()).await?;
     let id = server.id;
@@ -105,7 +112,7 @@ pub(crate) async fn create(
             let outcome = async {
                 let ports = control.store.allocate_ports(control.node.id, id, &plan.ports).await?;
                 let game = plan.with_ports(&ports);
-                let spec = AgentSpec { game, dev, catalog_url, ports, image: plan.image.clone() };
+                let spec = AgentSpec { game, dev, catalog_url, ports, image: plan.image.clone(), limits };
                 provision(&control, id, &spec).await
             }
             .await;
@@ -216,6 +223,26 @@ async fn remove(control: &ControlPlane, id: i64) {
     }
 }
 
+/// Changes what a server may use, within what the operator allows: at once where the engine
+/// allows, and for every later start.
+pub(crate) async fn change_limits(
+    control: &ControlPlane,
+    server: &Server,
+    request: &LimitsRequest,
+) -> Result<ResourceLimits, ProvisionError> {
+    let driver = control.drivers.by_name(&server.driver);
+    let Some(current) = server.limits.filter(|_| driver.enforces_limits()) else {
+        return Err(ProvisionError::Limits(
+            "this server's driver does not enforce limits (the local driver is for trying ZeroLagHub)".into(),
+        ));
+    };
+    let limits = control.allowed_limits(current.with(request))?;
+    driver.set_limits(server.id, &limits).await.map_err(ProvisionError::Driver)?;
+    control.store.set_limits(server.id, &limits).await?;
+    tracing::info!(server_id = server.id, ?limits, "limits changed");
+    Ok(limits)
+}
+
 /// Stops a server gracefully and removes it.
 pub(crate) async fn delete(control: &Arc<ControlPlane>, id: i64) -> Result<(), ProvisionError> {
     control.store.set_lifecycle(id, Lifecycle::Deleting).await?;
@@ -301,6 +328,7 @@ pub async fn record_external(
         enable_code_server: server.endpoint.ide.is_some(),
         driver: "external".into(),
         node_id: None,
+        limits: None,
     };
     let row = store.insert_server(new, now_ms()).await?;
     store.set_agent(row.id, &server.endpoint).await?;
@@ -309,6 +337,27 @@ pub async fn record_external(
 }
 
 impl ControlPlane {
+    /// `limits`, if they are within what the operator allows (and sane), or why not.
+    fn allowed_limits(&self, limits: ResourceLimits) -> Result<ResourceLimits, ProvisionError> {
+        let max = &self.config.docker.max_limits;
+        let checks = [
+            (
+                limits.memory_mb >= 64 && limits.memory_mb <= max.memory_mb,
+                format!("memoryMb must be 64 to {}", max.memory_mb),
+            ),
+            (limits.cpus >= 0.1 && limits.cpus <= max.cpus, format!("cpus must be 0.1 to {}", max.cpus)),
+            (limits.pids >= 32 && limits.pids <= max.pids, format!("pids must be 32 to {}", max.pids)),
+            (
+                (10..=1000).contains(&limits.io_weight) && limits.io_weight <= max.io_weight,
+                format!("ioWeight must be 10 to {}", max.io_weight.min(1000)),
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(ProvisionError::Limits(format!("{why} on this host"))),
+            None => Ok(limits),
+        }
+    }
+
     /// The artifact catalog agents install from: this control plane's own store, or the
     /// configured one.
     pub async fn catalog(&self) -> Result<zlh_proto::catalog::Catalog, ArtifactError> {

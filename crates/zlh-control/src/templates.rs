@@ -11,7 +11,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 use zlh_proto::agent_config::{GameSection, Pattern, StopMethod, StopSignal};
-use zlh_proto::api::{CreateServer, PortProtocol, PortSpec, PortView, ServerKind, TemplateView};
+use zlh_proto::api::{
+    CreateServer, LimitsRequest, PortProtocol, PortSpec, PortView, ServerKind, TemplateView,
+};
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("minecraft-java", include_str!("../templates/minecraft-java.toml")),
@@ -35,6 +37,10 @@ struct Template {
     /// The container image it runs in (drivers with containers; their default when none).
     #[serde(default)]
     image: Option<String>,
+    /// What its servers may use unless their owner chooses otherwise (the operator's default
+    /// for what it leaves out).
+    #[serde(default)]
+    limits: LimitsRequest,
     game: GameSection,
 }
 
@@ -48,6 +54,8 @@ pub struct GamePlan {
     pub ports: Vec<PortSpec>,
     /// The container image it names.
     pub image: Option<String>,
+    /// The limits it chooses.
+    pub limits: LimitsRequest,
 }
 
 impl GamePlan {
@@ -161,6 +169,7 @@ impl TemplateCatalog {
                 game: self.dev_shell.game.clone(),
                 ports: Vec::new(),
                 image: self.dev_shell.image.clone(),
+                limits: self.dev_shell.limits,
             });
         }
         let Some(name) = request.template.as_deref() else {
@@ -175,6 +184,7 @@ impl TemplateCatalog {
                 game: template.game.clone(),
                 ports: template.ports.clone(),
                 image: template.image.clone(),
+                limits: template.limits,
             });
         }
         let command = request.command.as_deref().unwrap_or_default();
@@ -204,6 +214,7 @@ impl TemplateCatalog {
             game,
             ports: vec![PortSpec { name: "game".into(), protocol: PortProtocol::Tcp }],
             image: None,
+            limits: LimitsRequest::default(),
         })
     }
 }
@@ -222,6 +233,7 @@ mod tests {
             runtime: None,
             version: None,
             enable_code_server: false,
+            limits: None,
         }
     }
 

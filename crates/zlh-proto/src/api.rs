@@ -188,6 +188,55 @@ pub struct CreateServer {
     /// Dev servers: install and run code-server.
     #[serde(default, alias = "enableCodeServer")]
     pub enable_code_server: bool,
+    /// What it may use, within what the operator allows (the template's defaults otherwise).
+    #[serde(default)]
+    pub limits: Option<LimitsRequest>,
+}
+
+/// What a server may use, enforced by the kernel (container drivers).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceLimits {
+    /// Memory in MiB, swap included.
+    pub memory_mb: u32,
+    /// CPUs (1.5 = one and a half cores).
+    pub cpus: f64,
+    /// Processes and threads.
+    pub pids: u32,
+    /// Block IO weight, 10 to 1000.
+    pub io_weight: u16,
+}
+
+/// Limits asked for at creation or changed later; what is left out stays as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsRequest {
+    /// Memory in MiB.
+    #[serde(default, alias = "memory_mb")]
+    pub memory_mb: Option<u32>,
+    /// CPUs.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Processes and threads.
+    #[serde(default)]
+    pub pids: Option<u32>,
+    /// Block IO weight.
+    #[serde(default, alias = "io_weight")]
+    pub io_weight: Option<u16>,
+}
+
+impl ResourceLimits {
+    /// These limits with what `request` asks for instead.
+    pub fn with(self, request: &LimitsRequest) -> ResourceLimits {
+        ResourceLimits {
+            memory_mb: request.memory_mb.unwrap_or(self.memory_mb),
+            cpus: request.cpus.unwrap_or(self.cpus),
+            pids: request.pids.unwrap_or(self.pids),
+            io_weight: request.io_weight.unwrap_or(self.io_weight),
+        }
+    }
 }
 
 /// Where a server is in the control plane's own lifecycle.
@@ -256,6 +305,8 @@ pub struct ServerView {
     pub ports: Vec<PortView>,
     /// Where players connect (`host:port` of the first port), when it has ports.
     pub address: Option<String>,
+    /// What it may use, when its driver enforces limits (`null` on the local driver).
+    pub limits: Option<ResourceLimits>,
 }
 
 /// Which transport a port is for.

@@ -42,6 +42,7 @@ error_codes! {
     UnknownTemplate => (400, "unknown_template"),
     InvalidPath => (400, "invalid_path"),
     UploadIncomplete => (400, "upload_incomplete"),
+    InvalidLimits => (400, "invalid_limits"),
     // Who you are.
     Unauthorized => (401, "unauthorized"),
     InvalidCredentials => (401, "invalid_credentials"),

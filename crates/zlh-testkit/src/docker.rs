@@ -3,16 +3,19 @@
 
 use std::process::Command;
 
-/// The engine's endpoint (`ZLH_TEST_DOCKER_HOST`).
+/// The engine `cargo xtask` starts.
+pub const SOCKET: &str = "/run/zlh-test-docker/docker.sock";
+/// The image `cargo xtask` builds for servers in tests.
+pub const IMAGE: &str = "zlh-test/base:v1";
+
+/// The engine's endpoint (`ZLH_TEST_DOCKER_HOST`, else the one `cargo xtask` starts).
 pub fn host() -> String {
-    std::env::var("ZLH_TEST_DOCKER_HOST")
-        .expect("ZLH_TEST_DOCKER_HOST: run the tests with `cargo xtask test`")
+    std::env::var("ZLH_TEST_DOCKER_HOST").unwrap_or_else(|_| format!("unix://{SOCKET}"))
 }
 
-/// The image servers run in (`ZLH_TEST_DOCKER_IMAGE`).
+/// The image servers run in (`ZLH_TEST_DOCKER_IMAGE`, else the one `cargo xtask` builds).
 pub fn image() -> String {
-    std::env::var("ZLH_TEST_DOCKER_IMAGE")
-        .expect("ZLH_TEST_DOCKER_IMAGE: run the tests with `cargo xtask test`")
+    std::env::var("ZLH_TEST_DOCKER_IMAGE").unwrap_or_else(|_| IMAGE.to_owned())
 }
 
 /// Runs `docker <args>` against the tests' engine; its status and stdout.

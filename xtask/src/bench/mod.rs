@@ -1,9 +1,10 @@
-//! `cargo xtask bench [agent|console|poller|ide|backup]`: measurements against real processes, printed as tables.
+//! `cargo xtask bench [agent|console|poller|ide|backup|docker]`: measurements against real processes, printed as tables.
 //! Release binaries; figures depend on the machine, so compare rows of one run.
 
 mod agent;
 mod backup;
 mod console;
+mod docker;
 mod ide;
 mod poller;
 
@@ -33,6 +34,9 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
         }
         if wanted("backup") {
             backup::run(&zlh).await?;
+        }
+        if wanted("docker") {
+            docker::run(&zlh).await?;
         }
         anyhow::Ok(())
     })

@@ -43,6 +43,7 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/servers", get(servers::list).post(servers::create))
         .route("/api/servers/{id}", get(servers::get).delete(servers::delete))
         .route("/api/servers/{id}/status", get(servers::status))
+        .route("/api/servers/{id}/limits", axum::routing::patch(servers::limits))
         .route("/api/servers/{id}/start", post(servers::start))
         .route("/api/servers/{id}/stop", post(servers::stop))
         .route("/api/servers/{id}/restart", post(servers::restart))
@@ -125,6 +126,7 @@ async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<
                 status: statuses.remove(&server.id).unwrap_or_else(crate::cache::waiting),
                 ports: ports.map(|p| p.ports).unwrap_or_default(),
                 address,
+                limits: server.limits,
             }
         })
         .collect())

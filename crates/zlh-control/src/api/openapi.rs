@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         super::servers::get,
         super::servers::delete,
         super::servers::status,
+        super::servers::limits,
         super::servers::start,
         super::servers::stop,
         super::servers::restart,

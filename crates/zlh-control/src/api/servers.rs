@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, State};
 use axum::http::StatusCode;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{ConsoleCommand, CrashHistory, GameState, PowerAccepted};
-use zlh_proto::api::{CreateServer, Lifecycle, ServerStatus, ServerView, TemplateView};
+use zlh_proto::api::{CreateServer, Lifecycle, LimitsRequest, ServerStatus, ServerView, TemplateView};
 
 use super::server_views;
 use crate::ControlPlane;
@@ -79,6 +79,26 @@ pub(super) async fn delete(
     }
     crate::provision::delete(&control, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(patch, path = "/api/servers/{id}/limits", tag = "servers", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = LimitsRequest,
+    responses((status = 200, body = ServerView, description = "The new limits hold now where the engine allows, and at every later start"),
+        (status = 400, body = zlh_proto::ErrorBody, description = "invalid_limits: outside what the operator allows"),
+        (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn limits(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+    body: axum::extract::Request,
+) -> Result<Json<ServerView>, ApiError> {
+    // Whose server it is comes first, before the body is read: another user's is a 404 whatever
+    // was sent.
+    let server = access::server(&control, &user.0, id).await?;
+    let ApiJson(request) = ApiJson::<LimitsRequest>::from_request(body, &control).await?;
+    crate::provision::change_limits(&control, &server, &request).await?;
+    let server = access::server(&control, &user.0, id).await?;
+    Ok(Json(server_views(&control, &[server]).await?.remove(0)))
 }
 
 #[utoipa::path(get, path = "/api/servers/{id}/status", tag = "servers", security(("bearer" = [])),

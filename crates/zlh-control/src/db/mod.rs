@@ -9,7 +9,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
-use zlh_proto::api::{Lifecycle, PortSpec, PortView, Role, ServerKind};
+use zlh_proto::api::{Lifecycle, PortSpec, PortView, ResourceLimits, Role, ServerKind};
 
 pub use sqlite::SqliteStore;
 
@@ -69,6 +69,8 @@ pub struct Server {
     pub agent_secret: Secret,
     /// Where a dev server's code-server listens (`host:port`), for the IDE proxy.
     pub ide_upstream: Secret,
+    /// What it may use, when its driver enforces limits.
+    pub limits: Option<ResourceLimits>,
     /// Creation time (ms since the epoch).
     pub created_at_ms: i64,
 }
@@ -105,6 +107,8 @@ pub struct NewServer {
     pub driver: String,
     /// The node it runs on (none for agents run elsewhere).
     pub node_id: Option<i64>,
+    /// What it may use, when its driver enforces limits.
+    pub limits: Option<ResourceLimits>,
 }
 
 /// A machine servers run on, with the range its game ports come from.
@@ -243,6 +247,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>>;
     /// Removes a server row.
     async fn delete_server(&self, server_id: i64) -> StoreResult<()>;
+    /// Records a server's new limits.
+    async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()>;
     /// Records a node (or updates its address and port range); returns it.
     async fn upsert_node(
         &self,

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
-use zlh_proto::api::{Lifecycle, PortProtocol, PortSpec, PortView, Role, ServerKind};
+use zlh_proto::api::{Lifecycle, PortProtocol, PortSpec, PortView, ResourceLimits, Role, ServerKind};
 
 use super::{NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError, StoreResult, User};
 
@@ -86,6 +86,7 @@ fn server_from(row: &SqliteRow) -> StoreResult<Server> {
         agent_url: Secret::new(row.try_get::<String, _>("agent_url")?),
         agent_secret: Secret::new(row.try_get::<String, _>("agent_secret")?),
         ide_upstream: Secret::new(row.try_get::<String, _>("ide_upstream")?),
+        limits: row.try_get::<Option<String>, _>("limits")?.and_then(|text| serde_json::from_str(&text).ok()),
         created_at_ms: row.try_get("created_at")?,
     })
 }
@@ -313,7 +314,7 @@ impl Store for SqliteStore {
     async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server> {
         let row = sqlx::query(
             "INSERT INTO servers (owner_id, name, kind, template, runtime, runtime_version, enable_code_server, \
-             lifecycle, driver, node_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?) RETURNING *",
+             lifecycle, driver, node_id, limits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?, ?) RETURNING *",
         )
         .bind(server.owner_id)
         .bind(&server.name)
@@ -324,6 +325,7 @@ impl Store for SqliteStore {
         .bind(server.enable_code_server)
         .bind(&server.driver)
         .bind(server.node_id)
+        .bind(server.limits.map(|limits| serde_json::to_string(&limits).unwrap_or_default()))
         .bind(now_ms)
         .fetch_one(&self.pool)
         .await?;
@@ -373,6 +375,16 @@ impl Store for SqliteStore {
 
     async fn delete_server(&self, server_id: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM servers WHERE id = ?").bind(server_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()> {
+        let text = serde_json::to_string(limits).map_err(|e| StoreError::Database(e.to_string()))?;
+        sqlx::query("UPDATE servers SET limits = ? WHERE id = ?")
+            .bind(text)
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -558,6 +570,7 @@ mod tests {
             enable_code_server: false,
             driver: "local".into(),
             node_id: None,
+            limits: None,
         };
         let server = store.insert_server(new, 5).await.expect("insert");
         assert_eq!(server.id, 101);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as EngineError;
-use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::models::{ContainerCreateBody, ContainerUpdateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
     StopContainerOptions, UploadToContainerOptions,
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zlh_proto::Secret;
 use zlh_proto::agent_config::{DevSection, GameSection};
-use zlh_proto::api::PortProtocol;
+use zlh_proto::api::{PortProtocol, ResourceLimits};
 
 use super::{AgentSpec, Driver, DriverError, Teardown};
 use crate::config::DockerConfig;
@@ -161,7 +161,7 @@ impl DockerDriver {
 
     /// The container's create body, as the Engine API spells it.
     fn container(&self, server_id: i64, spec: &AgentSpec) -> Result<Value, DriverError> {
-        let limits = &self.config.limits;
+        let limits = &spec.limits;
         let mut exposed = serde_json::Map::new();
         let mut bindings = serde_json::Map::new();
         let mut private = vec![AGENT_PORT];
@@ -189,7 +189,7 @@ impl DockerDriver {
             }
         }
         let zlh = format!("{AGENT_DIR}/zlh");
-        let memory = limits.memory_mb * 1024 * 1024;
+        let memory = container_memory(limits.memory_mb);
         Ok(json!({
             "Image": spec.image.as_deref().unwrap_or(&self.config.image),
             "Cmd": [zlh, "init", "--", zlh, "agent", "--config", format!("{AGENT_DIR}/agent.toml")],
@@ -204,7 +204,7 @@ impl DockerDriver {
                     { "Type": "volume", "Source": format!("{}-agent", self.name(server_id)), "Target": AGENT_DIR, "ReadOnly": true },
                     { "Type": "volume", "Source": format!("{}-data", self.name(server_id)), "Target": DATA_DIR },
                 ],
-                "Tmpfs": { "/tmp": format!("rw,nosuid,nodev,size={}m", limits.tmp_mb) },
+                "Tmpfs": { "/tmp": format!("rw,nosuid,nodev,size={}m", self.config.tmp_mb) },
                 "ReadonlyRootfs": true,
                 "CapDrop": ["ALL"],
                 "SecurityOpt": ["no-new-privileges"],
@@ -406,6 +406,18 @@ impl DockerDriver {
     }
 }
 
+/// The container's memory, in bytes, for a server allowed `mb` MiB: a JVM needs memory above
+/// its heap, so the container gets Wings' overhead on top (15 % up to 2 GiB, 10 % up to 4 GiB,
+/// 5 % above), and the game is told the limit itself (`SERVER_MEMORY`, MiB) to size its heap.
+fn container_memory(mb: u32) -> i64 {
+    let overhead = match mb {
+        0..=2048 => 15,
+        2049..=4096 => 10,
+        _ => 5,
+    };
+    i64::from(mb) * (100 + overhead) / 100 * 1024 * 1024
+}
+
 /// An engine failure, said plainly (the engine's message names no secret of ours).
 fn engine_error(what: &str, error: EngineError) -> DriverError {
     match error {
@@ -493,10 +505,12 @@ impl Driver for DockerDriver {
             root: "/",
             state_dir: format!("{DATA_DIR}/agent"),
             catalog_url,
-            game: GameSection {
-                autostart: true,
-                working_dir: PathBuf::from(format!("{DATA_DIR}/server")),
-                ..spec.game_with_zlh(&format!("{AGENT_DIR}/zlh"))
+            game: {
+                let mut game = spec.game_with_zlh(&format!("{AGENT_DIR}/zlh"));
+                game.autostart = true;
+                game.working_dir = PathBuf::from(format!("{DATA_DIR}/server"));
+                game.env.insert("SERVER_MEMORY".into(), spec.limits.memory_mb.to_string());
+                game
             },
             dev,
             backups,
@@ -538,6 +552,40 @@ impl Driver for DockerDriver {
             self.wait_until_answering(&endpoint).await?;
         }
         Ok(started || missing)
+    }
+
+    fn enforces_limits(&self) -> bool {
+        true
+    }
+
+    async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> Result<(), DriverError> {
+        let engine = self.engine().await?;
+        let mut stored = self.load_stored(server_id)?;
+        let memory = container_memory(limits.memory_mb);
+        let host = &mut stored.container["HostConfig"];
+        host["Memory"] = json!(memory);
+        host["MemorySwap"] = json!(memory);
+        host["NanoCpus"] = json!((limits.cpus * 1e9) as i64);
+        host["PidsLimit"] = json!(limits.pids);
+        host["BlkioWeight"] = json!(limits.io_weight);
+        let update = ContainerUpdateBody {
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some((limits.cpus * 1e9) as i64),
+            pids_limit: Some(i64::from(limits.pids)),
+            blkio_weight: Some(limits.io_weight),
+            ..Default::default()
+        };
+        engine
+            .update_container(&self.name(server_id), update)
+            .await
+            .map_err(|e| engine_error("change the limits", e))?;
+        let bytes = serde_json::to_vec(&stored)
+            .map_err(|_| DriverError("the container spec could not be written".into()))?;
+        write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
+            tracing::error!(server_id, error = %e, "cannot write the container spec");
+            DriverError("the container spec could not be written".into())
+        })
     }
 
     async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError> {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use zlh_proto::agent_config::{DevSection, GameSection};
-use zlh_proto::api::PortView;
+use zlh_proto::api::{PortView, ResourceLimits};
 
 use crate::registry::AgentEndpoint;
 
@@ -37,6 +37,8 @@ pub struct AgentSpec {
     pub ports: Vec<PortView>,
     /// The image a container-based driver runs it in (the driver's default when none).
     pub image: Option<String>,
+    /// What it may use (drivers that enforce limits).
+    pub limits: ResourceLimits,
 }
 
 impl AgentSpec {
@@ -92,4 +94,14 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Removes everything the driver created for the server: after a graceful stop of the
     /// game, or at once (`Teardown::Immediate`, for servers that never became ready).
     async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError>;
+    /// Whether the kernel holds its servers to their limits (containers do, processes of the
+    /// control plane's machine do not).
+    fn enforces_limits(&self) -> bool {
+        false
+    }
+    /// Applies new limits to a server, at once where the engine allows (and to any later
+    /// re-creation).
+    async fn set_limits(&self, _server_id: i64, _limits: &ResourceLimits) -> Result<(), DriverError> {
+        Err(DriverError("this server's driver does not enforce limits".into()))
+    }
 }

@@ -139,3 +139,86 @@ async fn a_missing_image_is_a_clear_error_and_leaves_nothing() {
     let (_, listed) = control.call("GET", "/api/servers", Some(&user.access_token), None).await;
     assert_eq!(listed, json!([]));
 }
+
+#[tokio::test]
+async fn limits_are_chosen_within_the_operators_and_the_kernel_holds_them() {
+    let control = docker_control().await;
+    let user = control.register("limited@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let too_much =
+        json!({"name": "big", "type": "game", "template": "sample", "limits": {"memoryMb": 1_000_000}});
+    let (status, refused) = control.call("POST", "/api/servers", token, Some(too_much)).await;
+    assert_eq!((status, &refused["error"]["code"]), (400, &json!("invalid_limits")), "{refused}");
+    assert_eq!(node_resources(&control.node), (Vec::new(), Vec::new()), "nothing was made");
+
+    let body = json!({"name": "small", "type": "game", "template": "sample", "limits": {"memoryMb": 96, "cpus": 0.5, "pids": 64}});
+    let server = create(&control, &user, body).await;
+    assert_eq!(server["limits"], json!({"memoryMb": 96, "cpus": 0.5, "pids": 64, "ioWeight": 500}));
+    let name = container(&control, &server);
+    let host = inspect(&name)["HostConfig"].clone();
+    assert_eq!(
+        (host["Memory"].as_i64(), host["NanoCpus"].as_i64(), host["PidsLimit"].as_i64()),
+        (Some((96 * 115 / 100) << 20), Some(500_000_000), Some(64))
+    );
+
+    // The owner changes them: applied to the running container at once.
+    let id = server["id"].as_i64().expect("id");
+    let (status, changed) = control
+        .call("PATCH", &format!("/api/servers/{id}/limits"), token, Some(json!({"memoryMb": 128})))
+        .await;
+    assert_eq!((status, &changed["limits"]["memoryMb"]), (200, &json!(128)), "{changed}");
+    assert_eq!(
+        inspect(&name)["HostConfig"]["Memory"].as_i64(),
+        Some((128 * 115 / 100) << 20),
+        "limit + the JVM's overhead"
+    );
+    let (status, _) =
+        control.call("PATCH", &format!("/api/servers/{id}/limits"), token, Some(json!({"cpus": 64.0}))).await;
+    assert_eq!(status, 400);
+
+    // Memory past the limit: the kernel kills the game, and the crash says why.
+    let path = format!("/api/servers/{id}/console/command");
+    let (status, _) = control.call("POST", &path, token, Some(json!({"command": "allocate 1024"}))).await;
+    assert_eq!(status, 202);
+    control
+        .wait_for_status(&user, id, "the crash is classified oom", |s| s["lastCrashClassification"] == "oom")
+        .await;
+}
+
+#[tokio::test]
+async fn servers_outlive_the_control_plane_and_come_back_when_their_container_goes() {
+    let mut control = docker_control().await;
+    let user = control.register("lasting@example.com").await;
+    let server =
+        create(&control, &user, json!({"name": "lasting", "type": "game", "template": "sample"})).await;
+    let id = server["id"].as_i64().expect("id");
+    let name = container(&control, &server);
+    let (_, written) = exec(&name, "echo kept > /var/lib/zlh/server/kept.txt && echo ok");
+    assert_eq!(written, "ok");
+    let started = inspect(&name)["State"]["StartedAt"].clone();
+
+    // A control plane that dies and comes back adopts the running container as it is.
+    control.kill9();
+    control.launch().await;
+    let user = control.login(&user.email, &user.password).await;
+    control
+        .wait_for_status(&user, id, "adopted and running", |s| {
+            s["state"] == "running" && s["unreachable"] == false
+        })
+        .await;
+    assert_eq!(inspect(&name)["State"]["StartedAt"], started, "the same container, never restarted");
+
+    // A container removed behind our back is made again from its spec, with its data.
+    docker(&["rm", "-f", &name]);
+    eventually("the container is made again", std::time::Duration::from_secs(30), || async {
+        docker(&["inspect", &name]).0.then_some(())
+    })
+    .await;
+    control
+        .wait_for_status(&user, id, "running again", |s| s["state"] == "running" && s["unreachable"] == false)
+        .await;
+    let (_, kept) = exec(&name, "cat /var/lib/zlh/server/kept.txt");
+    assert_eq!(kept, "kept");
+    let port = server["ports"][0]["port"].as_u64().expect("port") as u16;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "players reach it on the same port");
+}

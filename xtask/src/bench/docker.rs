@@ -1,0 +1,104 @@
+//! Servers in containers against servers as local processes: create-to-ready time, the idle
+//! memory of one server, and 50 idle servers on one node (their memory, and what polling them
+//! costs the control plane).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane, procs};
+
+use super::{median_p90, print_table, proc_status_mib};
+
+const CREATES: usize = 10;
+const IDLE_SERVERS: usize = 50;
+
+async fn create(control: &TestControlPlane, user: &ApiUser, name: &str) -> anyhow::Result<Value> {
+    let body =
+        json!({"name": name, "type": "game", "template": "sample", "limits": {"memoryMb": 256, "cpus": 0.5}});
+    let (status, server) = control.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
+    anyhow::ensure!(status == 201, "create: {server}");
+    Ok(server)
+}
+
+/// Memory of a server: its container's cgroup (docker), or its processes' RSS (local).
+fn server_mib(control: &TestControlPlane, server: &Value) -> f64 {
+    if control.docker {
+        let name = format!("zlh-{}-{}", control.node, server["id"]);
+        let (_, id) = zlh_testkit::docker::docker(&["inspect", "--format", "{{.Id}}", &name]);
+        let usage =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/memory/docker/{id}/memory.usage_in_bytes"))
+                .ok()
+                .and_then(|text| text.trim().parse::<f64>().ok());
+        let cache = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/docker/{id}/memory.stat"))
+            .ok()
+            .and_then(|text| text.lines().find_map(|l| l.strip_prefix("total_cache ")?.parse::<f64>().ok()));
+        usage.map_or(f64::NAN, |usage| (usage - cache.unwrap_or(0.0)) / (1 << 20) as f64)
+    } else {
+        let dir = control.data.path().join(format!("servers/{}", server["id"]));
+        procs::processes_under(&dir).into_iter().map(|pid| proc_status_mib(pid, "VmRSS")).sum()
+    }
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
+    crate::docker::prepare(&crate::workspace().join("target"))?;
+    let mut rows = Vec::new();
+    for driver in ["local", "docker"] {
+        let spec = ControlSpec {
+            driver,
+            poll_interval: "5s".into(),
+            provision_timeout: "60s".into(),
+            ..ControlSpec::default()
+        };
+        let control = TestControlPlane::start(zlh, &spec).await;
+        let user = control.register(&format!("bench-{driver}@example.com")).await;
+        let mut times = Vec::new();
+        let mut servers = Vec::new();
+        for i in 0..CREATES {
+            let began = Instant::now();
+            servers.push(create(&control, &user, &format!("s{i}")).await?);
+            times.push(began.elapsed().as_secs_f64() * 1000.0);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let one = server_mib(&control, &servers[0]);
+        for i in CREATES..IDLE_SERVERS {
+            servers.push(create(&control, &user, &format!("s{i}")).await?);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let all: f64 = servers.iter().map(|s| server_mib(&control, s)).sum();
+        let before = cpu_seconds(control.pid());
+        let window = Duration::from_secs(20);
+        tokio::time::sleep(window).await;
+        let cpu = (cpu_seconds(control.pid()) - before) / window.as_secs_f64() * 100.0;
+        let rss = proc_status_mib(control.pid(), "VmRSS");
+        let (median, p90) = median_p90(times);
+        rows.push(vec![
+            driver.to_owned(),
+            format!("{median:.0} ms / {p90:.0} ms"),
+            format!("{one:.1} MiB"),
+            format!("{all:.0} MiB"),
+            format!("{cpu:.1} % / {rss:.0} MiB"),
+        ]);
+    }
+    print_table(
+        "Servers as containers (docker) and as local processes (release build, sample game, poll every 5 s)",
+        &[
+            "driver",
+            "create → ready, median / p90",
+            "one idle server (agent + holder + game)",
+            &format!("{IDLE_SERVERS} idle servers"),
+            &format!("control plane with {IDLE_SERVERS}: CPU / RSS"),
+        ],
+        &rows,
+    );
+    Ok(())
+}
