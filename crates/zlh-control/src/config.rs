@@ -27,6 +27,7 @@ pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
         "node",
         "driver",
         "docker",
+        "metrics",
     ],
     free_form_maps: &[],
 };
@@ -64,6 +65,9 @@ pub struct ControlConfig {
     /// The `docker` driver.
     #[serde(default)]
     pub docker: DockerConfig,
+    /// `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The `local` driver.
     #[serde(default)]
     pub local_driver: LocalDriverConfig,
@@ -215,6 +219,16 @@ impl Default for ProvisioningConfig {
     fn default() -> Self {
         ProvisioningConfig { timeout: default_provision_timeout() }
     }
+}
+
+/// `/metrics`: off unless a token is configured, which scrapers send as a bearer token (the
+/// numbers describe every customer's servers).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The bearer token scrapers send.
+    #[serde(default, deserialize_with = "lenient_optional_secret")]
+    pub token: Option<Secret>,
 }
 
 /// Where new servers run.
@@ -409,6 +423,11 @@ pub struct LocalDriverConfig {
     /// Extra game templates (`*.toml`); defaults to `templates/` in the data directory.
     #[serde(default)]
     pub templates_dir: Option<PathBuf>,
+    /// Let customers (not only admins) create dev servers on this driver. A dev server's
+    /// console is a shell of this machine's user, which can read every other server and the
+    /// control plane's secrets: only for an operator who trusts every account.
+    #[serde(default)]
+    pub customer_dev_servers: bool,
 }
 
 /// The console WebSocket proxy.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use zlh_proto::agent::GameState;
 use zlh_proto::agent_config::DevSection;
-use zlh_proto::api::{CreateServer, Lifecycle, LimitsRequest, ResourceLimits, ServerKind};
+use zlh_proto::api::{CreateServer, Lifecycle, LimitsRequest, ResourceLimits, Role, ServerKind};
 use zlh_proto::catalog::Kind;
 use zlh_proto::time::now_ms;
 
@@ -56,6 +56,9 @@ pub enum ProvisionError {
     /// Limits outside what the operator allows.
     #[error("{0}")]
     Limits(String),
+    /// Something only an admin may create.
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -79,6 +82,7 @@ pub(crate) async fn create(
     owner: &User,
     request: &CreateServer,
 ) -> Result<Server, ProvisionError> {
+    permitted(control, owner, request)?;
     let plan = control.templates.plan_for(request)?;
     let asked = request.limits.unwrap_or_default();
     let limits =
@@ -125,6 +129,28 @@ pub(crate) async fn create(
     });
     task.await.map_err(|_| ProvisionError::Aborted)??;
     control.store.server(id).await?.ok_or(ProvisionError::Aborted)
+}
+
+/// Whether `owner` may create what `request` asks for. A customer's server runs what a template
+/// says, never a command of their own: that is for admins (`custom`). On the local driver a dev
+/// server's shell is this machine's user, so only admins get one (unless the operator says
+/// otherwise).
+fn permitted(control: &ControlPlane, owner: &User, request: &CreateServer) -> Result<(), ProvisionError> {
+    if owner.role == Role::Admin {
+        return Ok(());
+    }
+    if request.kind == ServerKind::Game && request.template.as_deref() == Some(crate::templates::CUSTOM) {
+        return Err(ProvisionError::Forbidden(
+            "only an admin can create a server with its own command (custom); pick a template".into(),
+        ));
+    }
+    let local = control.config.driver == crate::config::DriverKind::Local;
+    if request.kind == ServerKind::Dev && local && !control.config.local_driver.customer_dev_servers {
+        return Err(ProvisionError::Forbidden(
+            "dev servers on this host run as its own user, so only an admin can create them".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The `[dev]` section of a dev server's agent, with the runtime version resolved, after

@@ -20,7 +20,8 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("sample", include_str!("../templates/sample.toml")),
 ];
 const DEV_SHELL: &str = include_str!("../templates/dev-shell.toml");
-const CUSTOM: &str = "custom";
+/// The template whose command comes from the request (admins only).
+pub const CUSTOM: &str = "custom";
 
 /// The longest command a custom template may have, in arguments and bytes per argument.
 const MAX_ARGS: usize = 256;

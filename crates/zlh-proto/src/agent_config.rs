@@ -230,6 +230,10 @@ pub struct DevSection {
     /// code-server's port (the control plane's proxy is the only door).
     #[serde(default = "default_code_server_port")]
     pub code_server_port: u16,
+    /// The address code-server listens on: loopback, unless the agent runs in a container
+    /// whose published port is the proxy's way in (then every interface of the container).
+    #[serde(default = "default_code_server_host")]
+    pub code_server_host: String,
     /// The user shells and code-server run as, when the agent runs as root in a container.
     #[serde(default = "default_dev_user")]
     pub user: String,
@@ -248,6 +252,7 @@ impl DevSection {
             code_server: false,
             code_server_version: None,
             code_server_port: default_code_server_port(),
+            code_server_host: default_code_server_host(),
             user: default_dev_user(),
             workspace: default_workspace(),
         }
@@ -271,6 +276,9 @@ fn default_quiesce_timeout() -> Duration {
 }
 fn default_code_server_port() -> u16 {
     6000
+}
+fn default_code_server_host() -> String {
+    "127.0.0.1".into()
 }
 fn default_dev_user() -> String {
     "dev".into()

@@ -16,6 +16,10 @@ use crate::agent::GameState;
 /// Length of the offset header of a binary output frame.
 pub const OUTPUT_HEADER_LEN: usize = 8;
 
+/// The largest message a viewer may send (keystrokes, a pasted block, a resize); a larger one
+/// ends that viewer's connection, and only its own.
+pub const MAX_VIEWER_MESSAGE: usize = 64 * 1024;
+
 /// Encodes an output frame: the offset of the first byte, then the bytes.
 pub fn encode_output(offset: u64, data: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(OUTPUT_HEADER_LEN + data.len());

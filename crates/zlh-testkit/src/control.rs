@@ -291,6 +291,28 @@ impl TestControlPlane {
         session_user(&body, password)
     }
 
+    /// The pid of a local server's game (answers never show it), from `/proc`.
+    pub fn game_pid(&self, server_id: i64) -> u32 {
+        let dir = self.data.path().join(format!("servers/{server_id}"));
+        procs::processes_under(&dir)
+            .into_iter()
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("sample-game"))
+            })
+            .expect("the server's game runs")
+    }
+
+    /// Creates an admin account (through `zlh admin`) and signs it in.
+    pub async fn register_admin(&self, email: &str) -> ApiUser {
+        let password = format!("pw-{}", crate::random_hex(8));
+        self.admin(
+            &["create-user", "--email", email, "--admin", "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        self.login(email, &password).await
+    }
+
     /// Signs in.
     pub async fn login(&self, email: &str, password: &str) -> ApiUser {
         let (status, body) = self

@@ -1,6 +1,8 @@
 //! code-server: installed from the artifact store into `/opt/zlh/services/code-server`,
-//! started with `--bind-addr 0.0.0.0:<port> --auth none --disable-telemetry` (the control
-//! plane's proxy is the only door), kept running while wanted.
+//! started with `--bind-addr <host>:<port> --auth none --disable-telemetry`, kept running
+//! while wanted. Without authentication of its own, it must listen where only the control
+//! plane's proxy reaches it: loopback, or inside a container whose port is published only to
+//! the control plane.
 //!
 //! It counts as running once it answers on its port: a code-server that is still loading (it
 //! can take seconds) is not yet an IDE anyone can open.
@@ -33,6 +35,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct CodeServer {
     addons: Arc<PackageStore>,
+    host: String,
     port: u16,
     workspace: PathBuf,
     home: PathBuf,
@@ -49,6 +52,7 @@ impl CodeServer {
     /// A supervisor for the code-server installed in `addons`.
     pub fn new(
         addons: Arc<PackageStore>,
+        host: String,
         port: u16,
         workspace: PathBuf,
         home: PathBuf,
@@ -56,6 +60,7 @@ impl CodeServer {
     ) -> CodeServer {
         CodeServer {
             addons,
+            host,
             port,
             workspace,
             home,
@@ -213,7 +218,7 @@ impl CodeServer {
         let mut command = std::process::Command::new(&launcher);
         command
             .arg("--bind-addr")
-            .arg(format!("0.0.0.0:{}", self.port))
+            .arg(format!("{}:{}", self.host, self.port))
             .args(["--auth", "none", "--disable-telemetry", "--disable-update-check"])
             .arg("--user-data-dir")
             .arg(&data)

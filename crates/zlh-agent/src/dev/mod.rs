@@ -104,6 +104,7 @@ impl DevEnvironment {
             Arc::new(PackageStore::open(config.under_root(Path::new("/opt/zlh/services")), Kind::Addon)?);
         let code_server = Arc::new(CodeServer::new(
             Arc::clone(&addons),
+            dev.code_server_host.clone(),
             dev.code_server_port,
             workspace.clone(),
             home.clone(),

@@ -1,7 +1,6 @@
 //! `/backups`: list, create, restore, delete (see `crate::backup`).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -26,8 +25,12 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<BackupView>>
 /// Starts a backup in the background. The body (JSON, optional) may add exclusions.
 pub(super) async fn create(
     State(state): State<AppState>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    // A list of exclusions: small, whatever a client sends.
+    let body = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
+        ApiError::new(ErrorCode::PayloadTooLarge, "a backup request is at most 64 KiB of JSON")
+    })?;
     let request: BackupRequest = if body.is_empty() {
         BackupRequest::default()
     } else {

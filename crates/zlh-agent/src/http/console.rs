@@ -47,7 +47,8 @@ pub(super) async fn upgrade(
         .into_response();
     };
     let stall_timeout = state.config.console.viewer_stall_timeout;
-    upgrade.on_upgrade(move |socket| async move {
+    let limit = zlh_proto::console::MAX_VIEWER_MESSAGE;
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
         let viewer = Viewer { socket, supervisor: state.supervisor, stall_timeout };
         viewer.serve(query.since, state.shutdown).await;
     })

@@ -112,7 +112,13 @@ pub(super) async fn socket(
     match open(&control, id, query, &headers).await {
         Err(error) => error.into_response(),
         Ok(upstream) => match upgrade {
-            Ok(upgrade) => upgrade.on_upgrade(move |socket| relay(socket, upstream)),
+            Ok(upgrade) => {
+                let limit = zlh_proto::console::MAX_VIEWER_MESSAGE;
+                upgrade
+                    .max_message_size(limit)
+                    .max_frame_size(limit)
+                    .on_upgrade(move |socket| relay(socket, upstream))
+            }
             Err(_) => ApiError::new(
                 ErrorCode::BadRequest,
                 "this route is a WebSocket: connect with an upgrade request",

@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use zlh_http::ApiError;
-use zlh_proto::api::{ServerView, UserView};
+use zlh_proto::api::{ServerStatus, ServerView, UserView};
 use zlh_proto::time::format_ms;
 
 use crate::ControlPlane;
@@ -85,9 +85,30 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn metrics(State(control): State<Arc<ControlPlane>>) -> String {
+/// `GET /metrics`, for a scraper with the configured token; without one configured, there is
+/// no such route.
+async fn metrics(
+    State(control): State<Arc<ControlPlane>>,
+    headers: axum::http::HeaderMap,
+) -> Result<String, ApiError> {
+    let Some(token) = &control.config.metrics.token else {
+        return Err(ApiError::new(zlh_proto::ErrorCode::NotFound, "no such route"));
+    };
+    let sent = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compared as digests: equal lengths, and no early exit on the first differing byte.
+    use sha2::Digest;
+    if sha2::Sha256::digest(sent) != sha2::Sha256::digest(token.expose()) {
+        return Err(ApiError::new(
+            zlh_proto::ErrorCode::Unauthorized,
+            "send the metrics token: Authorization: Bearer <token>",
+        ));
+    }
     let counts = control.cache.count_by_state().await;
-    control.metrics.render(&counts)
+    Ok(control.metrics.render(&counts))
 }
 
 fn user_view(user: &User) -> UserView {
@@ -98,6 +119,20 @@ fn user_view(user: &User) -> UserView {
         created_at: format_ms(user.created_at_ms),
         suspended: user.suspended_at_ms.is_some(),
     }
+}
+
+/// A status as a browser may see it: no process ids of the host, and paths as they are inside
+/// the server.
+fn shown(control: &ControlPlane, server: &Server, mut status: ServerStatus) -> ServerStatus {
+    if let Some(detail) = &mut status.detail {
+        detail.pid = None;
+        detail.agent.pid = 0;
+        let driver = control.drivers.by_name(&server.driver);
+        for path in [&mut detail.server_root, &mut detail.workspace_root].into_iter().flatten() {
+            *path = driver.shown_path(server.id, path);
+        }
+    }
+    status
 }
 
 async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<ServerView>, ApiError> {
@@ -123,7 +158,11 @@ async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<
                 owner_id: server.owner_id,
                 created_at: format_ms(server.created_at_ms),
                 lifecycle: server.lifecycle,
-                status: statuses.remove(&server.id).unwrap_or_else(crate::cache::waiting),
+                status: shown(
+                    control,
+                    server,
+                    statuses.remove(&server.id).unwrap_or_else(crate::cache::waiting),
+                ),
                 ports: ports.map(|p| p.ports).unwrap_or_default(),
                 address,
                 limits: server.limits,

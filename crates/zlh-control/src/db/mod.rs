@@ -247,6 +247,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>>;
     /// Removes a server row.
     async fn delete_server(&self, server_id: i64) -> StoreResult<()>;
+    /// Marks an IDE link spent: `false` if it was already (spent links are kept until they
+    /// expire; expired ones are forgotten here).
+    async fn spend_link(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
     /// Records a server's new limits.
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()>;
     /// Records a node (or updates its address and port range); returns it.

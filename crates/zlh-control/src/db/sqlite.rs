@@ -144,6 +144,12 @@ impl Store for SqliteStore {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        // A reset link sent before the change opens nothing after it.
+        sqlx::query("UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+            .bind(now_ms)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -290,12 +296,19 @@ impl Store for SqliteStore {
         user_id: i64,
         expires_ms: i64,
     ) -> StoreResult<()> {
+        // Only the newest link works: asking again ends the ones before.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
             .bind(token_hash)
             .bind(user_id)
             .bind(expires_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -376,6 +389,16 @@ impl Store for SqliteStore {
     async fn delete_server(&self, server_id: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM servers WHERE id = ?").bind(server_id).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn spend_link(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+        sqlx::query("DELETE FROM used_links WHERE expires_at <= ?").bind(now).execute(&self.pool).await?;
+        let inserted = sqlx::query("INSERT OR IGNORE INTO used_links (jti, expires_at) VALUES (?, ?)")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(inserted.rows_affected() == 1)
     }
 
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()> {
@@ -554,6 +577,12 @@ mod tests {
         store.create_password_reset(b"r2", user.id, 100).await.expect("reset");
         assert_eq!(store.use_password_reset(b"r2", 50).await.expect("use"), Some(user.id));
         assert_eq!(store.use_password_reset(b"r2", 60).await.expect("again"), None, "single use");
+        // Asking again ends the link before; changing the password ends every link.
+        store.create_password_reset(b"r3", user.id, 100).await.expect("reset");
+        store.create_password_reset(b"r4", user.id, 100).await.expect("reset");
+        assert_eq!(store.use_password_reset(b"r3", 50).await.expect("use"), None, "superseded");
+        store.set_password(user.id, "new hash", 60).await.expect("change");
+        assert_eq!(store.use_password_reset(b"r4", 70).await.expect("use"), None, "ended by the change");
     }
 
     #[tokio::test]

@@ -494,6 +494,8 @@ impl Driver for DockerDriver {
         let mut dev = spec.dev.clone();
         if let Some(dev) = &mut dev {
             dev.code_server_port = CODE_SERVER_PORT;
+            // Inside the container's own network namespace; published only on the agent address.
+            dev.code_server_host = "0.0.0.0".into();
             dev.workspace = PathBuf::from(format!("{DATA_DIR}/home/workspace"));
         }
         let mut backups = toml::Table::new();

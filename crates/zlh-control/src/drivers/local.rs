@@ -266,6 +266,13 @@ impl Driver for LocalDriver {
         Ok(endpoint)
     }
 
+    fn shown_path(&self, server_id: i64, path: &str) -> String {
+        match Path::new(path).strip_prefix(self.dir(server_id).join("root")) {
+            Ok(inside) => format!("/{}", inside.display()),
+            Err(_) => path.to_owned(),
+        }
+    }
+
     async fn revive(&self, server_id: i64) -> Result<bool, DriverError> {
         let endpoint = self.endpoint(server_id)?;
         if let Some(pid) = self.running_agent(server_id) {

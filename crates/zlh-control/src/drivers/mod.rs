@@ -94,6 +94,11 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Removes everything the driver created for the server: after a graceful stop of the
     /// game, or at once (`Teardown::Immediate`, for servers that never became ready).
     async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError>;
+    /// A path inside a server as its owner sees it (the local driver's servers live under the
+    /// control plane's data directory, which no answer may show).
+    fn shown_path(&self, _server_id: i64, path: &str) -> String {
+        path.to_owned()
+    }
     /// Whether the kernel holds its servers to their limits (containers do, processes of the
     /// control plane's machine do not).
     fn enforces_limits(&self) -> bool {

@@ -33,6 +33,7 @@ use crate::ControlPlane;
 use crate::access::{CurrentUser, ServerId};
 use crate::auth::random_token;
 use crate::auth::tokens::{Claims, TokenKind, TokenSigner};
+use crate::db::Store;
 
 /// The IDE's routes: links (`/api/dev/{id}/ide-token`) and the path form.
 pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
@@ -83,8 +84,6 @@ const SESSION_CACHE_SIZE: usize = 10_000;
 #[derive(Debug)]
 pub struct Ide {
     signer: TokenSigner,
-    /// Ids of link tokens already used, with their expiry.
-    used: Mutex<HashMap<String, u64>>,
     /// Recently verified cookies: cookie → (server, code-server address, when verified).
     sessions: Mutex<HashMap<String, (i64, String, Instant)>>,
     proxy: proxy::IdeProxy,
@@ -107,7 +106,6 @@ impl Ide {
         let public = config.public_url();
         Ide {
             signer,
-            used: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             proxy: proxy::IdeProxy::default(),
             host_suffix: config.ide_host_suffix(),
@@ -144,8 +142,9 @@ impl Ide {
         })
     }
 
-    /// Spends a link token: valid, for this server, not used before.
-    fn redeem(&self, token: &str, server_id: i64) -> Result<Claims, ApiError> {
+    /// Spends a link token: valid, for this server, and never used before (the store keeps
+    /// spent links until they expire, across restarts).
+    async fn redeem(&self, store: &dyn Store, token: &str, server_id: i64) -> Result<Claims, ApiError> {
         let claims = self.signer.verify(token, TokenKind::IdeLink, now_secs()).map_err(|e| match e {
             crate::auth::tokens::TokenError::Expired => ApiError::new(
                 ErrorCode::TokenExpired,
@@ -162,10 +161,8 @@ impl Ide {
         if vmid != server_id {
             return Err(ApiError::new(ErrorCode::TokenInvalid, "this IDE link is for another server"));
         }
-        let now = now_secs();
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.retain(|_, exp| *exp > now);
-        if used.insert(jti, claims.exp).is_some() {
+        let fresh = store.spend_link(&jti, claims.exp as i64, now_secs() as i64).await?;
+        if !fresh {
             return Err(ApiError::new(
                 ErrorCode::TokenReused,
                 "this IDE link was already used; open the IDE again from the portal",
@@ -261,7 +258,7 @@ async fn serve(
         return Ok(redirect(&cookie_path));
     }
     if let Some(token) = query_param(request.uri().query(), "token") {
-        let claims = control.ide.redeem(token, server_id)?;
+        let claims = control.ide.redeem(control.store.as_ref(), token, server_id).await?;
         let user_id: i64 = claims
             .sub
             .parse()
@@ -396,16 +393,32 @@ mod tests {
         assert_eq!(hosted_server("127.0.0.1:8080", "localhost"), None);
     }
 
-    #[test]
-    fn link_tokens_are_single_use_and_bound_to_their_server() {
+    #[tokio::test]
+    async fn link_tokens_are_single_use_even_across_restarts_and_bound_to_their_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("zlh.db").display().to_string();
+        let store = crate::db::SqliteStore::open(&database).await.expect("store");
         let config = crate::ControlConfig::load("", Vec::new()).expect("config");
         let ide = Ide::new(TokenSigner::new(zlh_proto::Secret::new("ide-key")), &config);
         let token = ide.issue(1, 101, Duration::from_secs(60));
-        assert_eq!(ide.redeem(&token, 102).expect_err("wrong server").code, ErrorCode::TokenInvalid);
-        assert!(ide.redeem(&token, 101).is_ok());
-        assert_eq!(ide.redeem(&token, 101).expect_err("reused").code, ErrorCode::TokenReused);
+        let redeem = async |ide: &Ide, store: &dyn Store, token: &str, id| ide.redeem(store, token, id).await;
+        assert_eq!(
+            redeem(&ide, &store, &token, 102).await.expect_err("wrong server").code,
+            ErrorCode::TokenInvalid
+        );
+        assert!(redeem(&ide, &store, &token, 101).await.is_ok());
+        assert_eq!(redeem(&ide, &store, &token, 101).await.expect_err("reused").code, ErrorCode::TokenReused);
+        // A control plane started again on the same database remembers it.
+        drop(store);
+        let store = crate::db::SqliteStore::open(&database).await.expect("store again");
+        let restarted = Ide::new(TokenSigner::new(zlh_proto::Secret::new("ide-key")), &config);
+        let again = redeem(&restarted, &store, &token, 101).await;
+        assert_eq!(again.expect_err("reused after a restart").code, ErrorCode::TokenReused);
         let other_key = Ide::new(TokenSigner::new(zlh_proto::Secret::new("another-key")), &config);
         let forged = other_key.issue(1, 101, Duration::from_secs(60));
-        assert_eq!(ide.redeem(&forged, 101).expect_err("forged").code, ErrorCode::TokenInvalid);
+        assert_eq!(
+            redeem(&ide, &store, &forged, 101).await.expect_err("forged").code,
+            ErrorCode::TokenInvalid
+        );
     }
 }

@@ -32,8 +32,16 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 /// Headers a client could use to lie about where it came from, or that carry our credentials.
-const NEVER_UPSTREAM: &[&str] =
-    &["authorization", "x-forwarded-host", "forwarded", "x-forwarded-proto", "x-forwarded-for", "x-real-ip"];
+const NEVER_UPSTREAM: &[&str] = &[
+    "authorization",
+    "x-forwarded-host",
+    "forwarded",
+    "x-forwarded-proto",
+    "x-forwarded-for",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+];
 
 /// The proxy's HTTP client (a keep-alive pool per code-server).
 #[derive(Debug, Clone)]

@@ -39,12 +39,24 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         Driver::Local => DriverKind::Local,
         Driver::Docker => DriverKind::Docker,
     };
+    // The local driver isolates nothing: sign-up stays closed unless the operator opens it.
+    let registration_chosen = std::env::var_os("ZLH_AUTH__ALLOW_REGISTRATION").is_some();
+    let closed = config.driver == DriverKind::Local && !registration_chosen;
+    if closed {
+        config.auth.allow_registration = false;
+    }
     super::serve::serve(config, async move |control| {
         let url = control.config().public_url();
         if control.config().driver == DriverKind::Local {
             eprintln!(
                 "\nServers run on the local driver: processes of this machine, as this user, with no \
                  limits. That is for trying ZeroLagHub alone; host customers with --driver docker."
+            );
+        }
+        if closed {
+            eprintln!(
+                "Sign-up is closed (admins create accounts with `zlh admin create-user`). \
+                 ZLH_AUTH__ALLOW_REGISTRATION=true opens it: every account could then run code as this user."
             );
         }
         let email = std::env::var("ZLH_ADMIN_EMAIL").unwrap_or_else(|_| "admin@localhost".into());

@@ -168,3 +168,23 @@ async fn an_upload_that_breaks_off_writes_nothing_and_says_so() {
     let left: Vec<_> = std::fs::read_dir(agent.server_dir()).expect("server dir").flatten().collect();
     assert!(left.is_empty(), "no file and no temporary: {left:?}");
 }
+
+#[tokio::test]
+async fn bodies_and_console_messages_are_bounded() {
+    let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
+    // A backup request is a short list of exclusions, not an upload. (Small enough to sit in
+    // the socket's buffers whole, so the early answer is read rather than a broken pipe.)
+    let huge = vec![b' '; 128 << 10];
+    let answer = agent.request(reqwest::Method::POST, "/backups").body(huge).send().await.expect("backup");
+    assert_eq!(answer.status(), 413);
+    // A viewer sending a message past the limit loses its own connection; others keep theirs.
+    let mut flooder = agent.console(None).await;
+    let mut watcher = agent.console(None).await;
+    flooder.type_keys(&"x".repeat(zlh_proto::console::MAX_VIEWER_MESSAGE + 1)).await;
+    let began = std::time::Instant::now();
+    while flooder.read_frame(crate::SOON).await.is_some() {}
+    assert!(began.elapsed() < crate::SOON, "the agent closed the connection (it did not just go quiet)");
+    agent.start_and_wait().await;
+    watcher.read_until("Done (", crate::SOON).await;
+    assert_eq!(agent.get("/health").await.0, 200);
+}

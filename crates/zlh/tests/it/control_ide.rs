@@ -172,6 +172,8 @@ async fn hosted_links_set_a_host_only_cookie_and_proxy_without_our_credentials()
         .header("authorization", "Bearer must-not-pass")
         .header("x-forwarded-host", "evil.example")
         .header("forwarded", "host=evil.example")
+        .header("x-forwarded-port", "6666")
+        .header("x-forwarded-prefix", "/evil")
         .send()
         .await
         .expect("page");
@@ -185,6 +187,7 @@ async fn hosted_links_set_a_host_only_cookie_and_proxy_without_our_credentials()
     assert_eq!(header("authorization"), None);
     assert_eq!(header("x-forwarded-host"), None);
     assert_eq!(header("forwarded"), None);
+    assert_eq!((header("x-forwarded-port"), header("x-forwarded-prefix")), (None, None));
 
     // Big bodies stream through whole.
     let big = s.http.get(format!("{host}/big")).header("cookie", &session).send().await.expect("big");
@@ -359,7 +362,7 @@ async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
     let control = TestControlPlane::start(zlh(), &spec).await;
     zlh_testkit::browser::publish_dev_artifacts(&control);
 
-    let user = control.register("coder@example.com").await;
+    let user = control.register_admin("coder@example.com").await;
     let (status, runtimes) = control.call("GET", "/api/dev/runtimes", Some(&user.access_token), None).await;
     assert_eq!(
         (status, &runtimes),
@@ -374,6 +377,30 @@ async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
     for field in ["codeServerInstalled", "runtimeInstalled", "devProvisioned", "provisioningComplete"] {
         assert_eq!(detail[field], true, "{field}: {detail}");
     }
+    // code-server has no authentication of its own: it listens on loopback only, where the
+    // proxy reaches it and no other machine does.
+    let agent_toml = std::fs::read_to_string(control.data.path().join(format!("servers/{id}/agent.toml")))
+        .expect("agent.toml");
+    let port: u16 = agent_toml
+        .lines()
+        .find_map(|line| line.strip_prefix("code_server_port = ")?.trim().parse().ok())
+        .expect("code-server's port");
+    let sockets = std::fs::read_to_string("/proc/net/tcp").expect("tcp")
+        + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+    let listening: Vec<&str> = sockets
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[1].ends_with(&format!(":{port:04X}")) && fields[3] == "0A"
+        })
+        .collect();
+    assert!(
+        !listening.is_empty()
+            && listening
+                .iter()
+                .all(|l| l.split_whitespace().nth(1).is_some_and(|a| a.starts_with("0100007F:"))),
+        "code-server must listen on 127.0.0.1 only: {listening:?}"
+    );
     let workspace = control.data.path().join(format!("servers/{id}/root/home/dev/workspace"));
     std::fs::write(workspace.join("ZLH_E2E_README.md"), "# Written by the test\n").expect("workspace file");
 

@@ -22,7 +22,7 @@ async fn a_game_server_lives_its_whole_life_through_the_api() {
     assert_eq!(server["lifecycle"], "ready");
     assert_eq!(server["status"]["state"], "running");
     assert_eq!(server["status"]["ready"], true);
-    let game_pid = server["status"]["detail"]["pid"].as_u64().expect("pid") as u32;
+    let started = server["status"]["detail"]["startedAt"].clone();
 
     let (status, list) = control.call("GET", "/api/servers", token, None).await;
     assert_eq!(status, 200);
@@ -65,7 +65,7 @@ async fn a_game_server_lives_its_whole_life_through_the_api() {
     assert_eq!(status, 202);
     control
         .wait_for_status(&user, id, "restarted", |s| {
-            s["state"] == "running" && s["detail"]["pid"] != game_pid
+            s["state"] == "running" && s["detail"]["startedAt"] != started
         })
         .await;
     let (status, crashes) = control.call("GET", &format!("/api/servers/{id}/crashes"), token, None).await;
@@ -86,7 +86,7 @@ async fn a_game_server_lives_its_whole_life_through_the_api() {
 #[tokio::test]
 async fn a_server_that_cannot_start_is_cleaned_up_and_the_error_says_why() {
     let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
-    let user = control.register("bob@example.com").await;
+    let user = control.register_admin("bob@example.com").await;
     let token = Some(user.access_token.as_str());
     // With a ready line it never prints, it stays `starting` until it gives up (without one it
     // would count as running the moment its process started).
@@ -108,7 +108,7 @@ async fn a_server_that_cannot_start_is_cleaned_up_and_the_error_says_why() {
 async fn a_server_that_never_gets_ready_times_out_and_is_cleaned_up() {
     let spec = ControlSpec { provision_timeout: "1s".into(), ..ControlSpec::default() };
     let control = TestControlPlane::start(zlh(), &spec).await;
-    let user = control.register("cy@example.com").await;
+    let user = control.register_admin("cy@example.com").await;
     let request = json!({"name": "slow", "type": "game", "template": "custom",
         "command": ["/bin/sh", "-c", "echo warming up; exec sleep 60"], "ready_pattern": "never printed"});
     let (status, body) = control.call("POST", "/api/servers", Some(&user.access_token), Some(request)).await;
@@ -123,7 +123,7 @@ async fn a_server_that_never_gets_ready_times_out_and_is_cleaned_up() {
 #[tokio::test]
 async fn create_requests_are_validated() {
     let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
-    let user = control.register("di@example.com").await;
+    let user = control.register_admin("di@example.com").await;
     let token = Some(user.access_token.as_str());
     let cases = [
         (json!({"name": "x", "type": "game", "template": "quake"}), 400, "unknown_template"),
@@ -206,8 +206,41 @@ async fn zlh_up_serves_the_portal_and_prints_the_first_admin_once() {
     let login = json!({"email": email, "password": password});
     let signed_in = http.post(format!("{url}/api/auth/login")).json(&login).send().await.expect("login");
     assert_eq!(signed_in.status(), 200);
+    // The local driver isolates nothing: sign-up is closed, and `zlh up` said so.
+    let register = json!({"email": "visitor@example.com", "password": "a long enough passphrase"});
+    let (status, body) = {
+        let answer =
+            http.post(format!("{url}/api/auth/register")).json(&register).send().await.expect("register");
+        (answer.status().as_u16(), answer.json::<serde_json::Value>().await.expect("json"))
+    };
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("registration_disabled")), "{body}");
     let printed = before + &stop(second, said).await;
     assert!(!printed.contains("password") && !printed.contains(&password), "{printed}");
+    assert!(printed.contains("Sign-up is closed"), "{printed}");
+}
+
+#[tokio::test]
+async fn customers_run_templates_never_commands_or_shells_of_this_machine() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let customer = control.register("customer@example.com").await;
+    let token = Some(customer.access_token.as_str());
+    let attempts = [
+        json!({"name": "x", "type": "game", "template": "custom", "command": ["/bin/sh", "-c", "cat /etc/shadow"]}),
+        json!({"name": "x", "type": "dev"}),
+    ];
+    for request in attempts {
+        let (status, body) = control.call("POST", "/api/servers", token, Some(request.clone())).await;
+        assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")), "{request}: {body}");
+    }
+    let (_, list) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!(list, json!([]));
+    assert!(control.server_processes().is_empty());
+    // Templates are for everyone; what they see of it names nothing of the host.
+    let server = control.create_sample_server(&customer, "allowed").await;
+    let detail = &server["status"]["detail"];
+    assert_eq!((&detail["pid"], &detail["agent"]["pid"]), (&json!(null), &json!(0)), "{detail}");
+    assert_eq!(detail["serverRoot"], "/opt/zlh/server", "the path inside the server, not the host's");
+    assert!(!server.to_string().contains(&control.data.path().display().to_string()), "{server}");
 }
 
 #[tokio::test]

@@ -22,7 +22,8 @@ async fn a_dead_agent_turns_unreachable_within_two_polls_and_comes_back() {
     let user = control.register("kim@example.com").await;
     let server = control.create_sample_server(&user, "Sturdy").await;
     let id = server["id"].as_i64().expect("id");
-    let game_pid = server["status"]["detail"]["pid"].as_u64().expect("pid");
+    let game_pid = control.game_pid(id);
+    let started = server["status"]["detail"]["startedAt"].clone();
     control.wait_for_status(&user, id, "a heartbeat", |s| s["lastSeen"].is_string()).await;
 
     procs::kill9(agent_pid(&control, id));
@@ -43,8 +44,8 @@ async fn a_dead_agent_turns_unreachable_within_two_polls_and_comes_back() {
     let back = control
         .wait_for_status(&user, id, "back", |s| s["unreachable"] == false && s["state"] == "running")
         .await;
-    assert_eq!(back["detail"]["pid"], game_pid);
-    assert!(procs::is_alive(game_pid as u32));
+    assert_eq!(back["detail"]["startedAt"], started, "the same run of the game");
+    assert_eq!(control.game_pid(id), game_pid);
 }
 
 #[tokio::test]
@@ -53,11 +54,11 @@ async fn restarting_the_control_plane_stops_no_server() {
     let user = control.register("lee@example.com").await;
     let server = control.create_sample_server(&user, "Forever").await;
     let id = server["id"].as_i64().expect("id");
-    let game_pid = server["status"]["detail"]["pid"].as_u64().expect("pid");
+    let game_pid = control.game_pid(id);
     let agent = agent_pid(&control, id);
 
     control.kill9();
-    assert!(procs::is_alive(agent) && procs::is_alive(game_pid as u32));
+    assert!(procs::is_alive(agent) && procs::is_alive(game_pid));
     control.launch().await;
 
     // Same tokens (the signing key persisted), same server, same processes, fresh status.
@@ -68,7 +69,8 @@ async fn restarting_the_control_plane_stops_no_server() {
         })
         .await;
     assert_eq!(status["state"], "running");
-    assert_eq!(status["detail"]["pid"], game_pid);
+    assert_eq!(control.game_pid(id), game_pid);
+    assert_eq!(status["detail"]["startedAt"], server["status"]["detail"]["startedAt"]);
     assert_eq!(agent_pid(&control, id), agent, "adopted, not restarted");
     let mut console = control.console(&user, id, None).await;
     console.read_until("Done (", SOON).await;
@@ -131,22 +133,32 @@ async fn agent_addresses_and_secrets_reach_no_browser_and_no_log() {
 
 #[tokio::test]
 async fn metrics_and_the_api_document_are_served() {
-    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let spec = ControlSpec {
+        extra_toml: "[metrics]\ntoken = \"scraper-token-0123\"\n".into(),
+        ..ControlSpec::default()
+    };
+    let control = TestControlPlane::start(zlh(), &spec).await;
     let user = control.register("ned@example.com").await;
     let server = control.create_sample_server(&user, "Measured").await;
     let id = server["id"].as_i64().expect("id");
     control.wait_for_status(&user, id, "a heartbeat", |s| s["lastSeen"].is_string()).await;
     control.call("GET", "/api/servers/999/status", Some(&user.access_token), None).await;
 
-    let metrics = control
-        .http
-        .get(format!("{}/metrics", control.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    // Only a scraper with the token reads them: not the public, not a customer.
+    let scrape = async |token: &str| {
+        let answer = control
+            .http
+            .get(format!("{}/metrics", control.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("metrics");
+        (answer.status().as_u16(), answer.text().await.expect("text"))
+    };
+    assert_eq!(scrape("wrong").await.0, 401);
+    assert_eq!(scrape(&user.access_token).await.0, 401);
+    let (status, metrics) = scrape("scraper-token-0123").await;
+    assert_eq!(status, 200);
     assert!(
         metrics.contains(r#"zlh_http_requests_total{method="POST",route="/api/servers",status="201"} 1"#),
         "{metrics}"
@@ -154,6 +166,7 @@ async fn metrics_and_the_api_document_are_served() {
     assert!(metrics.contains(r#"route="/api/servers/{id}/status",status="404""#), "{metrics}");
     assert!(metrics.contains(r#"zlh_agents{state="running"} 1"#), "{metrics}");
     assert!(metrics.contains("zlh_agent_poll_seconds_bucket"), "{metrics}");
+    assert!(!metrics.contains("scraper-token"), "the token is never shown");
 
     let (status, document) = control.call("GET", "/api/openapi.json", None, None).await;
     assert_eq!(status, 200);
@@ -163,4 +176,11 @@ async fn metrics_and_the_api_document_are_served() {
         "schemas come from the handlers' types"
     );
     assert!(document["paths"]["/api/servers/{id}/start"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn metrics_are_off_until_the_operator_sets_a_token() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let answer = control.http.get(format!("{}/metrics", control.url)).send().await.expect("metrics");
+    assert_eq!(answer.status(), 404);
 }

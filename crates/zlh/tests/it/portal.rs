@@ -11,10 +11,12 @@ use crate::zlh;
 
 #[tokio::test]
 async fn a_customer_does_everything_in_a_real_browser() {
-    // Crashed servers stay crashed (no automatic restart) so the page can show it.
+    // Crashed servers stay crashed (no automatic restart) so the page can show it. The customer
+    // gets a dev server on the local driver because this operator says so.
     let spec = ControlSpec {
         provision_timeout: "240s".into(),
         agent_defaults: "[recovery]\nbackoff = [\"1h\"]\nmax_consecutive_crashes = 3\n".into(),
+        extra_toml: "[local_driver]\ncustomer_dev_servers = true\n".into(),
         ..ControlSpec::default()
     };
     let mut control = TestControlPlane::prepare(zlh(), &spec);
