@@ -80,12 +80,31 @@ pub fn clean(path: &str) -> Result<PathBuf, FileError> {
     let mut clean = PathBuf::new();
     for component in raw.components() {
         match component {
+            Component::Normal(name) if name.len() > MAX_NAME => {
+                return Err(FileError::InvalidPath(format!("a name is at most {MAX_NAME} bytes")));
+            }
             Component::Normal(name) => clean.push(name),
             Component::CurDir => {}
             _ => return Err(FileError::InvalidPath("paths cannot go up with ..".into())),
         }
     }
     Ok(clean)
+}
+
+/// The longest file name (Linux's limit for one path component).
+const MAX_NAME: usize = 255;
+
+/// `clean`, for a path about to be created: its name must also be one people can type and
+/// download again (no newline, tab or other control character).
+pub fn clean_new(path: &str) -> Result<PathBuf, FileError> {
+    let path = clean(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if name.chars().any(char::is_control) {
+        return Err(FileError::InvalidPath(
+            "names cannot contain control characters (newlines, tabs)".into(),
+        ));
+    }
+    Ok(path)
 }
 
 fn or_dot(path: &Path) -> &Path {
@@ -186,16 +205,15 @@ impl Files {
     /// A temporary file beside `path` and its name; `commit_upload` renames it into place.
     pub fn begin_upload(&self, path: &str) -> Result<Upload, FileError> {
         let root = self.dir()?;
-        let path = clean(path)?;
-        let name = path.file_name().ok_or_else(|| FileError::InvalidPath("a file needs a name".into()))?;
+        let path = clean_new(path)?;
+        if path.file_name().is_none() {
+            return Err(FileError::InvalidPath("a file needs a name".into()));
+        }
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut bytes = [0u8; 8];
         let _ = getrandom::fill(&mut bytes);
-        let temporary = parent.join(format!(
-            "{UPLOAD_PREFIX}{:016x}-{}",
-            u64::from_le_bytes(bytes),
-            name.to_string_lossy()
-        ));
+        // Short whatever the name: a name near the 255-byte limit still gets its temporary.
+        let temporary = parent.join(format!("{UPLOAD_PREFIX}{:016x}", u64::from_le_bytes(bytes)));
         let file = root.open_with(&temporary, OpenOptions::new().write(true).create_new(true))?;
         if let Some((uid, gid)) = self.owner.filter(|(uid, _)| *uid != rustix::process::geteuid().as_raw()) {
             // On the open file: no path to race with.
@@ -267,13 +285,13 @@ impl Files {
     /// Creates a directory (and its parents).
     pub fn mkdir(&self, path: &str) -> Result<(), FileError> {
         let root = self.dir()?;
-        Ok(root.create_dir_all(clean(path)?)?)
+        Ok(root.create_dir_all(clean_new(path)?)?)
     }
 
     /// Renames (moves) within the directory; the target must not exist.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), FileError> {
         let root = self.dir()?;
-        let (from, to) = (clean(from)?, clean(to)?);
+        let (from, to) = (clean(from)?, clean_new(to)?);
         if root.symlink_metadata(&to).is_ok() {
             return Err(FileError::Exists);
         }
@@ -284,7 +302,7 @@ impl Files {
     /// symlinks.
     pub fn copy(&self, from: &str, to: &str) -> Result<(), FileError> {
         let root = self.dir()?;
-        let (from, to) = (clean(from)?, clean(to)?);
+        let (from, to) = (clean(from)?, clean_new(to)?);
         if root.symlink_metadata(&to).is_ok() {
             return Err(FileError::Exists);
         }

@@ -154,11 +154,13 @@ pub struct AuthConfig {
     /// Signing key for tokens; generated into the data directory when absent.
     #[serde(default, deserialize_with = "lenient_optional_secret")]
     pub token_secret: Option<Secret>,
-    /// Failed sign-ins allowed per email address (and ten times that per client address)
-    /// within `failed_login_window`.
+    /// Failed sign-ins of an account from one address that cost nothing within
+    /// `failed_login_window` (ten times that per address, and per account from anywhere); after
+    /// them every failure doubles the wait before the next attempt (up to a minute). Nobody is
+    /// locked out.
     #[serde(default = "default_max_failed_logins")]
     pub max_failed_logins: u32,
-    /// The window of `max_failed_logins`.
+    /// How long failures are remembered.
     #[serde(default = "default_failed_login_window", with = "duration")]
     pub failed_login_window: Duration,
 }

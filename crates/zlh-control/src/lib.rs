@@ -33,7 +33,7 @@ use zlh_proto::Secret;
 use zlh_proto::api::Role;
 
 use crate::auth::mailer::{Mailer, OutboxMailer};
-use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::rate_limit::Throttle;
 use crate::auth::tokens::TokenSigner;
 use crate::cache::{MemoryCache, StatusCache};
 pub use crate::config::ControlConfig;
@@ -68,8 +68,8 @@ pub struct ControlPlane {
     pub(crate) templates: TemplateCatalog,
     /// Signs access (and IDE) tokens.
     pub(crate) signer: TokenSigner,
-    /// Failed sign-in limits.
-    pub(crate) limiter: LoginLimiter,
+    /// Growing delays after failed guesses.
+    pub(crate) throttle: Throttle,
     /// Sends password reset messages.
     pub(crate) mailer: Arc<dyn Mailer>,
     /// Prometheus metrics.
@@ -171,7 +171,7 @@ impl ControlPlane {
             config.local_driver.templates_dir.clone().unwrap_or_else(|| config.data_dir.join("templates"));
         let control = Arc::new(ControlPlane {
             templates: TemplateCatalog::load(Some(&templates_dir)),
-            limiter: LoginLimiter::new(config.auth.failed_login_window),
+            throttle: Throttle::new(config.auth.failed_login_window),
             mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
             tickets: api::TicketBook::new(config.console.ticket_ttl),
             agent_http: RemoteAgent::client(),

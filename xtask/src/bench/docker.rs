@@ -21,23 +21,18 @@ async fn create(control: &TestControlPlane, user: &ApiUser, name: &str) -> anyho
     Ok(server)
 }
 
-/// Memory of a server: its container's cgroup (docker), or its processes' RSS (local).
+/// Memory of a server: the resident memory of its processes (agent, holder, game; for docker
+/// also init), summed alike for both drivers (shared pages of the one `zlh` binary counted in
+/// each process, as `ps` would).
 fn server_mib(control: &TestControlPlane, server: &Value) -> f64 {
-    if control.docker {
+    let pids: Vec<u32> = if control.docker {
         let name = format!("zlh-{}-{}", control.node, server["id"]);
-        let (_, id) = zlh_testkit::docker::docker(&["inspect", "--format", "{{.Id}}", &name]);
-        let usage =
-            std::fs::read_to_string(format!("/sys/fs/cgroup/memory/docker/{id}/memory.usage_in_bytes"))
-                .ok()
-                .and_then(|text| text.trim().parse::<f64>().ok());
-        let cache = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/docker/{id}/memory.stat"))
-            .ok()
-            .and_then(|text| text.lines().find_map(|l| l.strip_prefix("total_cache ")?.parse::<f64>().ok()));
-        usage.map_or(f64::NAN, |usage| (usage - cache.unwrap_or(0.0)) / (1 << 20) as f64)
+        let (_, listed) = zlh_testkit::docker::docker(&["top", &name, "-eo", "pid"]);
+        listed.lines().skip(1).filter_map(|line| line.trim().parse().ok()).collect()
     } else {
-        let dir = control.data.path().join(format!("servers/{}", server["id"]));
-        procs::processes_under(&dir).into_iter().map(|pid| proc_status_mib(pid, "VmRSS")).sum()
-    }
+        procs::processes_under(&control.data.path().join(format!("servers/{}", server["id"])))
+    };
+    pids.into_iter().map(|pid| proc_status_mib(pid, "VmRSS")).sum()
 }
 
 /// CPU seconds (user + system) a process has used.

@@ -85,8 +85,11 @@ pub(super) async fn download(State(state): State<AppState>, query: PathParams) -
         tokio::fs::File::from_std(file),
         256 * 1024,
     ));
-    let name =
-        PathBuf::from(&path).file_name().map(|n| n.to_string_lossy().replace('"', "")).unwrap_or_default();
+    // A name the game wrote may hold anything: the header keeps what a header may.
+    let name = PathBuf::from(&path)
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().filter(|c| !c.is_control() && *c != '"').collect::<String>())
+        .unwrap_or_default();
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),

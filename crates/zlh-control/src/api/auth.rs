@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -19,6 +19,7 @@ use super::user_view;
 use crate::ControlPlane;
 use crate::access::CurrentUser;
 use crate::auth::mailer::Message;
+use crate::auth::rate_limit::Rule;
 use crate::auth::tokens::Claims;
 use crate::auth::{passwords, random_token, token_hash};
 use crate::db::{RefreshOutcome, StoreError, User};
@@ -104,11 +105,13 @@ pub(super) async fn register(
     Ok((StatusCode::CREATED, Json(issue_session(&control, &user).await?)))
 }
 
-fn rate_limited(retry_after: std::time::Duration) -> Response {
+fn rate_limited(retry_after: Duration) -> Response {
+    // Whole seconds, rounded up: a client that waits what it is told is let through.
+    let seconds = retry_after.as_millis().div_ceil(1000).max(1);
     let mut response =
-        ApiError::new(ErrorCode::RateLimited, "too many failed sign-ins; wait a while and try again")
+        ApiError::new(ErrorCode::RateLimited, format!("too many failed sign-ins; try again in {seconds} s"))
             .into_response();
-    if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
     response
@@ -122,14 +125,19 @@ pub(super) async fn login(
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Response {
     let email = credentials.email.trim().to_lowercase();
-    let limits = &control.config.auth;
-    let email_key = format!("email:{email}");
-    let client_key = format!("client:{}", client.ip());
+    let free = control.config.auth.max_failed_logins;
+    // The account from this address is slowed hardest; the address (many accounts) and the
+    // account (many addresses) more gently: the owner, signing in from elsewhere, is never
+    // locked out by someone else's guesses.
+    let keys = [
+        (format!("pair:{email}|{}", client.ip()), Rule { free, max_delay: Duration::from_secs(60) }),
+        (format!("client:{}", client.ip()), Rule { free: free * 10, max_delay: Duration::from_secs(60) }),
+        (format!("email:{email}"), Rule { free: free * 10, max_delay: Duration::from_secs(5) }),
+    ];
     let now = Instant::now();
-    for (key, limit) in [(&email_key, limits.max_failed_logins), (&client_key, limits.max_failed_logins * 10)]
-    {
-        if let Err(retry_after) = control.limiter.check(key, limit, now) {
-            tracing::warn!(client = %client.ip(), "sign-in refused: too many failures");
+    for (key, rule) in &keys {
+        if let Err(retry_after) = control.throttle.check(key, *rule, now) {
+            tracing::warn!(client = %client.ip(), "sign-in slowed: failed guesses");
             return rate_limited(retry_after);
         }
     }
@@ -142,8 +150,9 @@ pub(super) async fn login(
     let hash = user.as_ref().map_or(control.decoy_hash.as_str(), |u| u.password_hash.as_str());
     let matches = passwords::verify(&credentials.password, hash).await;
     let Some(user) = user.filter(|_| matches) else {
-        control.limiter.record_failure(&email_key, now);
-        control.limiter.record_failure(&client_key, now);
+        for (key, _) in &keys {
+            control.throttle.record_failure(key, now);
+        }
         tracing::info!(client = %client.ip(), "sign-in failed");
         return ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password").into_response();
     };
@@ -151,7 +160,7 @@ pub(super) async fn login(
         return ApiError::new(ErrorCode::AccountSuspended, "this account is suspended; contact the operator")
             .into_response();
     }
-    control.limiter.clear(&email_key);
+    control.throttle.clear(&keys[0].0);
     tracing::info!(user_id = user.id, "signed in");
     match issue_session(&control, &user).await {
         Ok(session) => Json(session).into_response(),
@@ -218,9 +227,21 @@ pub(super) async fn change_password(
     user: CurrentUser,
     ApiJson(change): ApiJson<PasswordChange>,
 ) -> Result<Json<Session>, ApiError> {
+    // A stolen session must not become a way to guess the password.
+    let key = format!("current-password:{}", user.0.id);
+    let rule = Rule { free: control.config.auth.max_failed_logins, max_delay: Duration::from_secs(60) };
+    let now = Instant::now();
+    if let Err(wait) = control.throttle.check(&key, rule, now) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many wrong passwords; try again in {} s", wait.as_millis().div_ceil(1000).max(1)),
+        ));
+    }
     if !passwords::verify(&change.current_password, &user.0.password_hash).await {
+        control.throttle.record_failure(&key, now);
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
+    control.throttle.clear(&key);
     check_password(&change.new_password)?;
     let hash = passwords::hash(&change.new_password).await;
     control.store.set_password(user.0.id, &hash, now_ms()).await?;
@@ -237,10 +258,11 @@ pub(super) async fn request_reset(
     let email = normalize_email(&request.email)?;
     let key = format!("reset:{email}");
     let now = Instant::now();
-    if control.limiter.check(&key, control.config.auth.max_failed_logins, now).is_err() {
+    let rule = Rule { free: control.config.auth.max_failed_logins, max_delay: Duration::from_secs(600) };
+    if control.throttle.check(&key, rule, now).is_err() {
         return Ok(StatusCode::ACCEPTED);
     }
-    control.limiter.record_failure(&key, now);
+    control.throttle.record_failure(&key, now);
     let Some(user) = control.store.user_by_email(&email).await? else {
         return Ok(StatusCode::ACCEPTED);
     };

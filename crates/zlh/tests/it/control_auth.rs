@@ -219,3 +219,50 @@ async fn password_change_and_reset_end_other_sessions() {
     );
     control.login("jo@example.com", "reset password 123").await;
 }
+
+#[tokio::test]
+async fn guessing_slows_down_and_never_locks_the_owner_out() {
+    let spec = ControlSpec { max_failed_logins: 3, ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let owner = control.register("uma@example.com").await;
+    let from = |address: [u8; 4]| {
+        reqwest::Client::builder().local_address(std::net::IpAddr::from(address)).build().expect("client")
+    };
+    let attempt = async |client: &reqwest::Client, password: &str| {
+        let body = json!({"email": "uma@example.com", "password": password});
+        let answer =
+            client.post(format!("{}/api/auth/login", control.url)).json(&body).send().await.expect("login");
+        let wait = answer.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        (answer.status().as_u16(), wait)
+    };
+    // An attacker on 127.0.0.1 guesses: after the free failures, each wait is longer.
+    let attacker = from([127, 0, 0, 1]);
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        match attempt(&attacker, "a wrong guess!").await {
+            (401, None) => {}
+            (429, Some(wait)) => {
+                waits.push(wait);
+                // Waiting it out lets the next guess through (and then fail).
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        waits.len() >= 2 && waits.windows(2).all(|w| w[1] >= w[0]) && waits.last() > waits.first(),
+        "{waits:?}"
+    );
+    // The owner, from another address, signs in at once.
+    assert_eq!(attempt(&from([127, 0, 0, 2]), &owner.password).await.0, 200);
+
+    // A stolen session cannot guess the password either.
+    let change = json!({"currentPassword": "not it at all", "newPassword": "an entirely new password"});
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let (_, body) =
+            control.call("POST", "/api/auth/password", Some(&owner.access_token), Some(change.clone())).await;
+        codes.push(code(&body).to_owned());
+    }
+    assert_eq!(codes.last().map(String::as_str), Some("rate_limited"), "{codes:?}");
+}

@@ -480,3 +480,45 @@ fn assert_refused(what: String, status: u16, body: &[u8]) -> String {
     );
     what
 }
+
+#[tokio::test]
+async fn odd_names_get_a_clear_answer() {
+    let (control, user, id) = server_with_data("names@example.com").await;
+    let token = user.access_token.as_str();
+    let upload = async |name: &str| {
+        let path = format!("/api/servers/{id}/files/content?path={}", urlencoding(name));
+        let (status, body) = control.send("PUT", &path, token, b"data".to_vec()).await;
+        (status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+    };
+    // Up to the filesystem's 255 bytes a name is fine, however long.
+    assert_eq!(upload(&"n".repeat(255)).await.0, 201);
+    for name in ["n".repeat(256), "two\nlines.txt".to_owned(), "tab\there".to_owned()] {
+        let (status, body) = upload(&name).await;
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_path")), "{name:?}: {body}");
+    }
+    // A name the game itself wrote (with a newline) still downloads.
+    std::fs::write(control.server_dir(id).join("made\nby game"), "from the game").expect("write");
+    let path = format!("/api/servers/{id}/files/content?path={}", urlencoding("made\nby game"));
+    let (status, body) = control.send("GET", &path, token, Vec::new()).await;
+    assert_eq!((status, body.as_slice()), (200, b"from the game".as_slice()));
+    let left: Vec<String> = std::fs::read_dir(control.server_dir(id))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".zlh-upload"))
+        .collect();
+    assert!(left.is_empty(), "no temporary left: {left:?}");
+}
+
+/// Percent-encodes a query value.
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
