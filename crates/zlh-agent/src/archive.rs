@@ -94,6 +94,23 @@ fn link_stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
+/// Checks, once everything is unpacked, that every symlink the archive made resolves inside
+/// `target` however links chain (`a -> .`, `b -> a/..`: each fine alone, outside together). A
+/// link that leads outside, or into a loop, refuses the whole archive; a dangling one inside is
+/// harmless.
+fn links_resolve_inside(target: &Dir, links: &[PathBuf]) -> Result<(), ArchiveError> {
+    for link in links {
+        if let Err(error) = target.metadata(link) {
+            let outside = error.to_string().contains("outside of the filesystem")
+                || error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
+            if outside {
+                return Err(ArchiveError::Escape(format!("{} leads outside the archive", link.display())));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Unpacks a `.tar.gz` read from `source` into `target`. `compressed_size` is the archive's
 /// size, for the ratio limit.
 pub fn unpack_tar_gz(
@@ -173,6 +190,7 @@ pub fn unpack_zip(
     }
     let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
     let mut unpacked = Unpacked::default();
+    let mut links = Vec::new();
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(corrupt)?;
         let raw = PathBuf::from(entry.name().map_err(corrupt)?.into_owned());
@@ -197,6 +215,7 @@ pub fn unpack_zip(
                 return Err(ArchiveError::Escape(format!("{} -> {link_target}", raw.display())));
             }
             target.symlink(&link_target, &path)?;
+            links.push(path);
             continue;
         }
         let mut file = target.open_with(&path, OpenOptions::new().write(true).create_new(true))?;
@@ -210,6 +229,7 @@ pub fn unpack_zip(
         let mode = entry.unix_mode().unwrap_or(0o644) & 0o777;
         file.set_permissions(Permissions::from_mode(mode))?;
     }
+    links_resolve_inside(target, &links)?;
     Ok(unpacked)
 }
 
@@ -238,6 +258,7 @@ pub fn unpack_tar_hashing(
     let mut entries_seen = 0u64;
     let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
     let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
+    let mut links = Vec::new();
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         entries_seen += 1;
@@ -270,6 +291,7 @@ pub fn unpack_tar_hashing(
                 return Err(ArchiveError::Escape(format!("{} -> {}", raw.display(), link_target.display())));
             }
             target.symlink(&link_target, &path)?;
+            links.push(path);
         } else if kind.is_hard_link() {
             let original = entry
                 .link_name()
@@ -309,6 +331,7 @@ pub fn unpack_tar_hashing(
             return Err(ArchiveError::SpecialFile(raw.display().to_string()));
         }
     }
+    links_resolve_inside(target, &links)?;
     Ok(unpacked)
 }
 
@@ -513,6 +536,18 @@ mod tests {
                 archive(&[("up", Symlink, b"", Some("dir/../..")), ("up/outside.txt", Regular, b"x", None)]),
             ),
             ("hard link out", archive(&[("passwd", Link, b"", Some("../../../../etc/passwd"))])),
+            (
+                "a chain of links, each inside on its own",
+                archive(&[("lk1", Symlink, b"", Some(".")), ("lk2", Symlink, b"", Some("lk1/.."))]),
+            ),
+            (
+                "a deeper chain",
+                archive(&[
+                    ("lk1", Symlink, b"", Some(".")),
+                    ("lk2", Symlink, b"", Some("lk1")),
+                    ("lk3", Symlink, b"", Some("lk2/..")),
+                ]),
+            ),
             ("device", archive(&[("dev", tar::EntryType::Char, b"", None)])),
             ("garbage", b"this is not a tar.gz at all".to_vec()),
         ];

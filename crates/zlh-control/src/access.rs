@@ -19,9 +19,10 @@ use crate::auth::tokens::{TokenError, TokenKind};
 use crate::db::{Server, User};
 use crate::registry::{Agent, AgentError};
 
-/// The signed-in user, from `Authorization: Bearer <access token>`.
+/// The signed-in user, from `Authorization: Bearer <access token>`, and the session the token
+/// belongs to (live access opened with it ends with it).
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser(pub User, pub String);
 
 impl CurrentUser {
     /// Whether the user is an admin.
@@ -63,7 +64,7 @@ impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
             return Err(ended());
         }
         live(&user)?;
-        Ok(CurrentUser(user))
+        Ok(CurrentUser(user, session.to_owned()))
     }
 }
 
@@ -88,6 +89,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ServerId {
             .and_then(|raw| raw.parse().ok())
             .map(ServerId)
             .ok_or_else(|| ApiError::not_found("server"))
+    }
+}
+
+/// Whether a session still stands for a live account (not ended, not suspended): what every
+/// live connection opened with it checks while it lasts.
+pub async fn session_lives(control: &ControlPlane, session: &str, user_id: i64) -> bool {
+    match control.store.session_user(session).await {
+        Ok(Some(user)) => user.id == user_id && live(&user).is_ok(),
+        Ok(None) => false,
+        // A store that fails for a moment ends nobody's console.
+        Err(_) => true,
     }
 }
 

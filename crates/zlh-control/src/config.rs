@@ -160,6 +160,10 @@ pub struct AuthConfig {
     /// locked out.
     #[serde(default = "default_max_failed_logins")]
     pub max_failed_logins: u32,
+    /// Accounts one address may create within `failed_login_window` before each further one
+    /// waits longer (up to an hour).
+    #[serde(default = "default_registrations_per_address")]
+    pub registrations_per_address: u32,
     /// How long failures are remembered.
     #[serde(default = "default_failed_login_window", with = "duration")]
     pub failed_login_window: Duration,
@@ -174,6 +178,7 @@ impl Default for AuthConfig {
             reset_token_ttl: default_reset_ttl(),
             token_secret: None,
             max_failed_logins: default_max_failed_logins(),
+            registrations_per_address: default_registrations_per_address(),
             failed_login_window: default_failed_login_window(),
         }
     }
@@ -215,12 +220,22 @@ pub struct ProvisioningConfig {
     /// How long a new server may take to become ready before it is cleaned up.
     #[serde(default = "default_provision_timeout", with = "duration")]
     pub timeout: Duration,
+    /// How many servers a customer may have (admins have no limit).
+    #[serde(default = "default_max_servers_per_user")]
+    pub max_servers_per_user: u32,
 }
 
 impl Default for ProvisioningConfig {
     fn default() -> Self {
-        ProvisioningConfig { timeout: default_provision_timeout() }
+        ProvisioningConfig {
+            timeout: default_provision_timeout(),
+            max_servers_per_user: default_max_servers_per_user(),
+        }
     }
+}
+
+fn default_max_servers_per_user() -> u32 {
+    10
 }
 
 /// `/metrics`: off unless a token is configured, which scrapers send as a bearer token (the
@@ -470,6 +485,9 @@ fn default_reset_ttl() -> Duration {
 }
 fn default_max_failed_logins() -> u32 {
     5
+}
+fn default_registrations_per_address() -> u32 {
+    10
 }
 fn default_failed_login_window() -> Duration {
     Duration::from_secs(15 * 60)

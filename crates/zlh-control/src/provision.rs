@@ -106,7 +106,15 @@ pub(crate) async fn create(
         node_id: Some(control.node.id),
         limits: control.drivers.default.enforces_limits().then_some(limits),
     };
-    let server = control.store.insert_server(new, now_ms()).await?;
+    // Customers have a limit; admins do not.
+    let limit = (owner.role != Role::Admin).then_some(control.config.provisioning.max_servers_per_user);
+    let server = control.store.insert_server(new, limit, now_ms()).await.map_err(|e| match e {
+        StoreError::LimitReached => ProvisionError::Forbidden(format!(
+            "you have {} servers, as many as this host allows; delete one first",
+            limit.unwrap_or_default()
+        )),
+        e => e.into(),
+    })?;
     let id = server.id;
     tracing::info!(server_id = id, owner_id = owner.id, kind = server.kind.as_str(), "provisioning");
     let task = tokio::spawn({
@@ -356,7 +364,7 @@ pub async fn record_external(
         node_id: None,
         limits: None,
     };
-    let row = store.insert_server(new, now_ms()).await?;
+    let row = store.insert_server(new, None, now_ms()).await?;
     store.set_agent(row.id, &server.endpoint).await?;
     store.set_lifecycle(row.id, Lifecycle::Ready).await?;
     Ok(row.id)

@@ -16,6 +16,9 @@ use crate::agent::GameState;
 /// Length of the offset header of a binary output frame.
 pub const OUTPUT_HEADER_LEN: usize = 8;
 
+/// The close code of a console whose session ended (sign-out, password change, suspension).
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
+
 /// The largest message a viewer may send (keystrokes, a pasted block, a resize); a larger one
 /// ends that viewer's connection, and only its own.
 pub const MAX_VIEWER_MESSAGE: usize = 64 * 1024;

@@ -19,6 +19,10 @@ pub struct ControlSpec {
     pub access_token_ttl: String,
     pub allow_registration: bool,
     pub max_failed_logins: u32,
+    /// Accounts one address may create before each further one waits.
+    pub registrations_per_address: u32,
+    /// Servers a customer may have.
+    pub max_servers_per_user: u32,
     /// Timeout of each request to an agent.
     pub agent_timeout: String,
     /// Extra TOML tables appended to the configuration (`[ide]` ...).
@@ -38,6 +42,8 @@ impl Default for ControlSpec {
             access_token_ttl: "15m".into(),
             allow_registration: true,
             max_failed_logins: 5,
+            registrations_per_address: 50,
+            max_servers_per_user: 20,
             agent_timeout: "2s".into(),
             extra_toml: String::new(),
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
@@ -117,12 +123,14 @@ impl TestControlPlane {
         }
         let config = format!(
             "driver = \"{driver}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
-             access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
-             [provisioning]\ntimeout = \"{provision}\"\n\n{defaults}\n{node}\n{extra}",
+             access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\nregistrations_per_address = {registrations}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
+             [provisioning]\ntimeout = \"{provision}\"\nmax_servers_per_user = {servers}\n\n{defaults}\n{node}\n{extra}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
             registration = spec.allow_registration,
             ttl = spec.access_token_ttl,
             max = spec.max_failed_logins,
+            registrations = spec.registrations_per_address,
+            servers = spec.max_servers_per_user,
             interval = spec.poll_interval,
             timeout = spec.agent_timeout,
             provision = spec.provision_timeout,

@@ -52,6 +52,7 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
             driver,
             poll_interval: "5s".into(),
             provision_timeout: "60s".into(),
+            max_servers_per_user: IDLE_SERVERS as u32,
             ..ControlSpec::default()
         };
         let control = TestControlPlane::start(zlh, &spec).await;

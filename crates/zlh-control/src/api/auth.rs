@@ -36,8 +36,9 @@ fn normalize_email(email: &str) -> Result<String, ApiError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
-    match passwords::weakness(password) {
+/// Refuses a weak password; `context` is what it must not be made of (the email address).
+fn check_password(password: &str, context: &[&str]) -> Result<(), ApiError> {
+    match passwords::weakness(password, context) {
         Some(reason) => Err(ApiError::new(ErrorCode::WeakPassword, reason)),
         None => Ok(()),
     }
@@ -80,6 +81,7 @@ fn session(control: &ControlPlane, user: &User, session_id: String, refresh_toke
     responses((status = 201, body = Session), (status = 409, body = zlh_proto::ErrorBody)))]
 pub(super) async fn register(
     State(control): State<Arc<ControlPlane>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     if !control.config.auth.allow_registration {
@@ -88,8 +90,22 @@ pub(super) async fn register(
             "this host does not accept new accounts; ask the operator",
         ));
     }
+    // One address creates a few accounts freely; more, ever more slowly.
+    let key = format!("register:{}", client.ip());
+    let rule =
+        Rule { free: control.config.auth.registrations_per_address, max_delay: Duration::from_secs(3600) };
+    let now = Instant::now();
+    if let Err(wait) = control.throttle.check(&key, rule, now) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many new accounts from this address; try again in {} s",
+                wait.as_millis().div_ceil(1000).max(1)
+            ),
+        ));
+    }
     let email = normalize_email(&credentials.email)?;
-    check_password(&credentials.password)?;
+    check_password(&credentials.password, &[&email])?;
     let hash = passwords::hash(&credentials.password).await;
     let user = match control.store.create_user(&email, &hash, Role::User, now_ms()).await {
         Ok(user) => user,
@@ -101,6 +117,7 @@ pub(super) async fn register(
         }
         Err(e) => return Err(e.into()),
     };
+    control.throttle.record(&key, now);
     tracing::info!(user_id = user.id, "account created");
     Ok((StatusCode::CREATED, Json(issue_session(&control, &user).await?)))
 }
@@ -151,7 +168,7 @@ pub(super) async fn login(
     let matches = passwords::verify(&credentials.password, hash).await;
     let Some(user) = user.filter(|_| matches) else {
         for (key, _) in &keys {
-            control.throttle.record_failure(key, now);
+            control.throttle.record(key, now);
         }
         tracing::info!(client = %client.ip(), "sign-in failed");
         return ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password").into_response();
@@ -238,11 +255,14 @@ pub(super) async fn change_password(
         ));
     }
     if !passwords::verify(&change.current_password, &user.0.password_hash).await {
-        control.throttle.record_failure(&key, now);
+        control.throttle.record(&key, now);
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
     control.throttle.clear(&key);
-    check_password(&change.new_password)?;
+    check_password(&change.new_password, &[&user.0.email])?;
+    if change.new_password == change.current_password {
+        return Err(ApiError::new(ErrorCode::WeakPassword, "the new password is the current one"));
+    }
     let hash = passwords::hash(&change.new_password).await;
     control.store.set_password(user.0.id, &hash, now_ms()).await?;
     tracing::info!(user_id = user.0.id, "password changed; every session ended");
@@ -262,7 +282,7 @@ pub(super) async fn request_reset(
     if control.throttle.check(&key, rule, now).is_err() {
         return Ok(StatusCode::ACCEPTED);
     }
-    control.throttle.record_failure(&key, now);
+    control.throttle.record(&key, now);
     let Some(user) = control.store.user_by_email(&email).await? else {
         return Ok(StatusCode::ACCEPTED);
     };
@@ -295,7 +315,7 @@ pub(super) async fn confirm_reset(
     State(control): State<Arc<ControlPlane>>,
     ApiJson(confirm): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    check_password(&confirm.new_password)?;
+    check_password(&confirm.new_password, &[])?;
     let user_id = control.store.use_password_reset(&token_hash(&confirm.token), now_ms()).await?;
     let user_id = user_id.ok_or_else(|| {
         ApiError::new(

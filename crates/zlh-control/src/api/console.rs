@@ -29,12 +29,20 @@ use crate::auth::{random_token, token_hash};
 use crate::config::ControlConfig;
 use crate::registry::{ConsoleFrame, ConsoleSink, ConsoleStream};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Ticket {
     user_id: i64,
     server_id: i64,
+    /// The session that asked for it: the console lives no longer than it.
+    session: String,
     expires: Instant,
 }
+
+/// How often an open console checks that the session that opened it still stands.
+const SESSION_CHECK: Duration = Duration::from_secs(2);
+
+/// Unspent console tickets one user may hold (a browser needs one per console it opens).
+const MAX_UNSPENT: usize = 20;
 
 /// Console tickets not yet spent, by hash.
 #[derive(Debug)]
@@ -49,13 +57,19 @@ impl TicketBook {
         TicketBook { ttl, tickets: Mutex::new(HashMap::new()) }
     }
 
-    fn issue(&self, user_id: i64, server_id: i64) -> String {
+    /// A ticket for `user_id` on `server_id`; `None` while the user holds `MAX_UNSPENT` unspent
+    /// ones (a loop asking for tickets would otherwise grow the book without bound).
+    fn issue(&self, user_id: i64, server_id: i64, session: &str) -> Option<String> {
         let ticket = random_token(24);
         let now = Instant::now();
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         tickets.retain(|_, t| t.expires > now);
-        tickets.insert(token_hash(&ticket), Ticket { user_id, server_id, expires: now + self.ttl });
-        ticket
+        if tickets.values().filter(|t| t.user_id == user_id).count() >= MAX_UNSPENT {
+            return None;
+        }
+        let session = session.to_owned();
+        tickets.insert(token_hash(&ticket), Ticket { user_id, server_id, session, expires: now + self.ttl });
+        Some(ticket)
     }
 
     /// Spends a ticket: it works once, before it expires.
@@ -73,7 +87,12 @@ pub(super) async fn ticket(
     ServerId(id): ServerId,
 ) -> Result<Json<ConsoleTicket>, ApiError> {
     access::server(&control, &user.0, id).await?;
-    let ticket = control.tickets.issue(user.0.id, id);
+    let ticket = control.tickets.issue(user.0.id, id, &user.1).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RateLimited,
+            "too many unused console tickets; open the consoles you asked for",
+        )
+    })?;
     Ok(Json(ConsoleTicket { ticket, expires_in: control.tickets.ttl.as_secs() }))
 }
 
@@ -111,13 +130,13 @@ pub(super) async fn socket(
 ) -> Response {
     match open(&control, id, query, &headers).await {
         Err(error) => error.into_response(),
-        Ok(upstream) => match upgrade {
+        Ok((sink, stream, ticket)) => match upgrade {
             Ok(upgrade) => {
                 let limit = zlh_proto::console::MAX_VIEWER_MESSAGE;
                 upgrade
                     .max_message_size(limit)
                     .max_frame_size(limit)
-                    .on_upgrade(move |socket| relay(socket, upstream))
+                    .on_upgrade(move |socket| relay(control, ticket, socket, (sink, stream)))
             }
             Err(_) => ApiError::new(
                 ErrorCode::BadRequest,
@@ -133,7 +152,7 @@ async fn open(
     id: i64,
     query: Result<Query<ConsoleQuery>, axum::extract::rejection::QueryRejection>,
     headers: &HeaderMap,
-) -> Result<(ConsoleSink, ConsoleStream), ApiError> {
+) -> Result<(ConsoleSink, ConsoleStream, Ticket), ApiError> {
     if !origin_allowed(&control.config, headers) {
         tracing::warn!(server_id = id, "console upgrade from a foreign origin refused");
         return Err(ApiError::new(
@@ -159,17 +178,40 @@ async fn open(
     if user.suspended_at_ms.is_some() {
         return Err(invalid());
     }
+    if !access::session_lives(control, &ticket.session, user.id).await {
+        return Err(invalid());
+    }
     let server = access::server(control, &user, id).await?;
     let agent = control.registry.get(server.id).ok_or(crate::registry::AgentError::Unreachable)?;
-    Ok(agent.console(query.since).await?)
+    let (sink, stream) = agent.console(query.since).await?;
+    Ok((sink, stream, ticket))
 }
 
-/// Copies frames both ways until either side closes. A slow browser slows only its own relay
-/// (and then the agent drops it like any stalled viewer).
-async fn relay(socket: WebSocket, (mut agent_sink, mut agent_stream): (ConsoleSink, ConsoleStream)) {
+/// Copies frames both ways until either side closes, or the session that opened the console
+/// ends (sign-out, password change, suspension: close code `CLOSE_SESSION_ENDED`). A slow
+/// browser slows only its own relay (and then the agent drops it like any stalled viewer).
+async fn relay(
+    control: Arc<ControlPlane>,
+    ticket: Ticket,
+    socket: WebSocket,
+    (mut agent_sink, mut agent_stream): (ConsoleSink, ConsoleStream),
+) {
     let (mut browser_sink, mut browser_stream) = socket.split();
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut close = None;
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                if !access::session_lives(&control, &ticket.session, ticket.user_id).await {
+                    tracing::info!(server_id = ticket.server_id, "console closed: its session ended");
+                    close = Some(axum::extract::ws::CloseFrame {
+                        code: zlh_proto::console::CLOSE_SESSION_ENDED,
+                        reason: "the session that opened this console has ended".into(),
+                    });
+                    break;
+                }
+            }
             frame = agent_stream.next() => {
                 let message = match frame {
                     Some(Ok(ConsoleFrame::Binary(bytes))) => Message::Binary(bytes.into()),
@@ -193,7 +235,7 @@ async fn relay(socket: WebSocket, (mut agent_sink, mut agent_stream): (ConsoleSi
             }
         }
     }
-    let _ = browser_sink.send(Message::Close(None)).await;
+    let _ = browser_sink.send(Message::Close(close)).await;
     let _ = agent_sink.close().await;
 }
 
@@ -204,10 +246,10 @@ mod tests {
     #[test]
     fn tickets_are_single_use_and_expire() {
         let book = TicketBook::new(Duration::from_millis(50));
-        let ticket = book.issue(1, 101);
+        let ticket = book.issue(1, 101, "s").expect("ticket");
         assert_eq!(book.take(&ticket).map(|t| (t.user_id, t.server_id)), Some((1, 101)));
         assert!(book.take(&ticket).is_none(), "single use");
-        let late = book.issue(1, 101);
+        let late = book.issue(1, 101, "s").expect("ticket");
         std::thread::sleep(Duration::from_millis(60));
         assert!(book.take(&late).is_none(), "expired");
         assert!(book.take("forged").is_none());

@@ -49,8 +49,8 @@ impl Throttle {
         }
     }
 
-    /// Records a failure of `key`.
-    pub fn record_failure(&self, key: &str, now: Instant) {
+    /// Records a failure (or a creation) of `key`.
+    pub fn record(&self, key: &str, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // Bound memory under a flood of distinct keys: forget keys whose failures all expired.
         if failures.len() > 100_000 {
@@ -78,14 +78,14 @@ mod tests {
         let start = Instant::now();
         for _ in 0..3 {
             assert!(throttle.check("a", RULE, start).is_ok());
-            throttle.record_failure("a", start);
+            throttle.record("a", start);
         }
         assert_eq!(throttle.check("a", RULE, start), Err(Duration::from_secs(1)));
         assert!(throttle.check("a", RULE, start + Duration::from_secs(1)).is_ok(), "waited: let through");
         let mut at = start + Duration::from_secs(1);
         let mut waits = Vec::new();
         for _ in 0..6 {
-            throttle.record_failure("a", at);
+            throttle.record("a", at);
             let wait = throttle.check("a", RULE, at).expect_err("must wait");
             waits.push(wait.as_secs());
             at += wait;

@@ -160,6 +160,9 @@ pub enum StoreError {
     /// Every port of the node's range is taken.
     #[error("every game port of this node is taken")]
     NoFreePorts,
+    /// The owner already has as many servers as allowed.
+    #[error("the owner has as many servers as allowed")]
+    LimitReached,
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
@@ -236,7 +239,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn use_password_reset(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<i64>>;
 
     /// Creates a server row in `provisioning`.
-    async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server>;
+    /// Records a new server, unless its owner already has `limit` servers (`LimitReached`;
+    /// checked in the same statement, so concurrent creations cannot both slip past it).
+    async fn insert_server(&self, server: NewServer, limit: Option<u32>, now_ms: i64) -> StoreResult<Server>;
     /// Records where a server's agent (and code-server) is, and the agent's secret.
     async fn set_agent(&self, server_id: i64, endpoint: &crate::registry::AgentEndpoint) -> StoreResult<()>;
     /// Moves a server along its lifecycle.

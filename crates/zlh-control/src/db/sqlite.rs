@@ -324,10 +324,11 @@ impl Store for SqliteStore {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    async fn insert_server(&self, server: NewServer, now_ms: i64) -> StoreResult<Server> {
+    async fn insert_server(&self, server: NewServer, limit: Option<u32>, now_ms: i64) -> StoreResult<Server> {
         let row = sqlx::query(
             "INSERT INTO servers (owner_id, name, kind, template, runtime, runtime_version, enable_code_server, \
-             lifecycle, driver, node_id, limits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?, ?) RETURNING *",
+             lifecycle, driver, node_id, limits, created_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'provisioning', ?8, ?9, ?10, ?11 \
+             WHERE (SELECT COUNT(*) FROM servers WHERE owner_id = ?1) < ?12 RETURNING *",
         )
         .bind(server.owner_id)
         .bind(&server.name)
@@ -340,9 +341,10 @@ impl Store for SqliteStore {
         .bind(server.node_id)
         .bind(server.limits.map(|limits| serde_json::to_string(&limits).unwrap_or_default()))
         .bind(now_ms)
-        .fetch_one(&self.pool)
+        .bind(limit.map_or(i64::MAX, i64::from))
+        .fetch_optional(&self.pool)
         .await?;
-        server_from(&row)
+        server_from(&row.ok_or(StoreError::LimitReached)?)
     }
 
     async fn set_agent(&self, server_id: i64, endpoint: &crate::registry::AgentEndpoint) -> StoreResult<()> {
@@ -601,7 +603,7 @@ mod tests {
             node_id: None,
             limits: None,
         };
-        let server = store.insert_server(new, 5).await.expect("insert");
+        let server = store.insert_server(new, None, 5).await.expect("insert");
         assert_eq!(server.id, 101);
         let endpoint = crate::registry::AgentEndpoint {
             url: Secret::new("http://127.0.0.1:9"),

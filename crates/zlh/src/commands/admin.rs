@@ -46,7 +46,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if let Some(reason) = passwords::weakness(&password) {
+    if let Some(reason) = passwords::weakness(&password, &[]) {
         bail!("{reason}");
     }
     Ok((password, false))

@@ -266,3 +266,72 @@ async fn guessing_slows_down_and_never_locks_the_owner_out() {
     }
     assert_eq!(codes.last().map(String::as_str), Some("rate_limited"), "{codes:?}");
 }
+
+#[tokio::test]
+async fn new_accounts_and_servers_have_limits() {
+    let spec =
+        ControlSpec { registrations_per_address: 2, max_servers_per_user: 2, ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let customer = control.register("first@example.com").await;
+    control.register("second@example.com").await;
+    let third = json!({"email": "third@example.com", "password": "a long enough passphrase"});
+    let (status, body) = control.call("POST", "/api/auth/register", None, Some(third)).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
+
+    // Two servers at most, even when three are asked for at once.
+    let token = Some(customer.access_token.as_str());
+    let body = |name: &str| Some(json!({"name": name, "type": "game", "template": "sample"}));
+    let (a, b, c) = tokio::join!(
+        control.call("POST", "/api/servers", token, body("a")),
+        control.call("POST", "/api/servers", token, body("b")),
+        control.call("POST", "/api/servers", token, body("c")),
+    );
+    let mut statuses = vec![a.0, b.0, c.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 201, 403], "{a:?} {b:?} {c:?}");
+    let refused = [a, b, c].into_iter().find(|(status, _)| *status == 403).expect("refused").1;
+    assert_eq!(code(&refused), "forbidden");
+    let (_, list) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+
+    // Console tickets: as many unused ones as consoles a browser opens, not endless.
+    let id = list[0]["id"].as_i64().expect("id");
+    for _ in 0..20 {
+        assert_eq!(control.console_ticket(&customer, id).await.0, 200);
+    }
+    let (status, body) = control.console_ticket(&customer, id).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
+}
+
+#[tokio::test]
+async fn weak_passwords_are_refused() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    for weak in ["aaaaaaaaaa", "1111111111", "0123456789", "password123", "qwertyuiop", "walter the great"] {
+        let body = json!({"email": "walter@example.com", "password": weak});
+        let (status, answer) = control.call("POST", "/api/auth/register", None, Some(body)).await;
+        assert_eq!((status, code(&answer)), (400, "weak_password"), "{weak}: {answer}");
+    }
+    let user = control.register("vera@example.com").await;
+    let same = json!({"currentPassword": user.password, "newPassword": user.password});
+    let (status, answer) =
+        control.call("POST", "/api/auth/password", Some(&user.access_token), Some(same)).await;
+    assert_eq!((status, code(&answer)), (400, "weak_password"), "{answer}");
+}
+
+#[tokio::test]
+async fn consoles_end_with_the_session_that_opened_them() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("wes@example.com").await;
+    let server = control.create_sample_server(&user, "Watched").await;
+    let id = server["id"].as_i64().expect("id");
+    let mut console = control.console(&user, id, None).await;
+    console.read_until("Done (", crate::SOON).await;
+    // Signing out ends the session; the open console ends with it.
+    let (status, _) = control
+        .call("POST", "/api/auth/logout", None, Some(json!({"refreshToken": user.refresh_token})))
+        .await;
+    assert_eq!(status, 204);
+    let began = std::time::Instant::now();
+    while console.read_frame(crate::SOON).await.is_some() {}
+    assert!(began.elapsed() < crate::SOON, "the console was closed, not left open");
+}
