@@ -120,6 +120,11 @@ impl DockerDriver {
         format!("zlh-{}-{server_id}", self.node)
     }
 
+    /// One of a server's volumes: `agent` or `data`.
+    fn volume(&self, server_id: i64, kind: &str) -> String {
+        format!("{}-{kind}", self.name(server_id))
+    }
+
     fn spec_path(&self, server_id: i64) -> PathBuf {
         self.specs_dir.join(format!("{server_id}.json"))
     }
@@ -169,7 +174,8 @@ impl DockerDriver {
             private.push(CODE_SERVER_PORT);
         }
         for port in private {
-            let binding = json!([{ "HostIp": self.config.agent_address, "HostPort": self.free_agent_port()?.to_string() }]);
+            let host_port = self.free_agent_port()?.to_string();
+            let binding = json!([{ "HostIp": self.config.agent_address, "HostPort": host_port }]);
             exposed.insert(format!("{port}/tcp"), json!({}));
             bindings.insert(format!("{port}/tcp"), binding);
         }
@@ -190,6 +196,7 @@ impl DockerDriver {
         }
         let zlh = format!("{AGENT_DIR}/zlh");
         let memory = container_memory(limits.memory_mb);
+        let (agent_volume, data_volume) = (self.volume(server_id, "agent"), self.volume(server_id, "data"));
         Ok(json!({
             "Image": spec.image.as_deref().unwrap_or(&self.config.image),
             "Cmd": [zlh, "init", "--", zlh, "agent", "--config", format!("{AGENT_DIR}/agent.toml")],
@@ -201,8 +208,8 @@ impl DockerDriver {
             "StopTimeout": 90,
             "HostConfig": {
                 "Mounts": [
-                    { "Type": "volume", "Source": format!("{}-agent", self.name(server_id)), "Target": AGENT_DIR, "ReadOnly": true },
-                    { "Type": "volume", "Source": format!("{}-data", self.name(server_id)), "Target": DATA_DIR },
+                    { "Type": "volume", "Source": agent_volume, "Target": AGENT_DIR, "ReadOnly": true },
+                    { "Type": "volume", "Source": data_volume, "Target": DATA_DIR },
                 ],
                 "Tmpfs": { "/tmp": format!("rw,nosuid,nodev,size={}m", self.config.tmp_mb) },
                 "ReadonlyRootfs": true,
@@ -232,7 +239,7 @@ impl DockerDriver {
         let name = self.name(server_id);
         for volume in ["agent", "data"] {
             let request = VolumeCreateRequest {
-                name: Some(format!("{name}-{volume}")),
+                name: Some(self.volume(server_id, volume)),
                 labels: Some(HashMap::from([
                     ("zlh.server".to_owned(), server_id.to_string()),
                     ("zlh.node".to_owned(), self.node.clone()),
@@ -275,8 +282,8 @@ impl DockerDriver {
             "Cmd": ["/bin/true"],
             "Labels": { "zlh.server": server_id.to_string(), "zlh.node": self.node },
             "HostConfig": { "Mounts": [
-                { "Type": "volume", "Source": format!("{}-agent", self.name(server_id)), "Target": AGENT_DIR },
-                { "Type": "volume", "Source": format!("{}-data", self.name(server_id)), "Target": DATA_DIR },
+                { "Type": "volume", "Source": self.volume(server_id, "agent"), "Target": AGENT_DIR },
+                { "Type": "volume", "Source": self.volume(server_id, "data"), "Target": DATA_DIR },
             ] },
         }))
         .map_err(|_| DriverError("the loader's spec is damaged".into()))?;
@@ -389,7 +396,7 @@ impl DockerDriver {
         }
         for volume in ["agent", "data"] {
             match engine
-                .remove_volume(&format!("{name}-{volume}"), Some(RemoveVolumeOptions { force: true }))
+                .remove_volume(&self.volume(server_id, volume), Some(RemoveVolumeOptions { force: true }))
                 .await
             {
                 Ok(()) | Err(EngineError::DockerResponseServerError { status_code: 404, .. }) => {}

@@ -61,7 +61,7 @@ async fn token(
         ));
     }
     let ttl = control.config.ide.token_ttl;
-    let token = control.ide.issue(user.0.id, id, ttl);
+    let token = control.ide.issue(user.0.id, id, &user.1, ttl);
     let url = link(&control, id, &token);
     Ok(Json(IdeLink { token, url, expires_in: ttl.as_secs() }))
 }
@@ -128,15 +128,16 @@ impl Ide {
         sessions.insert(cookie.to_owned(), (server_id, upstream.to_owned(), Instant::now()));
     }
 
-    /// A link token for `user_id` on server `server_id`.
-    fn issue(&self, user_id: i64, server_id: i64, ttl: Duration) -> String {
+    /// A link token for `user_id` on server `server_id`, from the account session `session`
+    /// (the IDE it opens lives no longer than that session).
+    fn issue(&self, user_id: i64, server_id: i64, session: &str, ttl: Duration) -> String {
         let iat = now_secs();
         self.signer.sign(&Claims {
             sub: user_id.to_string(),
             kind: TokenKind::IdeLink,
             iat,
             exp: iat + ttl.as_secs().max(1),
-            sid: None,
+            sid: Some(session.to_owned()),
             vmid: Some(server_id),
             jti: Some(random_token(12)),
         })
@@ -178,7 +179,7 @@ impl Ide {
             kind: TokenKind::IdeSession,
             iat,
             exp: iat + ttl.as_secs().max(1),
-            sid: None,
+            sid: claims.sid.clone(),
             vmid: claims.vmid,
             jti: None,
         })
@@ -263,6 +264,13 @@ async fn serve(
             .sub
             .parse()
             .map_err(|_| ApiError::new(ErrorCode::TokenInvalid, "this IDE link is not valid"))?;
+        let account_session = claims.sid.as_deref().unwrap_or_default();
+        if !crate::access::session_lives(control, account_session, user_id).await {
+            return Err(ApiError::new(
+                ErrorCode::TokenInvalid,
+                "the session that made this IDE link has ended",
+            ));
+        }
         crate::access::ide_upstream(control, user_id, server_id).await?;
         let ttl = control.config.ide.session_ttl;
         let secure = if scheme == "https" { "; Secure" } else { "" };
@@ -298,6 +306,12 @@ async fn serve(
                 return Err(ended());
             }
             let user_id: i64 = claims.sub.parse().map_err(|_| ended())?;
+            // The account session that opened the IDE must still stand (checked again every
+            // few seconds, as the decision is cached).
+            let account_session = claims.sid.as_deref().ok_or_else(ended)?;
+            if !crate::access::session_lives(control, account_session, user_id).await {
+                return Err(ended());
+            }
             let upstream = crate::access::ide_upstream(control, user_id, server_id).await?;
             control.ide.remember_session(&session, server_id, &upstream);
             upstream
@@ -319,7 +333,7 @@ async fn serve(
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
-    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, scheme).await)
+    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, scheme, &cookie_path).await)
 }
 
 fn proxy_is_websocket(request: &Request) -> bool {
@@ -400,7 +414,7 @@ mod tests {
         let store = crate::db::SqliteStore::open(&database).await.expect("store");
         let config = crate::ControlConfig::load("", Vec::new()).expect("config");
         let ide = Ide::new(TokenSigner::new(zlh_proto::Secret::new("ide-key")), &config);
-        let token = ide.issue(1, 101, Duration::from_secs(60));
+        let token = ide.issue(1, 101, "session", Duration::from_secs(60));
         let redeem = async |ide: &Ide, store: &dyn Store, token: &str, id| ide.redeem(store, token, id).await;
         assert_eq!(
             redeem(&ide, &store, &token, 102).await.expect_err("wrong server").code,
@@ -415,7 +429,7 @@ mod tests {
         let again = redeem(&restarted, &store, &token, 101).await;
         assert_eq!(again.expect_err("reused after a restart").code, ErrorCode::TokenReused);
         let other_key = Ide::new(TokenSigner::new(zlh_proto::Secret::new("another-key")), &config);
-        let forged = other_key.issue(1, 101, Duration::from_secs(60));
+        let forged = other_key.issue(1, 101, "session", Duration::from_secs(60));
         assert_eq!(
             redeem(&ide, &store, &forged, 101).await.expect_err("forged").code,
             ErrorCode::TokenInvalid

@@ -116,12 +116,15 @@ fn without_our_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
 impl IdeProxy {
     /// Forwards `request` to `upstream` (`host:port`) as `path_and_query`, answering with
     /// code-server's response (or, for a WebSocket, switching protocols and joining both).
+    /// `cookie_path` is where the IDE's own cookies live (`/` on its own host, `/__ide/<id>/`
+    /// in the path form): every cookie code-server (or a page it serves) sets is held to it.
     pub async fn forward(
         &self,
         mut request: Request<Body>,
         upstream: &str,
         path_and_query: &str,
         public_scheme: &str,
+        cookie_path: &str,
     ) -> Response<Body> {
         let websocket = is_websocket(request.headers());
         let navigation = is_page_load(&request);
@@ -188,13 +191,50 @@ impl IdeProxy {
         for name in HOP_BY_HOP {
             parts.headers.remove(*name);
         }
+        let cookies: Vec<HeaderValue> = parts.headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+        if !cookies.is_empty() {
+            parts.headers.remove(header::SET_COOKIE);
+            for cookie in cookies {
+                let scoped = scoped_cookie(&String::from_utf8_lossy(cookie.as_bytes()), cookie_path);
+                if let Ok(value) = HeaderValue::from_str(&scoped) {
+                    parts.headers.append(header::SET_COOKIE, value);
+                }
+            }
+        }
         Response::from_parts(parts, Body::new(body))
     }
+}
+
+/// A `Set-Cookie` from the upstream, held to the IDE: its `Path` and `Domain` are dropped and
+/// `Path=<cookie_path>` set, so a page in someone's IDE can set no cookie for the portal (in the
+/// path form, its origin) or for sibling hosts (a `Domain` covering them).
+fn scoped_cookie(value: &str, cookie_path: &str) -> String {
+    let mut parts = value.split(';').map(str::trim).filter(|part| {
+        let name = part.split('=').next().unwrap_or_default().trim().to_ascii_lowercase();
+        name != "path" && name != "domain"
+    });
+    let mut scoped = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        scoped.push_str("; ");
+        scoped.push_str(part);
+    }
+    scoped.push_str(&format!("; Path={cookie_path}"));
+    scoped
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_cookies_are_held_to_the_ide() {
+        assert_eq!(
+            scoped_cookie("vscode-tkn=abc; Path=/; Domain=.localhost; HttpOnly", "/__ide/101/"),
+            "vscode-tkn=abc; HttpOnly; Path=/__ide/101/"
+        );
+        assert_eq!(scoped_cookie("a=b", "/"), "a=b; Path=/");
+        assert_eq!(scoped_cookie("a=b; path=/x; SameSite=Lax", "/"), "a=b; SameSite=Lax; Path=/");
+    }
 
     #[test]
     fn only_our_cookies_are_dropped() {

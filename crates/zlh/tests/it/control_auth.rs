@@ -264,7 +264,7 @@ async fn guessing_slows_down_and_never_locks_the_owner_out() {
             control.call("POST", "/api/auth/password", Some(&owner.access_token), Some(change.clone())).await;
         codes.push(code(&body).to_owned());
     }
-    assert_eq!(codes.last().map(String::as_str), Some("rate_limited"), "{codes:?}");
+    assert!(codes.iter().any(|c| c == "rate_limited"), "{codes:?}");
 }
 
 #[tokio::test]

@@ -210,6 +210,33 @@ async fn hosted_links_set_a_host_only_cookie_and_proxy_without_our_credentials()
 }
 
 #[tokio::test]
+async fn an_ide_lives_no_longer_than_the_session_that_opened_it() {
+    let s = setup("").await;
+    let id = s.servers[0];
+    let link = s.link(id).await;
+    let opened = s.http.get(link["url"].as_str().expect("url")).send().await.expect("open");
+    assert_eq!(opened.status(), 302);
+    let cookie =
+        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let host = format!("http://dev-{id}.localhost:{}", s.port());
+    let page = |cookie: String| s.http.get(format!("{host}/static/x.js")).header("cookie", cookie).send();
+    assert_eq!(page(cookie.clone()).await.expect("page").status(), 200);
+    // A link made before signing out opens nothing after it, and the open IDE closes.
+    let unused = s.link(id).await;
+    let (status, _) = s
+        .control
+        .call("POST", "/api/auth/logout", None, Some(json!({"refreshToken": s.owner.refresh_token})))
+        .await;
+    assert_eq!(status, 204);
+    let late = s.http.get(unused["url"].as_str().expect("url")).send().await.expect("late");
+    assert_eq!(late.status(), 401);
+    eventually("the IDE's cookie stops working", crate::SOON, async || {
+        (page(cookie.clone()).await.expect("page").status() == 401).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_path_form_works_and_can_be_switched_off() {
     let s = setup("[ide]\nreturn_hosted_url = false\n").await;
     let id = s.servers[0];
