@@ -101,6 +101,9 @@ pub(super) async fn download(State(state): State<AppState>, query: PathParams) -
         .into_response())
 }
 
+/// How much of a body is read and thrown away after its write failed.
+const DRAIN_AFTER_FAILURE: usize = 64 << 20;
+
 /// Writes a whole body into a temporary file beside `path`, then renames it over `path`. The
 /// writing happens on a blocking thread fed through a channel; only a body that arrived to its
 /// end is committed.
@@ -135,10 +138,18 @@ pub(super) async fn write_body(files: &Arc<Files>, path: &str, body: Body) -> Re
     });
     let feed = async move {
         let mut stream = body.into_data_stream();
+        let mut drained = 0usize;
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else { return };
-            if sender.send(Piece::Chunk(chunk)).await.is_err() {
-                return;
+            if sender.is_closed() {
+                // The write failed (a full disk, the size limit): read on, a bounded amount, so a
+                // client still sending reads the answer instead of a broken pipe.
+                drained += chunk.len();
+                if drained > DRAIN_AFTER_FAILURE {
+                    return;
+                }
+            } else if sender.send(Piece::Chunk(chunk)).await.is_err() {
+                continue;
             }
         }
         let _ = sender.send(Piece::End).await;

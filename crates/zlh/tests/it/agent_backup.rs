@@ -351,9 +351,9 @@ async fn a_full_disk_fails_cleanly_and_loses_nothing() {
         .send()
         .await
         .expect("upload");
+    // The client, still sending when the disk filled, reads the answer (the agent reads on and
+    // throws the rest away) rather than a broken pipe.
     let status = response.status().as_u16();
-    // The rest of the body is unread: the connection must not be reused.
-    assert_eq!(response.headers().get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
     let body: Value = response.json().await.expect("json");
     assert_eq!((status, &body["error"]["code"]), (507, &json!("insufficient_storage")), "{body}");
     assert_eq!(snapshot(&server), tree);
