@@ -361,12 +361,7 @@ impl DockerDriver {
     }
 
     async fn wait_until_answering(&self, endpoint: &AgentEndpoint) -> Result<(), DriverError> {
-        let agent = RemoteAgent::new(
-            endpoint.url.clone(),
-            endpoint.secret.clone(),
-            self.http.clone(),
-            Duration::from_secs(2),
-        );
+        let agent = RemoteAgent::probe(endpoint, &self.http);
         let agent: &dyn Agent = &agent;
         let deadline = Instant::now() + AGENT_START_TIMEOUT;
         while agent.health().await.is_err() {

@@ -155,12 +155,7 @@ impl LocalDriver {
         endpoint: &AgentEndpoint,
         child: &mut tokio::process::Child,
     ) -> Result<(), DriverError> {
-        let agent = RemoteAgent::new(
-            endpoint.url.clone(),
-            endpoint.secret.clone(),
-            self.http.clone(),
-            Duration::from_secs(2),
-        );
+        let agent = RemoteAgent::probe(endpoint, &self.http);
         let agent: &dyn Agent = &agent;
         let deadline = Instant::now() + AGENT_START_TIMEOUT;
         loop {
@@ -276,12 +271,7 @@ impl Driver for LocalDriver {
     async fn revive(&self, server_id: i64) -> Result<bool, DriverError> {
         let endpoint = self.endpoint(server_id)?;
         if let Some(pid) = self.running_agent(server_id) {
-            let agent = RemoteAgent::new(
-                endpoint.url.clone(),
-                endpoint.secret.clone(),
-                self.http.clone(),
-                Duration::from_secs(2),
-            );
+            let agent = RemoteAgent::probe(&endpoint, &self.http);
             if (&agent as &dyn Agent).health().await.is_ok() {
                 return Ok(false);
             }

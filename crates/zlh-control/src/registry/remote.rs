@@ -43,6 +43,12 @@ impl RemoteAgent {
         RemoteAgent { base_url, secret, http, timeout }
     }
 
+    /// A client for a driver checking whether an agent it started answers: a short timeout,
+    /// since a driver waits in a loop of its own.
+    pub fn probe(endpoint: &super::AgentEndpoint, http: &reqwest::Client) -> RemoteAgent {
+        RemoteAgent::new(endpoint.url.clone(), endpoint.secret.clone(), http.clone(), Duration::from_secs(2))
+    }
+
     /// The HTTP client every remote agent shares, without proxies. Idle connections close after
     /// a second: a poll's three requests share one connection, but keeping one open per agent
     /// between polls would cost ~50 KB each (hyper's buffers and task): at 10,000 agents, 460
