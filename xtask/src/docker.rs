@@ -33,8 +33,19 @@ pub(crate) fn prepare(target: &Path) -> anyhow::Result<()> {
     if !quietly(docker(&["image", "inspect", IMAGE])) {
         build_image(target)?;
     }
+    // Made once here: test control planes starting at the same moment would each create one
+    // (the engine accepts two networks of one name, then refuses to use either).
+    if !quietly(docker(&["network", "inspect", NETWORK])) {
+        let options = "com.docker.network.bridge.enable_icc=false";
+        if !quietly(docker(&["network", "create", "--driver", "bridge", "-o", options, NETWORK])) {
+            bail!("cannot create the servers' network {NETWORK}");
+        }
+    }
     Ok(())
 }
+
+/// The network the tests' servers join (the driver's `[docker] network`).
+const NETWORK: &str = "zlh-test";
 
 fn start_engine(target: &Path) -> anyhow::Result<()> {
     let run = Path::new(SOCKET).parent().expect("socket directory");

@@ -61,6 +61,9 @@ pub struct DockerDriver {
     zlh_exe: PathBuf,
     agent_defaults: toml::Table,
     http: reqwest::Client,
+    /// Creations that find the network missing make it one at a time (the engine accepts two
+    /// networks of one name).
+    network_made: tokio::sync::Mutex<()>,
 }
 
 /// The agent's configuration inside a container: the same file the local driver writes, with
@@ -113,6 +116,7 @@ impl DockerDriver {
             zlh_exe,
             agent_defaults,
             http: RemoteAgent::client(),
+            network_made: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -136,6 +140,7 @@ impl DockerDriver {
 
     /// The server network (traffic between containers off), created when missing.
     async fn ensure_network(&self, engine: &Docker) -> Result<(), DriverError> {
+        let _one_at_a_time = self.network_made.lock().await;
         if engine.inspect_network(&self.config.network, None).await.is_ok() {
             return Ok(());
         }
