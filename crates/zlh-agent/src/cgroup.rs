@@ -1,4 +1,5 @@
-//! The memory cgroup's OOM-kill counter, to tell a kernel OOM kill from any other SIGKILL.
+//! The memory cgroup's OOM-kill counter, to tell a kernel OOM kill from any other SIGKILL, and
+//! a container's memory and CPU use.
 //!
 //! cgroup v1 reports `oom_kill N` in `memory.oom_control`, cgroup v2 in `memory.events`.
 //! Without a readable cgroup the agent simply cannot recognise kernel OOM kills (the JVM's own
@@ -41,6 +42,34 @@ pub(crate) fn oom_counter_for(pid: u32) -> Option<PathBuf> {
 pub(crate) fn read_oom_kills(file: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(file).ok()?;
     text.lines().find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+/// Memory in use (page cache that can be dropped excluded) and CPU seconds used by the
+/// container the agent runs in: the root of the mounted hierarchy, which is the container's own
+/// cgroup (cgroup v1 or v2).
+pub(crate) fn container_usage() -> (Option<u64>, Option<f64>) {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let number = |text: Option<String>| text?.trim().parse::<u64>().ok();
+    let stat_field = |text: Option<String>, name: &str| {
+        text?.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
+    };
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let memory = number(read("/sys/fs/cgroup/memory.current")).map(|current| {
+            current
+                .saturating_sub(stat_field(read("/sys/fs/cgroup/memory.stat"), "inactive_file").unwrap_or(0))
+        });
+        let cpu = stat_field(read("/sys/fs/cgroup/cpu.stat"), "usage_usec").map(|us| us as f64 / 1e6);
+        return (memory, cpu);
+    }
+    let memory = number(read("/sys/fs/cgroup/memory/memory.usage_in_bytes")).map(|usage| {
+        let stat = read("/sys/fs/cgroup/memory/memory.stat");
+        usage.saturating_sub(stat_field(stat, "total_inactive_file").unwrap_or(0))
+    });
+    let cpu = ["/sys/fs/cgroup/cpuacct/cpuacct.usage", "/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage"]
+        .into_iter()
+        .find_map(|path| number(read(path)))
+        .map(|ns| ns as f64 / 1e9);
+    (memory, cpu)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use zlh_proto::Secret;
-pub use zlh_proto::agent_config::{CrashPatterns, DevSection, GameSection, Quiesce, StopMethod};
+pub use zlh_proto::agent_config::{CrashPatterns, DevSection, DiskSection, GameSection, Quiesce, StopMethod};
 use zlh_proto::settings::{EnvOverrides, duration, duration_list, lenient_secret};
 
 /// Which environment variables override which keys.
@@ -32,6 +32,8 @@ pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
         "backups",
         "files",
         "catalog_url",
+        "disk",
+        "container",
     ],
     free_form_maps: &[&["game", "env"]],
 };
@@ -74,6 +76,13 @@ pub struct AgentConfig {
     /// The file API.
     #[serde(default)]
     pub files: FilesConfig,
+    /// The server's disk limit, as its driver set it up (none: unlimited).
+    #[serde(default)]
+    pub disk: Option<DiskSection>,
+    /// Whether the agent is alone with its server in a container: then its cgroup and network
+    /// interfaces are the server's, and it reports their usage.
+    #[serde(default)]
+    pub container: bool,
 }
 
 /// Backups of the server directory.

@@ -136,13 +136,32 @@ pub struct Files {
     pub max_upload: u64,
     /// Who uploaded files belong to (a dev container's user), when not the agent's user.
     owner: Option<(u32, u32)>,
+    /// The server's disk and its limit.
+    disk: std::sync::Arc<crate::disk::Disk>,
 }
 
 impl Files {
     /// The server directory at `root_path` (created if missing).
     pub fn open(root_path: &Path, max_upload: u64) -> std::io::Result<Files> {
         std::fs::create_dir_all(root_path)?;
-        Ok(Files { root_path: root_path.to_owned(), max_upload, owner: None })
+        let disk = std::sync::Arc::new(crate::disk::Disk::new(None, Vec::new()));
+        Ok(Files { root_path: root_path.to_owned(), max_upload, owner: None, disk })
+    }
+
+    /// Writes count against this disk's limit.
+    pub fn on(mut self, disk: std::sync::Arc<crate::disk::Disk>) -> Files {
+        self.disk = disk;
+        self
+    }
+
+    /// Where the directory is.
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The disk the directory is on.
+    pub fn disk(&self) -> &crate::disk::Disk {
+        &self.disk
     }
 
     /// Uploaded files are given to this uid and gid.
@@ -223,7 +242,14 @@ impl Files {
                 return Err(std::io::Error::from(e).into());
             }
         }
-        Ok(Upload { file: file.into_std(), temporary, target: path, written: 0, limit: self.max_upload })
+        Ok(Upload {
+            file: file.into_std(),
+            temporary,
+            target: path,
+            written: 0,
+            limit: self.max_upload,
+            room: self.disk.allowance(),
+        })
     }
 
     /// Finishes an upload: fsync, rename over the target.
@@ -240,6 +266,7 @@ impl Files {
             let _ = root.remove_file(&temporary);
             return Err(e.into());
         }
+        self.disk.changed();
         Ok(())
     }
 
@@ -338,6 +365,7 @@ impl Files {
             (true, false) => root.remove_dir(&path)?,
             (false, _) => root.remove_file(&path)?,
         }
+        self.disk.changed();
         Ok(())
     }
 
@@ -374,6 +402,8 @@ pub struct Upload {
     target: PathBuf,
     written: u64,
     limit: u64,
+    /// What is left of a measured disk limit.
+    room: Option<u64>,
 }
 
 impl Upload {
@@ -382,6 +412,9 @@ impl Upload {
         self.written += chunk.len() as u64;
         if self.written > self.limit {
             return Err(FileError::TooLarge(self.limit));
+        }
+        if self.room.is_some_and(|room| self.written > room) {
+            return Err(FileError::NoSpace);
         }
         self.file.write_all(chunk).map_err(FileError::from)
     }

@@ -14,6 +14,7 @@ mod clock;
 pub mod config;
 pub mod console;
 pub mod dev;
+pub mod disk;
 mod durable;
 pub mod files;
 pub mod holder;
@@ -76,7 +77,8 @@ pub async fn run(
         Some(dev) => files::Files::open(dev.workspace(), config.files.max_upload_bytes)?.owned_by(dev.ids()),
         None => files::Files::open(&config.server_root(), config.files.max_upload_bytes)?,
     };
-    let files = Arc::new(files);
+    let counted = vec![files.root_path().to_owned(), config.under_root(&config.backups.dir)];
+    let files = Arc::new(files.on(Arc::new(disk::Disk::new(config.disk, counted))));
     files.sweep();
     let mods = Arc::new(mods::Mods::new(&config.game.mods_dir));
     let close_viewers = CancellationToken::new();

@@ -37,6 +37,24 @@ pub(crate) fn resource_use(pid: u32) -> Option<ResourceUse> {
     })
 }
 
+/// Bytes received and sent on every network interface but loopback, in this network
+/// namespace (a container's own).
+pub(crate) fn network_totals() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/net/dev").ok()?;
+    let mut totals = (0, 0);
+    // Two header lines, then `name: rx_bytes packets ... (8 receive fields) tx_bytes ...`.
+    for line in text.lines().skip(2) {
+        let (name, counters) = line.split_once(':')?;
+        if name.trim() == "lo" {
+            continue;
+        }
+        let counters: Vec<u64> = counters.split_whitespace().filter_map(|c| c.parse().ok()).collect();
+        totals.0 += counters.first()?;
+        totals.1 += counters.get(8)?;
+    }
+    Some(totals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
-use zlh_proto::agent::{Readiness, StatusSnapshot};
+use zlh_proto::agent::{Readiness, ServerUsage, StatusSnapshot};
 use zlh_proto::api::ServerStatus;
 
 use crate::registry::AgentError;
@@ -25,6 +25,8 @@ pub trait StatusCache: Send + Sync + std::fmt::Debug {
     async fn remove(&self, server_id: i64);
     /// How many servers are in each state (`unreachable` counts apart), for metrics.
     async fn count_by_state(&self) -> HashMap<String, u64>;
+    /// What each server used when its agent last answered, for metrics.
+    async fn usage(&self) -> Vec<(i64, ServerUsage)>;
 }
 
 /// The status of a server nobody has polled yet.
@@ -104,5 +106,13 @@ impl StatusCache for MemoryCache {
             *counts.entry(name.to_owned()).or_insert(0) += 1;
         }
         counts
+    }
+
+    async fn usage(&self) -> Vec<(i64, ServerUsage)> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .filter_map(|(id, entry)| Some((*id, entry.status.detail.as_ref()?.usage.clone()?)))
+            .collect()
     }
 }

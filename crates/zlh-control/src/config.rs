@@ -326,6 +326,9 @@ pub struct Limits {
     /// Block IO weight (10 to 1000).
     #[serde(default = "default_io_weight")]
     pub io_weight: u16,
+    /// Disk space in MiB for the server's files, backups and agent state (0: unlimited).
+    #[serde(default = "default_disk_mb")]
+    pub disk_mb: u32,
 }
 
 impl Default for Limits {
@@ -335,6 +338,7 @@ impl Default for Limits {
             cpus: default_cpus(),
             pids: default_pids(),
             io_weight: default_io_weight(),
+            disk_mb: default_disk_mb(),
         }
     }
 }
@@ -342,7 +346,7 @@ impl Default for Limits {
 impl Limits {
     /// The default ceiling an owner may choose up to.
     fn maximum() -> Limits {
-        Limits { memory_mb: 8192, cpus: 4.0, pids: 4096, io_weight: 1000 }
+        Limits { memory_mb: 8192, cpus: 4.0, pids: 4096, io_weight: 1000, disk_mb: 102_400 }
     }
 
     /// As the API says them.
@@ -352,6 +356,7 @@ impl Limits {
             cpus: self.cpus,
             pids: self.pids,
             io_weight: self.io_weight,
+            disk_mb: self.disk_mb,
         }
     }
 }
@@ -382,6 +387,9 @@ fn default_pids() -> u32 {
 }
 fn default_io_weight() -> u16 {
     500
+}
+fn default_disk_mb() -> u32 {
+    10_240
 }
 fn default_tmp_mb() -> u32 {
     64

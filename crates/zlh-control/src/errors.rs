@@ -37,7 +37,11 @@ impl From<AgentError> for ApiError {
             AgentError::Unsupported => ApiError::new(ErrorCode::AgentUnsupported, message),
             // The agent's own refusals, and a full disk, which the user can act on.
             AgentError::Upstream { status, body }
-                if (400..500).contains(&status) || body.error.code == ErrorCode::InsufficientStorage =>
+                if (400..500).contains(&status)
+                    || matches!(
+                        body.error.code,
+                        ErrorCode::InsufficientStorage | ErrorCode::QuotaExceeded
+                    ) =>
             {
                 ApiError::passthrough(status, body)
             }

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use zlh_proto::agent::ServerUsage;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -23,6 +24,16 @@ struct RequestLabels {
 struct PollLabels {
     outcome: &'static str,
 }
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: i64,
+}
+
+/// A per-server gauge, rebuilt at every scrape so deleted servers drop out.
+type PerServer = Family<ServerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>;
+/// Reads one figure of a server's usage.
+type Reading = fn(&ServerUsage) -> Option<f64>;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -49,6 +60,9 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     polls: Family<PollLabels, Histogram>,
     agents: Family<StateLabels, Gauge>,
+    /// Per server, from the usage its agent reported in its last status: no extra call to an
+    /// agent or the engine per scrape.
+    usage: [(PerServer, Reading); 6],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,7 +93,28 @@ impl Metrics {
         );
         let agents = Family::<StateLabels, Gauge>::default();
         registry.register("agents", "Servers by the state their agent last reported", agents.clone());
-        Metrics { registry, requests, polls, agents }
+        let usage: [(&str, &str, Reading); 6] = [
+            ("server_memory_bytes", "Memory a server's container uses, page cache excluded", |u| {
+                u.memory_bytes.map(|b| b as f64)
+            }),
+            ("server_cpu_seconds", "CPU time a server's container used", |u| u.cpu_seconds),
+            ("server_network_receive_bytes", "Bytes a server's container received", |u| {
+                u.network_rx_bytes.map(|b| b as f64)
+            }),
+            ("server_network_transmit_bytes", "Bytes a server's container sent", |u| {
+                u.network_tx_bytes.map(|b| b as f64)
+            }),
+            ("server_disk_used_bytes", "Disk a server uses of its limit", |u| {
+                u.disk.map(|d| d.used_bytes as f64)
+            }),
+            ("server_disk_limit_bytes", "A server's disk limit", |u| u.disk.map(|d| d.limit_bytes as f64)),
+        ];
+        let usage = usage.map(|(name, help, read)| {
+            let family = PerServer::default();
+            registry.register(name, help, family.clone());
+            (family, read)
+        });
+        Metrics { registry, requests, polls, agents, usage }
     }
 
     /// Counts one answered request: `route` is its template (`/api/servers/{id}`), never the
@@ -95,7 +130,19 @@ impl Metrics {
     }
 
     /// The text exposition, after refreshing the agents gauge from `counts`.
-    pub fn render(&self, counts: &std::collections::HashMap<String, u64>) -> String {
+    pub fn render(
+        &self,
+        counts: &std::collections::HashMap<String, u64>,
+        usage: &[(i64, ServerUsage)],
+    ) -> String {
+        for (family, read) in &self.usage {
+            family.clear();
+            for (server, used) in usage {
+                if let Some(value) = read(used) {
+                    family.get_or_create(&ServerLabels { server: *server }).set(value);
+                }
+            }
+        }
         for state in STATES {
             let count = counts.get(*state).copied().unwrap_or(0);
             self.agents.get_or_create(&StateLabels { state: (*state).to_owned() }).set(count as i64);

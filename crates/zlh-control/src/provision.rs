@@ -270,6 +270,9 @@ pub(crate) async fn change_limits(
             "this server's driver does not enforce limits (the local driver is for trying ZeroLagHub)".into(),
         ));
     };
+    if request.disk_mb.is_some_and(|mb| mb != current.disk_mb) {
+        return Err(ProvisionError::Limits("diskMb is set when the server is created".into()));
+    }
     let limits = control.allowed_limits(current.with(request))?;
     driver.set_limits(server.id, &limits).await.map_err(ProvisionError::Driver)?;
     control.store.set_limits(server.id, &limits).await?;
@@ -384,6 +387,11 @@ impl ControlPlane {
             (
                 (10..=1000).contains(&limits.io_weight) && limits.io_weight <= max.io_weight,
                 format!("ioWeight must be 10 to {}", max.io_weight.min(1000)),
+            ),
+            (
+                // A ceiling of 0 lets servers go unlimited.
+                max.disk_mb == 0 || (32..=max.disk_mb).contains(&limits.disk_mb),
+                format!("diskMb must be 32 to {}", max.disk_mb),
             ),
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {

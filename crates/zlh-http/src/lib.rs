@@ -12,7 +12,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use zlh_proto::agent::GameState;
+use zlh_proto::agent::{DiskUsage, GameState};
 use zlh_proto::{ErrorBody, ErrorCode, ErrorDetail};
 
 /// An error answered with its code's status and the JSON error envelope.
@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// The server's state, for power conflicts.
     pub state: Option<GameState>,
+    /// The server's disk, on `quota_exceeded`.
+    pub disk: Option<DiskUsage>,
     /// Overrides the code's status (an agent's 4xx passed through as is).
     pub status: Option<u16>,
 }
@@ -31,13 +33,23 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into(), state: None, status: None }
+        ApiError { code, message: message.into(), state: None, disk: None, status: None }
     }
 
     /// Adds the server's state.
     pub fn with_state(mut self, state: GameState) -> ApiError {
         self.state = Some(state);
         self
+    }
+
+    /// A server's disk is full: says what it uses of what it may.
+    pub fn quota_exceeded(disk: DiskUsage) -> ApiError {
+        let message = format!(
+            "the server's disk is full ({} of {} MiB used); nothing was written: delete files or backups",
+            disk.used_bytes >> 20,
+            disk.limit_bytes >> 20
+        );
+        ApiError { disk: Some(disk), ..ApiError::new(ErrorCode::QuotaExceeded, message) }
     }
 
     /// Another user's (or a missing) resource: the same answer either way.
@@ -59,6 +71,7 @@ impl ApiError {
             code: body.error.code,
             message: body.error.message,
             state: body.error.state,
+            disk: body.error.disk,
             status: Some(status),
         }
     }
@@ -79,8 +92,9 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.http_status();
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, state: self.state } };
+        let detail =
+            ErrorDetail { code: self.code, message: self.message, state: self.state, disk: self.disk };
+        let body = ErrorBody { error: detail };
         (status, Json(body)).into_response()
     }
 }

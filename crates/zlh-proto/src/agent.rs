@@ -178,8 +178,42 @@ pub struct StatusSnapshot {
     pub code_server_running: Option<bool>,
     /// Resource use of the game process while one exists.
     pub resources: Option<ResourceUse>,
+    /// What the whole server (its container, where it has one) uses; absent from older agents.
+    #[serde(default)]
+    pub usage: Option<ServerUsage>,
     /// The agent process itself.
     pub agent: AgentInfo,
+}
+
+/// What a whole server uses, read by its agent from the kernel (its container's cgroup and
+/// network interface, its disk): cheap enough to come with every status poll.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ServerUsage {
+    /// Memory in use by everything in the server's cgroup, page cache excluded, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// CPU time everything in the server's cgroup used so far, in seconds.
+    pub cpu_seconds: Option<f64>,
+    /// Bytes received on the server's network interfaces (a container's own namespace).
+    pub network_rx_bytes: Option<u64>,
+    /// Bytes sent on the server's network interfaces.
+    pub network_tx_bytes: Option<u64>,
+    /// The server's disk, when it has a limit.
+    pub disk: Option<DiskUsage>,
+}
+
+/// A server's disk: how much of its limit it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DiskUsage {
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// Bytes allowed.
+    pub limit_bytes: u64,
+    /// Whether the kernel stops writes at the limit, or the agent measures and refuses.
+    pub enforced_by: crate::agent_config::DiskEnforcement,
 }
 
 /// Answer to a power action that was accepted.

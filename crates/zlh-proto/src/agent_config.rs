@@ -319,3 +319,26 @@ mod tests {
         assert!(bad_pattern.expect_err("refused").to_string().contains("regex"));
     }
 }
+
+/// The server's disk limit, as the driver set it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSection {
+    /// Bytes the server may keep (its files, backups and the agent's state).
+    pub limit_bytes: u64,
+    /// Who stops a write past it.
+    pub enforced_by: DiskEnforcement,
+}
+
+/// Who stops a write past a server's disk limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DiskEnforcement {
+    /// The kernel: the server's data is a filesystem of that size, and a write past it fails
+    /// with ENOSPC whoever makes it.
+    Kernel,
+    /// The agent: it measures the data's size and refuses its own writes (uploads, extracts,
+    /// restores, backups) past the limit; the game itself can outrun it between measurements.
+    Measured,
+}

@@ -206,6 +206,10 @@ pub struct ResourceLimits {
     pub pids: u32,
     /// Block IO weight, 10 to 1000.
     pub io_weight: u16,
+    /// Disk space in MiB for everything the server keeps (its files, backups, the agent's
+    /// state). Set at creation. Servers made before disk quotas have none (`0`).
+    #[serde(default)]
+    pub disk_mb: u32,
 }
 
 /// Limits asked for at creation or changed later; what is left out stays as it is.
@@ -225,6 +229,9 @@ pub struct LimitsRequest {
     /// Block IO weight.
     #[serde(default, alias = "io_weight")]
     pub io_weight: Option<u16>,
+    /// Disk space in MiB (only at creation).
+    #[serde(default, alias = "disk_mb")]
+    pub disk_mb: Option<u32>,
 }
 
 impl ResourceLimits {
@@ -235,6 +242,7 @@ impl ResourceLimits {
             cpus: request.cpus.unwrap_or(self.cpus),
             pids: request.pids.unwrap_or(self.pids),
             io_weight: request.io_weight.unwrap_or(self.io_weight),
+            disk_mb: request.disk_mb.unwrap_or(self.disk_mb),
         }
     }
 }

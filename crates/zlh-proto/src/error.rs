@@ -84,6 +84,7 @@ error_codes! {
     ShuttingDown => (503, "shutting_down"),
     NoFreePorts => (503, "no_free_ports"),
     InsufficientStorage => (507, "insufficient_storage"),
+    QuotaExceeded => (507, "quota_exceeded"),
     AgentTimeout => (504, "agent_timeout"),
     ProvisioningTimeout => (504, "provisioning_timeout"),
 }
@@ -117,12 +118,15 @@ pub struct ErrorDetail {
     /// The supervised server's state, on power conflicts, so a client need not ask again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<crate::agent::GameState>,
+    /// The server's disk, on `quota_exceeded`: what it uses of its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::agent::DiskUsage>,
 }
 
 impl ErrorBody {
     /// An error body without extra fields.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { error: ErrorDetail { code, message: message.into(), state: None } }
+        ErrorBody { error: ErrorDetail { code, message: message.into(), state: None, disk: None } }
     }
 }
 

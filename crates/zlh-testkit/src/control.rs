@@ -401,6 +401,7 @@ impl Drop for TestControlPlane {
         }
         if self.docker {
             crate::docker::remove_node(&self.node);
+            crate::docker::unmount_under(self.data.path());
         }
     }
 }

@@ -50,3 +50,15 @@ pub fn remove_node(node: &str) {
         docker(&["volume", "rm", "-f", &volume]);
     }
 }
+
+/// Unmounts every filesystem mounted beneath `dir` (servers' own disks, with their loop devices),
+/// once their containers are gone.
+pub fn unmount_under(dir: &std::path::Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for point in mounts.lines().filter_map(|line| line.split(' ').nth(4)) {
+        if std::path::Path::new(point).starts_with(&dir) {
+            let _ = Command::new("umount").arg(point).status();
+        }
+    }
+}

@@ -48,8 +48,18 @@ pub(super) async fn on_disk<T: Send + 'static>(
     work: impl FnOnce(&Files) -> Result<T, FileError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let files = Arc::clone(files);
-    let outcome = tokio::task::spawn_blocking(move || work(&files)).await;
-    Ok(outcome.map_err(|_| ApiError::internal())??)
+    let outcome = tokio::task::spawn_blocking(move || {
+        let done = work(&files);
+        match done {
+            // A server with a disk limit is told how full it is.
+            Err(FileError::NoSpace) => {
+                Err(files.disk().usage().map_or(FileError::NoSpace.into(), ApiError::quota_exceeded))
+            }
+            other => Ok(other?),
+        }
+    })
+    .await;
+    outcome.map_err(|_| ApiError::internal())?
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,8 +303,9 @@ pub(super) async fn extract(
     let format = Format::of(&body.path)
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidPath, "extract .zip, .tar.gz or .tar.zst archives"))?;
     let target = crate::files::clean(&body.to)?;
+    super::backups::has_room(&state).await?;
     let (checked, path) = (target.clone(), body.path.clone());
-    let archive = on_disk(&state.files, move |files| {
+    let (archive, room) = on_disk(&state.files, move |files| {
         let (archive, _) = files.read(&path)?;
         // `to` must not lead outside either (through a symlink), checked before the job starts.
         if let Ok(existing) = files.dir().and_then(|root| root.symlink_metadata(&checked))
@@ -302,11 +313,12 @@ pub(super) async fn extract(
         {
             return Err(FileError::Outside);
         }
-        Ok(archive)
+        // On a measured disk, an archive unpacks to no more than the room left.
+        Ok((archive, files.disk().allowance().unwrap_or(u64::MAX)))
     })
     .await?;
     let files = std::sync::Arc::clone(&state.files);
-    let limits = Limits { max_bytes: state.config.files.max_unpacked_bytes, ..Limits::default() };
+    let limits = Limits { max_bytes: state.config.files.max_unpacked_bytes.min(room), ..Limits::default() };
     let job = state.jobs.spawn(JobKind::Extract, &body.path, move |progress| async move {
         tokio::task::spawn_blocking(move || {
             let staging = files.staging_dir().map_err(|e| e.to_string())?;

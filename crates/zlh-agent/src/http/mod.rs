@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{
     AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, JobState, PowerAccepted, Readiness,
-    StatusSnapshot,
+    ServerUsage, StatusSnapshot,
 };
 
 use crate::clock::{format_ms, now_ms};
@@ -154,6 +154,7 @@ async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
     let status = state.supervisor.status();
     let last_crash = status.crashes.last().cloned();
     let dev = state.dev.as_ref().map(|dev| dev.status());
+    let usage = server_usage(&state).await;
     Json(StatusSnapshot {
         state: status.state,
         pid: status.pid,
@@ -177,12 +178,31 @@ async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
         code_server_installed: dev.as_ref().map(|d| d.code_server_installed),
         code_server_running: dev.as_ref().map(|d| d.code_server_running),
         resources: status.pid.and_then(procfs::resource_use),
+        usage,
         agent: AgentInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             uptime_ms: state.started.elapsed().as_millis() as u64,
         },
     })
+}
+
+/// What the whole server uses: its container's cgroup and network (when it has a container of
+/// its own) and its disk (when it has a limit; measuring may walk the tree, off the workers).
+async fn server_usage(state: &AppState) -> Option<ServerUsage> {
+    let (files, container) = (Arc::clone(&state.files), state.config.container);
+    let usage = tokio::task::spawn_blocking(move || {
+        let mut usage = ServerUsage { disk: files.disk().usage(), ..ServerUsage::default() };
+        if container {
+            (usage.memory_bytes, usage.cpu_seconds) = crate::cgroup::container_usage();
+            let network = procfs::network_totals();
+            (usage.network_rx_bytes, usage.network_tx_bytes) = (network.map(|n| n.0), network.map(|n| n.1));
+        }
+        usage
+    })
+    .await
+    .ok()?;
+    (usage != ServerUsage::default()).then_some(usage)
 }
 
 async fn crashes(State(state): State<AppState>) -> Json<CrashHistory> {

@@ -116,7 +116,12 @@ async fn envelope(answer: Result<Response, ApiError>) -> Response {
 
 fn failure(error: ApiError) -> Response {
     let status = error.http_status();
-    let detail = zlh_proto::ErrorDetail { code: error.code, message: error.message, state: error.state };
+    let detail = zlh_proto::ErrorDetail {
+        code: error.code,
+        message: error.message,
+        state: error.state,
+        disk: error.disk,
+    };
     (status, Json(json!({ "ok": false, "error": detail }))).into_response()
 }
 

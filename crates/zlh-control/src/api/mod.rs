@@ -108,7 +108,8 @@ async fn metrics(
         ));
     }
     let counts = control.cache.count_by_state().await;
-    Ok(control.metrics.render(&counts))
+    let usage = control.cache.usage().await;
+    Ok(control.metrics.render(&counts, &usage))
 }
 
 fn user_view(user: &User) -> UserView {

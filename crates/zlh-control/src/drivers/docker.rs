@@ -8,6 +8,11 @@
 //! <data>/docker/<id>.json    the container's spec (0600), to re-create it when it is missing
 //! ```
 //!
+//! The data's disk quota is the kernel's: with an engine on this machine, the data is a
+//! filesystem of its own bound in instead of the volume (`disks.rs`); with a remote engine, the
+//! volume is made with the engine's `size` option (XFS project quotas on the engine's host).
+//! An engine that can do neither gets a plain volume, and the agent measures (and says so).
+//!
 //! The agent's files reach the container through the engine (an archive uploaded into the
 //! agent volume by a loader container that never starts), never through a shared filesystem.
 //! Inside, everything runs as an unprivileged user with no capabilities, no new privileges, a
@@ -32,9 +37,10 @@ use bollard::query_parameters::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zlh_proto::Secret;
-use zlh_proto::agent_config::{DevSection, GameSection};
+use zlh_proto::agent_config::{DevSection, DiskEnforcement, DiskSection, GameSection};
 use zlh_proto::api::{PortProtocol, ResourceLimits};
 
+use super::disks::LoopDisks;
 use super::{AgentSpec, Driver, DriverError, Teardown};
 use crate::config::DockerConfig;
 use crate::registry::{Agent, AgentEndpoint, RemoteAgent};
@@ -64,6 +70,8 @@ pub struct DockerDriver {
     /// Creations that find the network missing make it one at a time (the engine accepts two
     /// networks of one name).
     network_made: tokio::sync::Mutex<()>,
+    /// Servers' filesystems, when the engine is on this machine and this process may mount.
+    loop_disks: Option<LoopDisks>,
 }
 
 /// The agent's configuration inside a container: the same file the local driver writes, with
@@ -79,6 +87,9 @@ struct AgentFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dev: Option<DevSection>,
     backups: toml::Table,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<DiskSection>,
+    container: bool,
     #[serde(flatten)]
     defaults: &'a toml::Table,
 }
@@ -89,6 +100,23 @@ struct Stored {
     container: Value,
     secret: String,
     dev: bool,
+    /// How the data is held: a filesystem of its own (`disks.rs`), or a volume of this size
+    /// option (none: unlimited).
+    #[serde(default)]
+    data: DataPlace,
+}
+
+/// Where a server's data lives.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DataPlace {
+    /// A volume without a quota.
+    #[default]
+    Volume,
+    /// A volume the engine limits to `size` (its `size` option).
+    SizedVolume { size: String },
+    /// A filesystem image of this machine's, bound in.
+    OwnFilesystem,
 }
 
 impl DockerDriver {
@@ -101,7 +129,9 @@ impl DockerDriver {
         agent_defaults: toml::Table,
     ) -> Result<DockerDriver, DriverError> {
         let endpoint = config.endpoint.as_str();
-        let engine = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
+        let on_this_machine = endpoint.starts_with("unix://") || endpoint.starts_with('/');
+        let loop_disks = on_this_machine.then(|| LoopDisks::here(specs_dir.join("disks"))).flatten();
+        let engine = if on_this_machine {
             Docker::connect_with_unix(endpoint, 120, bollard::API_DEFAULT_VERSION)
         } else {
             Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)
@@ -117,6 +147,7 @@ impl DockerDriver {
             agent_defaults,
             http: RemoteAgent::client(),
             network_made: tokio::sync::Mutex::new(()),
+            loop_disks,
         })
     }
 
@@ -170,7 +201,7 @@ impl DockerDriver {
     }
 
     /// The container's create body, as the Engine API spells it.
-    fn container(&self, server_id: i64, spec: &AgentSpec) -> Result<Value, DriverError> {
+    fn container(&self, server_id: i64, spec: &AgentSpec, data: &DataPlace) -> Result<Value, DriverError> {
         let limits = &spec.limits;
         let mut exposed = serde_json::Map::new();
         let mut bindings = serde_json::Map::new();
@@ -201,7 +232,16 @@ impl DockerDriver {
         }
         let zlh = format!("{AGENT_DIR}/zlh");
         let memory = container_memory(limits.memory_mb);
-        let (agent_volume, data_volume) = (self.volume(server_id, "agent"), self.volume(server_id, "data"));
+        let agent_volume = self.volume(server_id, "agent");
+        let data_mount = match (data, &self.loop_disks) {
+            (DataPlace::OwnFilesystem, Some(disks)) => {
+                json!({ "Type": "bind", "Source": disks.mount_point(server_id), "Target": DATA_DIR })
+            }
+            (DataPlace::OwnFilesystem, None) => {
+                return Err(DriverError("this node cannot mount the server's own filesystem".into()));
+            }
+            _ => json!({ "Type": "volume", "Source": self.volume(server_id, "data"), "Target": DATA_DIR }),
+        };
         Ok(json!({
             "Image": spec.image.as_deref().unwrap_or(&self.config.image),
             "Cmd": [zlh, "init", "--", zlh, "agent", "--config", format!("{AGENT_DIR}/agent.toml")],
@@ -214,7 +254,7 @@ impl DockerDriver {
             "HostConfig": {
                 "Mounts": [
                     { "Type": "volume", "Source": agent_volume, "Target": AGENT_DIR, "ReadOnly": true },
-                    { "Type": "volume", "Source": data_volume, "Target": DATA_DIR },
+                    data_mount,
                 ],
                 "Tmpfs": { "/tmp": format!("rw,nosuid,nodev,size={}m", self.config.tmp_mb) },
                 "ReadonlyRootfs": true,
@@ -242,19 +282,13 @@ impl DockerDriver {
         agent_toml: Option<&str>,
     ) -> Result<(), DriverError> {
         let name = self.name(server_id);
-        for volume in ["agent", "data"] {
-            let request = VolumeCreateRequest {
-                name: Some(self.volume(server_id, volume)),
-                labels: Some(HashMap::from([
-                    ("zlh.server".to_owned(), server_id.to_string()),
-                    ("zlh.node".to_owned(), self.node.clone()),
-                ])),
-                ..Default::default()
-            };
-            engine
-                .create_volume(request)
-                .await
-                .map_err(|e| engine_error("create the server's volumes", e))?;
+        self.create_volume(engine, server_id, "agent", None).await?;
+        match &stored.data {
+            DataPlace::Volume => self.create_volume(engine, server_id, "data", None).await?,
+            DataPlace::SizedVolume { size } => {
+                self.create_volume(engine, server_id, "data", Some(size)).await?
+            }
+            DataPlace::OwnFilesystem => {}
         }
         if let Some(agent_toml) = agent_toml {
             self.load_volumes(engine, server_id, &stored.container, agent_toml).await?;
@@ -267,6 +301,60 @@ impl DockerDriver {
             .await
             .map_err(|e| engine_error("create the container", e))?;
         Ok(())
+    }
+
+    /// One of a server's volumes (kept as it is when it exists), of `size` when given.
+    async fn create_volume(
+        &self,
+        engine: &Docker,
+        server_id: i64,
+        kind: &str,
+        size: Option<&str>,
+    ) -> Result<(), DriverError> {
+        let request = VolumeCreateRequest {
+            name: Some(self.volume(server_id, kind)),
+            labels: Some(HashMap::from([
+                ("zlh.server".to_owned(), server_id.to_string()),
+                ("zlh.node".to_owned(), self.node.clone()),
+            ])),
+            driver_opts: size.map(|size| HashMap::from([("size".to_owned(), size.to_owned())])),
+            ..Default::default()
+        };
+        engine.create_volume(request).await.map_err(|e| engine_error("create the server's volumes", e))?;
+        Ok(())
+    }
+
+    /// Makes the server's data place with a quota of `disk_mb` MiB, enforced by the kernel where
+    /// this node or the engine can; `(place, what the agent is told)`.
+    async fn make_data(
+        &self,
+        engine: &Docker,
+        server_id: i64,
+        disk_mb: u32,
+    ) -> Result<(DataPlace, Option<DiskSection>), DriverError> {
+        let section = |enforced_by| DiskSection { limit_bytes: u64::from(disk_mb) << 20, enforced_by };
+        if disk_mb == 0 {
+            return Ok((DataPlace::Volume, None));
+        }
+        if let Some(disks) = &self.loop_disks {
+            let (disks, ids) = (disks.clone(), self.ids());
+            tokio::task::spawn_blocking(move || disks.create(server_id, disk_mb, ids))
+                .await
+                .map_err(|_| DriverError("the server's disk could not be made".into()))??;
+            return Ok((DataPlace::OwnFilesystem, Some(section(DiskEnforcement::Kernel))));
+        }
+        let size = format!("{disk_mb}m");
+        match self.create_volume(engine, server_id, "data", Some(&size)).await {
+            Ok(()) => Ok((DataPlace::SizedVolume { size }, Some(section(DiskEnforcement::Kernel)))),
+            Err(DriverError(message)) if message.contains("quota") => {
+                tracing::warn!(
+                    server_id,
+                    "the engine cannot limit volumes (no project quotas); the agent measures this server's disk"
+                );
+                Ok((DataPlace::Volume, Some(section(DiskEnforcement::Measured))))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Uploads the agent's files into its volume and prepares the data volume for the
@@ -286,10 +374,7 @@ impl DockerDriver {
             "Image": container["Image"],
             "Cmd": ["/bin/true"],
             "Labels": { "zlh.server": server_id.to_string(), "zlh.node": self.node },
-            "HostConfig": { "Mounts": [
-                { "Type": "volume", "Source": self.volume(server_id, "agent"), "Target": AGENT_DIR },
-                { "Type": "volume", "Source": self.volume(server_id, "data"), "Target": DATA_DIR },
-            ] },
+            "HostConfig": { "Mounts": writable(&container["HostConfig"]["Mounts"]) },
         }))
         .map_err(|_| DriverError("the loader's spec is damaged".into()))?;
         let options = CreateContainerOptions { name: Some(loader.clone()), ..Default::default() };
@@ -403,6 +488,12 @@ impl DockerDriver {
                 Err(e) => return Err(engine_error("remove the server's volumes", e)),
             }
         }
+        if let Some(disks) = &self.loop_disks {
+            let disks = disks.clone();
+            tokio::task::spawn_blocking(move || disks.remove(server_id))
+                .await
+                .map_err(|_| DriverError("the server's disk could not be removed".into()))??;
+        }
         match std::fs::remove_file(self.spec_path(server_id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 tracing::error!(server_id, error = %e, "cannot remove the container spec");
@@ -439,6 +530,17 @@ fn engine_error(what: &str, error: EngineError) -> DriverError {
         }
         other => DriverError(format!("cannot {what}: the container engine cannot be reached ({other})")),
     }
+}
+
+/// The container's mounts, each writable: the loader fills what the server only reads.
+fn writable(mounts: &Value) -> Value {
+    let mut mounts = mounts.clone();
+    for mount in mounts.as_array_mut().into_iter().flatten() {
+        if let Some(mount) = mount.as_object_mut() {
+            mount.remove("ReadOnly");
+        }
+    }
+    mounts
 }
 
 /// A tar of the agent volume: the zlh binary and agent.toml (0600), owned by the server's user.
@@ -505,6 +607,7 @@ impl Driver for DockerDriver {
             dev.code_server_host = "0.0.0.0".into();
             dev.workspace = PathBuf::from(format!("{DATA_DIR}/home/workspace"));
         }
+        let (data, disk) = self.make_data(&engine, server_id, spec.limits.disk_mb).await?;
         let mut backups = toml::Table::new();
         backups.insert("dir".into(), format!("{DATA_DIR}/backups").into());
         let catalog_url = self.config.catalog_url.as_deref().unwrap_or(&spec.catalog_url);
@@ -523,11 +626,14 @@ impl Driver for DockerDriver {
             },
             dev,
             backups,
+            disk,
+            container: true,
             defaults: &self.agent_defaults,
         };
         let agent_toml = toml::to_string(&file)
             .map_err(|_| DriverError("the agent configuration could not be written".into()))?;
-        let stored = Stored { container: self.container(server_id, spec)?, secret, dev: spec.dev.is_some() };
+        let container = self.container(server_id, spec, &data)?;
+        let stored = Stored { container, secret, dev: spec.dev.is_some(), data };
         let bytes = serde_json::to_vec(&stored)
             .map_err(|_| DriverError("the container spec could not be written".into()))?;
         write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
@@ -554,6 +660,18 @@ impl Driver for DockerDriver {
             tracing::warn!(server_id, "the server's container is missing; creating it again");
             self.ensure_network(&engine).await?;
             self.create_container(&engine, server_id, &stored, None).await?;
+        }
+        if let (DataPlace::OwnFilesystem, Some(disks)) = (&stored.data, &self.loop_disks)
+            && disks.ensure_mounted(server_id)?
+            && !missing
+        {
+            // Started before its filesystem was there (the host rebooted): it saw the closed
+            // mount point, not its data.
+            tracing::warn!(server_id, "the server's filesystem was not mounted; restarting its container");
+            engine
+                .restart_container(&self.name(server_id), None)
+                .await
+                .map_err(|e| engine_error("restart the container", e))?;
         }
         let started = self.ensure_running(&engine, server_id).await?;
         if started || missing {

@@ -11,6 +11,7 @@
 //! Layering: drivers know the registry (to reach the agents they start), never the store or
 //! the API.
 
+mod disks;
 pub mod docker;
 pub mod external;
 pub mod local;

@@ -374,3 +374,45 @@ async fn a_full_disk_fails_cleanly_and_loses_nothing() {
     agent.wait_for_state("running", SOON).await;
     drop(agent);
 }
+
+#[tokio::test]
+async fn a_measured_disk_limit_refuses_the_agents_own_writes_past_it() {
+    // Where the kernel cannot hold a quota, the agent measures and keeps it for what it writes.
+    let spec = AgentSpec {
+        extra_toml: "\n[disk]\nlimit_bytes = 8388608\nenforced_by = \"measured\"\n".into(),
+        ..AgentSpec::default()
+    };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    let server = agent.server_dir();
+    let status = agent.status().await;
+    assert_eq!(status["usage"]["disk"]["enforcedBy"], "measured", "{status}");
+    assert_eq!(status["usage"]["disk"]["limitBytes"], 8 << 20, "{status}");
+    assert_eq!(status["usage"]["memoryBytes"], Value::Null, "not in a container: no cgroup of its own");
+
+    let upload = |path: &str, bytes: usize| {
+        agent
+            .request(reqwest::Method::PUT, &format!("/files/content?path={path}"))
+            .body(noise(bytes, 7))
+            .send()
+    };
+    assert_eq!(upload("fits.bin", 5 << 20).await.expect("upload").status().as_u16(), 201);
+    // Past the limit: refused while it is written, with the usage; nothing of it kept.
+    let response = upload("too-much.bin", 5 << 20).await.expect("upload");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!((status, &body["error"]["code"]), (507, &json!("quota_exceeded")), "{body}");
+    let used = body["error"]["disk"]["usedBytes"].as_u64().unwrap_or(0);
+    assert!((5 << 20..8 << 20).contains(&used), "{body}");
+    assert!(!server.join("too-much.bin").exists());
+
+    // Full: a backup is refused before it starts; after a delete there is room again.
+    assert_eq!(upload("rest.bin", (3 << 20) - (64 << 10)).await.expect("upload").status().as_u16(), 201);
+    let (code, refused) = agent.post("/backups", None).await;
+    assert_eq!((code, &refused["error"]["code"]), (507, &json!("quota_exceeded")), "{refused}");
+    let deleted =
+        agent.request(reqwest::Method::DELETE, "/files?path=fits.bin").send().await.expect("delete");
+    assert_eq!(deleted.status().as_u16(), 204);
+    let (code, job) = agent.post("/backups", None).await;
+    assert_eq!(code, 202, "{job}");
+    assert_eq!(agent.wait_for_job(&job).await["state"], "succeeded");
+}

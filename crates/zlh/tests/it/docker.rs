@@ -153,7 +153,10 @@ async fn limits_are_chosen_within_the_operators_and_the_kernel_holds_them() {
 
     let body = json!({"name": "small", "type": "game", "template": "sample", "limits": {"memoryMb": 96, "cpus": 0.5, "pids": 64}});
     let server = create(&control, &user, body).await;
-    assert_eq!(server["limits"], json!({"memoryMb": 96, "cpus": 0.5, "pids": 64, "ioWeight": 500}));
+    assert_eq!(
+        server["limits"],
+        json!({"memoryMb": 96, "cpus": 0.5, "pids": 64, "ioWeight": 500, "diskMb": 10240})
+    );
     let name = container(&control, &server);
     let host = inspect(&name)["HostConfig"].clone();
     assert_eq!(
@@ -183,6 +186,88 @@ async fn limits_are_chosen_within_the_operators_and_the_kernel_holds_them() {
     control
         .wait_for_status(&user, id, "the crash is classified oom", |s| s["lastCrashClassification"] == "oom")
         .await;
+}
+
+#[tokio::test]
+async fn a_servers_disk_is_a_filesystem_of_its_quota_that_nothing_writes_past() {
+    let control = TestControlPlane::start(
+        zlh(),
+        &ControlSpec {
+            driver: "docker",
+            extra_toml: "[metrics]\ntoken = \"scraper-token-0123\"\n".into(),
+            ..ControlSpec::default()
+        },
+    )
+    .await;
+    let user = control.register("quota@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let body = json!({"name": "quota", "type": "game", "template": "sample", "limits": {"diskMb": 64}});
+    let server = create(&control, &user, body).await;
+    let id = server["id"].as_i64().expect("id");
+    let name = container(&control, &server);
+
+    // The game itself (any process in the container) cannot write past it: the kernel says no.
+    let (wrote, said) = exec(&name, "dd if=/dev/zero of=/var/lib/zlh/server/fill bs=1M count=100 2>&1");
+    assert!(!wrote && said.contains("No space left on device"), "{said}");
+    let base = format!("/api/servers/{id}");
+    let (status, _) = control.call("GET", &format!("{base}/files"), token, None).await;
+    assert_eq!(status, 200, "the agent still answers on a full disk");
+
+    // The API says so, with what is used of what is allowed, and keeps nothing of the upload.
+    let (status, answer) = control
+        .send("PUT", &format!("{base}/files/content?path=more.bin"), &user.access_token, vec![7u8; 8 << 20])
+        .await;
+    let answer: Value = serde_json::from_slice(&answer).expect("json");
+    let disk = &answer["error"]["disk"];
+    assert_eq!((status, &answer["error"]["code"]), (507, &json!("quota_exceeded")), "{answer}");
+    assert_eq!((&disk["limitBytes"], &disk["enforcedBy"]), (&json!(64 << 20), &json!("kernel")), "{answer}");
+    assert!(disk["usedBytes"].as_u64().unwrap_or(0) > 60 << 20, "{answer}");
+    let (_, listed) = exec(&name, "ls /var/lib/zlh/server");
+    assert!(!listed.contains("more.bin") && !listed.contains("zlh-upload"), "{listed}");
+    let (status, refused) =
+        control.call("POST", &format!("/api/game/servers/{id}/backups"), token, None).await;
+    assert_eq!((status, &refused["error"]["code"]), (507, &json!("quota_exceeded")), "{refused}");
+
+    // Room again after a delete; the status and the metrics tell what it uses.
+    let (status, _) = control.call("DELETE", &format!("{base}/files?path=fill"), token, None).await;
+    assert_eq!(status, 204);
+    let status = control
+        .wait_for_status(&user, id, "usage is reported", |s| {
+            s["detail"]["usage"]["disk"]["usedBytes"].as_u64().is_some_and(|used| used < 32 << 20)
+        })
+        .await;
+    let usage = &status["detail"]["usage"];
+    assert!(
+        usage["memoryBytes"].as_u64().unwrap_or(0) > 0 && usage["cpuSeconds"].as_f64().is_some(),
+        "{usage}"
+    );
+    assert!(usage["networkRxBytes"].as_u64().is_some(), "{usage}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", control.url))
+        .bearer_auth("scraper-token-0123")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("zlh_server_disk_limit_bytes{{server=\"{id}\"}} {}", 64 << 20)),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("zlh_server_memory_bytes{{server=\"{id}\"}}")), "{metrics}");
+
+    // Its size is set at creation; deleting the server unmounts and removes its filesystem.
+    let (status, _) =
+        control.call("PATCH", &format!("{base}/limits"), token, Some(json!({"diskMb": 128}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = control.call("DELETE", &base, token, None).await;
+    assert_eq!(status, 204);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let data = control.data.path().display().to_string();
+    assert!(!mounts.contains(&data), "nothing of the server stays mounted");
+    let disks = std::fs::read_dir(control.data.path().join("docker/disks")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(disks, 0, "its image is gone");
 }
 
 #[tokio::test]
@@ -219,6 +304,26 @@ async fn servers_outlive_the_control_plane_and_come_back_when_their_container_go
         .await;
     let (_, kept) = exec(&name, "cat /var/lib/zlh/server/kept.txt");
     assert_eq!(kept, "kept");
+
+    // A host that rebooted: the engine starts the container before the control plane is back,
+    // with the server's own filesystem not mounted. It writes nothing to the host's disk, and
+    // the control plane, when it is back, mounts its data and restarts it.
+    control.kill9();
+    assert!(docker(&["stop", "-t", "1", &name]).0);
+    let disk = control.data.path().join(format!("docker/disks/{id}"));
+    assert!(std::process::Command::new("umount").arg(&disk).status().expect("umount").success());
+    assert!(docker(&["start", &name]).0);
+    let (wrote, _) = exec(&name, "touch /var/lib/zlh/stray");
+    assert!(!wrote, "nothing lands on the host's disk in place of the server's");
+    control.launch().await;
+    let user = control.login(&user.email, &user.password).await;
+    eventually("its data is back", std::time::Duration::from_secs(30), || async {
+        (exec(&name, "cat /var/lib/zlh/server/kept.txt").1 == "kept").then_some(())
+    })
+    .await;
+    control
+        .wait_for_status(&user, id, "running again", |s| s["state"] == "running" && s["unreachable"] == false)
+        .await;
     let port = server["ports"][0]["port"].as_u64().expect("port") as u16;
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "players reach it on the same port");
 }
