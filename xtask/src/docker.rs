@@ -26,7 +26,12 @@ fn quietly(mut command: Command) -> bool {
 
 /// Starts the engine (unless it answers) and builds the image (unless it exists).
 pub(crate) fn prepare(target: &Path) -> anyhow::Result<()> {
-    crate::e2e::ensure_debian_packages(&["docker.io", "mmdebstrap"])?;
+    crate::e2e::ensure_debian_packages(&["docker.io", "mmdebstrap", "openssl"])?;
+    let run = Path::new(SOCKET).parent().expect("socket directory");
+    if quietly(docker(&["info"])) && !run.join(TLS_ENDPOINT_FILE).exists() {
+        // Started by an older xtask, without the TLS listener the tests now use.
+        stop_engine(run)?;
+    }
     if !quietly(docker(&["info"])) {
         start_engine(target)?;
     }
@@ -47,9 +52,105 @@ pub(crate) fn prepare(target: &Path) -> anyhow::Result<()> {
 /// The network the tests' servers join (the driver's `[docker] network`).
 const NETWORK: &str = "zlh-test";
 
+/// Where the engine's TCP endpoint (mutual TLS, as a remote engine is reached) is written.
+const TLS_ENDPOINT_FILE: &str = "tls-endpoint";
+
+/// The engine's TLS endpoint and the directory with the client's `ca.pem`, `cert.pem` and
+/// `key.pem`, for the tests' environment.
+pub(crate) fn tls_endpoint(target: &Path) -> (String, String) {
+    let run = Path::new(SOCKET).parent().expect("socket directory");
+    let endpoint = std::fs::read_to_string(run.join(TLS_ENDPOINT_FILE)).unwrap_or_default();
+    (endpoint.trim().to_owned(), target.join("docker-tls").display().to_string())
+}
+
+fn stop_engine(run: &Path) -> anyhow::Result<()> {
+    let pid = std::fs::read_to_string(run.join("docker.pid")).context("the engine's pid file")?;
+    let pid = rustix::process::Pid::from_raw(pid.trim().parse()?).context("the engine's pid")?;
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rustix::process::test_kill_process(pid).is_ok() {
+        if Instant::now() > deadline {
+            bail!("dockerd did not stop within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A CA, a certificate for the engine (127.0.0.1) and one for its clients, made once.
+fn certificates(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("cert.pem").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let openssl = |args: &[&str]| -> anyhow::Result<()> {
+        let mut command = Command::new("openssl");
+        command.args(args).current_dir(dir);
+        if !quietly(command) {
+            bail!("openssl {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=zlh-test-ca",
+                "-keyout",
+                "ca-key.pem",
+                "-out",
+                "ca.pem",
+            ][..],
+            &key,
+        ]
+        .concat(),
+    )?;
+    for (name, extensions) in [
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("cert", "extendedKeyUsage=clientAuth"),
+    ] {
+        let (csr, pem, private) = (format!("{name}.csr"), format!("{name}.pem"), format!("{name}-key.pem"));
+        let private = if name == "cert" { "key.pem".to_owned() } else { private };
+        openssl(
+            &[
+                &["req", "-subj", &format!("/CN=zlh-test-{name}"), "-keyout", &private, "-out", &csr][..],
+                &key,
+            ]
+            .concat(),
+        )?;
+        std::fs::write(dir.join(format!("{name}.ext")), extensions)?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "3650",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &pem,
+        ])?;
+    }
+    Ok(())
+}
+
 fn start_engine(target: &Path) -> anyhow::Result<()> {
     let run = Path::new(SOCKET).parent().expect("socket directory");
     std::fs::create_dir_all(run)?;
+    let tls = target.join("docker-tls");
+    certificates(&tls)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data = target.join("docker");
     std::fs::create_dir_all(&data)?;
     let log = std::fs::File::create(target.join("dockerd.log"))?;
@@ -64,6 +165,16 @@ fn start_engine(target: &Path) -> anyhow::Result<()> {
         .arg(run.join("exec"))
         .arg("--pidfile")
         .arg(run.join("docker.pid"))
+        // As a remote engine is reached: TCP with mutual TLS.
+        .arg("--host")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(tls.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(tls.join("server.pem"))
+        .arg("--tlskey")
+        .arg(tls.join("server-key.pem"))
         // No default bridge: servers get a network of their own from the driver.
         .args(["--bridge", "none"])
         .stdin(Stdio::null())
@@ -80,6 +191,7 @@ fn start_engine(target: &Path) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    std::fs::write(run.join(TLS_ENDPOINT_FILE), format!("tcp://127.0.0.1:{port}"))?;
     Ok(())
 }
 

@@ -33,6 +33,8 @@ impl Fixtures {
             ("ZLH_SCREENSHOTS", self.screenshots.display().to_string()),
             ("ZLH_TEST_DOCKER_HOST", format!("unix://{}", crate::docker::SOCKET)),
             ("ZLH_TEST_DOCKER_IMAGE", crate::docker::IMAGE.to_owned()),
+            ("ZLH_TEST_DOCKER_TLS_HOST", crate::docker::tls_endpoint(&target_dir()).0),
+            ("ZLH_TEST_DOCKER_TLS_DIR", crate::docker::tls_endpoint(&target_dir()).1),
         ]
     }
 }

@@ -263,9 +263,13 @@ pub enum DriverKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerConfig {
-    /// The engine's API: `unix:///var/run/docker.sock` or `http://host:2375`.
+    /// The engine's API: `unix:///var/run/docker.sock`, or `tcp://host:2376` with `[docker.tls]`
+    /// (a remote engine; plain `http://host:2375` only on a network nobody else reaches).
     #[serde(default = "default_docker_endpoint")]
     pub endpoint: String,
+    /// Mutual TLS to a remote engine (`dockerd --tlsverify`).
+    #[serde(default)]
+    pub tls: Option<EngineTls>,
     /// The image of servers whose template names none. Never pulled: build or import it.
     #[serde(default = "default_docker_image")]
     pub image: String,
@@ -294,10 +298,23 @@ pub struct DockerConfig {
     pub tmp_mb: u32,
 }
 
+/// The files of mutual TLS with an engine, as `docker --tlsverify` uses them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineTls {
+    /// The CA that signed the engine's certificate.
+    pub ca: PathBuf,
+    /// This control plane's client certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
 impl Default for DockerConfig {
     fn default() -> Self {
         DockerConfig {
             endpoint: default_docker_endpoint(),
+            tls: None,
             image: default_docker_image(),
             network: default_docker_network(),
             agent_address: default_agent_address(),

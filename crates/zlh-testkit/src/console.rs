@@ -35,6 +35,24 @@ impl ConsoleClient {
         Self::open(&ws_url, &[("Authorization", authorization.as_str())]).await.expect("console connect")
     }
 
+    /// Connects like [`ConsoleClient::connect`] through a socket that takes in only a few KiB
+    /// unread: a viewer that stops reading stalls the agent's sends at once, however slowly a
+    /// busy machine produces output.
+    pub async fn connect_with_small_window(url: &str, secret: &str) -> ConsoleClient {
+        let ws_url = format!("{}/console", url.replacen("http", "ws", 1));
+        let mut request = ws_url.as_str().into_client_request().expect("request");
+        let authorization = format!("Bearer {secret}").parse().expect("header");
+        request.headers_mut().insert("Authorization", authorization);
+        let address: std::net::SocketAddr =
+            url.trim_start_matches("http://").trim_end_matches('/').parse().expect("agent address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(address).await.expect("connect");
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("console connect");
+        Self::greeted(socket).await
+    }
+
     /// Opens a console WebSocket at `ws_url` with extra headers; the HTTP status and body if
     /// the upgrade is refused.
     pub async fn open(ws_url: &str, headers: &[(&str, &str)]) -> Result<ConsoleClient, (u16, Value)> {
@@ -43,7 +61,7 @@ impl ConsoleClient {
             let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().expect("header name");
             request.headers_mut().insert(name, value.parse().expect("header"));
         }
-        let mut socket = match tokio_tungstenite::connect_async(request).await {
+        let socket = match tokio_tungstenite::connect_async(request).await {
             Ok((socket, _)) => socket,
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let body =
@@ -52,13 +70,18 @@ impl ConsoleClient {
             }
             Err(e) => panic!("console connect: {e}"),
         };
+        Ok(Self::greeted(socket).await)
+    }
+
+    /// Reads the hello frame of a new connection.
+    async fn greeted(mut socket: Socket) -> ConsoleClient {
         let hello = match socket.next().await {
             Some(Ok(Message::Text(text))) => serde_json::from_str::<Value>(&text).expect("hello json"),
             other => panic!("expected a hello frame, got {other:?}"),
         };
         assert_eq!(hello["type"], "hello", "{hello}");
         let next_offset = hello["resumeFrom"].as_u64().expect("resumeFrom");
-        Ok(ConsoleClient { socket, hello, next_offset, received: Vec::new(), events: Vec::new() })
+        ConsoleClient { socket, hello, next_offset, received: Vec::new(), events: Vec::new() }
     }
 
     /// Reads one frame; output is appended to `received` after checking that it starts exactly

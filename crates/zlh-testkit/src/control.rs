@@ -32,6 +32,9 @@ pub struct ControlSpec {
     /// Where servers run: `local`, or `docker` on the tests' engine (`ZLH_TEST_DOCKER_HOST`,
     /// `ZLH_TEST_DOCKER_IMAGE`, set by `cargo xtask test`).
     pub driver: &'static str,
+    /// The `[docker]` section's `endpoint` and further keys, instead of the tests' engine's
+    /// unix socket.
+    pub docker_endpoint: Option<String>,
 }
 
 impl Default for ControlSpec {
@@ -48,6 +51,7 @@ impl Default for ControlSpec {
             extra_toml: String::new(),
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
             driver: "local",
+            docker_endpoint: None,
         }
     }
 }
@@ -115,9 +119,12 @@ impl TestControlPlane {
         };
         let docker = spec.driver == "docker";
         if docker {
+            let endpoint = spec
+                .docker_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("endpoint = \"{}\"", crate::docker::host()));
             node.push_str(&format!(
-                "\n[docker]\nendpoint = \"{}\"\nimage = \"{}\"\nnetwork = \"zlh-test\"\n",
-                crate::docker::host(),
+                "\n[docker]\n{endpoint}\nimage = \"{}\"\nnetwork = \"zlh-test\"\n",
                 crate::docker::image()
             ));
         }

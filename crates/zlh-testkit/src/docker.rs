@@ -18,6 +18,22 @@ pub fn image() -> String {
     std::env::var("ZLH_TEST_DOCKER_IMAGE").unwrap_or_else(|_| IMAGE.to_owned())
 }
 
+/// The tests' engine as a remote engine is reached (TCP with mutual TLS), as `[docker]` keys:
+/// with the client's certificate, or (`with_certificate: false`) without one.
+pub fn tls_endpoint(with_certificate: bool) -> String {
+    let host =
+        std::env::var("ZLH_TEST_DOCKER_TLS_HOST").expect("ZLH_TEST_DOCKER_TLS_HOST (cargo xtask test)");
+    let dir =
+        std::path::PathBuf::from(std::env::var("ZLH_TEST_DOCKER_TLS_DIR").expect("ZLH_TEST_DOCKER_TLS_DIR"));
+    let file = |name: &str| serde_json::to_string(&dir.join(name).display().to_string()).expect("json");
+    let (cert, key) = if with_certificate {
+        (file("cert.pem"), file("key.pem"))
+    } else {
+        (file("server.pem"), file("server-key.pem"))
+    };
+    format!("endpoint = \"{host}\"\ntls = {{ ca = {}, cert = {cert}, key = {key} }}", file("ca.pem"))
+}
+
 /// Runs `docker <args>` against the tests' engine; its status and stdout.
 pub fn docker(args: &[&str]) -> (bool, String) {
     let output = Command::new("docker").args(args).env("DOCKER_HOST", host()).output().expect("docker");

@@ -131,10 +131,16 @@ impl DockerDriver {
         let endpoint = config.endpoint.as_str();
         let on_this_machine = endpoint.starts_with("unix://") || endpoint.starts_with('/');
         let loop_disks = on_this_machine.then(|| LoopDisks::here(specs_dir.join("disks"))).flatten();
-        let engine = if on_this_machine {
-            Docker::connect_with_unix(endpoint, 120, bollard::API_DEFAULT_VERSION)
-        } else {
-            Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)
+        let version = bollard::API_DEFAULT_VERSION;
+        let engine = match &config.tls {
+            _ if on_this_machine => Docker::connect_with_unix(endpoint, 120, version),
+            Some(tls) => Docker::connect_with_ssl(endpoint, &tls.key, &tls.cert, &tls.ca, 120, version),
+            None => {
+                tracing::warn!(
+                    "the container engine is reached without TLS: anyone on that network can drive it"
+                );
+                Docker::connect_with_http(endpoint, 120, version)
+            }
         }
         .map_err(|e| DriverError(format!("the container engine at {endpoint} cannot be used: {e}")))?;
         Ok(DockerDriver {

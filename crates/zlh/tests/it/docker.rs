@@ -2,7 +2,7 @@
 //! test`): isolation, limits, ports, an agent that dies without its game, and cleanup.
 
 use serde_json::{Value, json};
-use zlh_testkit::docker::{docker, inspect, node_resources};
+use zlh_testkit::docker::{docker, inspect, node_resources, tls_endpoint};
 use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane, eventually};
 
 use crate::{SOON, zlh};
@@ -268,6 +268,49 @@ async fn a_servers_disk_is_a_filesystem_of_its_quota_that_nothing_writes_past() 
     assert!(!mounts.contains(&data), "nothing of the server stays mounted");
     let disks = std::fs::read_dir(control.data.path().join("docker/disks")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(disks, 0, "its image is gone");
+}
+
+#[tokio::test]
+async fn a_remote_engine_is_driven_over_mutual_tls_and_measures_disks_it_cannot_limit() {
+    // A certificate the engine does not accept as a client's: a clear error, nothing made.
+    let spec = ControlSpec {
+        driver: "docker",
+        docker_endpoint: Some(tls_endpoint(false)),
+        ..ControlSpec::default()
+    };
+    let refused = TestControlPlane::start(zlh(), &spec).await;
+    let user = refused.register("untrusted@example.com").await;
+    let body = json!({"name": "x", "type": "game", "template": "sample"});
+    let (status, answer) = refused.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
+    assert_eq!((status, &answer["error"]["code"]), (502, &json!("provisioning_failed")), "{answer}");
+    assert_eq!(node_resources(&refused.node), (Vec::new(), Vec::new()));
+
+    // With its certificate: the server is made through the engine's API alone (nothing shared
+    // but the network), and as this engine cannot limit a volume, the agent measures the disk.
+    let spec =
+        ControlSpec { driver: "docker", docker_endpoint: Some(tls_endpoint(true)), ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("remote@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let body = json!({"name": "far", "type": "game", "template": "sample", "limits": {"diskMb": 32}});
+    let server = create(&control, &user, body).await;
+    let id = server["id"].as_i64().expect("id");
+    let status = control
+        .wait_for_status(&user, id, "running, its disk measured", |s| {
+            s["state"] == "running" && s["detail"]["usage"]["disk"]["enforcedBy"] == "measured"
+        })
+        .await;
+    assert_eq!(status["detail"]["usage"]["disk"]["limitBytes"], 32 << 20, "{status}");
+    let base = format!("/api/servers/{id}");
+    let (status, answer) = control
+        .send("PUT", &format!("{base}/files/content?path=big.bin"), &user.access_token, vec![1u8; 40 << 20])
+        .await;
+    let answer: Value = serde_json::from_slice(&answer).expect("json");
+    assert_eq!((status, &answer["error"]["code"]), (507, &json!("quota_exceeded")), "{answer}");
+    assert_eq!(answer["error"]["disk"]["enforcedBy"], "measured", "{answer}");
+    let (status, _) = control.call("DELETE", &base, token, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(node_resources(&control.node), (Vec::new(), Vec::new()));
 }
 
 #[tokio::test]
