@@ -153,44 +153,28 @@ fn start_engine(target: &Path) -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let data = target.join("docker");
     std::fs::create_dir_all(&data)?;
-    let log = std::fs::File::create(target.join("dockerd.log"))?;
     eprintln!("$ dockerd (tests' engine at {SOCKET}, log in target/dockerd.log)");
-    use std::os::unix::process::CommandExt;
-    Command::new("dockerd")
-        .arg("--host")
-        .arg(format!("unix://{SOCKET}"))
-        .arg("--data-root")
-        .arg(&data)
-        .arg("--exec-root")
-        .arg(run.join("exec"))
-        .arg("--pidfile")
-        .arg(run.join("docker.pid"))
+    let path = |p: &Path| p.display().to_string();
+    let args: Vec<String> = [
+        vec!["--host".into(), format!("unix://{SOCKET}")],
+        vec!["--data-root".into(), path(&data), "--exec-root".into(), path(&run.join("exec"))],
+        vec!["--pidfile".into(), path(&run.join("docker.pid"))],
         // As a remote engine is reached: TCP with mutual TLS.
-        .arg("--host")
-        .arg(format!("tcp://127.0.0.1:{port}"))
-        .arg("--tlsverify")
-        .arg("--tlscacert")
-        .arg(tls.join("ca.pem"))
-        .arg("--tlscert")
-        .arg(tls.join("server.pem"))
-        .arg("--tlskey")
-        .arg(tls.join("server-key.pem"))
+        vec!["--host".into(), format!("tcp://127.0.0.1:{port}"), "--tlsverify".into()],
+        vec![
+            "--tlscacert".into(),
+            path(&tls.join("ca.pem")),
+            "--tlscert".into(),
+            path(&tls.join("server.pem")),
+        ],
+        vec!["--tlskey".into(), path(&tls.join("server-key.pem"))],
         // No default bridge: servers get a network of their own from the driver.
-        .args(["--bridge", "none"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own session: it outlives this command, like a system service.
-        .process_group(0)
-        .spawn()
-        .context("cannot start dockerd")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !quietly(docker(&["info"])) {
-        if Instant::now() > deadline {
-            bail!("dockerd did not answer within a minute: see target/dockerd.log");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        vec!["--bridge".into(), "none".into()],
+    ]
+    .concat();
+    // Kept, so a test can restart the engine as it was started.
+    std::fs::write(zlh_testkit::docker::ARGS_FILE, serde_json::to_vec(&args)?)?;
+    zlh_testkit::docker::start_engine(&args, &target.join("dockerd.log")).map_err(anyhow::Error::msg)?;
     std::fs::write(run.join(TLS_ENDPOINT_FILE), format!("tcp://127.0.0.1:{port}"))?;
     Ok(())
 }

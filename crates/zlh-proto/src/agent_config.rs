@@ -240,6 +240,10 @@ pub struct DevSection {
     /// The workspace, relative to the agent's root.
     #[serde(default = "default_workspace")]
     pub workspace: PathBuf,
+    /// Where runtimes (`runtimes/`) and code-server (`services/`) are installed, relative to
+    /// the agent's root: somewhere the agent may write.
+    #[serde(default = "default_packages_dir")]
+    pub packages_dir: PathBuf,
 }
 
 impl DevSection {
@@ -255,6 +259,7 @@ impl DevSection {
             code_server_host: default_code_server_host(),
             user: default_dev_user(),
             workspace: default_workspace(),
+            packages_dir: default_packages_dir(),
         }
     }
 }
@@ -282,6 +287,9 @@ fn default_code_server_host() -> String {
 }
 fn default_dev_user() -> String {
     "dev".into()
+}
+fn default_packages_dir() -> PathBuf {
+    PathBuf::from("/opt/zlh")
 }
 fn default_workspace() -> PathBuf {
     PathBuf::from("/home/dev/workspace")

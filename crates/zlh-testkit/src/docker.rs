@@ -5,6 +5,8 @@ use std::process::Command;
 
 /// The engine `cargo xtask` starts.
 pub const SOCKET: &str = "/run/zlh-test-docker/docker.sock";
+/// The engine's command line, written by `cargo xtask` so a test can restart it as it was.
+pub const ARGS_FILE: &str = "/run/zlh-test-docker/dockerd.json";
 /// The image `cargo xtask` builds for servers in tests.
 pub const IMAGE: &str = "zlh-test/base:v1";
 
@@ -77,4 +79,45 @@ pub fn unmount_under(dir: &std::path::Path) {
             let _ = Command::new("umount").arg(point).status();
         }
     }
+}
+
+/// Starts `dockerd <args>` in a session of its own (it outlives the caller, like a system
+/// service), appending to `log`, and waits until it answers.
+pub fn start_engine(args: &[String], log: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| e.to_string())?;
+    Command::new("dockerd")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start dockerd: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !docker(&["info"]).0 {
+        if std::time::Instant::now() > deadline {
+            return Err("dockerd did not answer within a minute: see its log".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Restarts the tests' engine as `cargo xtask` started it (what `systemctl restart docker`
+/// does to a node's servers): stops it, waits for it to exit, starts it again.
+pub fn restart_engine() {
+    let args: Vec<String> =
+        serde_json::from_slice(&std::fs::read(ARGS_FILE).expect("the engine's command line")).expect("args");
+    let pid_file = std::path::Path::new(SOCKET).with_file_name("docker.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("pid");
+    let pid = rustix::process::Pid::from_raw(pid).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM dockerd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rustix::process::test_kill_process(pid).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "dockerd did not stop within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = std::path::Path::new(SOCKET).with_file_name("dockerd-restarted.log");
+    start_engine(&args, &log).expect("dockerd starts again");
 }

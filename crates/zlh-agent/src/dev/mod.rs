@@ -60,6 +60,8 @@ struct Provisioned {
 pub struct DevEnvironment {
     config: DevSection,
     root: PathBuf,
+    /// Where runtimes and code-server are installed.
+    packages: PathBuf,
     user: DevUser,
     workspace: PathBuf,
     /// Installed runtimes.
@@ -100,8 +102,8 @@ impl DevEnvironment {
             let name = std::env::var("USER").unwrap_or_else(|_| "root".into());
             DevUser { name, ids: None, home: home.clone() }
         };
-        let addons =
-            Arc::new(PackageStore::open(config.under_root(Path::new("/opt/zlh/services")), Kind::Addon)?);
+        let packages = config.under_root(&dev.packages_dir);
+        let addons = Arc::new(PackageStore::open(packages.join("services"), Kind::Addon)?);
         let code_server = Arc::new(CodeServer::new(
             Arc::clone(&addons),
             dev.code_server_host.clone(),
@@ -114,10 +116,11 @@ impl DevEnvironment {
         let provisioned =
             std::fs::read(&state_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         Ok(Some(Arc::new(DevEnvironment {
-            runtimes: PackageStore::open(config.under_root(Path::new("/opt/zlh/runtimes")), Kind::Runtime)?,
+            runtimes: PackageStore::open(packages.join("runtimes"), Kind::Runtime)?,
             artifacts: ArtifactClient::new(dev.catalog_url.clone()),
             config: dev,
             root,
+            packages,
             user,
             workspace,
             addons,
@@ -247,13 +250,14 @@ impl DevEnvironment {
         ]
     }
 
-    /// Login shells get the runtimes too: through `/etc/profile.d` (beneath the root), and
-    /// through the dev user's `~/.bash_profile` (written once, never overwritten), which
-    /// sources it again after an `/etc/profile` that resets `PATH`.
+    /// Login shells get the runtimes too: through a script in the packages directory that the
+    /// dev user's `~/.bash_profile` (written once, never overwritten) sources.
     fn write_profile(&self) -> Result<(), DevError> {
-        let dir = self.root.join("etc/profile.d");
-        let profile_error = |e: std::io::Error| DevError::Setup(format!("cannot write /etc/profile.d: {e}"));
-        std::fs::create_dir_all(&dir).map_err(profile_error)?;
+        // Beside the packages, where the agent may write (a container's root is read-only).
+        let dir = &self.packages;
+        let profile_error =
+            |e: std::io::Error| DevError::Setup(format!("cannot write the shell profile: {e}"));
+        std::fs::create_dir_all(dir).map_err(profile_error)?;
         let bins: Vec<String> = self.runtimes.bin_dirs().iter().map(|p| p.display().to_string()).collect();
         let script = format!(
             "# Written by the ZeroLagHub agent: installed runtimes on PATH.\nexport PATH=\"{}:$PATH\"\n",

@@ -612,6 +612,8 @@ impl Driver for DockerDriver {
             // Inside the container's own network namespace; published only on the agent address.
             dev.code_server_host = "0.0.0.0".into();
             dev.workspace = PathBuf::from(format!("{DATA_DIR}/home/workspace"));
+            // `/opt/zlh` is the read-only agent volume.
+            dev.packages_dir = PathBuf::from(format!("{DATA_DIR}/packages"));
         }
         let (data, disk) = self.make_data(&engine, server_id, spec.limits.disk_mb).await?;
         let mut backups = toml::Table::new();

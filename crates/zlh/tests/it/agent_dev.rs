@@ -63,9 +63,9 @@ async fn a_dev_container_is_provisioned_before_it_is_ready() {
     let home = agent.root.path().join("home/dev");
     console.read_until(&format!("[{}/workspace|{}|", home.display(), home.display()), SOON).await;
     console.read_until("|xterm-256color]", SOON).await;
-    // Login shells get it through /etc/profile.d too.
+    // Login shells get it through the profile the dev user's ~/.bash_profile sources.
     let profile =
-        std::fs::read_to_string(agent.root.path().join("etc/profile.d/zlh-runtimes.sh")).expect("profile.d");
+        std::fs::read_to_string(agent.root.path().join("opt/zlh/zlh-runtimes.sh")).expect("profile");
     assert!(profile.contains("opt/zlh/runtimes/fakenode/current/bin"), "{profile}");
     let (_, installed) = agent.get("/dev/runtimes").await;
     assert_eq!(

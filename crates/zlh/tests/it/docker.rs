@@ -2,7 +2,7 @@
 //! test`): isolation, limits, ports, an agent that dies without its game, and cleanup.
 
 use serde_json::{Value, json};
-use zlh_testkit::docker::{docker, inspect, node_resources, tls_endpoint};
+use zlh_testkit::docker::{docker, inspect, node_resources, restart_engine, tls_endpoint};
 use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane, eventually};
 
 use crate::{SOON, zlh};
@@ -369,4 +369,59 @@ async fn servers_outlive_the_control_plane_and_come_back_when_their_container_go
         .await;
     let port = server["ports"][0]["port"].as_u64().expect("port") as u16;
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "players reach it on the same port");
+}
+
+#[tokio::test]
+async fn servers_come_back_as_they_were_when_the_engine_restarts() {
+    let control = docker_control().await;
+    let user = control.register("restarted@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let running = create(&control, &user, json!({"name": "on", "type": "game", "template": "sample"})).await;
+    let stopped = create(&control, &user, json!({"name": "off", "type": "game", "template": "sample"})).await;
+    let (on, off) = (running["id"].as_i64().expect("id"), stopped["id"].as_i64().expect("id"));
+    let (status, _) = control.call("POST", &format!("/api/servers/{off}/stop"), token, None).await;
+    assert!(status == 200 || status == 202, "stop: {status}");
+    control.wait_for_status(&user, off, "stopped", |s| s["state"] == "stopped").await;
+    let name = container(&control, &running);
+    let (_, written) = exec(&name, "echo kept > /var/lib/zlh/server/kept.txt && echo ok");
+    assert_eq!(written, "ok");
+
+    // The engine stops every container and starts them again; the agents pick up the game as
+    // it was meant to be, and the control plane finds them where they were.
+    restart_engine();
+    control
+        .wait_for_status(&user, on, "running again", |s| s["state"] == "running" && s["unreachable"] == false)
+        .await;
+    control
+        .wait_for_status(&user, off, "still stopped", |s| {
+            s["state"] == "stopped" && s["unreachable"] == false
+        })
+        .await;
+    assert_eq!(exec(&name, "cat /var/lib/zlh/server/kept.txt").1, "kept");
+    let port = running["ports"][0]["port"].as_u64().expect("port") as u16;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "players reach it on the same port");
+}
+
+#[tokio::test]
+async fn a_customers_dev_server_is_a_shell_of_its_own_containers_user() {
+    // On the docker driver a customer may have a dev server: its shell is the container's.
+    let control = docker_control().await;
+    let user = control.register("coder@example.com").await;
+    let server = create(&control, &user, json!({"name": "box", "type": "dev"})).await;
+    let id = server["id"].as_i64().expect("id");
+    control.wait_for_status(&user, id, "provisioned", |s| s["detail"]["provisioningComplete"] == true).await;
+    let mut console = control.console(&user, id, None).await;
+    console
+        .type_keys(
+            "echo uid=$(id -u) home=$HOME; touch /opt/zlh/mine || echo read-only; echo done-$((6*7))\n",
+        )
+        .await;
+    console.read_until("done-42", SOON).await;
+    let seen = String::from_utf8_lossy(&console.received).into_owned();
+    assert!(seen.contains("uid=1000 home=/var/lib/zlh"), "{seen}");
+    assert!(seen.contains("read-only"), "{seen}");
+    let name = container(&control, &server);
+    let (_, workspace) =
+        exec(&name, "test -d /var/lib/zlh/home/workspace && test -w /var/lib/zlh/packages && echo ok");
+    assert_eq!(workspace, "ok", "its workspace and packages are in its data");
 }
