@@ -280,6 +280,11 @@ pub struct DockerConfig {
     /// address).
     #[serde(default = "default_agent_address")]
     pub agent_address: String,
+    /// The ports agents and code-servers are published on with a remote engine (`[first,
+    /// last]`), each server's kept in its spec; with an engine on this machine, the kernel
+    /// picks free ones.
+    #[serde(default = "default_agent_ports")]
+    pub agent_ports: [u16; 2],
     /// `uid:gid` everything in a server's container runs as.
     #[serde(default = "default_docker_user")]
     pub user: String,
@@ -318,6 +323,7 @@ impl Default for DockerConfig {
             image: default_docker_image(),
             network: default_docker_network(),
             agent_address: default_agent_address(),
+            agent_ports: default_agent_ports(),
             user: default_docker_user(),
             catalog_url: None,
             limits: Limits::default(),
@@ -389,6 +395,9 @@ fn default_docker_network() -> String {
 }
 fn default_agent_address() -> String {
     "127.0.0.1".into()
+}
+fn default_agent_ports() -> [u16; 2] {
+    [40_000, 44_999]
 }
 fn default_docker_user() -> String {
     "1000:1000".into()

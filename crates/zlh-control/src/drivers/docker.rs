@@ -72,6 +72,10 @@ pub struct DockerDriver {
     network_made: tokio::sync::Mutex<()>,
     /// Servers' filesystems, when the engine is on this machine and this process may mount.
     loop_disks: Option<LoopDisks>,
+    /// Whether the engine is on this machine (a unix socket).
+    on_this_machine: bool,
+    /// Creations pick agent ports and record them in their spec one at a time.
+    ports_picked: std::sync::Mutex<()>,
 }
 
 /// The agent's configuration inside a container: the same file the local driver writes, with
@@ -154,6 +158,8 @@ impl DockerDriver {
             http: RemoteAgent::client(),
             network_made: tokio::sync::Mutex::new(()),
             loop_disks,
+            on_this_machine,
+            ports_picked: std::sync::Mutex::new(()),
         })
     }
 
@@ -198,12 +204,44 @@ impl DockerDriver {
         }
     }
 
-    /// A free port on the agent address, for a container's agent or code-server: fixed at
-    /// creation so that it stays the same when the container restarts.
-    fn free_agent_port(&self) -> Result<u16, DriverError> {
-        let listener = std::net::TcpListener::bind((self.config.agent_address.as_str(), 0))
-            .map_err(|_| DriverError("no free port for the agent".into()))?;
-        listener.local_addr().map(|a| a.port()).map_err(|_| DriverError("no free port for the agent".into()))
+    /// A free port on the agent address, for a container's agent or code-server, fixed at
+    /// creation so that it stays the same when the container restarts. On this machine the
+    /// kernel names a free one; a remote engine's host cannot be asked, so it is one of
+    /// `agent_ports` that no server's spec holds (`taken`, to which it is added).
+    fn free_agent_port(&self, taken: &mut std::collections::HashSet<u16>) -> Result<u16, DriverError> {
+        let none_free = || DriverError("no free port for the agent".into());
+        let port = if self.on_this_machine {
+            let listener = std::net::TcpListener::bind((self.config.agent_address.as_str(), 0))
+                .map_err(|_| none_free())?;
+            listener.local_addr().map_err(|_| none_free())?.port()
+        } else {
+            let [first, last] = self.config.agent_ports;
+            (first..=last).find(|port| !taken.contains(port)).ok_or_else(none_free)?
+        };
+        taken.insert(port);
+        Ok(port)
+    }
+
+    /// The agent-address ports in every server's spec.
+    fn agent_ports_taken(&self) -> std::collections::HashSet<u16> {
+        let specs = std::fs::read_dir(&self.specs_dir).into_iter().flatten().flatten();
+        let stored = specs.filter_map(|entry| {
+            let bytes = std::fs::read(entry.path()).ok()?;
+            serde_json::from_slice::<Stored>(&bytes).ok()
+        });
+        let mut taken = std::collections::HashSet::new();
+        for stored in stored {
+            let bindings =
+                stored.container["HostConfig"]["PortBindings"].as_object().cloned().unwrap_or_default();
+            for binding in bindings.values().filter_map(Value::as_array).flatten() {
+                if binding["HostIp"] == self.config.agent_address.as_str()
+                    && let Some(port) = binding["HostPort"].as_str().and_then(|p| p.parse().ok())
+                {
+                    taken.insert(port);
+                }
+            }
+        }
+        taken
     }
 
     /// The container's create body, as the Engine API spells it.
@@ -215,8 +253,9 @@ impl DockerDriver {
         if spec.dev.is_some() {
             private.push(CODE_SERVER_PORT);
         }
+        let mut taken = if self.on_this_machine { Default::default() } else { self.agent_ports_taken() };
         for port in private {
-            let host_port = self.free_agent_port()?.to_string();
+            let host_port = self.free_agent_port(&mut taken)?.to_string();
             let binding = json!([{ "HostIp": self.config.agent_address, "HostPort": host_port }]);
             exposed.insert(format!("{port}/tcp"), json!({}));
             bindings.insert(format!("{port}/tcp"), binding);
@@ -640,14 +679,19 @@ impl Driver for DockerDriver {
         };
         let agent_toml = toml::to_string(&file)
             .map_err(|_| DriverError("the agent configuration could not be written".into()))?;
-        let container = self.container(server_id, spec, &data)?;
-        let stored = Stored { container, secret, dev: spec.dev.is_some(), data };
-        let bytes = serde_json::to_vec(&stored)
-            .map_err(|_| DriverError("the container spec could not be written".into()))?;
-        write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
-            tracing::error!(server_id, error = %e, "cannot write the container spec");
-            DriverError("the container spec could not be written".into())
-        })?;
+        let stored = {
+            // The ports it picks are in its spec before another creation looks.
+            let _one_at_a_time = self.ports_picked.lock().unwrap_or_else(|p| p.into_inner());
+            let container = self.container(server_id, spec, &data)?;
+            let stored = Stored { container, secret, dev: spec.dev.is_some(), data };
+            let bytes = serde_json::to_vec(&stored)
+                .map_err(|_| DriverError("the container spec could not be written".into()))?;
+            write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
+                tracing::error!(server_id, error = %e, "cannot write the container spec");
+                DriverError("the container spec could not be written".into())
+            })?;
+            stored
+        };
         self.create_container(&engine, server_id, &stored, Some(&agent_toml)).await?;
         self.ensure_running(&engine, server_id).await?;
         let endpoint = self.endpoint(&engine, server_id, &stored).await?;

@@ -179,6 +179,13 @@ async fn limits_are_chosen_within_the_operators_and_the_kernel_holds_them() {
         control.call("PATCH", &format!("/api/servers/{id}/limits"), token, Some(json!({"cpus": 64.0}))).await;
     assert_eq!(status, 400);
 
+    // Processes past the limit: forks fail inside the container.
+    let (_, refused) = exec(
+        &name,
+        "timeout 10 bash -c 'for i in $(seq 100); do sleep 1 & done; wait' 2>&1 | grep -c 'Resource temporarily unavailable'",
+    );
+    assert!(refused.parse::<u32>().unwrap_or(0) > 0, "forks past the pids limit: {refused}");
+
     // Memory past the limit: the kernel kills the game, and the crash says why.
     let path = format!("/api/servers/{id}/console/command");
     let (status, _) = control.call("POST", &path, token, Some(json!({"command": "allocate 1024"}))).await;
@@ -287,14 +294,26 @@ async fn a_remote_engine_is_driven_over_mutual_tls_and_measures_disks_it_cannot_
 
     // With its certificate: the server is made through the engine's API alone (nothing shared
     // but the network), and as this engine cannot limit a volume, the agent measures the disk.
-    let spec =
-        ControlSpec { driver: "docker", docker_endpoint: Some(tls_endpoint(true)), ..ControlSpec::default() };
+    // Its host cannot be asked which ports are free: agents get ports from a range of the
+    // operator's, each held in its server's spec.
+    let agent_ports = zlh_testkit::PortRange::claim();
+    let endpoint =
+        format!("{}\nagent_ports = [{}, {}]", tls_endpoint(true), agent_ports.first, agent_ports.last);
+    let spec = ControlSpec { driver: "docker", docker_endpoint: Some(endpoint), ..ControlSpec::default() };
     let control = TestControlPlane::start(zlh(), &spec).await;
     let user = control.register("remote@example.com").await;
     let token = Some(user.access_token.as_str());
     let body = json!({"name": "far", "type": "game", "template": "sample", "limits": {"diskMb": 32}});
     let server = create(&control, &user, body).await;
     let id = server["id"].as_i64().expect("id");
+    let second = create(&control, &user, json!({"name": "near", "type": "game", "template": "sample"})).await;
+    let agent_port = |server: &Value| {
+        let bindings = inspect(&container(&control, server))["HostConfig"]["PortBindings"].clone();
+        bindings["7420/tcp"][0]["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()).expect("agent port")
+    };
+    let ports = [agent_port(&server), agent_port(&second)];
+    assert!(ports[0] != ports[1], "{ports:?}");
+    assert!(ports.iter().all(|p| (agent_ports.first..=agent_ports.last).contains(p)), "{ports:?}");
     let status = control
         .wait_for_status(&user, id, "running, its disk measured", |s| {
             s["state"] == "running" && s["detail"]["usage"]["disk"]["enforcedBy"] == "measured"
@@ -308,8 +327,11 @@ async fn a_remote_engine_is_driven_over_mutual_tls_and_measures_disks_it_cannot_
     let answer: Value = serde_json::from_slice(&answer).expect("json");
     assert_eq!((status, &answer["error"]["code"]), (507, &json!("quota_exceeded")), "{answer}");
     assert_eq!(answer["error"]["disk"]["enforcedBy"], "measured", "{answer}");
-    let (status, _) = control.call("DELETE", &base, token, None).await;
-    assert_eq!(status, 204);
+    for server in [&server, &second] {
+        let (status, _) =
+            control.call("DELETE", &format!("/api/servers/{}", server["id"]), token, None).await;
+        assert_eq!(status, 204);
+    }
     assert_eq!(node_resources(&control.node), (Vec::new(), Vec::new()));
 }
 
