@@ -437,6 +437,13 @@ pub struct NodeConfig {
     /// The last game port handed out.
     #[serde(default = "default_last_port")]
     pub last_port: u16,
+    /// Memory (MiB) its servers' limits may add up to: the engine's host's memory when unset,
+    /// 0 to hand out any amount.
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    /// Disk (MiB) its servers' quotas may add up to; unset or 0: any amount.
+    #[serde(default)]
+    pub disk_mb: Option<u32>,
 }
 
 impl Default for NodeConfig {
@@ -446,6 +453,8 @@ impl Default for NodeConfig {
             public_address: default_public_address(),
             first_port: default_first_port(),
             last_port: default_last_port(),
+            memory_mb: None,
+            disk_mb: None,
         }
     }
 }

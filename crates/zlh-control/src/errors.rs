@@ -83,6 +83,7 @@ impl From<ProvisionError> for ApiError {
             }
             ProvisionError::Timeout { .. } => ApiError::new(ErrorCode::ProvisioningTimeout, message),
             ProvisionError::NoFreePorts => ApiError::new(ErrorCode::NoFreePorts, message),
+            ProvisionError::NodeFull => ApiError::new(ErrorCode::NodeFull, message),
             ProvisionError::Limits(_) => ApiError::new(ErrorCode::InvalidLimits, message),
             ProvisionError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
             ProvisionError::Incomplete(_) => ApiError::new(ErrorCode::Internal, message),

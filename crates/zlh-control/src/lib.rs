@@ -137,9 +137,6 @@ impl ControlPlane {
             .canonicalize()
             .map_err(|e| StartError::Io(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
-        let node = &config.node;
-        let node =
-            store.upsert_node(&node.name, &node.public_address, node.first_port, node.last_port).await?;
         let signer = TokenSigner::new(secret_key(&config, "token.key", config.auth.token_secret.as_ref())?);
         let registry = Arc::new(Registry::default());
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
@@ -160,6 +157,17 @@ impl ControlPlane {
                 .map_err(|e| StartError::Io(e.to_string()))?,
             ),
         };
+        let capacity = db::Capacity {
+            memory_mb: match config.node.memory_mb {
+                Some(mb) => mb,
+                None => default.host_memory_mb().await.unwrap_or(0),
+            },
+            disk_mb: config.node.disk_mb.unwrap_or(0),
+        };
+        let node = &config.node;
+        let node = store
+            .upsert_node(&node.name, &node.public_address, node.first_port, node.last_port, capacity)
+            .await?;
         let drivers = Drivers { default, external: Arc::new(ExternalDriver) };
         let poller = Poller::new(
             Arc::clone(&registry),

@@ -53,6 +53,9 @@ pub enum ProvisionError {
     /// Every game port of the node is taken.
     #[error("no game port is free on this node; ask the operator for a larger port range")]
     NoFreePorts,
+    /// The node has not the memory or disk the server's limits need.
+    #[error("this node has no room for a server of that size; choose smaller limits or ask the operator")]
+    NodeFull,
     /// Limits outside what the operator allows.
     #[error("{0}")]
     Limits(String),
@@ -71,6 +74,7 @@ impl From<StoreError> for ProvisionError {
     fn from(error: StoreError) -> ProvisionError {
         match error {
             StoreError::NoFreePorts => ProvisionError::NoFreePorts,
+            StoreError::NodeFull => ProvisionError::NodeFull,
             error => ProvisionError::Store(error),
         }
     }

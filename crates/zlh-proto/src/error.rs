@@ -83,6 +83,7 @@ error_codes! {
     ArtifactStoreFailed => (502, "artifact_store_failed"),
     ShuttingDown => (503, "shutting_down"),
     NoFreePorts => (503, "no_free_ports"),
+    NodeFull => (503, "node_full"),
     InsufficientStorage => (507, "insufficient_storage"),
     QuotaExceeded => (507, "quota_exceeded"),
     AgentTimeout => (504, "agent_timeout"),

@@ -35,6 +35,8 @@ pub struct ControlSpec {
     /// The `[docker]` section's `endpoint` and further keys, instead of the tests' engine's
     /// unix socket.
     pub docker_endpoint: Option<String>,
+    /// Further keys of the `[node]` section (`memory_mb = 512`).
+    pub node_toml: String,
 }
 
 impl Default for ControlSpec {
@@ -52,6 +54,7 @@ impl Default for ControlSpec {
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
             driver: "local",
             docker_endpoint: None,
+            node_toml: String::new(),
         }
     }
 }
@@ -113,8 +116,8 @@ impl TestControlPlane {
             String::new()
         } else {
             format!(
-                "[node]\nname = \"{node_name}\"\nfirst_port = {}\nlast_port = {}\n",
-                ports.first, ports.last
+                "[node]\nname = \"{node_name}\"\nfirst_port = {}\nlast_port = {}\n{}\n",
+                ports.first, ports.last, spec.node_toml
             )
         };
         let docker = spec.driver == "docker";

@@ -124,6 +124,17 @@ pub struct Node {
     pub first_port: u16,
     /// The last port it hands out.
     pub last_port: u16,
+    /// What its servers' limits may add up to.
+    pub capacity: Capacity,
+}
+
+/// What a node's servers' limits may add up to, in MiB (0: not checked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    /// Memory.
+    pub memory_mb: u32,
+    /// Disk.
+    pub disk_mb: u32,
 }
 
 /// The ports of a server and the address of its node.
@@ -163,6 +174,9 @@ pub enum StoreError {
     /// The owner already has as many servers as allowed.
     #[error("the owner has as many servers as allowed")]
     LimitReached,
+    /// The node's servers would need more memory or disk than it has.
+    #[error("the node has no room for a server of that size")]
+    NodeFull,
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
@@ -264,6 +278,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         public_address: &str,
         first_port: u16,
         last_port: u16,
+        capacity: Capacity,
     ) -> StoreResult<Node>;
     /// Gives a server the lowest free ports of its node's range, one per spec, in order;
     /// `NoFreePorts` when the range is used up (what was taken stays with the server, and goes

@@ -12,7 +12,9 @@ use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
 use zlh_proto::api::{Lifecycle, PortProtocol, PortSpec, PortView, ResourceLimits, Role, ServerKind};
 
-use super::{NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError, StoreResult, User};
+use super::{
+    Capacity, NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError, StoreResult, User,
+};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -328,7 +330,13 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "INSERT INTO servers (owner_id, name, kind, template, runtime, runtime_version, enable_code_server, \
              lifecycle, driver, node_id, limits, created_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'provisioning', ?8, ?9, ?10, ?11 \
-             WHERE (SELECT COUNT(*) FROM servers WHERE owner_id = ?1) < ?12 RETURNING *",
+             WHERE (SELECT COUNT(*) FROM servers WHERE owner_id = ?1) < ?12 \
+             AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = ?9 AND ( \
+               (n.memory_mb > 0 AND ?13 + (SELECT COALESCE(SUM(json_extract(s.limits, '$.memoryMb')), 0) \
+                 FROM servers s WHERE s.node_id = n.id) > n.memory_mb) \
+               OR (n.disk_mb > 0 AND ?14 + (SELECT COALESCE(SUM(json_extract(s.limits, '$.diskMb')), 0) \
+                 FROM servers s WHERE s.node_id = n.id) > n.disk_mb))) \
+             RETURNING *",
         )
         .bind(server.owner_id)
         .bind(&server.name)
@@ -342,9 +350,25 @@ impl Store for SqliteStore {
         .bind(server.limits.map(|limits| serde_json::to_string(&limits).unwrap_or_default()))
         .bind(now_ms)
         .bind(limit.map_or(i64::MAX, i64::from))
+        .bind(server.limits.map_or(0, |l| i64::from(l.memory_mb)))
+        .bind(server.limits.map_or(0, |l| i64::from(l.disk_mb)))
         .fetch_optional(&self.pool)
         .await?;
-        server_from(&row.ok_or(StoreError::LimitReached)?)
+        match row {
+            Some(row) => server_from(&row),
+            None => {
+                // Refused: by the owner's count, or else by the node's room.
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM servers WHERE owner_id = ?")
+                    .bind(server.owner_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Err(if count >= limit.map_or(i64::MAX, i64::from) {
+                    StoreError::LimitReached
+                } else {
+                    StoreError::NodeFull
+                })
+            }
+        }
     }
 
     async fn set_agent(&self, server_id: i64, endpoint: &crate::registry::AgentEndpoint) -> StoreResult<()> {
@@ -419,16 +443,20 @@ impl Store for SqliteStore {
         public_address: &str,
         first_port: u16,
         last_port: u16,
+        capacity: Capacity,
     ) -> StoreResult<Node> {
         let row = sqlx::query(
-            "INSERT INTO nodes (name, public_address, first_port, last_port) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET public_address = excluded.public_address, \
-             first_port = excluded.first_port, last_port = excluded.last_port RETURNING *",
+            "INSERT INTO nodes (name, public_address, first_port, last_port, memory_mb, disk_mb) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET public_address = excluded.public_address, \
+             first_port = excluded.first_port, last_port = excluded.last_port, \
+             memory_mb = excluded.memory_mb, disk_mb = excluded.disk_mb RETURNING *",
         )
         .bind(name)
         .bind(public_address)
         .bind(i64::from(first_port))
         .bind(i64::from(last_port))
+        .bind(i64::from(capacity.memory_mb))
+        .bind(i64::from(capacity.disk_mb))
         .fetch_one(&self.pool)
         .await?;
         Ok(Node {
@@ -437,6 +465,10 @@ impl Store for SqliteStore {
             public_address: row.try_get("public_address")?,
             first_port: row.try_get::<i64, _>("first_port")?.try_into().unwrap_or(u16::MAX),
             last_port: row.try_get::<i64, _>("last_port")?.try_into().unwrap_or(u16::MAX),
+            capacity: Capacity {
+                memory_mb: row.try_get::<i64, _>("memory_mb")?.try_into().unwrap_or(u32::MAX),
+                disk_mb: row.try_get::<i64, _>("disk_mb")?.try_into().unwrap_or(u32::MAX),
+            },
         })
     }
 

@@ -737,6 +737,11 @@ impl Driver for DockerDriver {
         true
     }
 
+    async fn host_memory_mb(&self) -> Option<u32> {
+        let info = self.engine().await.ok()?.info().await.ok()?;
+        u32::try_from(info.mem_total? >> 20).ok()
+    }
+
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> Result<(), DriverError> {
         let engine = self.engine().await?;
         let mut stored = self.load_stored(server_id)?;

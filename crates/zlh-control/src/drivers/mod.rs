@@ -110,4 +110,8 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn set_limits(&self, _server_id: i64, _limits: &ResourceLimits) -> Result<(), DriverError> {
         Err(DriverError("this server's driver does not enforce limits".into()))
     }
+    /// The memory of the machine servers run on, in MiB, where the driver can tell.
+    async fn host_memory_mb(&self) -> Option<u32> {
+        None
+    }
 }

@@ -447,3 +447,21 @@ async fn a_customers_dev_server_is_a_shell_of_its_own_containers_user() {
         exec(&name, "test -d /var/lib/zlh/home/workspace && test -w /var/lib/zlh/packages && echo ok");
     assert_eq!(workspace, "ok", "its workspace and packages are in its data");
 }
+
+#[tokio::test]
+async fn a_node_hands_out_no_more_memory_than_it_has() {
+    let spec =
+        ControlSpec { driver: "docker", node_toml: "memory_mb = 400".into(), ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("crowded@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let body =
+        |name: &str| json!({"name": name, "type": "game", "template": "sample", "limits": {"memoryMb": 256}});
+    let first = create(&control, &user, body("first")).await;
+    let (status, refused) = control.call("POST", "/api/servers", token, Some(body("second"))).await;
+    assert_eq!((status, &refused["error"]["code"]), (503, &json!("node_full")), "{refused}");
+    assert_eq!(node_resources(&control.node).0.len(), 1, "nothing of the second was made");
+    let (status, _) = control.call("DELETE", &format!("/api/servers/{}", first["id"]), token, None).await;
+    assert_eq!(status, 204);
+    create(&control, &user, body("second")).await;
+}
