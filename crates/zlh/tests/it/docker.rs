@@ -87,6 +87,18 @@ async fn a_server_reaches_no_other_server_and_its_agent_dies_without_its_game() 
         let (reached, _) = exec(&name_a, &format!("timeout 1 bash -c 'echo > /dev/tcp/{b_address}/{port}'"));
         assert!(!reached, "a reached b's port {port} at {b_address}");
     }
+    // Nor, through the host's side of the network, the control plane or b's published agent
+    // (both on the host's loopback only).
+    let (_, gateway) =
+        docker(&["network", "inspect", "zlh-test", "-f", "{{(index .IPAM.Config 0).Gateway}}"]);
+    assert!(gateway.parse::<std::net::Ipv4Addr>().is_ok(), "the network's gateway: {gateway}");
+    let bindings = inspect(&name_b)["HostConfig"]["PortBindings"]["7420/tcp"][0]["HostPort"].clone();
+    let b_agent = bindings.as_str().expect("b's agent port").to_owned();
+    let control_port = control.url.rsplit(':').next().expect("port").trim_end_matches('/').to_owned();
+    for port in [control_port, b_agent] {
+        let (reached, _) = exec(&name_a, &format!("timeout 1 bash -c 'echo > /dev/tcp/{gateway}/{port}'"));
+        assert!(!reached, "a reached the host's port {port} at {gateway}");
+    }
 
     // kill -9 of the agent inside the container: the game keeps running and a new agent
     // (started by init) reattaches to it.
