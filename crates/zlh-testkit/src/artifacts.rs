@@ -43,12 +43,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl ArtifactStore {
-    /// Starts an empty store on a free port.
+    /// Starts an empty store on a free port of loopback.
     pub async fn start() -> ArtifactStore {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Starts an empty store on a free port of `address` (a container network's gateway, for
+    /// servers in containers).
+    pub async fn start_on(address: &str) -> ArtifactStore {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let app =
             axum::Router::new().route("/{*path}", axum::routing::get(serve)).with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind((address, 0)).await.expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(async move { axum::serve(listener, app).await });
         ArtifactStore { shared, catalog_url: format!("http://{address}/devcontainer/_catalog.json") }

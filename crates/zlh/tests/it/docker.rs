@@ -2,8 +2,10 @@
 //! test`): isolation, limits, ports, an agent that dies without its game, and cleanup.
 
 use serde_json::{Value, json};
+use zlh_proto::catalog::Kind;
+use zlh_testkit::artifacts::fake_runtime;
 use zlh_testkit::docker::{docker, inspect, node_resources, restart_engine, tls_endpoint};
-use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane, eventually};
+use zlh_testkit::{ApiUser, ArtifactStore, ControlSpec, TestControlPlane, eventually};
 
 use crate::{SOON, zlh};
 
@@ -438,26 +440,43 @@ async fn servers_come_back_as_they_were_when_the_engine_restarts() {
 
 #[tokio::test]
 async fn a_customers_dev_server_is_a_shell_of_its_own_containers_user() {
-    // On the docker driver a customer may have a dev server: its shell is the container's.
-    let control = docker_control().await;
+    // On the docker driver a customer may have a dev server: its shell is the container's,
+    // and its runtime comes from a catalog its container reaches (here on the network's
+    // gateway, a host-only address).
+    let (_, gateway) =
+        docker(&["network", "inspect", "zlh-test", "-f", "{{(index .IPAM.Config 0).Gateway}}"]);
+    let store = ArtifactStore::start_on(&gateway).await;
+    store.publish(Kind::Runtime, "fakenode", "1.0.0", fake_runtime("fakenode", "1.0.0", 1024));
+    let extra_toml = format!("[artifacts]\ncatalog_url = \"{}\"\n", store.catalog_url);
+    let control = TestControlPlane::start(
+        zlh(),
+        &ControlSpec { driver: "docker", extra_toml, ..ControlSpec::default() },
+    )
+    .await;
     let user = control.register("coder@example.com").await;
-    let server = create(&control, &user, json!({"name": "box", "type": "dev"})).await;
+    let body = json!({"name": "box", "type": "dev", "runtime": "fakenode", "version": "1.0.0"});
+    let server = create(&control, &user, body).await;
     let id = server["id"].as_i64().expect("id");
-    control.wait_for_status(&user, id, "provisioned", |s| s["detail"]["provisioningComplete"] == true).await;
+    control
+        .wait_for_status(&user, id, "provisioned", |s| {
+            s["detail"]["provisioningComplete"] == true && s["detail"]["runtimeInstalled"] == true
+        })
+        .await;
     let mut console = control.console(&user, id, None).await;
     console
-        .type_keys(
-            "echo uid=$(id -u) home=$HOME; touch /opt/zlh/mine || echo read-only; echo done-$((6*7))\n",
-        )
+        .type_keys("echo uid=$(id -u) home=$HOME; touch /opt/zlh/mine || echo read-only; zlh-hello; echo done-$((6*7))\n")
         .await;
     console.read_until("done-42", SOON).await;
     let seen = String::from_utf8_lossy(&console.received).into_owned();
     assert!(seen.contains("uid=1000 home=/var/lib/zlh"), "{seen}");
     assert!(seen.contains("read-only"), "{seen}");
+    assert!(seen.contains("hello from fakenode 1.0.0"), "the runtime is on the shell's PATH: {seen}");
     let name = container(&control, &server);
-    let (_, workspace) =
-        exec(&name, "test -d /var/lib/zlh/home/workspace && test -w /var/lib/zlh/packages && echo ok");
-    assert_eq!(workspace, "ok", "its workspace and packages are in its data");
+    let (_, installed) = exec(
+        &name,
+        "ls /var/lib/zlh/packages/runtimes/fakenode && test -d /var/lib/zlh/home/workspace && echo ok",
+    );
+    assert!(installed.ends_with("ok"), "its workspace and runtimes are in its data: {installed}");
 }
 
 #[tokio::test]
