@@ -104,9 +104,15 @@ pub struct IdeConfig {
     /// Whether `ide-token` returns the hosted URL; defaults to yes when there is a host suffix.
     #[serde(default)]
     pub return_hosted_url: Option<bool>,
-    /// Whether the path form (`/__ide/<id>/`, on the API's own origin) is served.
+    /// Whether the path form (`/__ide/<id>/`) is served.
     #[serde(default = "yes")]
     pub path_form: bool,
+    /// The origin the path form is served at (`https://ide.example.com`): another name of this
+    /// control plane, never the portal's, so that no page of an IDE shares the portal's origin.
+    /// On a loopback public URL it defaults to the other loopback name (`localhost` for
+    /// `127.0.0.1` and back); elsewhere the path form needs it.
+    #[serde(default)]
+    pub path_origin: Option<String>,
     /// Lifetime of the IDE cookie after a link was opened.
     #[serde(default = "default_ide_session_ttl", with = "duration")]
     pub session_ttl: Duration,
@@ -120,6 +126,7 @@ impl Default for IdeConfig {
             host_suffix: None,
             return_hosted_url: None,
             path_form: true,
+            path_origin: None,
             session_ttl: default_ide_session_ttl(),
         }
     }
@@ -614,6 +621,27 @@ impl ControlConfig {
         let loopback =
             ["//127.0.0.1", "//localhost", "//[::1]"].iter().any(|h| self.public_url().contains(h));
         configured.or_else(|| loopback.then(|| "localhost".to_owned()))
+    }
+
+    /// The origin of the IDE's path form, when it is served: configured, or on a loopback
+    /// public URL the other loopback name with the same port. Never the portal's own origin.
+    pub fn ide_path_origin(&self) -> Option<String> {
+        if !self.ide.path_form {
+            return None;
+        }
+        let public = self.public_url();
+        let origin =
+            self.ide.path_origin.clone().map(|o| o.trim_end_matches('/').to_owned()).or_else(|| {
+                let (scheme, rest) = public.split_once("://")?;
+                let authority = rest.split('/').next()?;
+                let other = match authority.rsplit_once(':') {
+                    Some(("127.0.0.1", port)) => format!("localhost:{port}"),
+                    Some(("localhost", port)) => format!("127.0.0.1:{port}"),
+                    _ => return None,
+                };
+                Some(format!("{scheme}://{other}"))
+            })?;
+        (origin != public.trim_end_matches('/')).then_some(origin)
     }
 
     /// Where agents find the artifact catalog.

@@ -235,7 +235,10 @@ fn link(control: &ControlPlane, server_id: i64, token: &str) -> String {
                 .unwrap_or_default();
             format!("{scheme}://dev-{server_id}.{suffix}{port}/?token={token}")
         }
-        None => format!("{public}/api/dev/{server_id}/ide?token={token}"),
+        None => {
+            let origin = control.config.ide_path_origin().unwrap_or(public);
+            format!("{origin}/api/dev/{server_id}/ide?token={token}")
+        }
     }
 }
 
@@ -371,7 +374,15 @@ pub async fn hosted(
 
 /// `/__ide/{id}` and everything below it (and `/api/dev/{id}/ide`, the path form's link).
 async fn path_form(State(control): State<Arc<ControlPlane>>, request: Request) -> Response<Body> {
-    if !control.config.ide.path_form {
+    // Only at its own origin: an IDE page (a customer's `/proxy/<port>/` among them) on the
+    // portal's origin could read what the portal keeps there.
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let at_its_origin = control
+        .config
+        .ide_path_origin()
+        .and_then(|origin| origin.split_once("://").map(|(_, authority)| authority.to_owned()))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host));
+    if !at_its_origin {
         return ApiError::new(ErrorCode::NotFound, "no such route").into_response();
     }
     let path = request.uri().path();

@@ -241,7 +241,11 @@ async fn the_path_form_works_and_can_be_switched_off() {
     let s = setup("[ide]\nreturn_hosted_url = false\n").await;
     let id = s.servers[0];
     let url = s.link(id).await["url"].as_str().expect("url").to_owned();
-    assert!(url.starts_with(&format!("{}/api/dev/{id}/ide?token=", s.control.url)), "{url}");
+    // At an origin of its own, never the portal's: an IDE page there could read the portal's.
+    let origin = s.control.url.replace("127.0.0.1", "localhost");
+    assert!(url.starts_with(&format!("{origin}/api/dev/{id}/ide?token=")), "{url}");
+    let at_portal = url.replace(&origin, &s.control.url);
+    assert_eq!(s.http.get(&at_portal).send().await.expect("at the portal").status(), 404);
     let opened = s.http.get(&url).send().await.expect("open");
     assert_eq!(
         (opened.status().as_u16(), opened.headers()["location"].to_str().expect("loc")),
@@ -253,24 +257,27 @@ async fn the_path_form_works_and_can_be_switched_off() {
         "{cookie}"
     );
     let session = cookie.split(';').next().expect("pair").to_owned();
-    let bare = s.http.get(format!("{}/__ide/{id}", s.control.url)).send().await.expect("bare");
+    let bare = s.http.get(format!("{origin}/__ide/{id}")).send().await.expect("bare");
     assert_eq!(bare.headers()["location"], format!("/__ide/{id}/"));
-    let root = s
-        .http
-        .get(format!("{}/__ide/{id}/", s.control.url))
-        .header("cookie", &session)
-        .send()
-        .await
-        .expect("root");
+    let root =
+        s.http.get(format!("{origin}/__ide/{id}/")).header("cookie", &session).send().await.expect("root");
     assert_eq!(root.headers()["location"], format!("/__ide/{id}/?folder=/home/dev/workspace"));
     let page = s
         .http
-        .get(format!("{}/__ide/{id}/static/x.js?v=1", s.control.url))
+        .get(format!("{origin}/__ide/{id}/static/x.js?v=1"))
         .header("cookie", &session)
         .send()
         .await
         .expect("page");
     assert_eq!(page.status(), 200);
+    let at_portal = s
+        .http
+        .get(format!("{}/__ide/{id}/static/x.js?v=1", s.control.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("page at the portal");
+    assert_eq!(at_portal.status(), 404, "no IDE content on the portal's origin");
     assert_eq!(s.upstream.seen().pop().expect("seen").path, "/static/x.js?v=1", "the prefix is stripped");
 
     let off = setup("[ide]\npath_form = false\nreturn_hosted_url = false\n").await;
@@ -446,8 +453,10 @@ async fn a_real_code_server_opens_in_a_real_browser_in_both_forms() {
 
     let path_link =
         control.call("POST", &format!("/api/dev/{id}/ide-token"), Some(&user.access_token), None).await.1;
+    // The path form, at its own origin (the other loopback name), never the portal's.
+    let path_origin = control.url.replace("127.0.0.1", "localhost");
     let path_url =
-        format!("{}/api/dev/{id}/ide?token={}", control.url, path_link["token"].as_str().expect("token"));
+        format!("{path_origin}/api/dev/{id}/ide?token={}", path_link["token"].as_str().expect("token"));
     let seen = open_in_chromium(&path_url, "ZLH_E2E_README.md", "ide-path.png").await;
     assert_eq!(seen["ok"], true, "{seen}");
     assert!(seen["finalUrl"].as_str().expect("url").contains(&format!("/__ide/{id}/")), "{seen}");
