@@ -19,10 +19,11 @@ use crate::auth::tokens::{TokenError, TokenKind};
 use crate::db::{Server, User};
 use crate::registry::{Agent, AgentError};
 
-/// The signed-in user, from `Authorization: Bearer <access token>`, and the session the token
-/// belongs to (live access opened with it ends with it).
+/// The signed-in user, from `Authorization: Bearer <access token>`, the session the token
+/// belongs to (live access opened with it ends with it), and the address the request came from
+/// (for the activity log).
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User, pub String);
+pub struct CurrentUser(pub User, pub String, pub std::net::IpAddr);
 
 impl CurrentUser {
     /// Whether the user is an admin.
@@ -64,7 +65,11 @@ impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
             return Err(ended());
         }
         live(&user)?;
-        Ok(CurrentUser(user, session.to_owned()))
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+        Ok(CurrentUser(user, session.to_owned(), address))
     }
 }
 

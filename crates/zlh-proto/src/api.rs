@@ -411,3 +411,24 @@ impl std::fmt::Debug for IdeLink {
         f.debug_struct("IdeLink").field("expires_in", &self.expires_in).finish_non_exhaustive()
     }
 }
+
+/// One entry of an account's or a server's activity log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityEntry {
+    /// When (RFC 3339, milliseconds).
+    pub at: String,
+    /// What happened (`sign_in`, `sign_in_failed`, `power_stop`, `files_changed`, ...).
+    pub action: String,
+    /// The account it concerns.
+    pub user_id: i64,
+    /// Who did it, when someone else did (an admin).
+    pub actor_id: Option<i64>,
+    /// The server it concerns.
+    pub server_id: Option<i64>,
+    /// The address the request came from.
+    pub address: String,
+    /// A few words more (the route of a file change, the power action), never a secret.
+    pub detail: String,
+}

@@ -47,6 +47,8 @@ async fn set_suspended(
     control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     control.store.set_suspended(id, suspend.then(now_ms)).await?;
     tracing::info!(user_id = id, admin_id = admin.0.id, suspend, "account suspension changed");
+    let action = if suspend { "account_suspended" } else { "account_unsuspended" };
+    crate::activity::Event::by(admin, action).on_account(id).record(control).await;
     let user = control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(user_view(&user)))
 }
@@ -69,4 +71,17 @@ pub(super) async fn unsuspend(
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     set_suspended(&control, &user, &id, false).await
+}
+
+#[utoipa::path(get, path = "/api/admin/users/{userId}/activity", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),
+    responses((status = 200, body = [zlh_proto::api::ActivityEntry]), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn activity(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<zlh_proto::api::ActivityEntry>>, ApiError> {
+    admin_only(&user)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(control.store.activity(Some(id), None, super::auth::ACTIVITY_ENTRIES).await?))
 }

@@ -11,13 +11,15 @@ use axum::response::{IntoResponse, Response};
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::api::{
-    Credentials, PasswordChange, RefreshRequest, ResetConfirm, ResetRequest, Role, Session, UserView,
+    ActivityEntry, Credentials, PasswordChange, RefreshRequest, ResetConfirm, ResetRequest, Role, Session,
+    UserView,
 };
 use zlh_proto::time::{now_ms, now_secs};
 
 use super::user_view;
 use crate::ControlPlane;
 use crate::access::CurrentUser;
+use crate::activity::Event;
 use crate::auth::mailer::Message;
 use crate::auth::rate_limit::Rule;
 use crate::auth::tokens::Claims;
@@ -166,11 +168,15 @@ pub(super) async fn login(
     // not the account exists.
     let hash = user.as_ref().map_or(control.decoy_hash.as_str(), |u| u.password_hash.as_str());
     let matches = passwords::verify(&credentials.password, hash).await;
+    let known = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| matches) else {
         for (key, _) in &keys {
             control.throttle.record(key, now);
         }
         tracing::info!(client = %client.ip(), "sign-in failed");
+        if let Some(user_id) = known {
+            Event::of_account(user_id, client.ip(), "sign_in_failed").record(&control).await;
+        }
         return ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password").into_response();
     };
     if user.suspended_at_ms.is_some() {
@@ -179,6 +185,7 @@ pub(super) async fn login(
     }
     control.throttle.clear(&keys[0].0);
     tracing::info!(user_id = user.id, "signed in");
+    Event::of_account(user.id, client.ip(), "sign_in").record(&control).await;
     match issue_session(&control, &user).await {
         Ok(session) => Json(session).into_response(),
         Err(e) => e.into_response(),
@@ -223,11 +230,16 @@ pub(super) async fn refresh(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
 pub(super) async fn logout(
     State(control): State<Arc<ControlPlane>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let session = control.store.session_of_refresh(&token_hash(&request.refresh_token)).await?;
     if let Some(session) = session {
+        let user = control.store.session_user(&session).await?;
         control.store.revoke_session(&session, now_ms()).await?;
+        if let Some(user) = user {
+            Event::of_account(user.id, client.ip(), "sign_out").record(&control).await;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -235,6 +247,18 @@ pub(super) async fn logout(
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = UserView)))]
 pub(super) async fn me(user: CurrentUser) -> Json<UserView> {
     Json(user_view(&user.0))
+}
+
+/// How many entries an activity log answers with (the newest).
+pub(super) const ACTIVITY_ENTRIES: u32 = 200;
+
+#[utoipa::path(get, path = "/api/account/activity", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = [ActivityEntry], description = "The newest 200 entries of your account and servers, newest first")))]
+pub(super) async fn activity(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+) -> Result<Json<Vec<ActivityEntry>>, ApiError> {
+    Ok(Json(control.store.activity(Some(user.0.id), None, ACTIVITY_ENTRIES).await?))
 }
 
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
@@ -266,6 +290,7 @@ pub(super) async fn change_password(
     let hash = passwords::hash(&change.new_password).await;
     control.store.set_password(user.0.id, &hash, now_ms()).await?;
     tracing::info!(user_id = user.0.id, "password changed; every session ended");
+    Event::by(&user, "password_changed").record(&control).await;
     Ok(Json(issue_session(&control, &user.0).await?))
 }
 
@@ -313,6 +338,7 @@ pub(super) async fn request_reset(
     responses((status = 204), (status = 401, body = zlh_proto::ErrorBody)))]
 pub(super) async fn confirm_reset(
     State(control): State<Arc<ControlPlane>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(confirm): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
     check_password(&confirm.new_password, &[])?;
@@ -326,5 +352,6 @@ pub(super) async fn confirm_reset(
     let hash = passwords::hash(&confirm.new_password).await;
     control.store.set_password(user_id, &hash, now_ms()).await?;
     tracing::info!(user_id, "password reset; every session ended");
+    Event::of_account(user_id, client.ip(), "password_reset").record(&control).await;
     Ok(StatusCode::NO_CONTENT)
 }

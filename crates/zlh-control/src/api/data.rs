@@ -22,6 +22,7 @@ use zlh_proto::api::ServerKind;
 
 use crate::ControlPlane;
 use crate::access::{self, CurrentUser, ServerId};
+use crate::activity::Event;
 use crate::registry::{Method, Streamed};
 
 /// Largest agent answer the backup envelope reads (lists of backups and jobs).
@@ -62,6 +63,16 @@ async fn forward(
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = body.into_data_stream().map_err(std::io::Error::other);
         let answer = agent.forward(method, &path, content_type, Box::pin(body)).await?;
+        if method != Method::Get && answer.status < 400 {
+            let action = match path.split(['/', '?']).nth(1) {
+                Some("files") => "files_changed",
+                Some("backups") => "backups_changed",
+                Some("mods") => "mods_changed",
+                _ => "data_changed",
+            };
+            let detail = format!("{} {path}", parts.method);
+            Event::by(user, action).on(&server).detail(detail).record(control).await;
+        }
         Ok(streamed(answer))
     }
     .await;

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         super::auth::refresh,
         super::auth::logout,
         super::auth::me,
+        super::auth::activity,
         super::auth::change_password,
         super::auth::request_reset,
         super::auth::confirm_reset,
@@ -22,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         super::servers::get,
         super::servers::delete,
         super::servers::status,
+        super::servers::activity,
         super::servers::limits,
         super::servers::start,
         super::servers::stop,
@@ -59,6 +61,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::users,
         super::admin::suspend,
         super::admin::unsuspend,
+        super::admin::activity,
     ),
     modifiers(&BearerToken)
 )]

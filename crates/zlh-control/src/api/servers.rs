@@ -13,6 +13,7 @@ use zlh_proto::api::{CreateServer, Lifecycle, LimitsRequest, ServerStatus, Serve
 use super::server_views;
 use crate::ControlPlane;
 use crate::access::{self, CurrentUser, ServerId};
+use crate::activity::Event;
 use crate::registry::PowerAction;
 
 #[utoipa::path(get, path = "/api/templates", tag = "servers", responses((status = 200, body = Vec<TemplateView>)))]
@@ -48,6 +49,7 @@ pub(super) async fn create(
         return Err(ApiError::new(ErrorCode::BadRequest, "name must be 1 to 64 printable characters"));
     }
     let server = crate::provision::create(&control, &user.0, &request).await?;
+    Event::by(&user, "server_created").on(&server).detail(server.name.clone()).record(&control).await;
     let view = server_views(&control, &[server]).await?.remove(0);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -78,6 +80,7 @@ pub(super) async fn delete(
         ));
     }
     crate::provision::delete(&control, id).await?;
+    Event::by(&user, "server_deleted").on(&server).detail(server.name.clone()).record(&control).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -96,9 +99,22 @@ pub(super) async fn limits(
     // was sent.
     let server = access::server(&control, &user.0, id).await?;
     let ApiJson(request) = ApiJson::<LimitsRequest>::from_request(body, &control).await?;
-    crate::provision::change_limits(&control, &server, &request).await?;
+    let limits = crate::provision::change_limits(&control, &server, &request).await?;
+    let detail = serde_json::to_string(&limits).unwrap_or_default();
+    Event::by(&user, "limits_changed").on(&server).detail(detail).record(&control).await;
     let server = access::server(&control, &user.0, id).await?;
     Ok(Json(server_views(&control, &[server]).await?.remove(0)))
+}
+
+#[utoipa::path(get, path = "/api/servers/{id}/activity", tag = "servers", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = [zlh_proto::api::ActivityEntry]), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn activity(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<Json<Vec<zlh_proto::api::ActivityEntry>>, ApiError> {
+    access::server(&control, &user.0, id).await?;
+    Ok(Json(control.store.activity(None, Some(id), super::auth::ACTIVITY_ENTRIES).await?))
 }
 
 #[utoipa::path(get, path = "/api/servers/{id}/status", tag = "servers", security(("bearer" = [])),
@@ -122,6 +138,7 @@ async fn power(
     let agent = access::agent(&control, &server)?;
     let accepted = agent.power(action).await?;
     tracing::info!(server_id = id, user_id = user.0.id, ?action, state = %accepted.state, "power action");
+    Event::by(&user, "power").on(&server).detail(format!("{action:?}").to_lowercase()).record(&control).await;
     // Refresh the cache now rather than at the next heartbeat.
     let poller = control.poller.clone();
     tokio::spawn(async move { poller.poll_now(id).await });

@@ -128,6 +128,23 @@ pub struct Node {
     pub capacity: Capacity,
 }
 
+/// One activity entry to record.
+#[derive(Debug, Clone)]
+pub struct NewActivity {
+    /// The account it concerns.
+    pub user_id: i64,
+    /// Who did it, when not that account.
+    pub actor_id: Option<i64>,
+    /// The server it concerns.
+    pub server_id: Option<i64>,
+    /// What happened.
+    pub action: &'static str,
+    /// Where the request came from.
+    pub address: String,
+    /// A few words more.
+    pub detail: String,
+}
+
 /// What a node's servers' limits may add up to, in MiB (0: not checked).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capacity {
@@ -272,6 +289,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records a server's new limits.
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()>;
     /// Records a node (or updates its address and port range); returns it.
+    /// Records an activity entry.
+    async fn record_activity(&self, entry: NewActivity, now_ms: i64) -> StoreResult<()>;
+    /// The newest activity of an account (`user_id`) or of a server (`server_id`), newest first.
+    async fn activity(
+        &self,
+        user_id: Option<i64>,
+        server_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<zlh_proto::api::ActivityEntry>>;
     async fn upsert_node(
         &self,
         name: &str,

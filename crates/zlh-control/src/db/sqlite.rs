@@ -13,7 +13,8 @@ use zlh_proto::Secret;
 use zlh_proto::api::{Lifecycle, PortProtocol, PortSpec, PortView, ResourceLimits, Role, ServerKind};
 
 use super::{
-    Capacity, NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError, StoreResult, User,
+    Capacity, NewActivity, NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError,
+    StoreResult, User,
 };
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -435,6 +436,53 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn record_activity(&self, entry: NewActivity, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO activity (at, user_id, actor_id, server_id, action, address, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(now_ms)
+        .bind(entry.user_id)
+        .bind(entry.actor_id)
+        .bind(entry.server_id)
+        .bind(entry.action)
+        .bind(&entry.address)
+        .bind(&entry.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn activity(
+        &self,
+        user_id: Option<i64>,
+        server_id: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<zlh_proto::api::ActivityEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM activity WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR server_id = ?2) \
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(user_id)
+        .bind(server_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(zlh_proto::api::ActivityEntry {
+                    at: zlh_proto::time::format_ms(row.try_get("at")?),
+                    action: row.try_get("action")?,
+                    user_id: row.try_get("user_id")?,
+                    actor_id: row.try_get("actor_id")?,
+                    server_id: row.try_get("server_id")?,
+                    address: row.try_get("address")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 
     async fn upsert_node(

@@ -3,9 +3,9 @@
 //! cookie and is proxied to the server's code-server.
 //!
 //! Two forms. **Hosted** (canonical): `dev-<id>.<suffix>` is the IDE of server `<id>`, an
-//! origin of its own, with a host-only cookie `zlh_ide`. **Path**: `/__ide/<id>/` on the API's
-//! origin, cookie `zlh_ide_<id>` scoped to that path (switchable off: code in the IDE shares
-//! the API's origin there). Links answer with `Referrer-Policy: no-referrer` and leave no token
+//! origin of its own, with a host-only cookie `zlh_ide`. **Path**: `/__ide/<id>/` at an origin
+//! of its own too (`ide.path_origin`, never the portal's), cookie `zlh_ide_<id>` scoped to that
+//! path (switchable off). Links answer with `Referrer-Policy: no-referrer` and leave no token
 //! in the address bar; query strings are never logged. Every request re-checks that the server
 //! is a dev server of the cookie's user (cached a few seconds), and every WebSocket upgrade
 //! must come from the IDE's own origin (sibling `dev-*` hosts are same-site).
@@ -63,6 +63,7 @@ async fn token(
     let ttl = control.config.ide.token_ttl;
     let token = control.ide.issue(user.0.id, id, &user.1, ttl);
     let url = link(&control, id, &token);
+    crate::activity::Event::by(&user, "ide_opened").on(&server).record(&control).await;
     Ok(Json(IdeLink { token, url, expires_in: ttl.as_secs() }))
 }
 

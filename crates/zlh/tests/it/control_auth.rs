@@ -335,3 +335,49 @@ async fn consoles_end_with_the_session_that_opened_them() {
     while console.read_frame(crate::SOON).await.is_some() {}
     assert!(began.elapsed() < crate::SOON, "the console was closed, not left open");
 }
+
+#[tokio::test]
+async fn the_activity_log_says_who_did_what_from_where() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let admin = control.register_admin("boss@example.com").await;
+    let player = control.register("player@example.com").await;
+    let wrong = json!({"email": player.email, "password": "not-the-password-at-all"});
+    assert_eq!(control.call("POST", "/api/auth/login", None, Some(wrong)).await.0, 401);
+    let player = control.login(&player.email, &player.password).await;
+    let token = Some(player.access_token.as_str());
+    let server = control.create_sample_server(&player, "logged").await;
+    let id = server["id"].as_i64().expect("id");
+    let base = format!("/api/servers/{id}");
+    let (status, _) = control
+        .send("PUT", &format!("{base}/files/content?path=notes.txt"), &player.access_token, b"hi".to_vec())
+        .await;
+    assert_eq!(status, 201);
+    // An admin acts on the player's server: it is in the player's log, naming the admin.
+    let (status, _) = control.call("POST", &format!("{base}/stop"), Some(&admin.access_token), None).await;
+    assert!(status == 200 || status == 202, "{status}");
+
+    let (status, log) = control.call("GET", "/api/account/activity", token, None).await;
+    assert_eq!(status, 200, "{log}");
+    let entries = log.as_array().expect("entries");
+    let actions: Vec<&str> = entries.iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["sign_in_failed", "sign_in", "server_created", "files_changed", "power"] {
+        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+    }
+    assert_eq!(actions[0], "power", "newest first: {actions:?}");
+    assert_eq!((&entries[0]["actorId"], &entries[0]["detail"]), (&json!(admin.id), &json!("stop")));
+    assert!(entries.iter().all(|e| e["address"] == "127.0.0.1" && e["userId"] == player.id), "{log}");
+    let text = log.to_string();
+    assert!(!text.contains(&player.password) && !text.contains(&player.access_token), "no secret: {text}");
+
+    // A server's log is its owner's (and admins'); another account's is a 404, its own 403.
+    let (status, server_log) = control.call("GET", &format!("{base}/activity"), token, None).await;
+    assert_eq!(status, 200);
+    assert!(server_log.as_array().expect("entries").iter().all(|e| e["serverId"] == id), "{server_log}");
+    let stranger = control.register("stranger@example.com").await;
+    let (status, _) =
+        control.call("GET", &format!("{base}/activity"), Some(&stranger.access_token), None).await;
+    assert_eq!(status, 404);
+    let path = format!("/api/admin/users/{}/activity", player.id);
+    assert_eq!(control.call("GET", &path, Some(&admin.access_token), None).await.0, 200);
+    assert_eq!(control.call("GET", &path, token, None).await.0, 403);
+}

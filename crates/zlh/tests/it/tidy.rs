@@ -108,7 +108,7 @@ const CONTROL_LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// HTTP-facing modules; everything else in the control plane is core.
-const CONTROL_HTTP: &[&str] = &["access", "api", "errors", "http", "ide", "portal", "lib"];
+const CONTROL_HTTP: &[&str] = &["access", "activity", "api", "errors", "http", "ide", "portal", "lib"];
 
 /// `crate::x` names a file imports (doc links included: they are dependencies too).
 fn crate_imports(text: &str) -> Vec<String> {
