@@ -353,6 +353,11 @@ try {
     await page.getByLabel('New password').fill(config.owner.password);
     await page.getByRole('button', { name: 'Change password' }).click();
     await page.getByText('Your password was changed.').waitFor();
+    // The activity log: this session's sign-in and the password changes are in it.
+    await page.getByRole('link', { name: 'Servers' }).click();
+    await page.getByRole('link', { name: 'Account' }).click();
+    await page.getByRole('heading', { name: 'Recent activity' }).waitFor();
+    await page.getByRole('cell', { name: 'Password changed' }).first().waitFor();
     await shot('account');
   });
 

@@ -256,7 +256,44 @@ async function newServerPage() {
   return form;
 }
 
-function accountPage() {
+/** What the activity log's actions are called on the page. */
+const ACTIONS = {
+  sign_in: 'Signed in',
+  sign_in_failed: 'Failed sign-in',
+  sign_out: 'Signed out',
+  password_changed: 'Password changed',
+  password_reset: 'Password reset',
+  server_created: 'Server created',
+  server_deleted: 'Server deleted',
+  power: 'Power',
+  limits_changed: 'Limits changed',
+  files_changed: 'Files changed',
+  backups_changed: 'Backups',
+  mods_changed: 'Mods changed',
+  ide_opened: 'IDE opened',
+  account_suspended: 'Account suspended',
+  account_unsuspended: 'Account unsuspended',
+};
+
+/** The newest entries of the account's activity log: what happened, to which server, from where. */
+async function activityCard() {
+  const entries = await api('GET', '/api/account/activity');
+  return h('section', { class: 'card' },
+    h('h2', {}, 'Recent activity'),
+    entries.length === 0 ? h('p', { class: 'muted' }, 'Nothing yet.') : h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'What'), h('th', { class: 'optional' }, 'Server'), h('th', { class: 'optional' }, 'From'))),
+      h('tbody', {}, entries.slice(0, 50).map((entry) => h('tr', {},
+        h('td', {}, when(entry.at)),
+        h('td', {}, [ACTIONS[entry.action] ?? entry.action, entry.detail ? ` (${entry.detail})` : '', entry.actorId ? ' by an administrator' : '']),
+        h('td', { class: 'optional' }, entry.serverId ? `#${entry.serverId}` : ''),
+        h('td', { class: 'optional' }, entry.address)))))));
+}
+
+async function accountPage() {
+  return [passwordForm(), await activityCard()];
+}
+
+function passwordForm() {
   const current = h('input', { type: 'password', autocomplete: 'current-password', required: true });
   const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 });
   const status = h('div');
@@ -338,7 +375,7 @@ async function route() {
     } else if (parts[0] === 'servers' && parts[1]) {
       page = await serverPage(Number(parts[1]), parts[2], { onLeave, problem, stateBadge, go });
     } else if (parts[0] === 'account') {
-      page = accountPage();
+      page = await accountPage();
     } else if (parts[0] === 'admin') {
       page = await adminPage();
     } else {
