@@ -273,6 +273,8 @@ const ACTIONS = {
   ide_opened: 'IDE opened',
   account_suspended: 'Account suspended',
   account_unsuspended: 'Account unsuspended',
+  api_key_created: 'API key created',
+  api_key_revoked: 'API key revoked',
 };
 
 /** The newest entries of the account's activity log: what happened, to which server, from where. */

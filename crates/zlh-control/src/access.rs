@@ -50,6 +50,13 @@ impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
                     "sign in first: send Authorization: Bearer <access token>",
                 )
             })?;
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+        if token.starts_with(API_KEY_PREFIX) {
+            return key_holder(parts, control, token, address).await;
+        }
         let claims = control.signer.verify(token, TokenKind::Access, now_secs()).map_err(|e| match e {
             TokenError::Expired => {
                 ApiError::new(ErrorCode::TokenExpired, "the access token has expired; refresh it")
@@ -65,12 +72,43 @@ impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
             return Err(ended());
         }
         live(&user)?;
-        let address = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
         Ok(CurrentUser(user, session.to_owned(), address))
     }
+}
+
+/// How every personal API key starts (access tokens never do).
+pub const API_KEY_PREFIX: &str = "zlh_";
+
+/// The holder of a personal API key. A key reads (`read`) or acts (`write`) for its owner, but
+/// never manages the account (password, keys) nor opens a console or an IDE: those need the
+/// person, signed in.
+async fn key_holder(
+    parts: &Parts,
+    control: &ControlPlane,
+    key: &str,
+    address: std::net::IpAddr,
+) -> Result<CurrentUser, ApiError> {
+    let refused = || ApiError::new(ErrorCode::TokenInvalid, "this API key is not valid, or was revoked");
+    let now = zlh_proto::time::now_ms();
+    let (user, key_id, scope) =
+        control.store.api_key_user(&crate::auth::token_hash(key), now).await?.ok_or_else(refused)?;
+    live(&user)?;
+    let path = parts.uri.path();
+    let personal = path.starts_with("/api/auth/")
+        || path.starts_with("/api/account/api-keys")
+        || path.ends_with("/console/ticket")
+        || path.ends_with("/ide-token");
+    if personal {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "sign in with your password for this: API keys do not manage the account, open consoles or IDEs",
+        ));
+    }
+    let reads = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+    if scope == zlh_proto::api::ApiKeyScope::Read && !reads {
+        return Err(ApiError::new(ErrorCode::Forbidden, "this API key may only read"));
+    }
+    Ok(CurrentUser(user, format!("key:{key_id}"), address))
 }
 
 /// The `{id}` of a server route. Anything that is not a server id is a 404, like a server that

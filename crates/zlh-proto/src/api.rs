@@ -432,3 +432,66 @@ pub struct ActivityEntry {
     /// A few words more (the route of a file change, the power action), never a secret.
     pub detail: String,
 }
+
+/// What a personal API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyScope {
+    /// Read only (`GET`).
+    Read,
+    /// Everything its owner may do, but the account itself (password, keys), consoles and IDEs.
+    Write,
+}
+
+impl ApiKeyScope {
+    /// Its name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyScope::Read => "read",
+            ApiKeyScope::Write => "write",
+        }
+    }
+}
+
+/// `POST /api/account/api-keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyRequest {
+    /// A name to tell it apart (`backup script`).
+    pub name: String,
+    /// What it may do.
+    pub scope: ApiKeyScope,
+}
+
+/// A personal API key as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    /// Key id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// What it may do.
+    pub scope: ApiKeyScope,
+    /// Its first characters (`zlh_AbCd`).
+    pub prefix: String,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// When it was last used.
+    pub last_used_at: Option<String>,
+}
+
+/// A new key: the only answer that carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NewApiKey {
+    /// The key: `Authorization: Bearer <key>`. Shown once; only a hash of it is kept.
+    pub key: String,
+    /// The key as it will be listed.
+    #[serde(flatten)]
+    pub view: ApiKeyView,
+}

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::api::{
-    ActivityEntry, Credentials, PasswordChange, RefreshRequest, ResetConfirm, ResetRequest, Role, Session,
-    UserView,
+    ActivityEntry, ApiKeyRequest, ApiKeyView, Credentials, NewApiKey, PasswordChange, RefreshRequest,
+    ResetConfirm, ResetRequest, Role, Session, UserView,
 };
 use zlh_proto::time::{now_ms, now_secs};
 
@@ -260,6 +260,59 @@ pub(super) async fn activity(
 ) -> Result<Json<Vec<ActivityEntry>>, ApiError> {
     Ok(Json(control.store.activity(Some(user.0.id), None, ACTIVITY_ENTRIES).await?))
 }
+
+#[utoipa::path(get, path = "/api/account/api-keys", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = [ApiKeyView], description = "Your live keys, without the keys themselves")))]
+pub(super) async fn api_keys(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+    Ok(Json(control.store.api_keys(user.0.id).await?))
+}
+
+#[utoipa::path(post, path = "/api/account/api-keys", tag = "auth", security(("bearer" = [])), request_body = ApiKeyRequest,
+    responses((status = 201, body = NewApiKey, description = "The key, shown this once"), (status = 400, body = zlh_proto::ErrorBody)))]
+pub(super) async fn create_api_key(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ApiJson(request): ApiJson<ApiKeyRequest>,
+) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::new(ErrorCode::BadRequest, "name must be 1 to 64 printable characters"));
+    }
+    if control.store.api_keys(user.0.id).await?.len() >= MAX_API_KEYS {
+        return Err(ApiError::new(ErrorCode::Forbidden, "you have 20 keys; revoke one first"));
+    }
+    let key = format!("{}{}", crate::access::API_KEY_PREFIX, random_token(24));
+    let prefix: String = key.chars().take(8).collect();
+    let request = ApiKeyRequest { name: name.to_owned(), scope: request.scope };
+    let view =
+        control.store.create_api_key(user.0.id, &request, &prefix, &token_hash(&key), now_ms()).await?;
+    Event::by(&user, "api_key_created")
+        .detail(format!("{} ({})", view.name, view.scope.as_str()))
+        .record(&control)
+        .await;
+    Ok((StatusCode::CREATED, Json(NewApiKey { key, view })))
+}
+
+#[utoipa::path(delete, path = "/api/account/api-keys/{keyId}", tag = "auth", security(("bearer" = [])), params(("keyId" = i64, Path)),
+    responses((status = 204, description = "Revoked: refused from now on"), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn revoke_api_key(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    axum::extract::Path(key_id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let key_id: i64 = key_id.parse().map_err(|_| ApiError::not_found("API key"))?;
+    if !control.store.revoke_api_key(user.0.id, key_id, now_ms()).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    Event::by(&user, "api_key_revoked").detail(format!("key {key_id}")).record(&control).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Live keys an account may have.
+const MAX_API_KEYS: usize = 20;
 
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
     responses((status = 200, body = Session, description = "Every other session ended; this is the new one")))]

@@ -37,6 +37,8 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
         .route("/api/account/activity", get(auth::activity))
+        .route("/api/account/api-keys", get(auth::api_keys).post(auth::create_api_key))
+        .route("/api/account/api-keys/{keyId}", axum::routing::delete(auth::revoke_api_key))
         .route("/api/auth/password", post(auth::change_password))
         .route("/api/auth/password-reset/request", post(auth::request_reset))
         .route("/api/auth/password-reset/confirm", post(auth::confirm_reset))

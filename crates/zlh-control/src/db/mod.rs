@@ -289,6 +289,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records a server's new limits.
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()>;
     /// Records a node (or updates its address and port range); returns it.
+    /// Keeps a new API key (its hash) for `user_id`.
+    async fn create_api_key(
+        &self,
+        user_id: i64,
+        request: &zlh_proto::api::ApiKeyRequest,
+        prefix: &str,
+        key_hash: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<zlh_proto::api::ApiKeyView>;
+    /// A user's keys that are not revoked.
+    async fn api_keys(&self, user_id: i64) -> StoreResult<Vec<zlh_proto::api::ApiKeyView>>;
+    /// Revokes one of a user's keys; whether it was theirs and live.
+    async fn revoke_api_key(&self, user_id: i64, key_id: i64, now_ms: i64) -> StoreResult<bool>;
+    /// The user and key a live key hash belongs to (marking it used).
+    async fn api_key_user(
+        &self,
+        key_hash: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<Option<(User, i64, zlh_proto::api::ApiKeyScope)>>;
     /// Records an activity entry.
     async fn record_activity(&self, entry: NewActivity, now_ms: i64) -> StoreResult<()>;
     /// The newest activity of an account (`user_id`) or of a server (`server_id`), newest first.

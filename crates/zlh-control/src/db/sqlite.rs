@@ -10,7 +10,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
-use zlh_proto::api::{Lifecycle, PortProtocol, PortSpec, PortView, ResourceLimits, Role, ServerKind};
+use zlh_proto::api::{
+    ApiKeyRequest, ApiKeyScope, ApiKeyView, Lifecycle, PortProtocol, PortSpec, PortView, ResourceLimits,
+    Role, ServerKind,
+};
 
 use super::{
     Capacity, NewActivity, NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError,
@@ -70,6 +73,18 @@ fn user_from(row: &SqliteRow) -> StoreResult<User> {
         role: role(row.try_get("role")?),
         created_at_ms: row.try_get("created_at")?,
         suspended_at_ms: row.try_get("suspended_at")?,
+    })
+}
+
+fn api_key_from(row: &SqliteRow) -> StoreResult<ApiKeyView> {
+    let scope: String = row.try_get("scope")?;
+    Ok(ApiKeyView {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        scope: if scope == "read" { ApiKeyScope::Read } else { ApiKeyScope::Write },
+        prefix: row.try_get("prefix")?,
+        created_at: zlh_proto::time::format_ms(row.try_get("created_at")?),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(zlh_proto::time::format_ms),
     })
 }
 
@@ -436,6 +451,68 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn create_api_key(
+        &self,
+        user_id: i64,
+        request: &ApiKeyRequest,
+        prefix: &str,
+        key_hash: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<ApiKeyView> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (user_id, name, scope, prefix, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+             RETURNING *",
+        )
+        .bind(user_id)
+        .bind(&request.name)
+        .bind(request.scope.as_str())
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        api_key_from(&row)
+    }
+
+    async fn api_keys(&self, user_id: i64) -> StoreResult<Vec<ApiKeyView>> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE user_id = ? AND revoked_at IS NULL ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(api_key_from).collect()
+    }
+
+    async fn revoke_api_key(&self, user_id: i64, key_id: i64, now_ms: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(key_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn api_key_user(
+        &self,
+        key_hash: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<Option<(User, i64, ApiKeyScope)>> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET last_used_at = ? WHERE key_hash = ? AND revoked_at IS NULL RETURNING id, user_id, scope",
+        )
+        .bind(now_ms)
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let scope =
+            if row.try_get::<String, _>("scope")? == "read" { ApiKeyScope::Read } else { ApiKeyScope::Write };
+        let user = self.user_by_id(row.try_get("user_id")?).await?;
+        Ok(user.map(|user| Ok::<_, StoreError>((user, row.try_get("id")?, scope))).transpose()?)
     }
 
     async fn record_activity(&self, entry: NewActivity, now_ms: i64) -> StoreResult<()> {

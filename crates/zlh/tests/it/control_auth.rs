@@ -381,3 +381,60 @@ async fn the_activity_log_says_who_did_what_from_where() {
     assert_eq!(control.call("GET", &path, Some(&admin.access_token), None).await.0, 200);
     assert_eq!(control.call("GET", &path, token, None).await.0, 403);
 }
+
+#[tokio::test]
+async fn api_keys_are_shown_once_scoped_hashed_and_revocable() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("scripter@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let server = control.create_sample_server(&user, "scripted").await;
+    let id = server["id"].as_i64().expect("id");
+    let make = |name: &str, scope: &str| {
+        control.call("POST", "/api/account/api-keys", token, Some(json!({"name": name, "scope": scope})))
+    };
+    let (status, reader) = make("reader", "read").await;
+    assert_eq!(status, 201, "{reader}");
+    let (_, writer) = make("writer", "write").await;
+    let (read_key, write_key) = (reader["key"].as_str().expect("key"), writer["key"].as_str().expect("key"));
+    assert!(read_key.starts_with("zlh_") && read_key.len() > 30, "{reader}");
+    let (_, listed) = control.call("GET", "/api/account/api-keys", token, None).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert!(!listed.to_string().contains(read_key) && !listed.to_string().contains(write_key), "shown once");
+
+    // A read key reads; a write key acts; neither manages the account or opens a console.
+    let (status, servers) = control.call("GET", "/api/servers", Some(read_key), None).await;
+    assert_eq!((status, &servers[0]["id"]), (200, &json!(id)));
+    let stop = format!("/api/servers/{id}/stop");
+    let (status, refused) = control.call("POST", &stop, Some(read_key), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("forbidden")), "{refused}");
+    let (status, _) = control.call("POST", &stop, Some(write_key), None).await;
+    assert!(status == 200 || status == 202, "{status}");
+    for (method, path) in [
+        ("POST", "/api/account/api-keys".to_owned()),
+        ("GET", "/api/account/api-keys".to_owned()),
+        ("POST", format!("/api/servers/{id}/console/ticket")),
+        ("POST", "/api/auth/password".to_owned()),
+    ] {
+        let body = Some(json!({"name": "x", "scope": "write", "currentPassword": "x", "newPassword": "y"}));
+        let (status, _) = control.call(method, &path, Some(write_key), body).await;
+        assert_eq!(status, 403, "{method} {path}");
+    }
+
+    // Only a hash of each key is kept.
+    for file in ["zlh.db", "zlh.db-wal"] {
+        let bytes = std::fs::read(control.data.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(read_key) && !text.contains(write_key), "{file} holds a key");
+    }
+
+    // Revoked: refused at once. Nobody else can revoke yours.
+    let other = control.register("other@example.com").await;
+    let path = format!("/api/account/api-keys/{}", reader["id"]);
+    assert_eq!(control.call("DELETE", &path, Some(&other.access_token), None).await.0, 404);
+    assert_eq!(control.call("DELETE", &path, token, None).await.0, 204);
+    let (status, refused) = control.call("GET", "/api/servers", Some(read_key), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (401, &json!("token_invalid")), "{refused}");
+    let (_, listed) = control.call("GET", "/api/account/api-keys", token, None).await;
+    assert_eq!(listed[0]["name"], "writer", "{listed}");
+    assert!(listed[0]["lastUsedAt"].is_string(), "{listed}");
+}
