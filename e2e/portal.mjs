@@ -358,7 +358,21 @@ try {
     await page.getByRole('link', { name: 'Account' }).click();
     await page.getByRole('heading', { name: 'Recent activity' }).waitFor();
     await page.getByRole('cell', { name: 'Password changed' }).first().waitFor();
+    // An API key: shown once, works for a script, listed without it, revoked.
+    await page.getByLabel('Key name').fill('e2e script');
+    await page.getByLabel('Scope').selectOption('read');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByText('Copy it now: it is not shown again.').waitFor();
+    const key = await page.locator('[data-new-key]').textContent();
+    const listed = await fetch(`${config.base}/api/servers`, { headers: { authorization: `Bearer ${key}` } });
+    if (listed.status !== 200) throw new Error(`the new API key was refused: ${listed.status}`);
+    await page.getByRole('cell', { name: 'read only' }).waitFor();
     await shot('account');
+    await page.getByRole('button', { name: 'Revoke e2e script' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('No keys.').waitFor();
+    const refused = await fetch(`${config.base}/api/servers`, { headers: { authorization: `Bearer ${key}` } });
+    if (refused.status !== 401) throw new Error(`a revoked API key was accepted: ${refused.status}`);
   });
 
   result.ok = result.consoleErrors.length === 0 && result.unnamedControls.length === 0;

@@ -292,7 +292,53 @@ async function activityCard() {
 }
 
 async function accountPage() {
-  return [passwordForm(), await activityCard()];
+  return [passwordForm(), await apiKeysCard(), await activityCard()];
+}
+
+/** Personal API keys for scripts: made here (the key is shown once), listed, revoked. */
+async function apiKeysCard() {
+  const list = h('div');
+  const status = h('div');
+  const refresh = async () => {
+    const keys = await api('GET', '/api/account/api-keys');
+    mount(list, keys.length === 0 ? h('p', { class: 'muted' }, 'No keys.') : h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Scope'), h('th', { class: 'optional' }, 'Key'), h('th', { class: 'optional' }, 'Last used'), h('th', {}, ''))),
+      h('tbody', {}, keys.map((key) => h('tr', {},
+        h('td', {}, key.name),
+        h('td', {}, key.scope === 'read' ? 'read only' : 'read and write'),
+        h('td', { class: 'optional' }, h('code', {}, `${key.prefix}…`)),
+        h('td', { class: 'optional' }, key.lastUsedAt ? when(key.lastUsedAt) : 'never'),
+        h('td', { class: 'actions-cell' }, h('button', {
+          type: 'button',
+          class: 'danger',
+          onclick: async () => {
+            if (!(await confirmDialog('Revoke API key', `Scripts using ${key.name} are refused from now on.`, 'Revoke'))) return;
+            try {
+              await api('DELETE', `/api/account/api-keys/${key.id}`);
+              mount(status);
+              await refresh();
+            } catch (error) {
+              mount(status, problem(error));
+            }
+          },
+        }, `Revoke ${key.name}`))))))));
+  };
+  const name = h('input', { type: 'text', required: true, maxlength: 64 });
+  const scope = h('select', {}, h('option', { value: 'read' }, 'Read only'), h('option', { value: 'write' }, 'Read and write'));
+  const form = h('form', {},
+    field('Key name', name, 'What will use it, such as "backup script".'),
+    field('Scope', scope, 'No key can change your password, manage keys, or open a console or an IDE.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create key')));
+  submitting(form, status, async () => {
+    const made = await api('POST', '/api/account/api-keys', { name: name.value, scope: scope.value });
+    form.reset();
+    mount(status, h('div', { class: 'notice ok', role: 'status' },
+      h('p', {}, 'Your new key. Copy it now: it is not shown again.'),
+      h('p', {}, h('code', { 'data-new-key': '' }, made.key))));
+    await refresh();
+  });
+  await refresh();
+  return h('section', { class: 'card' }, h('h2', {}, 'API keys'), status, list, form);
 }
 
 function passwordForm() {
