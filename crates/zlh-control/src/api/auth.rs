@@ -277,10 +277,7 @@ pub(super) async fn create_api_key(
     user: CurrentUser,
     ApiJson(request): ApiJson<ApiKeyRequest>,
 ) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::new(ErrorCode::BadRequest, "name must be 1 to 64 printable characters"));
-    }
+    let name = super::display_name(&request.name)?;
     if control.store.api_keys(user.0.id).await?.len() >= MAX_API_KEYS {
         return Err(ApiError::new(ErrorCode::Forbidden, "you have 20 keys; revoke one first"));
     }

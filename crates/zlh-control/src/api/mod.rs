@@ -71,6 +71,18 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/metrics", get(metrics))
 }
 
+/// A name people give something (a server, an API key), trimmed: 1 to 64 printable characters.
+fn display_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            zlh_proto::ErrorCode::BadRequest,
+            "name must be 1 to 64 printable characters",
+        ));
+    }
+    Ok(name)
+}
+
 /// `GET /artifacts/...`: the artifact store, streamed from disk (public: runtimes are not
 /// secrets, and agents fetch them without credentials).
 async fn artifact(

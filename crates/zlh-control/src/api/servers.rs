@@ -44,10 +44,7 @@ pub(super) async fn create(
     user: CurrentUser,
     ApiJson(request): ApiJson<CreateServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::new(ErrorCode::BadRequest, "name must be 1 to 64 printable characters"));
-    }
+    super::display_name(&request.name)?;
     let server = crate::provision::create(&control, &user.0, &request).await?;
     Event::by(&user, "server_created").on(&server).detail(server.name.clone()).record(&control).await;
     let view = server_views(&control, &[server]).await?.remove(0);
