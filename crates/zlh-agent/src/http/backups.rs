@@ -18,15 +18,6 @@ fn backup_error(error: BackupError) -> ApiError {
     }
 }
 
-/// Work that writes is refused on a full disk before it starts (its job would only fail).
-pub(super) async fn has_room(state: &AppState) -> Result<(), ApiError> {
-    let files = std::sync::Arc::clone(&state.files);
-    let room = tokio::task::spawn_blocking(move || files.disk().has_room())
-        .await
-        .map_err(|_| ApiError::internal())?;
-    room.map_err(ApiError::quota_exceeded)
-}
-
 pub(super) async fn list(State(state): State<AppState>) -> Json<Vec<BackupView>> {
     Json(state.backups.list())
 }
@@ -47,7 +38,7 @@ pub(super) async fn create(
             ApiError::new(ErrorCode::InvalidJson, format!("the body is not a backup request: {e}"))
         })?
     };
-    has_room(&state).await?;
+    super::has_room(&state).await?;
     let turn = state.backups.try_turn().map_err(backup_error)?;
     let (backups, supervisor) = (std::sync::Arc::clone(&state.backups), state.supervisor.clone());
     let job = state.jobs.spawn(JobKind::Backup, "server directory", move |progress| async move {
@@ -72,7 +63,7 @@ pub(super) async fn restore(
     if !state.backups.list().iter().any(|b| b.id == query.id) {
         return Err(ApiError::not_found("backup"));
     }
-    has_room(&state).await?;
+    super::has_room(&state).await?;
     let turn = state.backups.try_turn().map_err(backup_error)?;
     let (backups, supervisor) = (std::sync::Arc::clone(&state.backups), state.supervisor.clone());
     let job = state.jobs.spawn(JobKind::Restore, &query.id.clone(), move |progress| async move {

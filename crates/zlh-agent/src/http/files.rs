@@ -303,7 +303,7 @@ pub(super) async fn extract(
     let format = Format::of(&body.path)
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidPath, "extract .zip, .tar.gz or .tar.zst archives"))?;
     let target = crate::files::clean(&body.to)?;
-    super::backups::has_room(&state).await?;
+    super::has_room(&state).await?;
     let (checked, path) = (target.clone(), body.path.clone());
     let (archive, room) = on_disk(&state.files, move |files| {
         let (archive, _) = files.read(&path)?;

@@ -187,6 +187,16 @@ async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
     })
 }
 
+/// Work that writes (a backup, a restore, an extract) is refused on a full disk before it
+/// starts: its job would only fail.
+async fn has_room(state: &AppState) -> Result<(), ApiError> {
+    let files = Arc::clone(&state.files);
+    let room = tokio::task::spawn_blocking(move || files.disk().has_room())
+        .await
+        .map_err(|_| ApiError::internal())?;
+    room.map_err(ApiError::quota_exceeded)
+}
+
 /// What the whole server uses: its container's cgroup and network (when it has a container of
 /// its own) and its disk (when it has a limit; measuring may walk the tree, off the workers).
 async fn server_usage(state: &AppState) -> Option<ServerUsage> {
