@@ -76,12 +76,17 @@ fn user_from(row: &SqliteRow) -> StoreResult<User> {
     })
 }
 
-fn api_key_from(row: &SqliteRow) -> StoreResult<ApiKeyView> {
+/// A key's scope as stored (`read` or `write`).
+fn scope(row: &SqliteRow) -> StoreResult<ApiKeyScope> {
     let scope: String = row.try_get("scope")?;
+    Ok(if scope == ApiKeyScope::Read.as_str() { ApiKeyScope::Read } else { ApiKeyScope::Write })
+}
+
+fn api_key_from(row: &SqliteRow) -> StoreResult<ApiKeyView> {
     Ok(ApiKeyView {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        scope: if scope == "read" { ApiKeyScope::Read } else { ApiKeyScope::Write },
+        scope: scope(row)?,
         prefix: row.try_get("prefix")?,
         created_at: zlh_proto::time::format_ms(row.try_get("created_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(zlh_proto::time::format_ms),
@@ -509,8 +514,7 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let scope =
-            if row.try_get::<String, _>("scope")? == "read" { ApiKeyScope::Read } else { ApiKeyScope::Write };
+        let scope = scope(&row)?;
         let user = self.user_by_id(row.try_get("user_id")?).await?;
         Ok(user.map(|user| Ok::<_, StoreError>((user, row.try_get("id")?, scope))).transpose()?)
     }

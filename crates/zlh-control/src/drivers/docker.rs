@@ -508,6 +508,16 @@ impl DockerDriver {
         Ok(())
     }
 
+    /// Writes a server's container spec (0600).
+    fn save_stored(&self, server_id: i64, stored: &Stored) -> Result<(), DriverError> {
+        let unwritten = || DriverError("the container spec could not be written".into());
+        let bytes = serde_json::to_vec(stored).map_err(|_| unwritten())?;
+        write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
+            tracing::error!(server_id, error = %e, "cannot write the container spec");
+            unwritten()
+        })
+    }
+
     fn load_stored(&self, server_id: i64) -> Result<Stored, DriverError> {
         let text = std::fs::read(self.spec_path(server_id))
             .map_err(|_| DriverError("the server's container spec is missing".into()))?;
@@ -684,12 +694,7 @@ impl Driver for DockerDriver {
             let _one_at_a_time = self.ports_picked.lock().unwrap_or_else(|p| p.into_inner());
             let container = self.container(server_id, spec, &data)?;
             let stored = Stored { container, secret, dev: spec.dev.is_some(), data };
-            let bytes = serde_json::to_vec(&stored)
-                .map_err(|_| DriverError("the container spec could not be written".into()))?;
-            write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
-                tracing::error!(server_id, error = %e, "cannot write the container spec");
-                DriverError("the container spec could not be written".into())
-            })?;
+            self.save_stored(server_id, &stored)?;
             stored
         };
         self.create_container(&engine, server_id, &stored, Some(&agent_toml)).await?;
@@ -764,12 +769,7 @@ impl Driver for DockerDriver {
             .update_container(&self.name(server_id), update)
             .await
             .map_err(|e| engine_error("change the limits", e))?;
-        let bytes = serde_json::to_vec(&stored)
-            .map_err(|_| DriverError("the container spec could not be written".into()))?;
-        write_private(&self.spec_path(server_id), &bytes).map_err(|e| {
-            tracing::error!(server_id, error = %e, "cannot write the container spec");
-            DriverError("the container spec could not be written".into())
-        })
+        self.save_stored(server_id, &stored)
     }
 
     async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError> {
