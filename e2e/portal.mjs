@@ -39,6 +39,13 @@ const shot = async (name) => {
 const heading = (name) => page.getByRole('heading', { level: 1, name });
 const terminalText = () => page.locator('.xterm-rows').innerText();
 
+/** The newest link to `path` the control plane mailed to `to` (its outbox). */
+function newestLink(to, path) {
+  const messages = readFileSync(config.outbox, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const links = messages.filter((m) => m.to === to).map((m) => m.body.match(/https?:\/\/\S+/)?.[0]);
+  return links.filter((link) => link && new URL(link).pathname === path).at(-1);
+}
+
 async function step(name, work) {
   const began = Date.now();
   try {
@@ -106,6 +113,17 @@ try {
     await page.getByLabel('Email').fill(config.owner.email);
     await page.getByLabel('Password').fill(config.owner.password);
     await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByText(`We sent a link to ${config.owner.email}.`).waitFor();
+    await shot('sign-up-sent');
+    // Until the address is confirmed, the right password does not sign in.
+    expectedStatuses = [403];
+    await page.goto(url('#/signin'));
+    await page.getByLabel('Email').fill(config.owner.email);
+    await page.getByLabel('Password').fill(config.owner.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText(`confirm your address first: open the link we sent to ${config.owner.email}`).waitFor();
+    expectedStatuses = [];
+    await page.goto(newestLink(config.owner.email, '/verify-email'));
     await heading('Your servers').waitFor();
     await page.getByText('No servers yet.').waitFor();
   });
@@ -339,9 +357,7 @@ try {
     await page.getByLabel('Email').fill(config.owner.email);
     await page.getByRole('button', { name: 'Send the link' }).click();
     await page.getByText('If that address has an account, a reset link is on its way.').waitFor();
-    const message = JSON.parse(readFileSync(config.outbox, 'utf8').trim().split('\n').at(-1));
-    const link = message.body.match(/https?:\/\/\S+/)[0];
-    await page.goto(link);
+    await page.goto(newestLink(config.owner.email, '/reset-password'));
     await heading('Choose a new password').waitFor();
     await page.getByLabel('New password').fill('reset in the browser');
     await page.getByRole('button', { name: 'Set password' }).click();

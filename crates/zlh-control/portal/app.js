@@ -87,11 +87,30 @@ function authPage(kind, query) {
         ? h('a', { href: '#/signin' }, 'I have an account')
         : [h('a', { href: '#/signup' }, 'Create an account'), h('a', { href: '#/forgot' }, 'Forgot your password?')]));
   submitting(form, status, async () => {
-    const path = kind === 'signup' ? '/api/auth/register' : '/api/auth/login';
-    session.set(await api('POST', path, { email: email.value, password: password.value }));
+    if (kind === 'signup') {
+      const started = await api('POST', '/api/auth/register', { email: email.value, password: password.value });
+      form.reset();
+      mount(status, notice('ok', `We sent a link to ${started.email}.`, 'Open it to confirm your address and sign in. It works for 24 hours.'));
+      return;
+    }
+    session.set(await api('POST', '/api/auth/login', { email: email.value, password: password.value }));
     go('#/servers');
   });
   return form;
+}
+
+/** Where the link sent at sign-up lands: it confirms the address and signs in. */
+async function verifyPage() {
+  const token = new URLSearchParams(location.search).get('token') || '';
+  // The token leaves the address bar whatever happens: it works once.
+  history.replaceState(null, '', '/#/servers');
+  try {
+    session.set(await api('POST', '/api/auth/verify-email', { token }));
+  } catch (error) {
+    return [h('h1', {}, 'Confirm your address'), problem(error), h('p', {}, h('a', { href: '#/signin' }, 'Sign in'))];
+  }
+  renderNav();
+  return serversPage();
 }
 
 function forgotPage() {
@@ -263,6 +282,7 @@ const ACTIONS = {
   sign_out: 'Signed out',
   password_changed: 'Password changed',
   password_reset: 'Password reset',
+  email_verified: 'Address confirmed',
   server_created: 'Server created',
   server_deleted: 'Server deleted',
   power: 'Power',
@@ -375,7 +395,8 @@ async function adminPage() {
         h('td', {}, user.email),
         h('td', {}, user.role),
         h('td', { class: 'optional' }, when(user.createdAt)),
-        h('td', {}, user.suspended ? h('span', { class: 'badge failed' }, 'suspended') : h('span', { class: 'badge running' }, 'active')),
+        h('td', {}, user.suspended ? h('span', { class: 'badge failed' }, 'suspended')
+          : user.emailVerified ? h('span', { class: 'badge running' }, 'active') : h('span', { class: 'badge stopped' }, 'address unconfirmed')),
         h('td', { class: 'actions-cell' }, user.id === me.id ? null : h('button', {
           type: 'button',
           class: user.suspended ? '' : 'danger',
@@ -411,6 +432,8 @@ async function route() {
   try {
     if (location.pathname === '/reset-password' && !location.hash) {
       page = resetPage();
+    } else if (location.pathname === '/verify-email' && !location.hash) {
+      page = await verifyPage();
     } else if (parts[0] === 'signin' || parts[0] === 'signup') {
       page = authPage(parts[0], query);
     } else if (parts[0] === 'forgot') {

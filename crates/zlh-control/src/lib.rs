@@ -222,7 +222,7 @@ impl ControlPlane {
         let password = password.unwrap_or_else(|| auth::random_token(15));
         let hash = auth::passwords::hash(&password).await;
         self.store
-            .create_user(&email.trim().to_lowercase(), &hash, Role::Admin, zlh_proto::time::now_ms())
+            .create_user(&email.trim().to_lowercase(), &hash, Role::Admin, true, zlh_proto::time::now_ms())
             .await?;
         Ok(Some((email.to_owned(), password)))
     }

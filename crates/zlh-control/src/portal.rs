@@ -74,7 +74,7 @@ fn serve(name: &str, request: &HeaderMap) -> Response {
     (headers, bytes).into_response()
 }
 
-/// `GET /` and `GET /reset-password`: the portal's page.
+/// `GET /`, `GET /reset-password` and `GET /verify-email`: the portal's page.
 pub async fn page(request: HeaderMap) -> Response {
     serve("index.html", &request)
 }

@@ -45,6 +45,29 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The answer to `POST /api/auth/register`: the same whether or not the address has an account
+/// (a link to confirm it, or a note that it has one, went to the address).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegistrationStarted {
+    /// Where the message went.
+    pub email: String,
+}
+
+/// `POST /api/auth/verify-email`: the token from the message sent at registration.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EmailVerification {
+    /// The token from the message.
+    pub token: String,
+}
+
+impl std::fmt::Debug for EmailVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailVerification([redacted])")
+    }
+}
+
 /// A user as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -60,6 +83,8 @@ pub struct UserView {
     pub created_at: String,
     /// Whether an admin suspended the account.
     pub suspended: bool,
+    /// Whether the owner proved the email address.
+    pub email_verified: bool,
 }
 
 /// Tokens after sign-in, registration or refresh.

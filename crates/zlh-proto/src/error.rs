@@ -53,13 +53,13 @@ error_codes! {
     // What you may do.
     Forbidden => (403, "forbidden"),
     AccountSuspended => (403, "account_suspended"),
+    EmailUnverified => (403, "email_unverified"),
     RegistrationDisabled => (403, "registration_disabled"),
     OriginNotAllowed => (403, "origin_not_allowed"),
     PathOutsideRoot => (403, "path_outside_root"),
     NotFound => (404, "not_found"),
     MethodNotAllowed => (405, "method_not_allowed"),
     // The state of things.
-    EmailTaken => (409, "email_taken"),
     AlreadyExists => (409, "already_exists"),
     BackupInProgress => (409, "backup_in_progress"),
     DirectoryNotEmpty => (409, "directory_not_empty"),

@@ -299,14 +299,34 @@ impl TestControlPlane {
         self.data.path().join(format!("servers/{server_id}/root/opt/zlh/server"))
     }
 
-    /// Registers a user.
+    /// Registers a user and confirms the address with the link from the outbox (which signs in).
     pub async fn register(&self, email: &str) -> ApiUser {
         let password = format!("pw-{}", crate::random_hex(8));
         let (status, body) = self
             .call("POST", "/api/auth/register", None, Some(json!({"email": email, "password": password})))
             .await;
-        assert_eq!(status, 201, "register {email}: {body}");
+        assert_eq!(status, 202, "register {email}: {body}");
+        let token = self.mailed_token(email, "/verify-email").expect("a verification link was sent");
+        let (status, body) =
+            self.call("POST", "/api/auth/verify-email", None, Some(json!({"token": token}))).await;
+        assert_eq!(status, 200, "verify {email}: {body}");
         session_user(&body, password)
+    }
+
+    /// Every message the control plane sent (its outbox), oldest first.
+    pub fn outbox(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.data.path().join("outbox.log")).unwrap_or_default();
+        text.lines().map(|line| serde_json::from_str(line).expect("an outbox line is JSON")).collect()
+    }
+
+    /// The token of the newest link to `path` (`/verify-email`, `/reset-password`) mailed to `to`.
+    pub fn mailed_token(&self, to: &str, path: &str) -> Option<String> {
+        let marker = format!("{path}?token=");
+        self.outbox().iter().rev().filter(|message| message["to"] == to).find_map(|message| {
+            let body = message["body"].as_str()?;
+            let after = &body[body.find(&marker)? + marker.len()..];
+            after.split_whitespace().next().map(str::to_owned)
+        })
     }
 
     /// The pid of a local server's game (answers never show it), from `/proc`.

@@ -155,7 +155,7 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     let ids = {
         let store = SqliteStore::open(&control.data.path().join("zlh.db").display().to_string()).await?;
         let hash = zlh_control::auth::passwords::hash(password).await;
-        let owner = store.create_user("bench@example.com", &hash, Role::User, 1).await?;
+        let owner = store.create_user("bench@example.com", &hash, Role::User, true, 1).await?;
         let mut ids = Vec::new();
         for upstream in [format!("127.0.0.1:{upstream_port}"), echo.address.clone()] {
             let endpoint = zlh_control::registry::AgentEndpoint {

@@ -46,8 +46,9 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     {
         let store = SqliteStore::open(&control.data.path().join("zlh.db").display().to_string()).await?;
         let hash = zlh_control::auth::passwords::hash(admin_password).await;
-        let admin =
-            store.create_user("bench@example.com", &hash, Role::Admin, zlh_proto::time::now_ms()).await?;
+        let admin = store
+            .create_user("bench@example.com", &hash, Role::Admin, true, zlh_proto::time::now_ms())
+            .await?;
         for (n, url) in urls.iter().enumerate() {
             let endpoint = zlh_control::registry::AgentEndpoint {
                 url: Secret::new(url),

@@ -1,4 +1,5 @@
-//! `/api/auth/*`: registration, sign-in, refresh, sign-out, password change and reset.
+//! `/api/auth/*`: registration and email verification, sign-in, refresh, sign-out, password change
+//! and reset; `/api/account/*`: the account's activity and API keys.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::api::{
-    ActivityEntry, ApiKeyRequest, ApiKeyView, Credentials, NewApiKey, PasswordChange, RefreshRequest,
-    ResetConfirm, ResetRequest, Role, Session, UserView,
+    ActivityEntry, ApiKeyRequest, ApiKeyView, Credentials, EmailVerification, NewApiKey, PasswordChange,
+    RefreshRequest, RegistrationStarted, ResetConfirm, ResetRequest, Role, Session, UserView,
 };
 use zlh_proto::time::{now_ms, now_secs};
 
@@ -80,12 +81,13 @@ fn session(control: &ControlPlane, user: &User, session_id: String, refresh_toke
 }
 
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
-    responses((status = 201, body = Session), (status = 409, body = zlh_proto::ErrorBody)))]
+    responses((status = 202, body = RegistrationStarted, description = "A message went to the address: a link to confirm it, or, if it has an account, a note saying so"),
+        (status = 403, body = zlh_proto::ErrorBody), (status = 429, body = zlh_proto::ErrorBody)))]
 pub(super) async fn register(
     State(control): State<Arc<ControlPlane>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(credentials): ApiJson<Credentials>,
-) -> Result<(StatusCode, Json<Session>), ApiError> {
+) -> Result<(StatusCode, Json<RegistrationStarted>), ApiError> {
     if !control.config.auth.allow_registration {
         return Err(ApiError::new(
             ErrorCode::RegistrationDisabled,
@@ -108,20 +110,86 @@ pub(super) async fn register(
     }
     let email = normalize_email(&credentials.email)?;
     check_password(&credentials.password, &[&email])?;
+    // Hashed either way, so the answer takes as long whether or not the address has an account.
     let hash = passwords::hash(&credentials.password).await;
-    let user = match control.store.create_user(&email, &hash, Role::User, now_ms()).await {
-        Ok(user) => user,
+    control.throttle.record(&key, now);
+    match control.store.create_user(&email, &hash, Role::User, false, now_ms()).await {
+        Ok(user) => {
+            tracing::info!(user_id = user.id, "account created; its address is not verified yet");
+            send_verification(&control, &user).await?;
+        }
+        // Whoever registered first does not learn that the address has an account, and the
+        // owner is told (their password is unchanged: a reset is the way back in).
         Err(StoreError::Conflict) => {
-            return Err(ApiError::new(
-                ErrorCode::EmailTaken,
-                "an account with this email exists; sign in instead",
-            ));
+            let message = Message {
+                to: email.clone(),
+                subject: "You already have a ZeroLagHub account".into(),
+                body: format!(
+                    "Someone tried to create an account with this address, which already has one. If it was \
+                     you, sign in at\n\n{url}/\n\nor, if you forgot the password, reset it at\n\n{url}/#/forgot\n\n\
+                     If it was not you, ignore this message: nothing changed.",
+                    url = control.config.public_url()
+                ),
+            };
+            deliver(&control, &message, "already-registered note");
         }
         Err(e) => return Err(e.into()),
+    }
+    Ok((StatusCode::ACCEPTED, Json(RegistrationStarted { email })))
+}
+
+/// How long a link confirming an address works.
+const VERIFICATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Sends a user a link that proves their address (and signs them in); it replaces earlier ones.
+async fn send_verification(control: &ControlPlane, user: &User) -> Result<(), ApiError> {
+    let token = random_token(32);
+    let expires = now_ms() + VERIFICATION_TTL.as_millis() as i64;
+    control.store.create_email_verification(&token_hash(&token), user.id, expires).await?;
+    let message = Message {
+        to: user.email.clone(),
+        subject: "Confirm your ZeroLagHub account".into(),
+        body: format!(
+            "Open\n\n{}/verify-email?token={token}\n\nwithin 24 hours to confirm this address and sign in. \
+             If you did not create an account, ignore this message.",
+            control.config.public_url()
+        ),
     };
-    control.throttle.record(&key, now);
-    tracing::info!(user_id = user.id, "account created");
-    Ok((StatusCode::CREATED, Json(issue_session(&control, &user).await?)))
+    deliver(control, &message, "verification link");
+    Ok(())
+}
+
+/// Hands a message to the mailer; a failure is for the operator's log, never the requester.
+fn deliver(control: &ControlPlane, message: &Message, what: &str) {
+    match control.mailer.send(message) {
+        Ok(()) => tracing::info!("{what} sent"),
+        Err(e) => tracing::error!(error = %e, "{what} could not be sent"),
+    }
+}
+
+#[utoipa::path(post, path = "/api/auth/verify-email", tag = "auth", request_body = EmailVerification,
+    responses((status = 200, body = Session, description = "The address is confirmed and the account signed in"), (status = 401, body = zlh_proto::ErrorBody)))]
+pub(super) async fn verify_email(
+    State(control): State<Arc<ControlPlane>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(request): ApiJson<EmailVerification>,
+) -> Result<Json<Session>, ApiError> {
+    let user = control.store.use_email_verification(&token_hash(&request.token), now_ms()).await?;
+    let user = user.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TokenInvalid,
+            "this link is not valid, was already used, or has expired; sign in to get a new one",
+        )
+    })?;
+    if user.suspended_at_ms.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::AccountSuspended,
+            "this account is suspended; contact the operator",
+        ));
+    }
+    tracing::info!(user_id = user.id, "address verified");
+    Event::of_account(user.id, client.ip(), "email_verified").record(&control).await;
+    Ok(Json(issue_session(&control, &user).await?))
 }
 
 fn rate_limited(retry_after: Duration) -> Response {
@@ -184,6 +252,23 @@ pub(super) async fn login(
             .into_response();
     }
     control.throttle.clear(&keys[0].0);
+    if user.email_verified_at_ms.is_none() {
+        // The password is right, so this is the person who registered: a fresh link, at most
+        // every few minutes.
+        let key = format!("verify:{}", user.id);
+        let rule = Rule { free: 1, max_delay: Duration::from_secs(300) };
+        if control.throttle.check(&key, rule, now).is_ok() {
+            control.throttle.record(&key, now);
+            if let Err(e) = send_verification(&control, &user).await {
+                return e.into_response();
+            }
+        }
+        return ApiError::new(
+            ErrorCode::EmailUnverified,
+            format!("confirm your address first: open the link we sent to {}", user.email),
+        )
+        .into_response();
+    }
     tracing::info!(user_id = user.id, "signed in");
     Event::of_account(user.id, client.ip(), "sign_in").record(&control).await;
     match issue_session(&control, &user).await {
@@ -377,10 +462,7 @@ pub(super) async fn request_reset(
             control.config.public_url()
         ),
     };
-    match control.mailer.send(&message) {
-        Ok(()) => tracing::info!(user_id = user.id, "password reset message sent"),
-        Err(e) => tracing::error!(user_id = user.id, error = %e, "password reset message could not be sent"),
-    }
+    deliver(&control, &message, "password reset link");
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -32,6 +32,7 @@ pub use console::TicketBook;
 pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
     data::routes(Router::new())
         .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/verify-email", post(auth::verify_email))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/auth/logout", post(auth::logout))
@@ -66,6 +67,7 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/admin/users/{userId}/activity", get(admin::activity))
         .route("/", get(crate::portal::page))
         .route("/reset-password", get(crate::portal::page))
+        .route("/verify-email", get(crate::portal::page))
         .route("/portal/{*file}", get(crate::portal::asset))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -136,6 +138,7 @@ fn user_view(user: &User) -> UserView {
         role: user.role,
         created_at: format_ms(user.created_at_ms),
         suspended: user.suspended_at_ms.is_some(),
+        email_verified: user.email_verified_at_ms.is_some(),
     }
 }
 

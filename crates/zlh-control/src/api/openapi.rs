@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "ZeroLagHub API", description = "Game servers and dev containers. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(
         super::auth::register,
+        super::auth::verify_email,
         super::auth::login,
         super::auth::refresh,
         super::auth::logout,

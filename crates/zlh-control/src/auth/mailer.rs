@@ -1,4 +1,4 @@
-//! Outgoing messages (password resets) through a pluggable sender.
+//! Outgoing messages (password resets, address confirmations) through a pluggable sender.
 //!
 //! The default sender appends each message as a JSON line to `outbox.log` in the data
 //! directory (mode 0600): the operator reads it, or points a real mail relay at it later.

@@ -28,6 +28,8 @@ pub struct User {
     pub created_at_ms: i64,
     /// Set while an admin keeps the account suspended.
     pub suspended_at_ms: Option<i64>,
+    /// When the owner proved the address (self-registered accounts sign in only after).
+    pub email_verified_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for User {
@@ -214,12 +216,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the control plane keeps.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Creates a user; `Conflict` if the email is taken.
+    /// Creates a user, its address verified already (an operator made it) or not (it registered);
+    /// `Conflict` if the email is taken.
     async fn create_user(
         &self,
         email: &str,
         password_hash: &str,
         role: Role,
+        email_verified: bool,
         now_ms: i64,
     ) -> StoreResult<User>;
     /// A user by email (case-insensitive).
@@ -266,8 +270,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         user_id: i64,
         expires_ms: i64,
     ) -> StoreResult<()>;
-    /// Uses a reset token: its user, if it was valid and unused.
+    /// Uses a reset token: its user, if it was valid and unused. The link came to the address, so
+    /// the address counts as verified.
     async fn use_password_reset(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<i64>>;
+    /// Stores an email verification token (hashed); it replaces the user's earlier ones.
+    async fn create_email_verification(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+    /// Uses a verification token: marks its user's address verified and returns the user, if the
+    /// token was valid.
+    async fn use_email_verification(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>>;
 
     /// Creates a server row in `provisioning`.
     /// Records a new server, unless its owner already has `limit` servers (`LimitReached`;

@@ -73,6 +73,7 @@ fn user_from(row: &SqliteRow) -> StoreResult<User> {
         role: role(row.try_get("role")?),
         created_at_ms: row.try_get("created_at")?,
         suspended_at_ms: row.try_get("suspended_at")?,
+        email_verified_at_ms: row.try_get("email_verified_at")?,
     })
 }
 
@@ -121,15 +122,18 @@ impl Store for SqliteStore {
         email: &str,
         password_hash: &str,
         role: Role,
+        email_verified: bool,
         now_ms: i64,
     ) -> StoreResult<User> {
         let row = sqlx::query(
-            "INSERT INTO users (email, password_hash, role, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+            "INSERT INTO users (email, password_hash, role, created_at, email_verified_at) \
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END) RETURNING *",
         )
         .bind(email)
         .bind(password_hash)
         .bind(role.as_str())
         .bind(now_ms)
+        .bind(email_verified)
         .fetch_one(&self.pool)
         .await?;
         user_from(&row)
@@ -222,7 +226,7 @@ impl Store for SqliteStore {
 
     async fn session_user(&self, session_id: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(
-            "SELECT users.id, email, password_hash, role, users.created_at, suspended_at \
+            "SELECT users.* \
              FROM sessions JOIN users ON users.id = sessions.user_id \
              WHERE sessions.id = ? AND sessions.revoked_at IS NULL",
         )
@@ -336,15 +340,68 @@ impl Store for SqliteStore {
     }
 
     async fn use_password_reset(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE password_resets SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
              RETURNING user_id",
         )
         .bind(now_ms)
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        let user_id: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
+        if let Some(user_id) = user_id {
+            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) WHERE id = ?")
+                .bind(now_ms)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(user_id)
+    }
+
+    async fn create_email_verification(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM email_verifications WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(expires_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_email_verification(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "DELETE FROM email_verifications WHERE token_hash = ? AND expires_at > ? RETURNING user_id",
+        )
+        .bind(token_hash)
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: i64 = row.try_get(0)?;
+        let row = sqlx::query(
+            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?) WHERE id = ? RETURNING *",
+        )
+        .bind(now_ms)
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        user_from(&row).map(Some)
     }
 
     async fn insert_server(&self, server: NewServer, limit: Option<u32>, now_ms: i64) -> StoreResult<Server> {
@@ -699,18 +756,39 @@ mod tests {
     #[tokio::test]
     async fn users_are_unique_by_email_in_any_case() {
         let (_dir, store) = store().await;
-        let user = store.create_user("Ada@Example.com", "hash", Role::User, 1).await.expect("create");
+        let user = store.create_user("Ada@Example.com", "hash", Role::User, true, 1).await.expect("create");
         assert!(matches!(
-            store.create_user("ada@example.COM", "h", Role::User, 2).await,
+            store.create_user("ada@example.COM", "h", Role::User, true, 2).await,
             Err(StoreError::Conflict)
         ));
         assert_eq!(store.user_by_email("ADA@example.com").await.expect("get"), Some(user));
     }
 
     #[tokio::test]
+    async fn an_address_is_verified_by_its_newest_link_once_or_by_a_reset() {
+        let (_dir, store) = store().await;
+        let user = store.create_user("a@b.c", "h", Role::User, false, 1).await.expect("user");
+        assert_eq!(user.email_verified_at_ms, None);
+        store.create_email_verification(b"v1", user.id, 100).await.expect("link");
+        store.create_email_verification(b"v2", user.id, 100).await.expect("link");
+        assert_eq!(store.use_email_verification(b"v1", 10).await.expect("use"), None, "superseded");
+        assert_eq!(store.use_email_verification(b"v2", 100).await.expect("use"), None, "expired");
+        store.create_email_verification(b"v3", user.id, 100).await.expect("link");
+        let verified = store.use_email_verification(b"v3", 20).await.expect("use").expect("verified");
+        assert_eq!(verified.email_verified_at_ms, Some(20));
+        assert_eq!(store.use_email_verification(b"v3", 30).await.expect("again"), None, "single use");
+
+        let other = store.create_user("d@e.f", "h", Role::User, false, 1).await.expect("user");
+        store.create_password_reset(b"r1", other.id, 100).await.expect("reset");
+        store.use_password_reset(b"r1", 40).await.expect("use");
+        let other = store.user_by_id(other.id).await.expect("get").expect("user");
+        assert_eq!(other.email_verified_at_ms, Some(40), "a reset link proves the address too");
+    }
+
+    #[tokio::test]
     async fn refresh_tokens_rotate_once_and_reuse_revokes_the_session() {
         let (_dir, store) = store().await;
-        let user = store.create_user("a@b.c", "h", Role::User, 1).await.expect("user");
+        let user = store.create_user("a@b.c", "h", Role::User, true, 1).await.expect("user");
         store.create_session("s1", user.id, b"t1", 1_000, 10).await.expect("session");
         let first = store.rotate_refresh(b"t1", b"t2", 1_000, 20).await.expect("rotate");
         assert_eq!(first, RefreshOutcome::Rotated { session_id: "s1".into(), user_id: user.id });
@@ -729,7 +807,7 @@ mod tests {
     #[tokio::test]
     async fn expired_refresh_and_reset_tokens_are_refused() {
         let (_dir, store) = store().await;
-        let user = store.create_user("a@b.c", "h", Role::User, 1).await.expect("user");
+        let user = store.create_user("a@b.c", "h", Role::User, true, 1).await.expect("user");
         store.create_session("s1", user.id, b"t1", 100, 10).await.expect("session");
         assert_eq!(
             store.rotate_refresh(b"t1", b"t2", 1_000, 100).await.expect("rotate"),
@@ -751,7 +829,7 @@ mod tests {
     #[tokio::test]
     async fn servers_start_at_101_and_keep_their_secrets() {
         let (_dir, store) = store().await;
-        let user = store.create_user("a@b.c", "h", Role::User, 1).await.expect("user");
+        let user = store.create_user("a@b.c", "h", Role::User, true, 1).await.expect("user");
         let new = NewServer {
             owner_id: user.id,
             name: "world".into(),

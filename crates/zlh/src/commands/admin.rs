@@ -64,7 +64,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
                 let role = if admin { Role::Admin } else { Role::User };
                 let hash = passwords::hash(&password).await;
                 match store
-                    .create_user(&email.trim().to_lowercase(), &hash, role, zlh_proto::time::now_ms())
+                    .create_user(&email.trim().to_lowercase(), &hash, role, true, zlh_proto::time::now_ms())
                     .await
                 {
                     Ok(user) => {

@@ -87,7 +87,6 @@ async fn registration_rules() {
     let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
     control.register("gus@example.com").await;
     let cases = [
-        (json!({"email": "GUS@example.com", "password": "long enough password"}), 409, "email_taken"),
         (json!({"email": "not-an-email", "password": "long enough password"}), 400, "invalid_email"),
         (json!({"email": "hal@example.com", "password": "short"}), 400, "weak_password"),
         (json!({"email": "hal@example.com"}), 400, "invalid_json"),
@@ -123,6 +122,60 @@ async fn registration_rules() {
     let (status, _) = closed.call("GET", "/api/auth/me", Some(&admin.access_token), None).await;
     assert_eq!(status, 401, "a reset ends every session");
     closed.login("ops@example.com", generated).await;
+}
+
+#[tokio::test]
+async fn registration_reveals_no_account_and_proves_the_address() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let gus = control.register("gus@example.com").await;
+    let register = async |email: &str, password: &str| {
+        control
+            .call("POST", "/api/auth/register", None, Some(json!({"email": email, "password": password})))
+            .await
+    };
+
+    // Registering a taken address answers as a new one does; the owner is told, nothing changes.
+    let (taken, taken_body) = register("GUS@example.com", "somebody else's password").await;
+    let (fresh, fresh_body) = register("hal@example.com", "hal's own passphrase").await;
+    assert_eq!((taken, fresh), (202, 202), "{taken_body} {fresh_body}");
+    assert_eq!(taken_body, json!({"email": "gus@example.com"}));
+    assert_eq!(fresh_body, json!({"email": "hal@example.com"}));
+    let to_gus: Vec<Value> = control.outbox().into_iter().filter(|m| m["to"] == "gus@example.com").collect();
+    assert_eq!(to_gus.len(), 2, "the verification, then the note: {to_gus:?}");
+    assert!(to_gus[1]["subject"].as_str().is_some_and(|s| s.contains("already have")), "{to_gus:?}");
+    assert!(!to_gus[1]["body"].as_str().unwrap_or_default().contains("token="), "no link into the account");
+    control.login("gus@example.com", &gus.password).await;
+    let (status, _) = control
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "gus@example.com", "password": "somebody else's password"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // An unproven address cannot sign in, even with the right password; the link signs in once.
+    let login = json!({"email": "hal@example.com", "password": "hal's own passphrase"});
+    let (status, body) = control.call("POST", "/api/auth/login", None, Some(login.clone())).await;
+    assert_eq!((status, code(&body)), (403, "email_unverified"), "{body}");
+    assert!(body.get("accessToken").is_none());
+    let wrong = json!({"email": "hal@example.com", "password": "not hal's passphrase"});
+    let (status, body) = control.call("POST", "/api/auth/login", None, Some(wrong)).await;
+    assert_eq!((status, code(&body)), (401, "invalid_credentials"), "a wrong password learns nothing more");
+    let token = control.mailed_token("hal@example.com", "/verify-email").expect("link");
+    let (status, session) =
+        control.call("POST", "/api/auth/verify-email", None, Some(json!({"token": token}))).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["user"]["emailVerified"], true);
+    let (status, body) =
+        control.call("POST", "/api/auth/verify-email", None, Some(json!({"token": token}))).await;
+    assert_eq!((status, code(&body)), (401, "token_invalid"), "single use");
+    assert_eq!(control.call("POST", "/api/auth/login", None, Some(login)).await.0, 200);
+    assert!(
+        control.logs().iter().all(|line| !line.contains(&token)),
+        "verification tokens never reach the service log"
+    );
 }
 
 #[tokio::test]
@@ -186,20 +239,14 @@ async fn password_change_and_reset_end_other_sessions() {
             .await;
         assert_eq!(status, 202);
     }
-    let outbox = std::fs::read_to_string(control.data.path().join("outbox.log")).expect("outbox");
-    assert_eq!(outbox.lines().count(), 1);
-    let message: Value = serde_json::from_str(outbox.lines().next().expect("message")).expect("json");
-    assert_eq!(message["to"], "jo@example.com");
-    let token = message["body"]
-        .as_str()
-        .expect("body")
-        .split("token=")
-        .nth(1)
-        .expect("link")
-        .split_whitespace()
-        .next()
-        .expect("token")
-        .to_owned();
+    let resets: Vec<Value> = control
+        .outbox()
+        .into_iter()
+        .filter(|m| m["body"].as_str().is_some_and(|b| b.contains("/reset-password")))
+        .collect();
+    assert_eq!(resets.len(), 1, "{resets:?}");
+    assert_eq!(resets[0]["to"], "jo@example.com");
+    let token = control.mailed_token("jo@example.com", "/reset-password").expect("reset link");
     assert!(
         control.logs().iter().all(|line| !line.contains(&token)),
         "reset tokens never reach the service log"

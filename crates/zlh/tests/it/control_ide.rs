@@ -39,7 +39,7 @@ async fn setup(extra_toml: &str) -> Setup {
             .await
             .expect("store");
         let hash = zlh_control::auth::passwords::hash(password).await;
-        let owner = store.create_user("owner@example.com", &hash, Role::User, 1).await.expect("owner");
+        let owner = store.create_user("owner@example.com", &hash, Role::User, true, 1).await.expect("owner");
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let nobody = closed.local_addr().expect("address").to_string();
         drop(closed);
