@@ -4,6 +4,7 @@
 //   ZLH_PORTAL='{"base": "...", "owner": {...}, "intruder": {...}, "admin": {...},
 //                "jar": "mod.jar", "archive": "pack.zip", "outbox": "outbox.log",
 //                "shots": "/dir", ...}' node portal.mjs
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -38,6 +39,18 @@ const shot = async (name) => {
 };
 const heading = (name) => page.getByRole('heading', { level: 1, name });
 const terminalText = () => page.locator('.xterm-rows').innerText();
+
+/** What an authenticator app shows for a base32 secret `offset` seconds from now (RFC 6238). */
+function authenticatorCode(secret, offset = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...secret.replace(/=+$/, '')].map((c) => alphabet.indexOf(c).toString(2).padStart(5, '0')).join('');
+  const key = Buffer.from(bits.match(/.{8}/g).map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor((Date.now() / 1000 + offset) / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const value = (mac.readUInt32BE(mac[mac.length - 1] & 0xf) & 0x7fffffff) % 1_000_000;
+  return String(value).padStart(6, '0');
+}
 
 /** The newest link to `path` the control plane mailed to `to` (its outbox). */
 function newestLink(to, path) {
@@ -389,6 +402,36 @@ try {
     await page.getByText('No keys.').waitFor();
     const refused = await fetch(`${config.base}/api/servers`, { headers: { authorization: `Bearer ${key}` } });
     if (refused.status !== 401) throw new Error(`a revoked API key was accepted: ${refused.status}`);
+  });
+
+  await step('two-factor sign-in: set up with a QR code, asked for at sign-in, turned off', async () => {
+    const card = page.locator('#two-factor');
+    await card.getByLabel('Password', { exact: true }).fill(config.owner.password);
+    await page.getByRole('button', { name: 'Set up two-factor sign-in' }).click();
+    await page.getByRole('img', { name: 'QR code for your authenticator app' }).waitFor();
+    const secret = await page.locator('[data-totp-secret]').textContent();
+    await page.getByLabel('Code from the app').fill(authenticatorCode(secret));
+    await shot('two-factor-setup');
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.getByText('Two-factor sign-in is on.').waitFor();
+    if ((await page.locator('[data-recovery-codes] li').count()) !== 10) throw new Error('ten recovery codes are shown');
+    await shot('two-factor-on');
+    await signOut();
+    await page.getByLabel('Email').fill(config.owner.email);
+    await page.getByLabel('Password').fill(config.owner.password);
+    expectedStatuses = [401];
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Enter the code from your authenticator app.').waitFor();
+    expectedStatuses = [];
+    // The code of the next step: the one that turned it on is used.
+    await page.getByLabel('Authentication code').fill(authenticatorCode(secret, 30));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await heading('Your servers').waitFor();
+    await page.getByRole('link', { name: 'Account' }).click();
+    await card.getByText('On. 10 recovery codes left.').waitFor();
+    await card.getByLabel('Password', { exact: true }).last().fill(config.owner.password);
+    await page.getByRole('button', { name: 'Turn off two-factor sign-in' }).click();
+    await page.getByText('Two-factor sign-in is off.').waitFor();
   });
 
   result.ok = result.consoleErrors.length === 0 && result.unnamedControls.length === 0;

@@ -75,12 +75,16 @@ function authPage(kind, query) {
     autocomplete: kind === 'signup' ? 'new-password' : 'current-password',
   });
   const status = h('div');
+  // Shown once the password was right for an account with two-factor sign-in.
+  const code = h('input', { type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric', maxlength: 32 });
+  const codeField = h('div', { hidden: true }, field('Authentication code', code, 'From your authenticator app, or one of your recovery codes.'));
   const form = h('form', { class: 'card narrow' },
     h('h1', {}, kind === 'signup' ? 'Create an account' : 'Sign in'),
     query.get('expired') ? notice('info', 'Your session has ended. Sign in again to continue.') : null,
     status,
     field('Email', email),
     field('Password', password, kind === 'signup' ? 'At least 10 characters.' : null),
+    codeField,
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'primary' }, kind === 'signup' ? 'Create account' : 'Sign in'),
       kind === 'signup'
@@ -93,7 +97,16 @@ function authPage(kind, query) {
       mount(status, notice('ok', `We sent a link to ${started.email}.`, 'Open it to confirm your address and sign in. It works for 24 hours.'));
       return;
     }
-    session.set(await api('POST', '/api/auth/login', { email: email.value, password: password.value }));
+    try {
+      const totpCode = codeField.hidden ? undefined : code.value;
+      session.set(await api('POST', '/api/auth/login', { email: email.value, password: password.value, totpCode }));
+    } catch (error) {
+      if (error.code !== 'totp_required') throw error;
+      codeField.hidden = false;
+      code.focus();
+      mount(status, notice('info', 'Enter the code from your authenticator app.'));
+      return;
+    }
     go('#/servers');
   });
   return form;
@@ -295,6 +308,11 @@ const ACTIONS = {
   account_unsuspended: 'Account unsuspended',
   api_key_created: 'API key created',
   api_key_revoked: 'API key revoked',
+  two_factor_enabled: 'Two-factor sign-in turned on',
+  two_factor_disabled: 'Two-factor sign-in turned off',
+  recovery_code_used: 'Signed in with a recovery code',
+  recovery_codes_replaced: 'New recovery codes',
+  settings_changed: 'Host settings changed',
 };
 
 /** The newest entries of the account's activity log: what happened, to which server, from where. */
@@ -312,7 +330,68 @@ async function activityCard() {
 }
 
 async function accountPage() {
-  return [passwordForm(), await apiKeysCard(), await activityCard()];
+  return [passwordForm(), await twoFactorCard(), await apiKeysCard(), await activityCard()];
+}
+
+/** A password field and a button, for what takes the password again. */
+function withPassword(label, run) {
+  const password = h('input', { type: 'password', autocomplete: 'current-password', required: true });
+  const status = h('div');
+  const form = h('form', {}, status, field('Password', password, 'Your password again, to be sure it is you.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, label)));
+  submitting(form, status, () => run(password.value, status));
+  return form;
+}
+
+/** Recovery codes, shown once. */
+function recoveryCodesNotice(codes) {
+  return h('div', { class: 'notice ok', role: 'status' },
+    h('p', {}, 'Your recovery codes. Keep them somewhere safe: each signs you in once without your phone, and they are not shown again.'),
+    h('ul', { class: 'codes', 'data-recovery-codes': '' }, codes.map((code) => h('li', {}, h('code', {}, code)))));
+}
+
+/** Two-factor sign-in: set up with a QR code and a first code, new recovery codes, turn off. */
+async function twoFactorCard() {
+  const card = h('section', { class: 'card', id: 'two-factor' });
+  const show = async (...shown) => {
+    const state = await api('GET', '/api/account/totp');
+    const required = state.required && !state.enabled
+      ? notice('error', 'This host requires two-factor sign-in. Set it up to use your account.') : null;
+    if (!state.enabled) {
+      mount(card, h('h2', {}, 'Two-factor sign-in'), required, shown,
+        h('p', { class: 'muted' }, 'Off. With it on, signing in also takes a code from an authenticator app on your phone.'),
+        withPassword('Set up two-factor sign-in', async (password) => enrol(await api('POST', '/api/account/totp', { password }))));
+      return;
+    }
+    mount(card, h('h2', {}, 'Two-factor sign-in'), shown,
+      h('p', {}, `On. ${state.recoveryCodesLeft} recovery codes left.`),
+      withPassword('New recovery codes', async (password) => {
+        const made = await api('POST', '/api/account/totp/recovery-codes', { password });
+        await show(recoveryCodesNotice(made.recoveryCodes));
+      }),
+      state.required ? h('p', { class: 'muted' }, 'This host requires it, so it stays on.') : withPassword('Turn off two-factor sign-in', async (password) => {
+        await api('POST', '/api/account/totp/disable', { password });
+        await show(notice('ok', 'Two-factor sign-in is off.'));
+      }));
+  };
+  const enrol = (enrolment) => {
+    const code = h('input', { type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric', required: true, maxlength: 8 });
+    const status = h('div');
+    const form = h('form', {}, status, field('Code from the app', code),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Turn on')));
+    submitting(form, status, async () => {
+      const made = await api('POST', '/api/account/totp/confirm', { code: code.value });
+      await show(notice('ok', 'Two-factor sign-in is on.'), recoveryCodesNotice(made.recoveryCodes));
+    });
+    mount(card, h('h2', {}, 'Two-factor sign-in'),
+      h('p', {}, 'Scan this with your authenticator app, then enter the code it shows.'),
+      h('img', { class: 'qr', alt: 'QR code for your authenticator app', src: `data:image/svg+xml;base64,${btoa(enrolment.qrSvg)}` }),
+      h('p', { class: 'muted' }, 'Or type this key into the app: ', h('code', { 'data-totp-secret': '' }, enrolment.secret)),
+      form);
+    code.focus();
+  };
+  await show();
+  return card;
 }
 
 /** Personal API keys for scripts: made here (the key is shown once), listed, revoked. */
@@ -397,7 +476,19 @@ async function adminPage() {
         h('td', { class: 'optional' }, when(user.createdAt)),
         h('td', {}, user.suspended ? h('span', { class: 'badge failed' }, 'suspended')
           : user.emailVerified ? h('span', { class: 'badge running' }, 'active') : h('span', { class: 'badge stopped' }, 'address unconfirmed')),
-        h('td', { class: 'actions-cell' }, user.id === me.id ? null : h('button', {
+        h('td', { class: 'actions-cell' }, user.twoFactor ? h('button', {
+          type: 'button',
+          onclick: async () => {
+            if (!(await confirmDialog('Reset two-factor sign-in', `${user.email} signs in with the password alone until they set it up again. Do this only for someone who lost their phone and recovery codes.`, 'Reset'))) return;
+            try {
+              await api('POST', `/api/admin/users/${user.id}/reset-two-factor`);
+              mount(status);
+              await refresh();
+            } catch (error) {
+              mount(status, problem(error));
+            }
+          },
+        }, `Reset two-factor for ${user.email}`) : null, user.id === me.id ? null : h('button', {
           type: 'button',
           class: user.suspended ? '' : 'danger',
           onclick: async () => {
@@ -413,7 +504,28 @@ async function adminPage() {
         }, user.suspended ? `Unsuspend ${user.email}` : `Suspend ${user.email}`)))))));
   };
   await refresh();
-  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.'))];
+  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.')), await settingsCard()];
+}
+
+/** Host-wide settings: whose accounts must use two-factor sign-in. */
+async function settingsCard() {
+  const current = await api('GET', '/api/admin/settings');
+  const policy = h('select', {},
+    h('option', { value: 'none' }, 'Nobody (each person chooses)'),
+    h('option', { value: 'admins' }, 'Administrators'),
+    h('option', { value: 'everyone' }, 'Everyone'));
+  policy.value = current.requireTwoFactor;
+  const status = h('div');
+  const form = h('form', { class: 'card narrow' },
+    h('h2', {}, 'Host settings'),
+    status,
+    field('Require two-factor sign-in of', policy, 'Accounts without it can do nothing but set it up. Turn yours on first.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Save settings')));
+  submitting(form, status, async () => {
+    await api('PUT', '/api/admin/settings', { requireTwoFactor: policy.value });
+    mount(status, notice('ok', 'Saved. It applies at once.'));
+  });
+  return form;
 }
 
 /** Counts navigations: a page that finished loading after the next one began is dropped. */
@@ -454,6 +566,10 @@ async function route() {
     }
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
+    if (error instanceof ApiError && error.code === 'two_factor_required' && parts[0] !== 'account') {
+      go('#/account');
+      return;
+    }
     page = problem(error);
   }
   if (mine !== generation) return;

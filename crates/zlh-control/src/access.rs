@@ -11,7 +11,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
-use zlh_proto::api::{Lifecycle, Role, ServerKind};
+use zlh_proto::api::{Lifecycle, Role, ServerKind, TwoFactorPolicy};
 use zlh_proto::time::now_secs;
 
 use crate::ControlPlane;
@@ -72,6 +72,7 @@ impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
             return Err(ended());
         }
         live(&user)?;
+        two_factor_gate(control, &user, parts.uri.path()).await?;
         Ok(CurrentUser(user, session.to_owned(), address))
     }
 }
@@ -93,9 +94,11 @@ async fn key_holder(
     let (user, key_id, scope) =
         control.store.api_key_user(&crate::auth::token_hash(key), now).await?.ok_or_else(refused)?;
     live(&user)?;
+    two_factor_gate(control, &user, parts.uri.path()).await?;
     let path = parts.uri.path();
     let personal = path.starts_with("/api/auth/")
         || path.starts_with("/api/account/api-keys")
+        || path.starts_with("/api/account/totp")
         || path.ends_with("/console/ticket")
         || path.ends_with("/ide-token");
     if personal {
@@ -109,6 +112,34 @@ async fn key_holder(
         return Err(ApiError::new(ErrorCode::Forbidden, "this API key may only read"));
     }
     Ok(CurrentUser(user, format!("key:{key_id}"), address))
+}
+
+/// The setting naming whose accounts must use two-factor sign-in.
+pub const REQUIRE_TWO_FACTOR: &str = "require_two_factor";
+
+/// Whose accounts must sign in with a second factor (admins set it; nobody's until they do).
+pub async fn two_factor_policy(control: &ControlPlane) -> Result<TwoFactorPolicy, ApiError> {
+    let stored = control.store.setting(REQUIRE_TWO_FACTOR).await?;
+    Ok(match stored.as_deref() {
+        Some("admins") => TwoFactorPolicy::Admins,
+        Some("everyone") => TwoFactorPolicy::Everyone,
+        _ => TwoFactorPolicy::None,
+    })
+}
+
+/// While the host requires a second factor of an account that has none, the account may only
+/// set one up (and sign out, or see who it is): everything else is a 403 saying so.
+async fn two_factor_gate(control: &ControlPlane, user: &User, path: &str) -> Result<(), ApiError> {
+    if user.has_two_factor() || path.starts_with("/api/auth/") || path.starts_with("/api/account/totp") {
+        return Ok(());
+    }
+    if two_factor_policy(control).await?.applies_to(user.role) {
+        return Err(ApiError::new(
+            ErrorCode::TwoFactorRequired,
+            "this host requires two-factor sign-in: turn it on in your account first",
+        ));
+    }
+    Ok(())
 }
 
 /// The `{id}` of a server route. Anything that is not a server id is a 404, like a server that

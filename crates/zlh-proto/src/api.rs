@@ -37,12 +37,130 @@ pub struct Credentials {
     pub email: String,
     /// Password (at least 10 characters).
     pub password: String,
+    /// At sign-in, for an account with two-factor sign-in: the code of its authenticator app, or
+    /// one of its recovery codes.
+    #[serde(default, rename = "totpCode", skip_serializing_if = "Option::is_none")]
+    pub totp_code: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").field("email", &self.email).field("password", &"[redacted]").finish()
     }
+}
+
+/// The account's password again, for what a stolen session must not do alone (turning
+/// two-factor sign-in on or off, new recovery codes).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordConfirmation {
+    /// The current password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordConfirmation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordConfirmation([redacted])")
+    }
+}
+
+/// Two-factor sign-in of the account, `GET /api/account/totp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TwoFactorStatus {
+    /// Whether sign-in asks for a code.
+    pub enabled: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+    /// Whether this host requires it of this account (it cannot be turned off).
+    pub required: bool,
+}
+
+/// What an authenticator app needs, `POST /api/account/totp`: shown once, until confirmed.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TotpEnrolment {
+    /// The secret in base32, for typing in by hand.
+    pub secret: String,
+    /// The `otpauth://totp/…` URL.
+    pub otpauth_url: String,
+    /// A QR code of the URL, as an SVG document.
+    pub qr_svg: String,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment([redacted])")
+    }
+}
+
+/// A code from the authenticator app, `POST /api/account/totp/confirm`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TotpCode {
+    /// Six digits.
+    pub code: String,
+}
+
+/// Recovery codes, shown once: each signs in once instead of a code.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryCodes {
+    /// The codes.
+    pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCodes([redacted])")
+    }
+}
+
+/// Whose accounts must sign in with a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TwoFactorPolicy {
+    /// Nobody's (each person chooses).
+    #[default]
+    None,
+    /// Administrators'.
+    Admins,
+    /// Everyone's.
+    Everyone,
+}
+
+impl TwoFactorPolicy {
+    /// The name as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TwoFactorPolicy::None => "none",
+            TwoFactorPolicy::Admins => "admins",
+            TwoFactorPolicy::Everyone => "everyone",
+        }
+    }
+
+    /// Whether it asks a second factor of an account with this role.
+    pub fn applies_to(self, role: Role) -> bool {
+        match self {
+            TwoFactorPolicy::None => false,
+            TwoFactorPolicy::Admins => role == Role::Admin,
+            TwoFactorPolicy::Everyone => true,
+        }
+    }
+}
+
+/// Host-wide settings admins change while the host runs, `/api/admin/settings`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HostSettings {
+    /// Whose accounts must sign in with a second factor; until they set it up, they can do
+    /// nothing but that.
+    pub require_two_factor: TwoFactorPolicy,
 }
 
 /// The answer to `POST /api/auth/register`: the same whether or not the address has an account
@@ -85,6 +203,8 @@ pub struct UserView {
     pub suspended: bool,
     /// Whether the owner proved the email address.
     pub email_verified: bool,
+    /// Whether sign-in asks for a second factor.
+    pub two_factor: bool,
 }
 
 /// Tokens after sign-in, registration or refresh.

@@ -50,10 +50,13 @@ error_codes! {
     TokenInvalid => (401, "token_invalid"),
     TokenReused => (401, "token_reused"),
     InvalidTicket => (401, "invalid_ticket"),
+    TotpRequired => (401, "totp_required"),
+    TotpInvalid => (401, "totp_invalid"),
     // What you may do.
     Forbidden => (403, "forbidden"),
     AccountSuspended => (403, "account_suspended"),
     EmailUnverified => (403, "email_unverified"),
+    TwoFactorRequired => (403, "two_factor_required"),
     RegistrationDisabled => (403, "registration_disabled"),
     OriginNotAllowed => (403, "origin_not_allowed"),
     PathOutsideRoot => (403, "path_outside_root"),

@@ -1,18 +1,20 @@
-//! `/api/admin/*`: what only an operator's admins may do: see every user, suspend one.
+//! `/api/admin/*`: what only an operator's admins may do: see every user, suspend one, reset
+//! their two-factor sign-in, and change host-wide settings.
 //! (Every server is already visible to admins through `/api/servers`.)
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use zlh_http::ApiError;
+use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
-use zlh_proto::api::UserView;
+use zlh_proto::api::{HostSettings, UserView};
 use zlh_proto::time::now_ms;
 
 use super::user_view;
 use crate::ControlPlane;
-use crate::access::CurrentUser;
+use crate::access::{CurrentUser, REQUIRE_TWO_FACTOR, two_factor_policy};
+use crate::activity::Event;
 
 fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
     if user.is_admin() {
@@ -84,4 +86,55 @@ pub(super) async fn activity(
     let id: i64 = id.parse().map_err(|_| ApiError::not_found("user"))?;
     control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(control.store.activity(Some(id), None, super::auth::ACTIVITY_ENTRIES).await?))
+}
+
+#[utoipa::path(post, path = "/api/admin/users/{userId}/reset-two-factor", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),
+    responses((status = 200, body = UserView, description = "Two-factor sign-in off (a lost phone and lost recovery codes); they set it up again"), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn reset_two_factor(
+    State(control): State<Arc<ControlPlane>>,
+    admin: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
+    admin_only(&admin)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    control.store.disable_totp(id).await?;
+    tracing::info!(user_id = id, admin_id = admin.0.id, "two-factor sign-in reset by an admin");
+    Event::by(&admin, "two_factor_disabled").on_account(id).record(&control).await;
+    let user = control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(user_view(&user)))
+}
+
+#[utoipa::path(get, path = "/api/admin/settings", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = HostSettings), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn settings(
+    State(control): State<Arc<ControlPlane>>,
+    admin: CurrentUser,
+) -> Result<Json<HostSettings>, ApiError> {
+    admin_only(&admin)?;
+    Ok(Json(HostSettings { require_two_factor: two_factor_policy(&control).await? }))
+}
+
+#[utoipa::path(put, path = "/api/admin/settings", tag = "admin", security(("bearer" = [])), request_body = HostSettings,
+    responses((status = 200, body = HostSettings, description = "In force at once"), (status = 403, body = zlh_proto::ErrorBody)))]
+pub(super) async fn change_settings(
+    State(control): State<Arc<ControlPlane>>,
+    admin: CurrentUser,
+    ApiJson(settings): ApiJson<HostSettings>,
+) -> Result<Json<HostSettings>, ApiError> {
+    admin_only(&admin)?;
+    let policy = settings.require_two_factor;
+    if policy.applies_to(admin.0.role) && !admin.0.has_two_factor() {
+        return Err(ApiError::new(
+            ErrorCode::TwoFactorRequired,
+            "turn on two-factor sign-in for your own account first: this would lock you out",
+        ));
+    }
+    control.store.set_setting(REQUIRE_TWO_FACTOR, policy.as_str()).await?;
+    tracing::info!(admin_id = admin.0.id, policy = policy.as_str(), "two-factor requirement changed");
+    Event::by(&admin, "settings_changed")
+        .detail(format!("two-factor required of: {}", policy.as_str()))
+        .record(&control)
+        .await;
+    Ok(Json(settings))
 }

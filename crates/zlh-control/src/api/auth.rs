@@ -251,7 +251,6 @@ pub(super) async fn login(
         return ApiError::new(ErrorCode::AccountSuspended, "this account is suspended; contact the operator")
             .into_response();
     }
-    control.throttle.clear(&keys[0].0);
     if user.email_verified_at_ms.is_none() {
         // The password is right, so this is the person who registered: a fresh link, at most
         // every few minutes.
@@ -269,6 +268,32 @@ pub(super) async fn login(
         )
         .into_response();
     }
+    if user.has_two_factor() {
+        let Some(code) = credentials.totp_code.as_deref().filter(|code| !code.trim().is_empty()) else {
+            return ApiError::new(ErrorCode::TotpRequired, "enter the code from your authenticator app")
+                .into_response();
+        };
+        match super::two_factor::check_code(&control, &user, code).await {
+            Ok(Some(used)) => Event::of_account(user.id, client.ip(), used).record(&control).await,
+            Ok(None) => {
+                for (key, _) in &keys {
+                    control.throttle.record(key, now);
+                }
+                Event::of_account(user.id, client.ip(), "sign_in_failed")
+                    .detail("wrong two-factor code")
+                    .record(&control)
+                    .await;
+                return ApiError::new(
+                    ErrorCode::TotpInvalid,
+                    "that code is wrong or was used already; wait for the next one, or use a recovery code",
+                )
+                .into_response();
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    // Only a whole sign-in (password and second factor) forgives this pair's failures.
+    control.throttle.clear(&keys[0].0);
     tracing::info!(user_id = user.id, "signed in");
     Event::of_account(user.id, client.ip(), "sign_in").record(&control).await;
     match issue_session(&control, &user).await {
@@ -396,14 +421,13 @@ pub(super) async fn revoke_api_key(
 /// Live keys an account may have.
 const MAX_API_KEYS: usize = 20;
 
-#[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
-    responses((status = 200, body = Session, description = "Every other session ended; this is the new one")))]
-pub(super) async fn change_password(
-    State(control): State<Arc<ControlPlane>>,
-    user: CurrentUser,
-    ApiJson(change): ApiJson<PasswordChange>,
-) -> Result<Json<Session>, ApiError> {
-    // A stolen session must not become a way to guess the password.
+/// Checks the signed-in person's password again, under a throttle: a stolen session must not
+/// become a way to guess it.
+pub(super) async fn confirm_password(
+    control: &ControlPlane,
+    user: &CurrentUser,
+    password: &str,
+) -> Result<(), ApiError> {
     let key = format!("current-password:{}", user.0.id);
     let rule = Rule { free: control.config.auth.max_failed_logins, max_delay: Duration::from_secs(60) };
     let now = Instant::now();
@@ -413,11 +437,22 @@ pub(super) async fn change_password(
             format!("too many wrong passwords; try again in {} s", wait.as_millis().div_ceil(1000).max(1)),
         ));
     }
-    if !passwords::verify(&change.current_password, &user.0.password_hash).await {
+    if !passwords::verify(password, &user.0.password_hash).await {
         control.throttle.record(&key, now);
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
     control.throttle.clear(&key);
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 200, body = Session, description = "Every other session ended; this is the new one")))]
+pub(super) async fn change_password(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> Result<Json<Session>, ApiError> {
+    confirm_password(&control, &user, &change.current_password).await?;
     check_password(&change.new_password, &[&user.0.email])?;
     if change.new_password == change.current_password {
         return Err(ApiError::new(ErrorCode::WeakPassword, "the new password is the current one"));

@@ -12,6 +12,7 @@ mod data;
 mod dev;
 pub(crate) mod openapi;
 mod servers;
+mod two_factor;
 
 use std::sync::Arc;
 
@@ -40,6 +41,10 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/account/activity", get(auth::activity))
         .route("/api/account/api-keys", get(auth::api_keys).post(auth::create_api_key))
         .route("/api/account/api-keys/{keyId}", axum::routing::delete(auth::revoke_api_key))
+        .route("/api/account/totp", get(two_factor::status).post(two_factor::begin))
+        .route("/api/account/totp/confirm", post(two_factor::confirm))
+        .route("/api/account/totp/recovery-codes", post(two_factor::recovery_codes))
+        .route("/api/account/totp/disable", post(two_factor::disable))
         .route("/api/auth/password", post(auth::change_password))
         .route("/api/auth/password-reset/request", post(auth::request_reset))
         .route("/api/auth/password-reset/confirm", post(auth::confirm_reset))
@@ -65,6 +70,8 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/admin/users/{userId}/suspend", post(admin::suspend))
         .route("/api/admin/users/{userId}/unsuspend", post(admin::unsuspend))
         .route("/api/admin/users/{userId}/activity", get(admin::activity))
+        .route("/api/admin/users/{userId}/reset-two-factor", post(admin::reset_two_factor))
+        .route("/api/admin/settings", get(admin::settings).put(admin::change_settings))
         .route("/", get(crate::portal::page))
         .route("/reset-password", get(crate::portal::page))
         .route("/verify-email", get(crate::portal::page))
@@ -139,6 +146,7 @@ fn user_view(user: &User) -> UserView {
         created_at: format_ms(user.created_at_ms),
         suspended: user.suspended_at_ms.is_some(),
         email_verified: user.email_verified_at_ms.is_some(),
+        two_factor: user.has_two_factor(),
     }
 }
 

@@ -19,6 +19,11 @@ use utoipa::{Modify, OpenApi};
         super::auth::create_api_key,
         super::auth::revoke_api_key,
         super::auth::change_password,
+        super::two_factor::status,
+        super::two_factor::begin,
+        super::two_factor::confirm,
+        super::two_factor::recovery_codes,
+        super::two_factor::disable,
         super::auth::request_reset,
         super::auth::confirm_reset,
         super::servers::templates,
@@ -66,6 +71,9 @@ use utoipa::{Modify, OpenApi};
         super::admin::suspend,
         super::admin::unsuspend,
         super::admin::activity,
+        super::admin::reset_two_factor,
+        super::admin::settings,
+        super::admin::change_settings,
     ),
     modifiers(&BearerToken)
 )]

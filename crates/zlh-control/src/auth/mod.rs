@@ -1,9 +1,11 @@
-//! Accounts: password hashing, signed tokens, sessions, rate limiting, password resets.
+//! Accounts: password hashing, signed tokens, sessions, rate limiting, password resets,
+//! two-factor codes.
 
 pub mod mailer;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;
+pub mod totp;
 
 use sha2::{Digest, Sha256};
 

@@ -30,6 +30,17 @@ pub struct User {
     pub suspended_at_ms: Option<i64>,
     /// When the owner proved the address (self-registered accounts sign in only after).
     pub email_verified_at_ms: Option<i64>,
+    /// The TOTP secret, while enrolling and once enrolled.
+    pub totp_secret: Option<Vec<u8>>,
+    /// Set once the owner confirmed a code: sign-in asks for one from then on.
+    pub totp_enabled_at_ms: Option<i64>,
+}
+
+impl User {
+    /// Whether signing in takes a second factor.
+    pub fn has_two_factor(&self) -> bool {
+        self.totp_enabled_at_ms.is_some()
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -283,6 +294,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Uses a verification token: marks its user's address verified and returns the user, if the
     /// token was valid.
     async fn use_email_verification(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>>;
+
+    /// Starts (or restarts) TOTP enrolment with a new secret; `false` if TOTP is already on.
+    async fn begin_totp(&self, user_id: i64, secret: &[u8]) -> StoreResult<bool>;
+    /// Turns TOTP on (the owner confirmed a code of `step`) with fresh recovery codes (hashed);
+    /// `false` if it was on already or enrolment had not begun.
+    async fn enable_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        code_hashes: &[Vec<u8>],
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Accepts a code's time step once: `true` if it is newer than every step used before.
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> StoreResult<bool>;
+    /// Replaces a user's recovery codes (hashed).
+    async fn replace_recovery_codes(&self, user_id: i64, code_hashes: &[Vec<u8>]) -> StoreResult<()>;
+    /// Uses a recovery code: `true` if it was the user's and unused.
+    async fn use_recovery_code(&self, user_id: i64, code_hash: &[u8], now_ms: i64) -> StoreResult<bool>;
+    /// Unused recovery codes of a user.
+    async fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64>;
+    /// Turns TOTP off and forgets the secret and the recovery codes.
+    async fn disable_totp(&self, user_id: i64) -> StoreResult<()>;
+
+    /// A host-wide setting an admin changed, if they did.
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Changes a host-wide setting.
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()>;
 
     /// Creates a server row in `provisioning`.
     /// Records a new server, unless its owner already has `limit` servers (`LimitReached`;

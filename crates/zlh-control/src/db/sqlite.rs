@@ -74,6 +74,8 @@ fn user_from(row: &SqliteRow) -> StoreResult<User> {
         created_at_ms: row.try_get("created_at")?,
         suspended_at_ms: row.try_get("suspended_at")?,
         email_verified_at_ms: row.try_get("email_verified_at")?,
+        totp_secret: row.try_get("totp_secret")?,
+        totp_enabled_at_ms: row.try_get("totp_enabled_at")?,
     })
 }
 
@@ -113,6 +115,23 @@ fn server_from(row: &SqliteRow) -> StoreResult<Server> {
         limits: row.try_get::<Option<String>, _>("limits")?.and_then(|text| serde_json::from_str(&text).ok()),
         created_at_ms: row.try_get("created_at")?,
     })
+}
+
+/// Replaces a user's recovery codes within a transaction.
+async fn insert_recovery_codes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: i64,
+    code_hashes: &[Vec<u8>],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut **tx).await?;
+    for hash in code_hashes {
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)")
+            .bind(user_id)
+            .bind(hash)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -402,6 +421,108 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         user_from(&row).map(Some)
+    }
+
+    async fn begin_totp(&self, user_id: i64, secret: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE users SET totp_secret = ? WHERE id = ? AND totp_enabled_at IS NULL")
+            .bind(secret)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: i64,
+        step: i64,
+        code_hashes: &[Vec<u8>],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_enabled_at = ?, totp_last_step = ? \
+             WHERE id = ? AND totp_enabled_at IS NULL AND totp_secret IS NOT NULL",
+        )
+        .bind(now_ms)
+        .bind(step)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_recovery_codes(&mut tx, user_id, code_hashes).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn use_totp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = ?1 WHERE id = ?2 AND (totp_last_step IS NULL OR totp_last_step < ?1)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn replace_recovery_codes(&self, user_id: i64, code_hashes: &[Vec<u8>]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_recovery_codes(&mut tx, user_id, code_hashes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_recovery_code(&self, user_id: i64, code_hash: &[u8], now_ms: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(user_id)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, user_id: i64) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn disable_totp(&self, user_id: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL WHERE id = ?",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn set_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn insert_server(&self, server: NewServer, limit: Option<u32>, now_ms: i64) -> StoreResult<Server> {
@@ -783,6 +904,29 @@ mod tests {
         store.use_password_reset(b"r1", 40).await.expect("use");
         let other = store.user_by_id(other.id).await.expect("get").expect("user");
         assert_eq!(other.email_verified_at_ms, Some(40), "a reset link proves the address too");
+    }
+
+    #[tokio::test]
+    async fn a_totp_step_and_a_recovery_code_work_once() {
+        let (_dir, store) = store().await;
+        let user = store.create_user("a@b.c", "h", Role::User, true, 1).await.expect("user");
+        assert!(!store.enable_totp(user.id, 5, &[], 10).await.expect("enable"), "not enrolling");
+        assert!(store.begin_totp(user.id, b"secret").await.expect("begin"));
+        let codes = [b"c1".to_vec(), b"c2".to_vec()];
+        assert!(store.enable_totp(user.id, 5, &codes, 10).await.expect("enable"));
+        assert!(!store.begin_totp(user.id, b"other").await.expect("begin"), "on already");
+        let user = store.user_by_id(user.id).await.expect("get").expect("user");
+        assert!(user.has_two_factor() && user.totp_secret.as_deref() == Some(&b"secret"[..]));
+        assert!(!store.use_totp_step(user.id, 5).await.expect("step"), "the confirming step is used");
+        assert!(store.use_totp_step(user.id, 6).await.expect("step"));
+        assert!(!store.use_totp_step(user.id, 6).await.expect("step"), "once");
+        assert!(store.use_recovery_code(user.id, b"c1", 20).await.expect("code"));
+        assert!(!store.use_recovery_code(user.id, b"c1", 21).await.expect("code"), "once");
+        assert_eq!(store.recovery_codes_left(user.id).await.expect("left"), 1);
+        store.disable_totp(user.id).await.expect("disable");
+        let user = store.user_by_id(user.id).await.expect("get").expect("user");
+        assert!(!user.has_two_factor() && user.totp_secret.is_none());
+        assert_eq!(store.recovery_codes_left(user.id).await.expect("left"), 0);
     }
 
     #[tokio::test]

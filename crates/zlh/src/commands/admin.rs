@@ -37,6 +37,12 @@ enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Turns a user's two-factor sign-in off (a lost phone and lost recovery codes); they sign
+    /// in with the password and set it up again.
+    ResetTwoFactor {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
@@ -88,6 +94,13 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
                 if generated {
                     println!("password: {password}");
                 }
+            }
+            AdminCommand::ResetTwoFactor { email } => {
+                let Some(user) = store.user_by_email(&email.trim().to_lowercase()).await? else {
+                    bail!("there is no user with the email {email}");
+                };
+                store.disable_totp(user.id).await?;
+                println!("two-factor sign-in of {} turned off", user.email);
             }
         }
         Ok(())

@@ -485,3 +485,144 @@ async fn api_keys_are_shown_once_scoped_hashed_and_revocable() {
     assert_eq!(listed[0]["name"], "writer", "{listed}");
     assert!(listed[0]["lastUsedAt"].is_string(), "{listed}");
 }
+
+/// The code an authenticator app shows `offset` seconds from now for a base32 secret.
+fn authenticator(secret: &str, offset: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32 secret");
+    let totp = totp_rs::Builder::new().with_secret(secret).build().expect("totp");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    totp.generate(now.saturating_add_signed(offset)).to_string()
+}
+
+#[tokio::test]
+async fn two_factor_sign_in_takes_a_fresh_code_or_a_recovery_code() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("tia@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let (_, status) = control.call("GET", "/api/account/totp", token, None).await;
+    assert_eq!(status, json!({"enabled": false, "recoveryCodesLeft": 0, "required": false}));
+
+    // Setting it up takes the password again, then a code from the app.
+    let wrong = json!({"password": "not the password"});
+    let (status, body) = control.call("POST", "/api/account/totp", token, Some(wrong)).await;
+    assert_eq!((status, code(&body)), (401, "invalid_credentials"));
+    let (status, enrolment) =
+        control.call("POST", "/api/account/totp", token, Some(json!({"password": user.password}))).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = enrolment["secret"].as_str().expect("secret").to_owned();
+    assert!(
+        enrolment["otpauthUrl"].as_str().is_some_and(|url| url.starts_with("otpauth://totp/ZeroLagHub:"))
+    );
+    assert!(enrolment["qrSvg"].as_str().is_some_and(|svg| svg.contains("<svg")));
+    let stale = json!({"code": authenticator(&secret, -3600)});
+    let (status, body) = control.call("POST", "/api/account/totp/confirm", token, Some(stale)).await;
+    assert_eq!((status, code(&body)), (401, "totp_invalid"));
+    let first = authenticator(&secret, 0);
+    let (status, codes) =
+        control.call("POST", "/api/account/totp/confirm", token, Some(json!({"code": first}))).await;
+    assert_eq!(status, 200, "{codes}");
+    let recovery: Vec<String> = codes["recoveryCodes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+
+    // Sign-in now asks for a code; a code works once (the confirming one is used), a stale or
+    // made-up one never.
+    let sign_in = async |code: Option<&str>| {
+        let mut body = json!({"email": "tia@example.com", "password": user.password});
+        if let Some(code) = code {
+            body["totpCode"] = json!(code);
+        }
+        control.call("POST", "/api/auth/login", None, Some(body)).await
+    };
+    let (status, body) = sign_in(None).await;
+    assert_eq!((status, code(&body)), (401, "totp_required"), "{body}");
+    assert!(body.get("accessToken").is_none());
+    for refused in [first.as_str(), &authenticator(&secret, -3600), "123456", "nothing-like-it"] {
+        let (status, body) = sign_in(Some(refused)).await;
+        assert_eq!((status, code(&body)), (401, "totp_invalid"), "{refused}: {body}");
+    }
+    let (status, body) = sign_in(Some(&authenticator(&secret, 30))).await;
+    assert_eq!(status, 200, "the next code: {body}");
+    assert_eq!(body["user"]["twoFactor"], true);
+    // A recovery code, however typed, works once.
+    let typed = recovery[0].to_uppercase().replace('-', " ");
+    assert_eq!(sign_in(Some(&typed)).await.0, 200);
+    assert_eq!(code(&sign_in(Some(&typed)).await.1), "totp_invalid");
+    let (_, status) = control.call("GET", "/api/account/totp", token, None).await;
+    assert_eq!(status["recoveryCodesLeft"], 9);
+
+    // A key never manages the second factor.
+    let (_, key) = control
+        .call("POST", "/api/account/api-keys", token, Some(json!({"name": "script", "scope": "write"})))
+        .await;
+    let key = key["key"].as_str().expect("key");
+    let (status, _) = control
+        .call("POST", "/api/account/totp/disable", Some(key), Some(json!({"password": user.password})))
+        .await;
+    assert_eq!(status, 403);
+
+    // An admin requires it of everyone: an account without it can only set it up.
+    let admin = control.register_admin("root@example.com").await;
+    let everyone = json!({"requireTwoFactor": "everyone"});
+    let (status, _) = control.call("PUT", "/api/admin/settings", token, Some(everyone.clone())).await;
+    assert_eq!(status, 403, "only admins");
+    let (status, body) =
+        control.call("PUT", "/api/admin/settings", Some(&admin.access_token), Some(everyone.clone())).await;
+    assert_eq!((status, code(&body)), (403, "two_factor_required"), "an admin cannot lock themselves out");
+    let admin_token = Some(admin.access_token.as_str());
+    let (_, enrolment) = control
+        .call("POST", "/api/account/totp", admin_token, Some(json!({"password": admin.password})))
+        .await;
+    let confirm = json!({"code": authenticator(enrolment["secret"].as_str().expect("secret"), 0)});
+    assert_eq!(control.call("POST", "/api/account/totp/confirm", admin_token, Some(confirm)).await.0, 200);
+    let (status, _) = control.call("PUT", "/api/admin/settings", admin_token, Some(everyone)).await;
+    assert_eq!(status, 200);
+    let other = control.register("uli@example.com").await;
+    let (status, body) = control.call("GET", "/api/servers", Some(&other.access_token), None).await;
+    assert_eq!((status, code(&body)), (403, "two_factor_required"), "{body}");
+    assert_eq!(control.call("GET", "/api/auth/me", Some(&other.access_token), None).await.0, 200);
+    let (_, status) = control.call("GET", "/api/account/totp", Some(&other.access_token), None).await;
+    assert_eq!(status["required"], true);
+    assert_eq!(control.call("GET", "/api/servers", token, None).await.0, 200, "tia has it");
+    let off = json!({"password": user.password});
+    let (status, body) = control.call("POST", "/api/account/totp/disable", token, Some(off.clone())).await;
+    assert_eq!((status, code(&body)), (403, "two_factor_required"), "required: it stays on");
+
+    // Not required: it can be turned off; an admin can reset it too (a lost phone).
+    let none = json!({"requireTwoFactor": "none"});
+    assert_eq!(
+        control.call("PUT", "/api/admin/settings", Some(&admin.access_token), Some(none)).await.0,
+        200
+    );
+    assert_eq!(control.call("POST", "/api/account/totp/disable", token, Some(off)).await.0, 204);
+    assert_eq!(sign_in(None).await.0, 200);
+    let (status, enrolment) =
+        control.call("POST", "/api/account/totp", token, Some(json!({"password": user.password}))).await;
+    assert_eq!(status, 200);
+    let again = enrolment["secret"].as_str().expect("secret").to_owned();
+    let confirm = json!({"code": authenticator(&again, 0)});
+    assert_eq!(control.call("POST", "/api/account/totp/confirm", token, Some(confirm)).await.0, 200);
+    let path = format!("/api/admin/users/{}/reset-two-factor", user.id);
+    let (status, view) = control.call("POST", &path, Some(&admin.access_token), None).await;
+    assert_eq!((status, &view["twoFactor"]), (200, &json!(false)), "{view}");
+    assert_eq!(sign_in(None).await.0, 200);
+    // The operator does it for an admin from the shell.
+    let output = control.admin(&["reset-two-factor", "--email", "root@example.com"], "");
+    assert!(output.contains("two-factor sign-in of root@example.com turned off"), "{output}");
+    control.login("root@example.com", &admin.password).await;
+
+    let (_, activity) = control.call("GET", "/api/account/activity", token, None).await;
+    let actions: Vec<&str> =
+        activity.as_array().expect("log").iter().filter_map(|e| e["action"].as_str()).collect();
+    for expected in ["two_factor_enabled", "recovery_code_used", "two_factor_disabled", "sign_in_failed"] {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    let logs = control.logs().join("\n");
+    for secret in [&secret, &again, &recovery[1]] {
+        assert!(!logs.contains(secret.as_str()), "secrets never reach the log");
+    }
+}
