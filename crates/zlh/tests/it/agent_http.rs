@@ -172,9 +172,9 @@ async fn an_upload_that_breaks_off_writes_nothing_and_says_so() {
 #[tokio::test]
 async fn bodies_and_console_messages_are_bounded() {
     let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
-    // A backup request is a short list of exclusions, not an upload. (Small enough to sit in
-    // the socket's buffers whole, so the early answer is read rather than a broken pipe.)
-    let huge = vec![b' '; 128 << 10];
+    // A backup request is a short list of exclusions, not an upload: 32 MiB of it (more than
+    // the socket buffers hold) is refused, and the refusal arrives rather than a broken pipe.
+    let huge = vec![b' '; 32 << 20];
     let answer = agent.request(reqwest::Method::POST, "/backups").body(huge).send().await.expect("backup");
     assert_eq!(answer.status(), 413);
     // A viewer sending a message past the limit loses its own connection; others keep theirs.
