@@ -326,19 +326,27 @@ try {
     expectedStatuses = [];
   });
 
-  await step('an expired access token is refreshed silently', async () => {
+  await step('the session is in cookies no script can read, refreshed silently', async () => {
     await page.goto(url('#/servers'));
     await page.getByText('No servers yet.').waitFor();
+    const cookie = async (name) => (await context.cookies()).find((c) => c.name === name);
+    const access = await cookie('zlh_access');
+    const refresh = await cookie('zlh_refresh');
+    if (!access?.httpOnly || !refresh?.httpOnly || access.sameSite !== 'Strict') {
+      throw new Error(`the session cookies are not HttpOnly and SameSite=Strict: ${JSON.stringify([access, refresh])}`);
+    }
+    const visible = await page.evaluate(() => document.cookie + JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+    if (visible.includes(access.value) || visible.includes(refresh.value)) throw new Error('a script can read the session');
+    // A request another site's page could make (no portal header) is refused, cookie or not.
+    expectedStatuses = [403];
+    const forged = await page.evaluate(async () => (await fetch('/api/servers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status);
+    if (forged !== 403) throw new Error(`a request without the portal header was not refused: ${forged}`);
+    // An expired access cookie is refreshed on the next request, the refresh cookie rotated.
     expectedStatuses = [401];
-    const before = await page.evaluate(() => JSON.parse(localStorage.getItem('zlh.session')));
-    await page.evaluate(() => {
-      const stale = JSON.parse(localStorage.getItem('zlh.session'));
-      localStorage.setItem('zlh.session', JSON.stringify({ ...stale, accessToken: 'expired' }));
-    });
+    await context.addCookies([{ ...access, value: 'expired' }]);
     await page.reload();
     await page.getByText('No servers yet.').waitFor();
-    const after = await page.evaluate(() => JSON.parse(localStorage.getItem('zlh.session')));
-    if (after.accessToken === 'expired' || after.refreshToken === before.refreshToken) {
+    if ((await cookie('zlh_access')).value === 'expired' || (await cookie('zlh_refresh')).value === refresh.value) {
       throw new Error('the session was not refreshed');
     }
     expectedStatuses = [];
@@ -346,7 +354,8 @@ try {
 
   await step('an expired session goes to sign-in', async () => {
     expectedStatuses = [401];
-    await page.evaluate(() => localStorage.setItem('zlh.session', JSON.stringify({ accessToken: 'expired', refreshToken: 'revoked', user: { email: 'x', role: 'user' } })));
+    await context.addCookies([{ ...(await context.cookies()).find((c) => c.name === 'zlh_refresh'), value: 'revoked' }]);
+    await context.clearCookies({ name: 'zlh_access' });
     await page.goto(url('#/servers'));
     await page.getByText('Your session has ended. Sign in again to continue.').waitFor();
     expectedStatuses = [];

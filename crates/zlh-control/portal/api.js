@@ -1,8 +1,12 @@
-// The public API, as the portal uses it: one session (access + refresh token, kept across
-// reloads), refreshed silently when the access token expires; a session that cannot be
-// refreshed sends the person to sign-in.
+// The public API, as the portal uses it. The session lives in HttpOnly cookies the server
+// sets (`X-ZLH-Session: cookie`), so no script on the page ever holds a token; the page keeps
+// only who is signed in (for the menu). An expired access cookie is refreshed silently; a
+// session that cannot be refreshed sends the person to sign-in.
 
-const KEY = 'zlh.session';
+const KEY = 'zlh.user';
+
+/** Every request says it comes from the portal: the server accepts the session cookie only so. */
+const PORTAL = { 'x-zlh-session': 'cookie' };
 
 /** An error answered by the API: status, stable code, message for people. */
 export class ApiError extends Error {
@@ -32,26 +36,20 @@ export function nextStep(error) {
   return error instanceof ApiError ? NEXT[error.code] : 'Check your connection and try again.';
 }
 
+/** Who is signed in, as the last sign-in or refresh said (no secret: the tokens are cookies). */
 export const session = {
-  get() {
+  user() {
     try {
       return JSON.parse(localStorage.getItem(KEY));
     } catch {
       return null;
     }
   },
-  set(value) {
-    localStorage.setItem(KEY, JSON.stringify({
-      accessToken: value.accessToken,
-      refreshToken: value.refreshToken,
-      user: value.user,
-    }));
+  set(answer) {
+    localStorage.setItem(KEY, JSON.stringify(answer.user));
   },
   clear() {
     localStorage.removeItem(KEY);
-  },
-  user() {
-    return this.get()?.user ?? null;
   },
 };
 
@@ -63,15 +61,16 @@ export function whenSignedOut(callback) {
 
 let refreshing = null;
 
-/** Exchanges the refresh token for a new pair; one exchange at a time. */
+/** 401 codes that mean the access cookie is missing or stale (not a wrong password or code). */
+const SESSION_OVER = new Set(['unauthorized', 'token_expired', 'token_invalid']);
+
+/** Exchanges the refresh cookie for new cookies; one exchange at a time. */
 async function refresh() {
   refreshing ??= (async () => {
-    const current = session.get();
-    if (!current?.refreshToken) throw new ApiError(401, 'unauthorized', 'Sign in to continue.');
     const response = await fetch('/api/auth/refresh', {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ refreshToken: current.refreshToken }),
+      headers: { 'content-type': 'application/json', ...PORTAL },
+      body: '{}',
     });
     if (!response.ok) {
       session.clear();
@@ -101,9 +100,7 @@ async function errorOf(response) {
  */
 export async function api(method, path, body, { raw = false } = {}) {
   const send = () => {
-    const headers = {};
-    const token = session.get()?.accessToken;
-    if (token) headers.authorization = `Bearer ${token}`;
+    const headers = { ...PORTAL };
     let payload;
     if (body instanceof Blob) {
       payload = body;
@@ -114,18 +111,21 @@ export async function api(method, path, body, { raw = false } = {}) {
     return fetch(path, { method, headers, body: payload });
   };
   let response = await send();
-  if (response.status === 401 && session.get()?.refreshToken && !path.startsWith('/api/auth/')) {
-    try {
-      await refresh();
-    } catch (error) {
-      onSignedOut(error);
-      throw error;
+  if (response.status === 401 && session.user() && path !== '/api/auth/refresh') {
+    const error = await errorOf(response.clone());
+    if (SESSION_OVER.has(error.code)) {
+      try {
+        await refresh();
+      } catch (ended) {
+        onSignedOut(ended);
+        throw ended;
+      }
+      response = await send();
     }
-    response = await send();
   }
   if (!response.ok) {
     const error = await errorOf(response);
-    if (response.status === 401 && !path.startsWith('/api/auth/')) {
+    if (response.status === 401 && session.user() && SESSION_OVER.has(error.code)) {
       session.clear();
       onSignedOut(error);
     }
@@ -152,7 +152,7 @@ export async function upload(path, file, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
     request.open('PUT', path);
-    request.setRequestHeader('authorization', `Bearer ${session.get()?.accessToken}`);
+    request.setRequestHeader('x-zlh-session', PORTAL['x-zlh-session']);
     request.upload.addEventListener('progress', (event) => onProgress(event.loaded, event.total));
     request.addEventListener('load', () => {
       if (request.status >= 200 && request.status < 300) {

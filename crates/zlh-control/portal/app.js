@@ -62,9 +62,8 @@ function renderNav() {
 }
 
 async function signOut() {
-  const refreshToken = session.get()?.refreshToken;
   session.clear();
-  if (refreshToken) await api('POST', '/api/auth/logout', { refreshToken }).catch(() => {});
+  await api('POST', '/api/auth/logout', {}).catch(() => {});
   go('#/signin');
 }
 
@@ -454,7 +453,7 @@ function passwordForm() {
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Change password')));
   submitting(form, status, async () => {
     const answer = await api('POST', '/api/auth/password', { currentPassword: current.value, newPassword: next.value });
-    if (answer?.accessToken) session.set(answer);
+    if (answer?.user) session.set(answer);
     form.reset();
     mount(status, notice('ok', 'Your password was changed.'));
   });
@@ -550,7 +549,7 @@ async function route() {
       page = authPage(parts[0], query);
     } else if (parts[0] === 'forgot') {
       page = forgotPage();
-    } else if (!session.get()) {
+    } else if (!session.user()) {
       go('#/signin');
       return;
     } else if (parts[0] === 'new') {

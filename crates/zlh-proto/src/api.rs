@@ -228,13 +228,27 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// A session as a cookie-session client (`X-ZLH-Session: cookie`, the portal) gets it: the
+/// tokens are `HttpOnly` cookies, out of reach of the page's scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CookieSession {
+    /// Seconds until the access cookie expires (then `POST /api/auth/refresh`).
+    pub expires_in: u64,
+    /// The signed-in user.
+    pub user: UserView,
+}
+
 /// `POST /api/auth/refresh` and `POST /api/auth/logout`.
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
-    /// The refresh token from the last session.
-    pub refresh_token: String,
+    /// The refresh token from the last session; a cookie-session client (`X-ZLH-Session:
+    /// cookie`) leaves it out and its cookie is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for RefreshRequest {

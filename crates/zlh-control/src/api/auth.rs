@@ -7,19 +7,21 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::api::{
-    ActivityEntry, ApiKeyRequest, ApiKeyView, Credentials, EmailVerification, NewApiKey, PasswordChange,
-    RefreshRequest, RegistrationStarted, ResetConfirm, ResetRequest, Role, Session, UserView,
+    ActivityEntry, ApiKeyRequest, ApiKeyView, CookieSession, Credentials, EmailVerification, NewApiKey,
+    PasswordChange, RefreshRequest, RegistrationStarted, ResetConfirm, ResetRequest, Role, Session, UserView,
 };
 use zlh_proto::time::{now_ms, now_secs};
 
 use super::user_view;
 use crate::ControlPlane;
 use crate::access::CurrentUser;
+use crate::access::cookies;
 use crate::activity::Event;
 use crate::auth::mailer::Message;
 use crate::auth::rate_limit::Rule;
@@ -78,6 +80,37 @@ fn session(control: &ControlPlane, user: &User, session_id: String, refresh_toke
         refresh_token,
         user: user_view(user),
     }
+}
+
+/// A new session as the client asked for it: tokens in the answer (scripts, CLIs), or
+/// `HttpOnly` cookies and only the user in the answer (the portal, `X-ZLH-Session: cookie`).
+fn answer(control: &ControlPlane, headers: &HeaderMap, session: Session) -> Response {
+    if !cookies::from_portal(headers) {
+        return Json(session).into_response();
+    }
+    let auth = &control.config.auth;
+    let secure = control.config.public_url().starts_with("https://");
+    let mut response =
+        Json(CookieSession { expires_in: session.expires_in, user: session.user }).into_response();
+    let set = [
+        cookies::ACCESS.set(&session.access_token, auth.access_token_ttl, secure),
+        cookies::REFRESH.set(&session.refresh_token, auth.refresh_token_ttl, secure),
+    ];
+    for value in set.into_iter().flatten() {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// The refresh token of a refresh or sign-out: from the body, or the portal's cookie.
+fn presented_refresh(headers: &HeaderMap, request: RefreshRequest) -> Result<String, ApiError> {
+    let from_cookie = || cookies::from_portal(headers).then(|| cookies::REFRESH.read(headers)).flatten();
+    request.refresh_token.or_else(|| from_cookie().map(str::to_owned)).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TokenInvalid,
+            "send the refresh token (refreshToken); sign in again if it is lost",
+        )
+    })
 }
 
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
@@ -172,8 +205,9 @@ fn deliver(control: &ControlPlane, message: &Message, what: &str) {
 pub(super) async fn verify_email(
     State(control): State<Arc<ControlPlane>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<EmailVerification>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = control.store.use_email_verification(&token_hash(&request.token), now_ms()).await?;
     let user = user.ok_or_else(|| {
         ApiError::new(
@@ -189,7 +223,7 @@ pub(super) async fn verify_email(
     }
     tracing::info!(user_id = user.id, "address verified");
     Event::of_account(user.id, client.ip(), "email_verified").record(&control).await;
-    Ok(Json(issue_session(&control, &user).await?))
+    Ok(answer(&control, &headers, issue_session(&control, &user).await?))
 }
 
 fn rate_limited(retry_after: Duration) -> Response {
@@ -205,10 +239,12 @@ fn rate_limited(retry_after: Duration) -> Response {
 }
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = Session), (status = 401, body = zlh_proto::ErrorBody), (status = 429, body = zlh_proto::ErrorBody)))]
+    responses((status = 200, body = Session, description = "The tokens; a client sending `X-ZLH-Session: cookie` gets them as HttpOnly cookies and a `CookieSession` instead"),
+        (status = 401, body = zlh_proto::ErrorBody), (status = 429, body = zlh_proto::ErrorBody)))]
 pub(super) async fn login(
     State(control): State<Arc<ControlPlane>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Response {
     let email = credentials.email.trim().to_lowercase();
@@ -297,7 +333,7 @@ pub(super) async fn login(
     tracing::info!(user_id = user.id, "signed in");
     Event::of_account(user.id, client.ip(), "sign_in").record(&control).await;
     match issue_session(&control, &user).await {
-        Ok(session) => Json(session).into_response(),
+        Ok(session) => answer(&control, &headers, session),
         Err(e) => e.into_response(),
     }
 }
@@ -306,22 +342,22 @@ pub(super) async fn login(
     responses((status = 200, body = Session), (status = 401, body = zlh_proto::ErrorBody)))]
 pub(super) async fn refresh(
     State(control): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<RefreshRequest>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Response, ApiError> {
+    let presented = presented_refresh(&headers, request)?;
     let next = random_token(32);
     let now = now_ms();
     let expires = now + control.config.auth.refresh_token_ttl.as_millis() as i64;
-    let outcome = control
-        .store
-        .rotate_refresh(&token_hash(&request.refresh_token), &token_hash(&next), expires, now)
-        .await?;
+    let outcome =
+        control.store.rotate_refresh(&token_hash(&presented), &token_hash(&next), expires, now).await?;
     match outcome {
         RefreshOutcome::Rotated { session_id, user_id } => {
             let user = control.store.user_by_id(user_id).await?;
             let user = user.ok_or_else(|| {
                 ApiError::new(ErrorCode::TokenInvalid, "this session has ended; sign in again")
             })?;
-            Ok(Json(session(&control, &user, session_id, next)))
+            Ok(answer(&control, &headers, session(&control, &user, session_id, next)))
         }
         RefreshOutcome::Reused => {
             tracing::warn!("a used refresh token was presented again; its session was ended");
@@ -341,9 +377,11 @@ pub(super) async fn refresh(
 pub(super) async fn logout(
     State(control): State<Arc<ControlPlane>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<RefreshRequest>,
-) -> Result<StatusCode, ApiError> {
-    let session = control.store.session_of_refresh(&token_hash(&request.refresh_token)).await?;
+) -> Result<Response, ApiError> {
+    let presented = presented_refresh(&headers, request)?;
+    let session = control.store.session_of_refresh(&token_hash(&presented)).await?;
     if let Some(session) = session {
         let user = control.store.session_user(&session).await?;
         control.store.revoke_session(&session, now_ms()).await?;
@@ -351,7 +389,14 @@ pub(super) async fn logout(
             Event::of_account(user.id, client.ip(), "sign_out").record(&control).await;
         }
     }
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if cookies::from_portal(&headers) {
+        let secure = control.config.public_url().starts_with("https://");
+        for value in [cookies::ACCESS.clear(secure), cookies::REFRESH.clear(secure)].into_iter().flatten() {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+    }
+    Ok(response)
 }
 
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = UserView)))]
@@ -450,8 +495,9 @@ pub(super) async fn confirm_password(
 pub(super) async fn change_password(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
+    headers: HeaderMap,
     ApiJson(change): ApiJson<PasswordChange>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Response, ApiError> {
     confirm_password(&control, &user, &change.current_password).await?;
     check_password(&change.new_password, &[&user.0.email])?;
     if change.new_password == change.current_password {
@@ -461,7 +507,7 @@ pub(super) async fn change_password(
     control.store.set_password(user.0.id, &hash, now_ms()).await?;
     tracing::info!(user_id = user.0.id, "password changed; every session ended");
     Event::by(&user, "password_changed").record(&control).await;
-    Ok(Json(issue_session(&control, &user.0).await?))
+    Ok(answer(&control, &headers, issue_session(&control, &user.0).await?))
 }
 
 #[utoipa::path(post, path = "/api/auth/password-reset/request", tag = "auth", request_body = ResetRequest,

@@ -75,6 +75,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::settings,
         super::admin::change_settings,
     ),
+    components(schemas(zlh_proto::api::CookieSession)),
     modifiers(&BearerToken)
 )]
 struct ApiDoc;

@@ -200,16 +200,6 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
-fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
-}
-
 fn redirect(location: &str) -> Response<Body> {
     let mut response = StatusCode::FOUND.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -296,7 +286,7 @@ async fn serve(
             "open the IDE from the portal (this session has no IDE cookie, or it expired)",
         )
     };
-    let session = cookie(&request, &cookie_name).ok_or_else(ended)?;
+    let session = crate::access::cookies::read(request.headers(), &cookie_name).ok_or_else(ended)?;
     let upstream = match control.ide.cached_session(session, server_id) {
         Some(upstream) => upstream,
         None => {

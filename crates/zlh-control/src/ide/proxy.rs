@@ -100,7 +100,8 @@ fn not_answering_page() -> Response<Body> {
     response
 }
 
-/// The `Cookie` header without our cookies (`zlh_ide*`).
+/// The `Cookie` header without our cookies (`zlh_*`: the IDE's, and the portal's session, which
+/// a browser also sends to an IDE origin on the portal's host and another port).
 fn without_our_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
     let kept: Vec<&str> = headers
         .get_all(header::COOKIE)
@@ -108,7 +109,7 @@ fn without_our_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.starts_with("zlh_ide"))
+        .filter(|c| !c.is_empty() && !c.starts_with("zlh_"))
         .collect();
     (!kept.is_empty()).then(|| HeaderValue::from_str(&kept.join("; ")).ok()).flatten()
 }
@@ -241,6 +242,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(header::COOKIE, HeaderValue::from_static("zlh_ide=secret; theme=dark"));
         headers.append(header::COOKIE, HeaderValue::from_static("zlh_ide_101=also-secret"));
+        headers.append(header::COOKIE, HeaderValue::from_static("zlh_access=the-portal-session"));
         assert_eq!(without_our_cookies(&headers), Some(HeaderValue::from_static("theme=dark")));
         let mut only_ours = HeaderMap::new();
         only_ours.append(header::COOKIE, HeaderValue::from_static("zlh_ide=secret"));

@@ -626,3 +626,77 @@ async fn two_factor_sign_in_takes_a_fresh_code_or_a_recovery_code() {
         assert!(!logs.contains(secret.as_str()), "secrets never reach the log");
     }
 }
+
+#[tokio::test]
+async fn the_portal_session_is_in_http_only_cookies_and_needs_the_portal_header() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("cora@example.com").await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", control.url);
+    // What a browser keeps of `Set-Cookie` and sends back as `Cookie`.
+    let jar = |answer: &reqwest::Response| -> Vec<String> {
+        answer.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ascii").to_owned()).collect()
+    };
+    let cookie_header = |set: &[String]| -> String {
+        set.iter().map(|c| c.split(';').next().expect("pair").to_owned()).collect::<Vec<_>>().join("; ")
+    };
+    let login = json!({"email": "cora@example.com", "password": user.password});
+    let answer = http
+        .post(url("/api/auth/login"))
+        .header("x-zlh-session", "cookie")
+        .json(&login)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(answer.status(), 200);
+    let set = jar(&answer);
+    let body: Value = answer.json().await.expect("json");
+    assert!(body.get("accessToken").is_none() && body.get("refreshToken").is_none(), "{body}");
+    assert_eq!(body["user"]["email"], "cora@example.com");
+    assert_eq!(set.len(), 2, "{set:?}");
+    for cookie in &set {
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    }
+    assert!(set.iter().any(|c| c.starts_with("zlh_access=") && c.contains("Path=/api;")), "{set:?}");
+    assert!(set.iter().any(|c| c.starts_with("zlh_refresh=") && c.contains("Path=/api/auth;")), "{set:?}");
+    let cookies = cookie_header(&set);
+
+    // With the header the cookie signs in; without it (a form or link from another page) it
+    // is refused, reads and writes alike.
+    let send = async |method: reqwest::Method, path: &str, with_header: bool| {
+        let mut request = http.request(method, url(path)).header("cookie", &cookies).json(&json!({}));
+        if with_header {
+            request = request.header("x-zlh-session", "cookie");
+        }
+        request.send().await.expect("request")
+    };
+    assert_eq!(send(reqwest::Method::GET, "/api/servers", true).await.status(), 200);
+    assert_eq!(send(reqwest::Method::POST, "/api/servers", false).await.status(), 403);
+    assert_eq!(send(reqwest::Method::GET, "/api/servers", false).await.status(), 403);
+    assert_eq!(send(reqwest::Method::POST, "/api/auth/refresh", false).await.status(), 401);
+
+    // Refresh rotates both cookies; sign-out (with the new ones) ends the session and removes them.
+    let answer = send(reqwest::Method::POST, "/api/auth/refresh", true).await;
+    assert_eq!(answer.status(), 200);
+    let rotated = cookie_header(&jar(&answer));
+    assert_ne!(rotated, cookies);
+    let answer = http
+        .post(url("/api/auth/logout"))
+        .header("cookie", &rotated)
+        .header("x-zlh-session", "cookie")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(answer.status(), 204);
+    let cleared = jar(&answer);
+    assert!(cleared.len() == 2 && cleared.iter().all(|c| c.contains("Max-Age=0")), "{cleared:?}");
+    let answer = http
+        .get(url("/api/servers"))
+        .header("cookie", &rotated)
+        .header("x-zlh-session", "cookie")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(answer.status(), 401, "the session ended");
+}

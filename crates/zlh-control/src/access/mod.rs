@@ -4,6 +4,8 @@
 //! it here. A server is yours if you own it, or any server if you are an admin; a suspended
 //! account touches nothing. Anything else is a 404, indistinguishable from no server at all.
 
+pub mod cookies;
+
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -19,9 +21,9 @@ use crate::auth::tokens::{TokenError, TokenKind};
 use crate::db::{Server, User};
 use crate::registry::{Agent, AgentError};
 
-/// The signed-in user, from `Authorization: Bearer <access token>`, the session the token
-/// belongs to (live access opened with it ends with it), and the address the request came from
-/// (for the activity log).
+/// The signed-in user, from `Authorization: Bearer <access token>` (or the portal's access
+/// cookie, see `cookies`), the session the token belongs to (live access opened with it ends
+/// with it), and the address the request came from (for the activity log).
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub User, pub String, pub std::net::IpAddr);
 
@@ -39,17 +41,28 @@ impl FromRequestParts<Arc<ControlPlane>> for CurrentUser {
         parts: &mut Parts,
         control: &Arc<ControlPlane>,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
+        let bearer = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::new(
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = match (bearer, cookies::ACCESS.read(&parts.headers)) {
+            (Some(token), _) => token,
+            // The portal's cookie counts only with the header no other site's page can send.
+            (None, Some(token)) if cookies::from_portal(&parts.headers) => token,
+            (None, Some(_)) => {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "a request signed in by the portal's cookie must say X-ZLH-Session: cookie",
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::new(
                     ErrorCode::Unauthorized,
                     "sign in first: send Authorization: Bearer <access token>",
-                )
-            })?;
+                ));
+            }
+        };
         let address = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
