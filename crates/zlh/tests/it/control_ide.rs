@@ -286,6 +286,32 @@ async fn the_path_form_works_and_can_be_switched_off() {
 }
 
 #[tokio::test]
+async fn a_spent_link_stays_spent_after_a_restart() {
+    let mut s = setup("").await;
+    let id = s.servers[0];
+    let link = s.link(id).await;
+    let url = link["url"].as_str().expect("url");
+    assert_eq!(s.http.get(url).send().await.expect("open").status(), 302);
+    let token = url.split("token=").nth(1).expect("token").to_owned();
+    s.control.kill9();
+    s.control.launch().await;
+    // The same link at the restarted control plane's address: still spent.
+    let address: SocketAddr = s.control.url.trim_start_matches("http://").parse().expect("address");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&format!("dev-{id}.localhost"), address)
+        .build()
+        .expect("client");
+    let again = http
+        .get(format!("http://dev-{id}.localhost:{}/?token={token}", s.port()))
+        .send()
+        .await
+        .expect("again");
+    assert_eq!(again.status(), 401);
+    assert_eq!(code(&again.text().await.expect("body")), "token_reused");
+}
+
+#[tokio::test]
 async fn links_expire_and_are_bound_to_their_server_user_and_type() {
     let s = setup("[ide]\ntoken_ttl = \"1s\"\n").await;
     let [id, other_id, _] = s.servers;
