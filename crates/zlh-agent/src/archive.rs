@@ -259,6 +259,8 @@ pub fn unpack_tar_hashing(
     let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
     let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
     let mut links = Vec::new();
+    // Directories get their modes and times once everything inside them is written.
+    let mut directories = Vec::new();
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         entries_seen += 1;
@@ -274,8 +276,11 @@ pub fn unpack_tar_hashing(
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             target.create_dir_all(parent)?;
         }
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        let mtime = entry.header().mtime().ok();
         if kind.is_dir() {
             target.create_dir_all(&path)?;
+            directories.push((path, mode, mtime));
             continue;
         }
         // A later entry replaces an earlier one, but never by writing through it.
@@ -302,7 +307,6 @@ pub fn unpack_tar_hashing(
         } else if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
             let mut file = target.open_with(&path, OpenOptions::new().write(true).create_new(true))?;
             let room = byte_limit.saturating_sub(unpacked.bytes);
-            let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
             let mut reader = Hashing::new((&mut entry).take(room + 1));
             let written = match on_file.as_mut() {
                 Some(report) => {
@@ -319,6 +323,9 @@ pub fn unpack_tar_hashing(
             unpacked.bytes += written;
             unpacked.files += 1;
             file.set_permissions(Permissions::from_mode(mode))?;
+            if let Some(mtime) = mtime {
+                set_mtime(&file, mtime)?;
+            }
         } else if matches!(
             kind,
             tar::EntryType::XGlobalHeader
@@ -332,7 +339,27 @@ pub fn unpack_tar_hashing(
         }
     }
     links_resolve_inside(target, &links)?;
+    // Deepest first (a directory appears before what it holds), so setting a child's time
+    // does not move its parent's again.
+    for (path, mode, mtime) in directories.iter().rev() {
+        if let Some(mtime) = mtime {
+            // Opened for reading: a handle of cap-std's `open_dir` cannot have its times set.
+            set_mtime(&target.open(path)?, *mtime)?;
+        }
+        target.set_permissions(path, Permissions::from_mode(*mode))?;
+    }
     Ok(unpacked)
+}
+
+/// Sets what was modified when to `seconds` since the epoch, as the archive stored it (the
+/// access time stays).
+fn set_mtime(handle: impl std::os::fd::AsFd, seconds: u64) -> std::io::Result<()> {
+    use rustix::fs::{Timespec, Timestamps, UTIME_OMIT};
+    let times = Timestamps {
+        last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT },
+        last_modification: Timespec { tv_sec: seconds.min(i64::MAX as u64) as i64, tv_nsec: 0 },
+    };
+    rustix::fs::futimens(handle, &times).map_err(std::io::Error::from)
 }
 
 /// One file in a packed archive: what was stored, as the manifest of a backup records it.

@@ -266,6 +266,9 @@ impl Backups {
             Ok(()) => self.stop_and_swap(id, supervisor, progress).await,
             Err(e) => Err(e),
         };
+        if outcome.is_ok() {
+            progress.say(&format!("restored backup {id}"));
+        }
         match &outcome {
             Ok(()) => tracing::info!(
                 backup = id,
@@ -314,18 +317,7 @@ impl Backups {
     /// The swap: server → old, staging → server. Safe to run again on any partial state of
     /// itself.
     fn swap(&self) -> std::io::Result<()> {
-        let (server, staging, old) = (&self.server_root, self.staging(), self.old());
-        let parent = server.parent().unwrap_or(Path::new("/")).to_owned();
-        if staging.exists() {
-            if server.exists() {
-                let _ = std::fs::remove_dir_all(&old);
-                std::fs::rename(server, &old)?;
-                sync_dir(&parent);
-            }
-            std::fs::rename(&staging, server)?;
-            sync_dir(&parent);
-        }
-        Ok(())
+        swap_trees(&self.server_root, &self.staging(), &self.old(), |from, to| std::fs::rename(from, to))
     }
 
     /// The swap, then the old tree removed.
@@ -362,14 +354,19 @@ impl Backups {
         }
     }
 
-    /// Removes unfinished archives and archives whose description was never written.
+    /// Removes what this agent's interrupted backups left, by their names: unfinished
+    /// archives (`<id>.tar.zst.part`), descriptions never renamed into place (`<id>.tmp`), and
+    /// archives whose description was never written. A file of any other name (an archive an
+    /// operator copied in) is never touched.
     fn sweep(&self) {
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let orphan = match name.strip_suffix(".tar.zst") {
-                Some(id) => !self.dir.join(format!("{id}.json")).exists(),
-                None => name.ends_with(".part") || name.ends_with(".tmp"),
+            let ours = |suffix: &str| name.strip_suffix(suffix).filter(|id| is_backup_id(id));
+            let orphan = if let Some(id) = ours(".tar.zst") {
+                !self.dir.join(format!("{id}.json")).exists()
+            } else {
+                ours(".tar.zst.part").is_some() || ours(".tmp").is_some()
             };
             if orphan {
                 tracing::warn!(file = %name, "removing what an interrupted backup left");
@@ -398,6 +395,36 @@ impl Backups {
     }
 }
 
+/// Swaps `staging` in for `server`, keeping the server's tree at `old`; `rename` is
+/// `std::fs::rename` (a test makes it fail). When putting staging in place fails, the old tree
+/// goes back: the server directory never stays missing.
+fn swap_trees(
+    server: &Path,
+    staging: &Path,
+    old: &Path,
+    rename: impl Fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let parent = server.parent().unwrap_or(Path::new("/")).to_owned();
+    if !staging.exists() {
+        return Ok(());
+    }
+    let moved_aside = server.exists();
+    if moved_aside {
+        let _ = std::fs::remove_dir_all(old);
+        rename(server, old)?;
+        sync_dir(&parent);
+    }
+    if let Err(e) = rename(staging, server) {
+        if moved_aside {
+            rename(old, server)?;
+            sync_dir(&parent);
+        }
+        return Err(e);
+    }
+    sync_dir(&parent);
+    Ok(())
+}
+
 /// What the agent must do once its supervisor runs, after [`Backups::recover`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
@@ -405,6 +432,15 @@ pub struct Recovery {
     pub start_game: bool,
     /// An interrupted backup left the game's saving paused: resume it.
     pub resume_saving: bool,
+}
+
+/// Whether `id` has the form [`backup_id`] makes: `YYYYMMDDhhmmss-xxxx`.
+fn is_backup_id(id: &str) -> bool {
+    let Some((stamp, suffix)) = id.split_once('-') else { return false };
+    stamp.len() == 14
+        && stamp.bytes().all(|b| b.is_ascii_digit())
+        && suffix.len() == 4
+        && suffix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn backup_id() -> String {
@@ -782,12 +818,48 @@ mod tests {
     }
 
     #[test]
+    fn a_swap_that_fails_halfway_puts_the_old_tree_back() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (server, staging, old) =
+            (root.path().join("server"), root.path().join("new"), root.path().join("old"));
+        tree(&[("world", "old world")], &server);
+        tree(&[("world", "new world")], &staging);
+        let calls = std::cell::Cell::new(0);
+        let failing_second = |from: &Path, to: &Path| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 2 {
+                Err(std::io::Error::other("the disk went away"))
+            } else {
+                std::fs::rename(from, to)
+            }
+        };
+        let error = swap_trees(&server, &staging, &old, failing_second).expect_err("the second rename fails");
+        assert_eq!(error.to_string(), "the disk went away");
+        assert_eq!(read(&server), [("world".to_owned(), "old world".to_owned())], "the old tree is back");
+        assert!(!old.exists() && staging.exists(), "staging stays for the error path to remove");
+    }
+
+    #[test]
     fn what_a_killed_backup_left_is_swept() {
         let root = tempfile::tempdir().expect("tempdir");
         let backups = backups_in(root.path());
-        for name in ["1.tar.zst.part", "2.tar.zst", "3.tar.zst", "3.json", "4.tmp"] {
+        let ours =
+            ["20261201010101-0001", "20261201010102-00a2", "20261201010103-0003", "20261201010104-0004"];
+        let names = [
+            format!("{}.tar.zst.part", ours[0]),
+            format!("{}.tar.zst", ours[1]),
+            format!("{}.tar.zst", ours[2]),
+            format!("{}.json", ours[2]),
+            format!("{}.tmp", ours[3]),
+            // An operator's own files, whatever their names say.
+            "world-export.tar.zst".to_owned(),
+            "notes.tmp".to_owned(),
+            "old.tar.zst.part".to_owned(),
+        ];
+        for name in &names {
             std::fs::write(backups.dir.join(name), "x").expect("write");
         }
+        assert!(is_backup_id(&backup_id()));
         std::fs::write(&backups.paused_mark, "").expect("mark");
         assert_eq!(backups.recover(), Recovery { start_game: false, resume_saving: true });
         let mut left: Vec<String> = std::fs::read_dir(&backups.dir)
@@ -796,6 +868,7 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["3.json", "3.tar.zst"]);
+        let kept = [names[3].as_str(), &names[2], "notes.tmp", "old.tar.zst.part", "world-export.tar.zst"];
+        assert_eq!(left, kept);
     }
 }

@@ -125,12 +125,24 @@ pub struct FilesConfig {
     /// The most an archive may unpack to, in bytes.
     #[serde(default = "default_max_unpacked")]
     pub max_unpacked_bytes: u64,
+    /// An upload whose client sends nothing for this long is abandoned (its temporary file
+    /// removed).
+    #[serde(default = "default_upload_stall_timeout", with = "duration")]
+    pub upload_stall_timeout: Duration,
 }
 
 impl Default for FilesConfig {
     fn default() -> Self {
-        FilesConfig { max_upload_bytes: default_max_upload(), max_unpacked_bytes: default_max_unpacked() }
+        FilesConfig {
+            max_upload_bytes: default_max_upload(),
+            max_unpacked_bytes: default_max_unpacked(),
+            upload_stall_timeout: default_upload_stall_timeout(),
+        }
     }
+}
+
+fn default_upload_stall_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_backup_dir() -> PathBuf {

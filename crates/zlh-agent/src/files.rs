@@ -60,6 +60,15 @@ impl From<std::io::Error> for FileError {
                 FileError::Outside
             }
             _ if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => FileError::Outside,
+            // Ordinary mistakes in a request, said plainly rather than as a 500.
+            ErrorKind::NotADirectory => {
+                FileError::InvalidPath("a part of that path is a file, not a directory".into())
+            }
+            ErrorKind::IsADirectory => FileError::InvalidPath("a directory is there".into()),
+            ErrorKind::InvalidFilename => {
+                FileError::InvalidPath(format!("a name is longer than {MAX_NAME} bytes"))
+            }
+            ErrorKind::InvalidInput => FileError::InvalidPath(error.to_string()),
             _ => FileError::Io(error),
         }
     }
@@ -111,13 +120,40 @@ fn or_dot(path: &Path) -> &Path {
     if path.as_os_str().is_empty() { Path::new(".") } else { path }
 }
 
+/// Opens a regular file beneath `root` for reading. Anything else is refused at once: a FIFO
+/// (a game can make one) would hold the reading thread until someone writes to it, and a
+/// device or socket is no file to serve. The open itself does not wait (`O_NONBLOCK`, which
+/// changes nothing for reading a regular file).
+pub(crate) fn open_regular(root: &Dir, path: &Path) -> std::io::Result<cap_std::fs::File> {
+    use cap_std::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.read(true).custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let file = root.open_with(or_dot(path), &options)?;
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "that is a directory"));
+    }
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "that is not a regular file (a pipe, socket or device); it cannot be read or copied",
+        ));
+    }
+    Ok(file)
+}
+
+/// Temporaries of our own (uploads being written, archives being unpacked): never listed.
+fn is_ours(name: &str) -> bool {
+    name.starts_with(UPLOAD_PREFIX) || name.starts_with(STAGING_PREFIX)
+}
+
 /// One directory entry.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Name.
     pub name: String,
-    /// `file`, `dir` or `symlink`.
+    /// `file`, `dir`, `symlink`, or `special` (a pipe, socket or device: never opened).
     pub kind: &'static str,
     /// Size in bytes (files).
     pub size: u64,
@@ -183,13 +219,19 @@ impl Files {
             .read_dir(or_dot(&path))?
             .filter_map(Result::ok)
             .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if is_ours(&name) {
+                    return None;
+                }
                 let metadata = entry.metadata().ok()?;
                 let kind = if metadata.is_symlink() {
                     "symlink"
                 } else if metadata.is_dir() {
                     "dir"
-                } else {
+                } else if metadata.is_file() {
                     "file"
+                } else {
+                    "special"
                 };
                 let modified_ms = metadata
                     .modified()
@@ -197,7 +239,7 @@ impl Files {
                     .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| d.as_millis() as u64);
                 Some(Entry {
-                    name: entry.file_name().to_string_lossy().into_owned(),
+                    name,
                     kind,
                     size: metadata.len(),
                     mode: metadata.permissions().mode() & 0o7777,
@@ -212,13 +254,9 @@ impl Files {
     /// Opens a file for reading (following symlinks only within the directory).
     pub fn read(&self, path: &str) -> Result<(std::fs::File, u64), FileError> {
         let root = self.dir()?;
-        let path = clean(path)?;
-        let file = root.open(&path)?;
-        let metadata = file.metadata()?;
-        if metadata.is_dir() {
-            return Err(FileError::InvalidPath("that is a directory".into()));
-        }
-        Ok((file.into_std(), metadata.len()))
+        let file = open_regular(&root, &clean(path)?)?;
+        let length = file.metadata()?.len();
+        Ok((file.into_std(), length))
     }
 
     /// A temporary file beside `path` and its name; `commit_upload` renames it into place.
@@ -291,20 +329,37 @@ impl Files {
     /// replace files of the same name, directories merge. Then `from` is removed.
     pub fn merge(&self, from: &Path, to: &Path) -> Result<(), FileError> {
         let root = self.dir()?;
+        // The whole merge is checked before anything moves: it happens entirely or not at all.
+        if root.symlink_metadata(or_dot(to)).is_ok_and(|m| !m.is_dir()) {
+            return Err(FileError::Exists);
+        }
+        check_merge(&root, from, to)?;
         root.create_dir_all(or_dot(to))?;
         merge_tree(&root, from, to)?;
         Ok(root.remove_dir_all(from)?)
     }
 
-    /// Removes what a killed agent's uploads and extractions left at the top of the directory.
+    /// Removes what a killed agent's uploads and extractions left, anywhere in the directory
+    /// (an upload's temporary sits beside its target). Only what is older than the sweep: an
+    /// upload that begins while it runs (it runs beside the API, the tree may be large) stays.
     pub fn sweep(&self) {
         let Ok(root) = self.dir() else { return };
-        for entry in root.entries().into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(STAGING_PREFIX) {
-                let _ = root.remove_dir_all(&name);
-            } else if name.starts_with(UPLOAD_PREFIX) {
-                let _ = root.remove_file(&name);
+        let started = std::time::SystemTime::now();
+        let mut pending = vec![PathBuf::new()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = root.read_dir(or_dot(&dir)) else { continue };
+            for entry in entries.flatten() {
+                let path = dir.join(entry.file_name());
+                let Ok(metadata) = root.symlink_metadata(&path) else { continue };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let stale = metadata.modified().is_ok_and(|at| at.into_std() < started);
+                if is_ours(&name) && stale {
+                    tracing::warn!(path = %path.display(), "removing what an interrupted upload or extraction left");
+                    let _ =
+                        if metadata.is_dir() { root.remove_dir_all(&path) } else { root.remove_file(&path) };
+                } else if metadata.is_dir() {
+                    pending.push(path);
+                }
             }
         }
     }
@@ -322,6 +377,7 @@ impl Files {
         if root.symlink_metadata(&to).is_ok() {
             return Err(FileError::Exists);
         }
+        refuse_into_itself(&from, &to, "moved")?;
         Ok(root.rename(&from, &root, &to)?)
     }
 
@@ -333,23 +389,12 @@ impl Files {
         if root.symlink_metadata(&to).is_ok() {
             return Err(FileError::Exists);
         }
-        self.copy_tree(&root, &from, &to)
-    }
-
-    fn copy_tree(&self, root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {
-        let metadata = root.symlink_metadata(from)?;
-        if metadata.is_symlink() {
-            root.symlink_contents(root.read_link_contents(from)?, to)?;
-        } else if metadata.is_dir() {
-            root.create_dir(to)?;
-            for entry in root.read_dir(from)? {
-                let name = entry?.file_name();
-                self.copy_tree(root, &from.join(&name), &to.join(&name))?;
-            }
-        } else {
-            root.copy(from, root, to)?;
+        refuse_into_itself(&from, &to, "copied")?;
+        if !root.symlink_metadata(or_dot(&from))?.is_dir() {
+            // A single file: a pipe or device is refused, not copied.
+            return copy_file(&root, &from, &to);
         }
-        Ok(())
+        copy_tree(&root, &from, &to)
     }
 
     /// Deletes a file, a symlink, or (with `recursive`) a directory tree.
@@ -378,6 +423,65 @@ impl Files {
         }
         Ok(root.set_permissions(&path, Permissions::from_mode(mode))?)
     }
+}
+
+/// Refuses to move or copy a directory into itself (a copy would fill the disk).
+fn refuse_into_itself(from: &Path, to: &Path, what: &str) -> Result<(), FileError> {
+    if to.starts_with(from) {
+        return Err(FileError::InvalidPath(format!("a directory cannot be {what} into itself")));
+    }
+    Ok(())
+}
+
+/// Copies a tree; symlinks are copied as symlinks, pipes, sockets and devices left out. What
+/// a directory holds is read before the copy is made, so a copy that lands inside its source
+/// (through a symlink) never copies itself.
+fn copy_tree(root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {
+    let metadata = root.symlink_metadata(or_dot(from))?;
+    if metadata.is_symlink() {
+        root.symlink_contents(root.read_link_contents(from)?, to)?;
+    } else if metadata.is_dir() {
+        let names: Vec<_> =
+            root.read_dir(or_dot(from))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+        root.create_dir(to)?;
+        for name in names {
+            copy_tree(root, &from.join(&name), &to.join(&name))?;
+        }
+    } else if metadata.is_file() {
+        copy_file(root, from, to)?;
+    }
+    Ok(())
+}
+
+/// Copies one regular file, with its permission bits.
+fn copy_file(root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {
+    let mut source = open_regular(root, from)?;
+    let mut target = root.open_with(to, OpenOptions::new().write(true).create_new(true))?;
+    std::io::copy(&mut source, &mut target)?;
+    target.set_permissions(source.metadata()?.permissions())?;
+    Ok(())
+}
+
+/// Whether every entry of `from` can move into `to`: nothing replaces a directory unless it
+/// is a directory too, and no directory lands where a file is. `to` may not exist yet.
+fn check_merge(root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {
+    for entry in root.read_dir(from)? {
+        let name = entry?.file_name();
+        let (source, target) = (from.join(&name), to.join(&name));
+        let source_is_dir = root.symlink_metadata(&source)?.is_dir();
+        let Ok(existing) = root.symlink_metadata(&target) else { continue };
+        match (source_is_dir, existing.is_dir()) {
+            (true, true) => check_merge(root, &source, &target)?,
+            (false, false) => {}
+            _ => {
+                return Err(FileError::InvalidPath(format!(
+                    "{} clashes with what is there (a file where a directory is, or the reverse); nothing was changed",
+                    target.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn merge_tree(root: &Dir, from: &Path, to: &Path) -> Result<(), FileError> {

@@ -79,7 +79,8 @@ pub async fn run(
     };
     let counted = vec![files.root_path().to_owned(), config.under_root(&config.backups.dir)];
     let files = Arc::new(files.on(Arc::new(disk::Disk::new(config.disk, counted))));
-    files.sweep();
+    let sweeping = Arc::clone(&files);
+    tokio::task::spawn_blocking(move || sweeping.sweep());
     let mods = Arc::new(mods::Mods::new(&config.game.mods_dir));
     let close_viewers = CancellationToken::new();
     let app = http::router(http::AppState {

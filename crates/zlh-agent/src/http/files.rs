@@ -111,13 +111,17 @@ pub(super) async fn download(State(state): State<AppState>, query: PathParams) -
         .into_response())
 }
 
-/// How much of a body is read and thrown away after its write failed.
-const DRAIN_AFTER_FAILURE: usize = 64 << 20;
-
 /// Writes a whole body into a temporary file beside `path`, then renames it over `path`. The
 /// writing happens on a blocking thread fed through a channel; only a body that arrived to its
-/// end is committed.
-pub(super) async fn write_body(files: &Arc<Files>, path: &str, body: Body) -> Result<(), ApiError> {
+/// end is committed. A client that sends nothing for `stall` is given up on, like one that went
+/// away. (What a refused body still holds is read and thrown away by `zlh_http`, so a client
+/// still sending gets the answer.)
+pub(super) async fn write_body(
+    files: &Arc<Files>,
+    path: &str,
+    body: Body,
+    stall: std::time::Duration,
+) -> Result<(), ApiError> {
     enum Piece {
         Chunk(axum::body::Bytes),
         End,
@@ -134,7 +138,7 @@ pub(super) async fn write_body(files: &Arc<Files>, path: &str, body: Body) -> Re
                     }
                 }
                 Some(Piece::End) => break Ok(()),
-                // The sender is gone without `End`: the client went away mid-body.
+                // The sender is gone without `End`: the client went away or stalled mid-body.
                 None => break Err(FileError::Interrupted),
             }
         };
@@ -148,18 +152,20 @@ pub(super) async fn write_body(files: &Arc<Files>, path: &str, body: Body) -> Re
     });
     let feed = async move {
         let mut stream = body.into_data_stream();
-        let mut drained = 0usize;
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else { return };
-            if sender.is_closed() {
-                // The write failed (a full disk, the size limit): read on, a bounded amount, so a
-                // client still sending reads the answer instead of a broken pipe.
-                drained += chunk.len();
-                if drained > DRAIN_AFTER_FAILURE {
+        loop {
+            match tokio::time::timeout(stall, stream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    // A failed write (a full disk, the size limit) closed the channel: stop.
+                    if sender.send(Piece::Chunk(chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) => return,
+                Err(_) => {
+                    tracing::warn!("an upload stalled; abandoned");
                     return;
                 }
-            } else if sender.send(Piece::Chunk(chunk)).await.is_err() {
-                continue;
             }
         }
         let _ = sender.send(Piece::End).await;
@@ -174,7 +180,7 @@ pub(super) async fn upload(
     query: PathParams,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    write_body(&state.files, &params(query)?.path, body).await?;
+    write_body(&state.files, &params(query)?.path, body, state.config.files.upload_stall_timeout).await?;
     Ok(StatusCode::CREATED)
 }
 

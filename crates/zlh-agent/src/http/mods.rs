@@ -63,7 +63,7 @@ pub(super) async fn upload(
         return Err(ApiError::new(ErrorCode::BadRequest, "expected ?name=<file>.jar"));
     };
     let path = state.mods.upload_path(&state.files, &query.name)?;
-    write_body(&state.files, &path, body).await?;
+    write_body(&state.files, &path, body, state.config.files.upload_stall_timeout).await?;
     Ok(StatusCode::CREATED)
 }
 

@@ -188,3 +188,27 @@ async fn bodies_and_console_messages_are_bounded() {
     watcher.read_until("Done (", crate::SOON).await;
     assert_eq!(agent.get("/health").await.0, 200);
 }
+
+#[tokio::test]
+async fn what_interrupted_uploads_left_is_swept_everywhere_and_nothing_else() {
+    let mut agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
+    let dir = agent.server_dir();
+    let leftovers = [
+        dir.join(".zlh-upload-fedcba9876543210"),
+        dir.join("sub/deep/.zlh-upload-0123456789abcdef"),
+        dir.join("sub/.zlh-extract-00000000000000aa"),
+    ];
+    std::fs::create_dir_all(leftovers[2].join("half")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("sub/deep")).expect("mkdir");
+    for file in &leftovers[..2] {
+        std::fs::write(file, "half an upload").expect("write");
+    }
+    std::fs::write(dir.join("sub/deep/keep.txt"), "mine").expect("write");
+    agent.kill9();
+    agent.launch().await;
+    zlh_testkit::eventually("the leftovers to be swept", SOON, || async {
+        leftovers.iter().all(|path| !path.exists()).then_some(())
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(dir.join("sub/deep/keep.txt")).expect("kept"), "mine");
+}

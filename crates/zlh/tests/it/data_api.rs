@@ -6,11 +6,12 @@ use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane};
 
 use crate::zlh;
 
-/// A control plane whose agents accept uploads up to 1 MiB, with one running sample server.
+/// A control plane whose agents accept uploads up to 1 MiB (and give up on one stalled for 2 s),
+/// with one running sample server.
 async fn server_with_data(email: &str) -> (TestControlPlane, ApiUser, i64) {
     let spec = ControlSpec {
         agent_defaults: format!(
-            "{}[files]\nmax_upload_bytes = 1048576\n",
+            "{}[files]\nmax_upload_bytes = 1048576\nupload_stall_timeout = \"2s\"\n",
             ControlSpec::default().agent_defaults
         ),
         ..ControlSpec::default()
@@ -266,6 +267,15 @@ async fn backups_answer_in_one_envelope_and_restore_what_was_saved() {
     let (token, base) = (user.access_token.as_str(), format!("/api/game/servers/{id}/backups"));
     let files = format!("/api/servers/{id}/files");
     control.send("PUT", &format!("{files}/content?path=notes.txt"), token, b"before".to_vec()).await;
+    // A private directory and times from long ago: a restore brings back modes and times too.
+    let (private, key) =
+        (control.server_dir(id).join("private"), control.server_dir(id).join("private/key.txt"));
+    std::fs::create_dir(&private).expect("mkdir");
+    std::fs::write(&key, "secret").expect("key");
+    let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options().write(true).open(&key).expect("key").set_modified(long_ago).expect("mtime");
+    std::fs::File::open(&private).expect("dir").set_modified(long_ago).expect("mtime");
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
 
     let (status, created) = control.call("POST", &base, Some(token), None).await;
     assert_eq!((status, &created["ok"]), (202, &json!(true)), "{created}");
@@ -294,6 +304,7 @@ async fn backups_answer_in_one_envelope_and_restore_what_was_saved() {
     assert_eq!(restore.1["ok"], true, "{}", restore.1);
     let ended = job_succeeds(&control, &user, id, restore).await;
     assert_eq!(ended["kind"], "restore");
+    assert_eq!(ended["message"], format!("restored backup {backup_id}"), "{ended}");
     control.wait_for_status(&user, id, "running after the restore", |s| s["state"] == "running").await;
     let (_, notes) = control.send("GET", &format!("{files}/content?path=notes.txt"), token, Vec::new()).await;
     assert_eq!(notes, b"before");
@@ -304,6 +315,10 @@ async fn backups_answer_in_one_envelope_and_restore_what_was_saved() {
         .filter(|k| !k.starts_with("world/") && before.get(*k) != after.get(*k))
         .collect();
     assert!(differing.is_empty(), "the restored tree differs in {differing:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, file) = (std::fs::metadata(&private).expect("dir"), std::fs::metadata(&key).expect("key"));
+    assert_eq!(dir.permissions().mode() & 0o777, 0o700, "the directory's mode");
+    assert_eq!((dir.modified().ok(), file.modified().ok()), (Some(long_ago), Some(long_ago)), "times");
 
     // Errors in the same envelope, with the agent's status.
     let (status, missing) =
@@ -522,4 +537,131 @@ fn urlencoding(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[tokio::test]
+async fn ordinary_mistakes_get_clear_answers_and_change_nothing() {
+    let (control, user, id) = server_with_data("mistakes@example.com").await;
+    let token = user.access_token.as_str();
+    let files = format!("/api/servers/{id}/files");
+    let dir = control.server_dir(id);
+    std::fs::create_dir_all(dir.join("w/sub")).expect("mkdir");
+    std::fs::write(dir.join("w/sub/a.txt"), "a").expect("write");
+    std::fs::write(dir.join("plain.txt"), "plain").expect("write");
+    let before = snapshot(&dir);
+    let json_call = async |method: &str, path: &str, body: Value| {
+        control.call(method, &format!("{files}{path}"), Some(token), Some(body)).await
+    };
+    let mut answers = vec![
+        (
+            "list through a file",
+            control.call("GET", &format!("{files}?path=plain.txt/x"), Some(token), None).await,
+        ),
+        ("mkdir through a file", json_call("POST", "/mkdir", json!({"path": "plain.txt/d"})).await),
+        (
+            "move a directory into itself",
+            json_call("POST", "/rename", json!({"from": "w", "to": "w/inner"})).await,
+        ),
+        ("copy a directory into itself", json_call("POST", "/copy", json!({"from": "w", "to": "w/c"})).await),
+        (
+            "copy everything into a part of it",
+            json_call("POST", "/copy", json!({"from": "", "to": "w/all"})).await,
+        ),
+    ];
+    for (what, path) in [("upload onto a directory", "w"), ("upload through a file", "plain.txt/new")] {
+        let (status, body) =
+            control.send("PUT", &format!("{files}/content?path={path}"), token, b"x".to_vec()).await;
+        answers.push((what, (status, serde_json::from_slice(&body).unwrap_or(Value::Null))));
+    }
+    for (what, (status, body)) in answers {
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_path")), "{what}: {body}");
+    }
+    assert_eq!(snapshot(&dir), before, "nothing changed");
+
+    // An upload whose client stalls: its temporary is never listed, and it goes.
+    let stalled = reqwest::Body::wrap_stream(futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(vec![b'x'; 1024])]),
+        futures_util::stream::pending(),
+    ));
+    let request = control
+        .http
+        .put(format!("{}{files}/content?path=w/stalled.bin", control.url))
+        .bearer_auth(token)
+        .body(stalled)
+        .send();
+    let upload = tokio::spawn(request);
+    let temporaries = || -> Vec<String> {
+        std::fs::read_dir(dir.join("w"))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".zlh-upload-"))
+            .collect()
+    };
+    zlh_testkit::eventually("the upload's temporary", std::time::Duration::from_secs(5), || async {
+        (!temporaries().is_empty()).then_some(())
+    })
+    .await;
+    let (_, listed) = control.call("GET", &format!("{files}?path=w"), Some(token), None).await;
+    assert!(!listed.to_string().contains(".zlh-upload-"), "{listed}");
+    zlh_testkit::eventually(
+        "the stalled upload to be given up",
+        std::time::Duration::from_secs(15),
+        || async { temporaries().is_empty().then_some(()) },
+    )
+    .await;
+    upload.abort();
+    assert!(!dir.join("w/stalled.bin").exists());
+
+    // A pipe (a game can make one) is never opened: clear refusals, and the agent keeps answering.
+    for fifo in ["pipe", "mods/trap.jar", "trap.zip", "w/pipe"] {
+        std::fs::create_dir_all(dir.join(fifo).parent().expect("parent")).expect("mkdir");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join(fifo),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from(0o644),
+            0,
+        )
+        .expect("mkfifo");
+    }
+    let (status, body) = control.send("GET", &format!("{files}/content?path=pipe"), token, Vec::new()).await;
+    let answers = [
+        ("download a pipe", (status, serde_json::from_slice(&body).unwrap_or(Value::Null))),
+        ("copy a pipe", json_call("POST", "/copy", json!({"from": "pipe", "to": "pipe2"})).await),
+        ("extract a pipe", json_call("POST", "/extract", json!({"path": "trap.zip", "to": "x"})).await),
+    ];
+    for (what, (status, body)) in answers {
+        assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_path")), "{what}: {body}");
+    }
+    let (status, mods) =
+        control.call("GET", &format!("/api/servers/{id}/mods"), Some(token), None).await;
+    assert_eq!(status, 200, "{mods}");
+    assert!(!mods.to_string().contains("trap.jar"), "a pipe is no mod: {mods}");
+    let (_, listed) = control.call("GET", &format!("{files}?path="), Some(token), None).await;
+    let pipe =
+        listed.as_array().expect("list").iter().find(|e| e["name"] == "pipe").cloned().unwrap_or_default();
+    assert_eq!(pipe["kind"], "special", "{listed}");
+    // A directory holding a pipe copies without it.
+    assert_eq!(json_call("POST", "/copy", json!({"from": "w", "to": "w2"})).await.0, 201);
+    assert!(dir.join("w2/sub/a.txt").exists() && !dir.join("w2/pipe").exists());
+    let (status, _) = control.call("GET", &format!("/api/servers/{id}/status"), Some(token), None).await;
+    assert_eq!(status, 200);
+
+    // An extraction that cannot merge whole merges nothing: the 51st entry is a file where a
+    // directory is.
+    std::fs::create_dir_all(dir.join("batch/clash")).expect("mkdir");
+    std::fs::write(dir.join("batch/clash/keep.txt"), "keep").expect("write");
+    let names: Vec<String> =
+        (0..50).map(|n| format!("batch/f{n:02}.txt")).chain(["batch/clash".to_owned()]).collect();
+    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"new".as_slice())).collect();
+    let archive = zip(&entries);
+    assert_eq!(control.send("PUT", &format!("{files}/content?path=batch.zip"), token, archive).await.0, 201);
+    let before = snapshot(&dir);
+    let (status, job) = json_call("POST", "/extract", json!({"path": "batch.zip", "to": ""})).await;
+    assert_eq!(status, 202, "{job}");
+    let ended = control.wait_for_job(&user, id, &job).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(ended["message"].as_str().unwrap_or_default().contains("clashes"), "{ended}");
+    assert_eq!(snapshot(&dir), before, "not one file of it merged");
 }
