@@ -161,19 +161,56 @@ impl Format {
     }
 }
 
-/// Unpacks an archive file of `format` into `target`.
+/// Unpacks an archive file of `format` into `target`. A tar is read twice: first only to
+/// count what it would write, so a bomb is refused before the disk is touched.
 pub fn unpack_file(
-    file: std::fs::File,
+    mut file: std::fs::File,
     format: Format,
     target: &Dir,
     limits: Limits,
 ) -> Result<Unpacked, ArchiveError> {
+    use std::io::{BufReader, Seek};
     let size = file.metadata()?.len();
     match format {
-        Format::TarGz => unpack_tar_gz(std::io::BufReader::new(file), target, size, limits),
-        Format::TarZst => unpack_tar_zst(std::io::BufReader::new(file), target, size, limits),
+        Format::TarGz => {
+            count_tar(flate2::read::GzDecoder::new(BufReader::new(&file)), size, limits)?;
+            file.rewind()?;
+            unpack_tar_gz(BufReader::new(file), target, size, limits)
+        }
+        Format::TarZst => {
+            let decoder = zstd::stream::read::Decoder::new(BufReader::new(&file))
+                .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+            count_tar(decoder, size, limits)?;
+            file.rewind()?;
+            unpack_tar_zst(BufReader::new(file), target, size, limits)
+        }
         Format::Zip => unpack_zip(file, target, size, limits),
     }
+}
+
+/// The most an archive of `compressed_size` bytes may unpack to.
+fn byte_limit(limits: Limits, compressed_size: u64) -> u64 {
+    limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio))
+}
+
+/// Reads a tar stream without writing anything, refusing it when its entries or their sizes
+/// go past the limits.
+fn count_tar(source: impl Read, compressed_size: u64, limits: Limits) -> Result<(), ArchiveError> {
+    let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
+    let byte_limit = byte_limit(limits, compressed_size);
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    for entry in tar::Archive::new(source).entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        entries += 1;
+        bytes = bytes.saturating_add(entry.header().entry_size().map_err(corrupt)?);
+        if entries > limits.max_entries {
+            return Err(ArchiveError::TooLarge(format!("more than {} entries", limits.max_entries)));
+        }
+        if bytes > byte_limit {
+            return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
+        }
+    }
+    Ok(())
 }
 
 /// Unpacks a zip file into `target`, with the same checks as tar archives.
@@ -188,7 +225,16 @@ pub fn unpack_zip(
     if archive.len() as u64 > limits.max_entries {
         return Err(ArchiveError::TooLarge(format!("more than {} entries", limits.max_entries)));
     }
-    let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
+    let byte_limit = byte_limit(limits, compressed_size);
+    // What the entries declare, before anything is written (what they really hold is counted
+    // as they are written, too).
+    let mut declared = 0u64;
+    for index in 0..archive.len() {
+        declared = declared.saturating_add(archive.by_index_raw(index).map_err(corrupt)?.size());
+    }
+    if declared > byte_limit {
+        return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
+    }
     let mut unpacked = Unpacked::default();
     let mut links = Vec::new();
     for index in 0..archive.len() {
@@ -256,7 +302,7 @@ pub fn unpack_tar_hashing(
     let mut archive = tar::Archive::new(source);
     let mut unpacked = Unpacked::default();
     let mut entries_seen = 0u64;
-    let byte_limit = limits.max_bytes.min(compressed_size.max(1).saturating_mul(limits.max_ratio));
+    let byte_limit = byte_limit(limits, compressed_size);
     let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
     let mut links = Vec::new();
     // Directories get their modes and times once everything inside them is written.
@@ -525,6 +571,35 @@ mod tests {
     }
 
     use tar::EntryType::{Directory, Link, Regular, Symlink};
+
+    /// A bomb is refused before one byte of it is written, tar or zip alike.
+    #[test]
+    fn a_bomb_is_counted_before_anything_is_written() {
+        let zeros = vec![0u8; 1 << 20];
+        let tar = archive(&[("a.bin", Regular, &zeros, None), ("b.bin", Regular, &zeros, None)]);
+        let zip = {
+            use std::io::Write;
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for name in ["a.bin", "b.bin"] {
+                writer.start_file(name, zip::write::SimpleFileOptions::default()).expect("entry");
+                writer.write_all(&zeros).expect("write");
+            }
+            writer.finish().expect("zip").into_inner()
+        };
+        let limits = Limits { max_bytes: 3 << 19, ..Limits::default() };
+        for (format, bytes) in [(Format::TarGz, tar), (Format::Zip, zip)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("bomb"), &bytes).expect("archive");
+            std::fs::create_dir(dir.path().join("target")).expect("mkdir");
+            let target =
+                Dir::open_ambient_dir(dir.path().join("target"), cap_std::ambient_authority()).expect("open");
+            let file = std::fs::File::open(dir.path().join("bomb")).expect("open");
+            let refused = unpack_file(file, format, &target, limits);
+            assert!(matches!(refused, Err(ArchiveError::TooLarge(_))), "{format:?}: {refused:?}");
+            let written = std::fs::read_dir(dir.path().join("target")).expect("target").count();
+            assert_eq!(written, 0, "{format:?}: nothing was written");
+        }
+    }
 
     #[test]
     fn a_normal_runtime_unpacks_with_its_links_and_modes() {

@@ -82,6 +82,8 @@ pub struct Backups {
     level: i32,
     quiesce: Option<Quiesce>,
     stop_wait: std::time::Duration,
+    /// The server's data is a filesystem of its own: flushing it flushes only the server's writes.
+    own_filesystem: bool,
     busy: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -133,6 +135,7 @@ impl Backups {
             stop_wait: config.game.stop_timeout
                 + config.game.term_timeout
                 + std::time::Duration::from_secs(10),
+            own_filesystem: config.disk.is_some_and(|disk| disk.own_filesystem),
             busy: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -256,11 +259,14 @@ impl Backups {
         progress.say("unpacking and verifying the backup");
         let began = std::time::Instant::now();
         let (staging, task_progress) = (self.staging(), progress.clone());
-        let unpacked =
-            tokio::task::spawn_blocking(move || unpack_verified(&archive, &staging, &view, &task_progress))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|unpacked| unpacked);
+        let own_filesystem = self.own_filesystem;
+        let unpacked = tokio::task::spawn_blocking(move || {
+            unpack_verified(&archive, &staging, &view, &task_progress)?;
+            make_durable(&staging, own_filesystem).map_err(disk_full_aware)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|unpacked| unpacked);
         let unpacked_ms = began.elapsed().as_millis() as u64;
         let outcome = match unpacked {
             Ok(()) => self.stop_and_swap(id, supervisor, progress).await,
@@ -538,9 +544,14 @@ fn unpack_verified(
     // Decompression (and the archive's checksum) runs on a thread of its own, beside the
     // unpacking and hashing of files, as `tar --zstd` runs zstd beside tar.
     let (decompressed, checksum) = decompress_beside(file);
-    // Our own archive: the limits only leave room for the manifest.
-    let limits =
-        Limits { max_bytes: view.bytes.saturating_add(64 << 20), max_ratio: u64::MAX, max_entries: u64::MAX };
+    // Our own archive: room for its files and for its manifest, a line per file of at most a
+    // 4096-byte path and a few hundred bytes of JSON (77 MB for half a million map tiles).
+    let manifest_room = view.files.saturating_mul(4096 + 256).saturating_add(64 << 10);
+    let limits = Limits {
+        max_bytes: view.bytes.saturating_add(manifest_room),
+        max_ratio: u64::MAX,
+        max_entries: u64::MAX,
+    };
     let mut seen: HashMap<String, PackedFile> = HashMap::new();
     let mut done = 0u64;
     progress.set(0, Some(view.bytes));
@@ -576,13 +587,55 @@ fn unpack_verified(
     if let Some(file) = manifest.files.iter().find(|file| seen.get(&file.path) != Some(*file)) {
         return Err(damaged(format!("{} does not match its manifest", file.path)));
     }
-    // Staging must be on disk before the swap makes it the server's tree.
-    tracing::debug!(unpacked_ms = began.elapsed().as_millis() as u64, "unpacked and verified; syncing");
-    std::fs::File::open(staging)
-        .and_then(|opened| rustix::fs::syncfs(&opened).map_err(std::io::Error::from))
-        .map_err(disk_full_aware)?;
+    tracing::debug!(unpacked_ms = began.elapsed().as_millis() as u64, "unpacked and verified");
     Ok(())
 }
+
+/// Puts a tree on disk before a swap makes it the server's. On a filesystem of the server's
+/// own, one `syncfs` (it holds nothing else); on a shared one, every file and directory of
+/// the tree is synced by itself, several at a time, so nobody else's writes are flushed with it.
+fn make_durable(tree: &Path, own_filesystem: bool) -> std::io::Result<()> {
+    if own_filesystem {
+        let opened = std::fs::File::open(tree)?;
+        return rustix::fs::syncfs(&opened).map_err(std::io::Error::from);
+    }
+    let mut paths = Vec::new();
+    let mut pending = vec![tree.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                paths.push(entry.path());
+            }
+        }
+        // A directory's own sync makes its entries (the names) durable.
+        paths.push(dir);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..SYNC_THREADS)
+            .map(|_| {
+                scope.spawn(|| -> std::io::Result<()> {
+                    while let Some(path) = paths.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        std::fs::File::open(path)?.sync_all()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker.join().unwrap_or_else(|_| Err(std::io::Error::other("a sync thread failed")))
+        })
+    })
+}
+
+/// Files synced at once: a disk's journal commits many syncs together (16 at a time took 62 µs
+/// a file here, one at a time 220 µs).
+const SYNC_THREADS: usize = 16;
 
 /// Sends what is written to it, in chunks, to the other side of a channel.
 struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);

@@ -55,6 +55,14 @@ impl Disk {
         Some(usage.limit_bytes.saturating_sub(usage.used_bytes))
     }
 
+    /// The most that may still be written: what a measured limit leaves, and never more than
+    /// the filesystem has (where the kernel keeps the limit, the filesystem is the limit). An
+    /// archive that would unpack to more is refused before it is unpacked.
+    pub fn room(&self) -> u64 {
+        let free = self.paths.first().and_then(|path| available(path)).unwrap_or(u64::MAX);
+        self.allowance().map_or(free, |allowed| allowed.min(free))
+    }
+
     /// Refuses work that writes (a backup, a restore, an extract) when the disk is full: less
     /// than [`FULL_BELOW`] left, which no such work fits in.
     pub fn has_room(&self) -> Result<(), DiskUsage> {
@@ -114,7 +122,11 @@ mod tests {
     #[test]
     fn a_measured_disk_counts_what_is_written_and_says_when_it_is_full() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let limit = DiskSection { limit_bytes: 1 << 20, enforced_by: DiskEnforcement::Measured };
+        let limit = DiskSection {
+            limit_bytes: 1 << 20,
+            enforced_by: DiskEnforcement::Measured,
+            own_filesystem: false,
+        };
         let disk = Disk::new(Some(limit), vec![dir.path().to_owned()]);
         assert_eq!(disk.allowance(), Some(1 << 20));
         std::fs::create_dir(dir.path().join("world")).expect("mkdir");
@@ -131,7 +143,8 @@ mod tests {
     #[test]
     fn a_kernel_disk_is_read_from_the_filesystem_and_leaves_writes_to_the_kernel() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let limit = DiskSection { limit_bytes: u64::MAX, enforced_by: DiskEnforcement::Kernel };
+        let limit =
+            DiskSection { limit_bytes: u64::MAX, enforced_by: DiskEnforcement::Kernel, own_filesystem: true };
         let disk = Disk::new(Some(limit), vec![dir.path().to_owned()]);
         assert!(disk.usage().expect("usage").used_bytes > 0);
         assert_eq!(disk.allowance(), None);

@@ -336,6 +336,10 @@ pub struct DiskSection {
     pub limit_bytes: u64,
     /// Who stops a write past it.
     pub enforced_by: DiskEnforcement,
+    /// Whether the server's data is a filesystem of its own (not a share of a bigger one): then
+    /// flushing that filesystem flushes only the server's writes.
+    #[serde(default)]
+    pub own_filesystem: bool,
 }
 
 /// Who stops a write past a server's disk limit.

@@ -34,6 +34,10 @@ pub struct AgentSpec {
     pub env: Vec<(String, String)>,
     /// Extra TOML tables appended to the configuration (`[dev]`).
     pub extra_toml: String,
+    /// Where the agent's root is made (a temporary directory there); the system's temporary
+    /// directory when `None`. `/dev/shm` for trees of hundreds of thousands of files, which a
+    /// disk takes minutes to create.
+    pub root_in: Option<PathBuf>,
 }
 
 impl Default for AgentSpec {
@@ -54,6 +58,7 @@ impl Default for AgentSpec {
             autostart: false,
             env: Vec::new(),
             extra_toml: String::new(),
+            root_in: None,
         }
     }
 }
@@ -147,7 +152,13 @@ impl TestAgent {
     /// Writes the configuration into a fresh root without starting anything (to arrange the
     /// root first); [`TestAgent::launch`] starts it.
     pub fn prepare(zlh: &Path, spec: &AgentSpec) -> TestAgent {
-        let root = tempfile::Builder::new().prefix("zlh-agent-").tempdir().expect("tempdir");
+        let mut root = tempfile::Builder::new();
+        root.prefix("zlh-agent-");
+        let root = match &spec.root_in {
+            Some(parent) => root.tempdir_in(parent),
+            None => root.tempdir(),
+        }
+        .expect("tempdir");
         let secret = crate::random_hex(20);
         let config_path = root.path().join("agent.toml");
         std::fs::write(&config_path, spec.render(zlh, root.path(), &secret)).expect("write config");

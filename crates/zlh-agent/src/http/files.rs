@@ -319,8 +319,8 @@ pub(super) async fn extract(
         {
             return Err(FileError::Outside);
         }
-        // On a measured disk, an archive unpacks to no more than the room left.
-        Ok((archive, files.disk().allowance().unwrap_or(u64::MAX)))
+        // An archive unpacks to no more than the room left (a quota's, or the filesystem's).
+        Ok((archive, files.disk().room()))
     })
     .await?;
     let files = std::sync::Arc::clone(&state.files);

@@ -377,7 +377,11 @@ impl DockerDriver {
         server_id: i64,
         disk_mb: u32,
     ) -> Result<(DataPlace, Option<DiskSection>), DriverError> {
-        let section = |enforced_by| DiskSection { limit_bytes: u64::from(disk_mb) << 20, enforced_by };
+        let section = |enforced_by, own_filesystem| DiskSection {
+            limit_bytes: u64::from(disk_mb) << 20,
+            enforced_by,
+            own_filesystem,
+        };
         if disk_mb == 0 {
             return Ok((DataPlace::Volume, None));
         }
@@ -386,17 +390,17 @@ impl DockerDriver {
             tokio::task::spawn_blocking(move || disks.create(server_id, disk_mb, ids))
                 .await
                 .map_err(|_| DriverError("the server's disk could not be made".into()))??;
-            return Ok((DataPlace::OwnFilesystem, Some(section(DiskEnforcement::Kernel))));
+            return Ok((DataPlace::OwnFilesystem, Some(section(DiskEnforcement::Kernel, true))));
         }
         let size = format!("{disk_mb}m");
         match self.create_volume(engine, server_id, "data", Some(&size)).await {
-            Ok(()) => Ok((DataPlace::SizedVolume { size }, Some(section(DiskEnforcement::Kernel)))),
+            Ok(()) => Ok((DataPlace::SizedVolume { size }, Some(section(DiskEnforcement::Kernel, false)))),
             Err(DriverError(message)) if message.contains("quota") => {
                 tracing::warn!(
                     server_id,
                     "the engine cannot limit volumes (no project quotas); the agent measures this server's disk"
                 );
-                Ok((DataPlace::Volume, Some(section(DiskEnforcement::Measured))))
+                Ok((DataPlace::Volume, Some(section(DiskEnforcement::Measured, false))))
             }
             Err(e) => Err(e),
         }

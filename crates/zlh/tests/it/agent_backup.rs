@@ -395,7 +395,26 @@ async fn a_measured_disk_limit_refuses_the_agents_own_writes_past_it() {
             .body(noise(bytes, 7))
             .send()
     };
+    let pack = zlh_testkit::artifacts::tar_gz(&[("big.bin", &noise(3 << 19, 9), 0o644)]);
+    let uploaded = agent.request(reqwest::Method::PUT, "/files/content?path=pack.tar.gz").body(pack).send();
+    assert_eq!(uploaded.await.expect("upload").status().as_u16(), 201);
     assert_eq!(upload("fits.bin", 5 << 20).await.expect("upload").status().as_u16(), 201);
+    // An archive that would unpack past the limit is refused before anything is unpacked.
+    let (code, job) =
+        agent.post("/files/extract", Some(json!({"path": "pack.tar.gz", "to": "unpacked"}))).await;
+    assert_eq!(code, 202, "{job}");
+    let ended = agent.wait_for_job(&job).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(ended["message"].as_str().unwrap_or_default().contains("more than"), "{ended}");
+    let names: Vec<String> = std::fs::read_dir(&server)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n == "unpacked" || n.starts_with(".zlh-extract")), "{names:?}");
+    let deleted =
+        agent.request(reqwest::Method::DELETE, "/files?path=pack.tar.gz").send().await.expect("delete");
+    assert_eq!(deleted.status().as_u16(), 204);
     // Past the limit: refused while it is written, with the usage; nothing of it kept.
     let response = upload("too-much.bin", 5 << 20).await.expect("upload");
     let status = response.status().as_u16();
@@ -415,4 +434,85 @@ async fn a_measured_disk_limit_refuses_the_agents_own_writes_past_it() {
     let (code, job) = agent.post("/backups", None).await;
     assert_eq!(code, 202, "{job}");
     assert_eq!(agent.wait_for_job(&job).await["state"], "succeeded");
+}
+
+/// Map-tile plugins make trees of hundreds of thousands of files; the manifest of such a
+/// backup (tens of MB) must not count against the restore's limits.
+#[tokio::test]
+async fn a_backup_of_half_a_million_files_restores() {
+    const DIRS: usize = 500;
+    const PER_DIR: usize = 1000;
+    // In memory: this disk takes a minute to create half a million files, twice.
+    let spec = AgentSpec { root_in: Some("/dev/shm".into()), ..AgentSpec::default() };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    let tiles = agent.server_dir().join("plugins/dynmap/web/tiles");
+    let made = tiles.clone();
+    tokio::task::spawn_blocking(move || {
+        for d in 0..DIRS {
+            let dir = made.join(format!("world/{d:03}"));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for f in 0..PER_DIR {
+                std::fs::write(dir.join(format!("{d}_{f}.png")), format!("{d}:{f}")).expect("tile");
+            }
+        }
+    })
+    .await
+    .expect("tiles");
+    let long = Duration::from_secs(600);
+    let run = async |path: &str| {
+        let (code, job) = agent.post(path, None).await;
+        assert_eq!(code, 202, "{job}");
+        let id = job["id"].as_str().expect("job id").to_owned();
+        eventually(&format!("{path} ends"), long, || async {
+            let (_, job) = agent.get(&format!("/jobs/{id}")).await;
+            (job["state"] != "running").then_some(job)
+        })
+        .await
+    };
+    let made = run("/backups").await;
+    assert_eq!(made["state"], "succeeded", "{made}");
+    let (_, list) = agent.get("/backups").await;
+    let taken = list.as_array().and_then(|l| l.last()).cloned().expect("a backup");
+    assert!(taken["files"].as_u64().expect("files") >= (DIRS * PER_DIR) as u64, "{taken}");
+
+    std::fs::write(tiles.join("world/007/7_7.png"), "changed").expect("change");
+    std::fs::remove_file(tiles.join("world/499/499_999.png")).expect("remove");
+    let restored = run(&format!("/backups/restore?id={}", taken["id"].as_str().expect("id"))).await;
+    assert_eq!(restored["state"], "succeeded", "every backup that reports success restores: {restored}");
+    assert_eq!(std::fs::read_to_string(tiles.join("world/007/7_7.png")).expect("tile"), "7:7");
+    assert_eq!(std::fs::read_to_string(tiles.join("world/499/499_999.png")).expect("tile"), "499:999");
+    let count = std::fs::read_dir(tiles.join("world"))
+        .expect("world")
+        .flatten()
+        .map(|d| std::fs::read_dir(d.path()).expect("dir").count())
+        .sum::<usize>();
+    assert_eq!(count, DIRS * PER_DIR);
+}
+
+/// Bytes the kernel holds written but not yet on disk (`Dirty` in /proc/meminfo).
+fn dirty_bytes() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let line = meminfo.lines().find(|l| l.starts_with("Dirty:")).expect("Dirty");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("kB") * 1024
+}
+
+/// A restore makes its own files durable, not everything on the filesystem: a server beside
+/// it (or any program) keeps its unflushed writes to itself. (One at a time with the
+/// container tests, whose engine flushes whole filesystems when it unmounts.)
+#[tokio::test]
+async fn a_restore_flushes_only_its_own_files() {
+    let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
+    fill(&agent.server_dir(), 1, 1 << 20, 10);
+    let taken = backup(&agent).await;
+    // Someone else's writes on the same filesystem, not on disk yet.
+    let neighbour = tempfile::tempdir().expect("tempdir");
+    std::fs::write(neighbour.path().join("world.bin"), noise(256 << 20, 3)).expect("write");
+    let before = dirty_bytes();
+    assert!(before >= 200 << 20, "the neighbour's writes are in memory: {before}");
+    let (code, job) =
+        agent.post(&format!("/backups/restore?id={}", taken["id"].as_str().expect("id")), None).await;
+    assert_eq!(code, 202, "{job}");
+    assert_eq!(agent.wait_for_job(&job).await["state"], "succeeded");
+    let after = dirty_bytes();
+    assert!(after >= 200 << 20, "the restore flushed the neighbour's writes too: {before} -> {after} bytes");
 }

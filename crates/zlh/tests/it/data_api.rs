@@ -634,8 +634,7 @@ async fn ordinary_mistakes_get_clear_answers_and_change_nothing() {
     for (what, (status, body)) in answers {
         assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_path")), "{what}: {body}");
     }
-    let (status, mods) =
-        control.call("GET", &format!("/api/servers/{id}/mods"), Some(token), None).await;
+    let (status, mods) = control.call("GET", &format!("/api/servers/{id}/mods"), Some(token), None).await;
     assert_eq!(status, 200, "{mods}");
     assert!(!mods.to_string().contains("trap.jar"), "a pipe is no mod: {mods}");
     let (_, listed) = control.call("GET", &format!("{files}?path="), Some(token), None).await;
