@@ -6,6 +6,8 @@
 //! stands for the `zlh` executable where the server runs (each driver fills it in). `custom`
 //! takes its command from the request.
 
+pub mod egg;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -16,10 +18,10 @@ use zlh_proto::api::{
 };
 
 const BUILT_IN: &[(&str, &str)] = &[
-    ("minecraft-java", include_str!("../templates/minecraft-java.toml")),
-    ("sample", include_str!("../templates/sample.toml")),
+    ("minecraft-java", include_str!("../../templates/minecraft-java.toml")),
+    ("sample", include_str!("../../templates/sample.toml")),
 ];
-const DEV_SHELL: &str = include_str!("../templates/dev-shell.toml");
+const DEV_SHELL: &str = include_str!("../../templates/dev-shell.toml");
 /// The template whose command comes from the request (admins only).
 pub const CUSTOM: &str = "custom";
 
