@@ -1,7 +1,6 @@
 //! `zlh admin ...`: account maintenance straight on the control plane's database.
 
 use std::io::BufRead;
-use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use zlh_control::auth::passwords;
@@ -10,9 +9,8 @@ use zlh_proto::api::Role;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AdminArgs {
-    /// The control plane's configuration (for its data directory and database).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    data: super::serve::DataArgs,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -59,7 +57,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 }
 
 pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let config = super::serve::load_config(args.config.as_deref())?;
+    let config = args.data.load()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         std::fs::create_dir_all(&config.data_dir)?;

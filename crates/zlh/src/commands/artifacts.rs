@@ -7,9 +7,8 @@ use zlh_proto::catalog::Kind;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ArtifactsArgs {
-    /// The control plane's configuration (for its data directory).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    data: super::serve::DataArgs,
     #[command(subcommand)]
     command: ArtifactsCommand,
 }
@@ -61,7 +60,7 @@ enum ArtifactsCommand {
 }
 
 pub(crate) fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
-    let config = super::serve::load_config(args.config.as_deref())?;
+    let config = args.data.load()?;
     let store = ArtifactStore::new(config.data_dir.join("artifacts"));
     match args.command {
         ArtifactsCommand::Add { which: Which { kind, name, version }, file } => {

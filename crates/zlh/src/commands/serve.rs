@@ -16,6 +16,29 @@ pub(crate) struct ServeArgs {
 }
 
 /// Reads the configuration file (if any) and applies `ZLH_*` overrides.
+/// Where a command finds a control plane's data: its configuration file, or the data directory
+/// given to `zlh up --data-dir` (which wins over the file's).
+#[derive(Debug, clap::Args)]
+pub(crate) struct DataArgs {
+    /// The control plane's configuration file.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The control plane's data directory, as given to `zlh up --data-dir`.
+    #[arg(long, global = true, env = "ZLH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The configuration these arguments name.
+    pub(crate) fn load(&self) -> anyhow::Result<ControlConfig> {
+        let mut config = load_config(self.config.as_deref())?;
+        if let Some(data_dir) = &self.data_dir {
+            config.data_dir.clone_from(data_dir);
+        }
+        Ok(config)
+    }
+}
+
 pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<ControlConfig> {
     let text = match path {
         Some(path) => {

@@ -198,8 +198,54 @@ async fn zlh_up_serves_the_portal_and_prints_the_first_admin_once() {
     };
     let (email, password) = (credential("email:"), credential("password:"));
 
+    // The data commands find the same data with `--data-dir`, as `zlh up` was given it, from
+    // any working directory (whose `./zlh-data`, the default, they leave alone).
+    let elsewhere = data.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let data_command = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(zlh())
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path().join("zlh-data"))
+            .current_dir(&elsewhere)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("zlh");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
+        let output = child.wait_with_output().expect("zlh");
+        assert!(output.status.success(), "zlh {args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let runtime = data.path().join("fakenode.tar.gz");
+    std::fs::write(&runtime, zlh_testkit::artifacts::tar_gz(&[("bin/node", b"#!/bin/sh\n", 0o755)]))
+        .expect("artifact");
+    let runtime = runtime.display().to_string();
+    data_command(
+        &["artifacts", "add", "--kind", "runtime", "--name", "fakenode", "--version", "1.0.0", &runtime],
+        "",
+    );
+    data_command(
+        &["admin", "create-user", "--email", "ops@example.com", "--password-stdin"],
+        "an operator's password\n",
+    );
+    assert!(!elsewhere.join("zlh-data").exists());
+
     // Again on the same data: the portal, the kept admin, and no password printed.
     let (second, said, url, before) = up().await;
+    let catalog = http
+        .get(format!("{url}/artifacts/{}", zlh_proto::catalog::CATALOG_PATH))
+        .send()
+        .await
+        .expect("catalog");
+    assert!(
+        catalog.text().await.expect("text").contains("fakenode"),
+        "the running catalog has what was added"
+    );
+    let login = json!({"email": "ops@example.com", "password": "an operator's password"});
+    let answer = http.post(format!("{url}/api/auth/login")).json(&login).send().await.expect("login");
+    assert_eq!(answer.status(), 200, "the user made with --data-dir signs in");
     let page = http.get(format!("{url}/")).send().await.expect("portal");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("<title>ZeroLagHub</title>"));
