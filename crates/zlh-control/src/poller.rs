@@ -13,6 +13,10 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use crate::cache::StatusCache;
+
+/// How often a server is polled while a power action settles, and for how long at most.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+const FOLLOW_FOR: Duration = Duration::from_secs(120);
 use crate::config::PollerConfig;
 use crate::drivers::Driver;
 use crate::metrics::Metrics;
@@ -74,9 +78,30 @@ impl Poller {
         self.inner.cache.remove(server_id).await;
     }
 
-    /// Polls one server now (after a power action, so the next read is fresh).
+    /// Polls one server now (after a change, so the next read is fresh).
     pub async fn poll_now(&self, server_id: i64) {
         let _ = self.inner.poll_once(server_id).await;
+    }
+
+    /// Follows a server through a power action: polls it every [`FOLLOW_EVERY`] until it
+    /// settles (neither starting nor stopping), for at least a second (a restart passes through
+    /// its old state) and at most [`FOLLOW_FOR`]. The API's status then follows the game within
+    /// a fraction of a second, not at the next heartbeat.
+    pub async fn follow(&self, server_id: i64) {
+        use zlh_proto::agent::GameState;
+        let began = Instant::now();
+        loop {
+            let _ = self.inner.poll_once(server_id).await;
+            let state =
+                self.inner.cache.get_many(&[server_id]).await.remove(&server_id).and_then(|s| s.state);
+            let moving =
+                matches!(state, Some(GameState::Starting | GameState::Stopping | GameState::Installing));
+            let elapsed = began.elapsed();
+            if (!moving && elapsed >= Duration::from_secs(1)) || elapsed >= FOLLOW_FOR {
+                return;
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
     }
 
     /// Stops every task.

@@ -136,9 +136,9 @@ async fn power(
     let accepted = agent.power(action).await?;
     tracing::info!(server_id = id, user_id = user.0.id, ?action, state = %accepted.state, "power action");
     Event::by(&user, "power").on(&server).detail(format!("{action:?}").to_lowercase()).record(&control).await;
-    // Refresh the cache now rather than at the next heartbeat.
+    // The cache follows the action as it settles, rather than at the next heartbeat.
     let poller = control.poller.clone();
-    tokio::spawn(async move { poller.poll_now(id).await });
+    tokio::spawn(async move { poller.follow(id).await });
     let status = match accepted.state {
         GameState::Starting | GameState::Stopping => StatusCode::ACCEPTED,
         _ => StatusCode::OK,

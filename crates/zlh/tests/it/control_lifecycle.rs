@@ -341,3 +341,28 @@ async fn every_game_server_gets_ports_of_its_own() {
     let (status, again) = control.call("POST", "/api/servers", token, body("e")).await;
     assert_eq!((status, &again["ports"][0]["port"]), (201, &json!(freed_port)), "{again}");
 }
+
+#[tokio::test]
+async fn the_status_follows_a_power_action_within_a_second() {
+    // A heartbeat far slower than the test: only following the action can show its outcome.
+    let spec = ControlSpec { poll_interval: "60s".into(), ..ControlSpec::default() };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("quick@example.com").await;
+    let id = control.create_sample_server(&user, "Quick").await["id"].as_i64().expect("id");
+    let token = Some(user.access_token.as_str());
+    for (action, settled) in [("stop", "stopped"), ("start", "running")] {
+        let (status, answer) =
+            control.call("POST", &format!("/api/servers/{id}/{action}"), token, None).await;
+        assert!(status == 200 || status == 202, "{action}: {answer}");
+        eventually(
+            &format!("the status to say {settled} after {action}"),
+            std::time::Duration::from_secs(3),
+            || async {
+                let (_, status) =
+                    control.call("GET", &format!("/api/servers/{id}/status"), token, None).await;
+                (status["state"] == settled).then_some(())
+            },
+        )
+        .await;
+    }
+}
