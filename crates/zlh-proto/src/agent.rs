@@ -64,6 +64,8 @@ pub enum CrashClassification {
     NonzeroExit,
     /// Exited with code 0 or was killed by a signal, without being asked to stop.
     UnexpectedExit,
+    /// Did not print its ready line within the template's start timeout, and was stopped.
+    StartTimeout,
 }
 
 /// `GET /health`: the agent process is alive and answering.

@@ -40,6 +40,10 @@ pub struct GameSection {
     /// `Done \(`). Without one, the server counts as running once its process runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_pattern: Option<Pattern>,
+    /// A start not ready within this (its ready line not seen) is a crash, `start_timeout`:
+    /// the game is stopped and restarted like any crash.
+    #[serde(default = "default_start_timeout", with = "duration")]
+    pub start_timeout: Duration,
     /// Extra crash patterns, added to the built-in ones.
     #[serde(default)]
     pub crash_patterns: CrashPatterns,
@@ -67,6 +71,7 @@ impl GameSection {
             stop_timeout: default_stop_timeout(),
             term_timeout: default_term_timeout(),
             ready_pattern: None,
+            start_timeout: default_start_timeout(),
             crash_patterns: CrashPatterns::default(),
             quiesce: None,
             mods_dir: default_mods_dir(),
@@ -269,6 +274,9 @@ fn default_working_dir() -> PathBuf {
 }
 fn default_stop_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_start_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 fn default_term_timeout() -> Duration {
     Duration::from_secs(10)

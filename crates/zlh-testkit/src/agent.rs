@@ -23,6 +23,8 @@ pub struct AgentSpec {
     pub stop_timeout: String,
     pub term_timeout: String,
     pub ready_pattern: Option<String>,
+    /// How long a start may take to print its ready line.
+    pub start_timeout: String,
     pub backoff: Vec<String>,
     pub reset_after: String,
     pub max_consecutive_crashes: u32,
@@ -49,6 +51,7 @@ impl Default for AgentSpec {
             stop_timeout: "3s".into(),
             term_timeout: "3s".into(),
             ready_pattern: Some(r"Done \(".into()),
+            start_timeout: "60s".into(),
             backoff: vec!["30s".into()],
             reset_after: "30s".into(),
             max_consecutive_crashes: 4,
@@ -98,7 +101,9 @@ impl AgentSpec {
         let ready = self
             .ready_pattern
             .as_deref()
-            .map(|p| format!("ready_pattern = {}\n", quote(p)))
+            .map(|p| {
+                format!("ready_pattern = {}\nstart_timeout = {}\n", quote(p), quote(&self.start_timeout))
+            })
             .unwrap_or_default();
         format!(
             "listen = \"127.0.0.1:0\"\nsecret = {secret}\nroot = {root}\n\n\

@@ -84,6 +84,10 @@ pub(super) struct Actor {
     power_timer: Option<(Instant, Timer)>,
     /// When the current run has lasted long enough to reset the crash count.
     stable_at: Option<Instant>,
+    /// When a start still not ready is given up on (its ready line never came).
+    start_deadline: Option<Instant>,
+    /// The current run is being stopped because its start took too long: its exit is a crash.
+    start_timed_out: bool,
     restart_after_stop: bool,
     next_restart_at_ms: Option<u64>,
     last_error: Option<String>,
@@ -145,6 +149,8 @@ impl Actor {
             run: 0,
             power_timer: None,
             stable_at: None,
+            start_deadline: None,
+            start_timed_out: false,
             restart_after_stop: false,
             next_restart_at_ms: None,
             last_error: None,
@@ -205,6 +211,7 @@ impl Actor {
         while !self.shutdown_complete() {
             let power_deadline = self.power_timer.map(|(at, _)| at);
             let stable_deadline = self.stable_at;
+            let start_deadline = self.start_deadline;
             tokio::select! {
                 request = requests.recv() => match request {
                     Some(request) => self.handle(request).await,
@@ -214,6 +221,7 @@ impl Actor {
                 Some(event) = self.events.recv() => self.on_event(event).await,
                 _ = sleep_until(power_deadline), if power_deadline.is_some() => self.on_power_timer().await,
                 _ = sleep_until(stable_deadline), if stable_deadline.is_some() => self.on_stable().await,
+                _ = sleep_until(start_deadline), if start_deadline.is_some() => self.on_start_timeout(),
             }
         }
         if let Some(live) = self.live.take() {
@@ -466,6 +474,10 @@ impl Actor {
             .filter(|_| !ready_seen)
             .map(|pattern| ReadyWatch::new((**pattern).clone(), Arc::new(AtomicBool::new(true))));
         self.state = if ready.is_some() { GameState::Starting } else { GameState::Running };
+        self.start_timed_out = false;
+        self.start_deadline = ready.is_some().then(|| {
+            instant_at_ms(process.started_at_ms + self.config.game.start_timeout.as_millis() as u64)
+        });
         let pump = tokio::spawn(pump(
             connection.reader,
             Arc::clone(&self.console),
@@ -552,6 +564,24 @@ impl Actor {
         self.publish();
     }
 
+    /// The ready line did not come in time: the run is stopped (SIGTERM, then SIGKILL) and its
+    /// exit recorded as a `start_timeout` crash.
+    fn on_start_timeout(&mut self) {
+        self.start_deadline = None;
+        if self.state != GameState::Starting || self.live.is_none() {
+            return;
+        }
+        tracing::warn!(
+            start_timeout = %humantime::format_duration(self.config.game.start_timeout),
+            "the server did not become ready in time; stopping it"
+        );
+        self.start_timed_out = true;
+        self.state = GameState::Stopping;
+        self.send(ToHolder::Signal(Signal::TERM.as_raw()));
+        self.power_timer = Some((Instant::now() + self.config.game.term_timeout, Timer::Kill));
+        self.publish();
+    }
+
     async fn on_stable(&mut self) {
         self.stable_at = None;
         if self.live.is_some() && self.data.consecutive_crashes != 0 {
@@ -566,6 +596,7 @@ impl Actor {
         let current = self.live.as_ref().map(|live| live.run);
         match event {
             ProcessEvent::Ready { run } if Some(run) == current => {
+                self.start_deadline = None;
                 if self.state == GameState::Starting {
                     self.state = GameState::Running;
                 }
@@ -590,6 +621,8 @@ impl Actor {
             return;
         };
         self.stable_at = None;
+        self.start_deadline = None;
+        let timed_out = std::mem::take(&mut self.start_timed_out);
         match &exit {
             Some(_) => {
                 let _ = live.to_holder.try_send(ToHolder::Release);
@@ -599,7 +632,7 @@ impl Actor {
         drop(live);
         let exit = exit.unwrap_or(ExitInfo { code: None, signal: None, exited_at_ms: now_ms(), total: 0 });
         self.data.console_end = self.console.bounds().1;
-        let was_stopping = self.state == GameState::Stopping;
+        let was_stopping = self.state == GameState::Stopping && !timed_out;
         if matches!(self.power_timer, Some((_, Timer::Terminate | Timer::Kill | Timer::GiveUp))) {
             self.power_timer = None;
         }
@@ -612,12 +645,12 @@ impl Actor {
                 return;
             }
         } else {
-            self.record_crash(&process, &exit);
+            self.record_crash(&process, &exit, timed_out);
         }
         self.save().await;
     }
 
-    fn record_crash(&mut self, process: &PersistedProcess, exit: &ExitInfo) {
+    fn record_crash(&mut self, process: &PersistedProcess, exit: &ExitInfo, timed_out: bool) {
         let policy = &self.config.recovery;
         let uptime_ms = exit.exited_at_ms.saturating_sub(process.started_at_ms);
         let consecutive = if uptime_ms >= policy.reset_after.as_millis() as u64 {
@@ -632,7 +665,11 @@ impl Actor {
         };
         let lines = console_lines(&self.console.tail_from(process.console_base));
         let facts = ExitFacts { code: exit.code, signal: exit.signal, kernel_oom_kill };
-        let (classification, reason) = self.classifier.classify(&lines, facts);
+        let (classification, reason) = if timed_out {
+            self.classifier.start_timeout(&lines, self.config.game.start_timeout)
+        } else {
+            self.classifier.classify(&lines, facts)
+        };
         let give_up = consecutive >= policy.max_consecutive_crashes || self.shutdown.is_some();
         let restart_delay = (!give_up).then(|| {
             let index = (consecutive as usize - 1).min(policy.backoff.len() - 1);

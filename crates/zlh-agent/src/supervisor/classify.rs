@@ -46,12 +46,19 @@ const MOD_OR_PLUGIN: &[&str] = &[
     r"\bat \S+\(.*\)\s*~?\[(?:mods|plugins)/",
 ];
 
+/// Lines that tell why a process ended without a known cause: the last of them is named.
+const TELLING: &[&str] = &[
+    r"(?i)\b(error|exception|fatal|panic|panicked|failed|failure|traceback|caused by|segmentation fault|aborted)\b",
+    r"(?i)\bcannot\b|\bcould not\b|\bunable to\b|address already in use",
+];
+
 /// Compiled patterns, built once per agent.
 #[derive(Debug)]
 pub(crate) struct Classifier {
     oom: Matcher,
     missing_dependency: Matcher,
     mod_or_plugin_error: Matcher,
+    telling: Matcher,
 }
 
 #[derive(Debug)]
@@ -71,6 +78,10 @@ impl Matcher {
     fn first_match<'a>(&self, lines: &'a [String]) -> Option<&'a str> {
         lines.iter().find(|line| self.set.is_match(line)).map(String::as_str)
     }
+
+    fn last_match<'a>(&self, lines: &'a [String]) -> Option<&'a str> {
+        lines.iter().rev().find(|line| self.set.is_match(line)).map(String::as_str)
+    }
 }
 
 /// The facts of an exit besides its output.
@@ -88,6 +99,7 @@ impl Classifier {
             oom: Matcher::new(OOM, &extra.oom),
             missing_dependency: Matcher::new(MISSING_DEPENDENCY, &extra.missing_dependency),
             mod_or_plugin_error: Matcher::new(MOD_OR_PLUGIN, &extra.mod_or_plugin_error),
+            telling: Matcher::new(TELLING, &[]),
         }
     }
 
@@ -110,6 +122,29 @@ impl Classifier {
                 return (classification, truncate(line.trim(), 300));
             }
         }
+        // A bare exit, with the line of the output most likely to say why.
+        let (classification, exit) = self.bare_exit(exit);
+        match self.telling.last_match(lines) {
+            Some(line) => (classification, format!("{exit}: {}", truncate(line.trim(), 300))),
+            None => (classification, exit),
+        }
+    }
+
+    /// A start stopped for not becoming ready in time, with the line most likely to say why.
+    pub(crate) fn start_timeout(
+        &self,
+        lines: &[String],
+        timeout: std::time::Duration,
+    ) -> (CrashClassification, String) {
+        let waited = format!("not ready within {}", humantime::format_duration(timeout));
+        let reason = match self.telling.last_match(lines) {
+            Some(line) => format!("{waited}: {}", truncate(line.trim(), 300)),
+            None => waited,
+        };
+        (CrashClassification::StartTimeout, reason)
+    }
+
+    fn bare_exit(&self, exit: ExitFacts) -> (CrashClassification, String) {
         match (exit.code, exit.signal) {
             (Some(code), _) if code != 0 => {
                 (CrashClassification::NonzeroExit, format!("exited with code {code}"))
@@ -210,7 +245,7 @@ mod tests {
 
     #[test]
     fn builtin_patterns_compile() {
-        for pattern in OOM.iter().chain(MISSING_DEPENDENCY).chain(MOD_OR_PLUGIN) {
+        for pattern in OOM.iter().chain(MISSING_DEPENDENCY).chain(MOD_OR_PLUGIN).chain(TELLING) {
             regex::Regex::new(pattern).expect(pattern);
         }
     }
@@ -254,6 +289,21 @@ mod tests {
         for (line, code, expected) in cases {
             assert_eq!(classify(line, code, None, false), expected, "{line}");
         }
+    }
+
+    #[test]
+    fn a_bare_exit_names_the_last_telling_line() {
+        let classifier = Classifier::new(&CrashPatterns::default());
+        let output = "[Server] Starting\n[Server] ERROR: world.dat is damaged\njava.lang.IllegalStateException: Failed to bind to port 25565\n\tat net.Server.bind(Server.java:1)\n[Server] Stopping";
+        let facts = ExitFacts { code: Some(1), signal: None, kernel_oom_kill: false };
+        let (classification, reason) = classifier.classify(&console_lines(output.as_bytes()), facts);
+        assert_eq!(classification, CrashClassification::NonzeroExit);
+        assert_eq!(
+            reason,
+            "exited with code 1: java.lang.IllegalStateException: Failed to bind to port 25565"
+        );
+        let quiet = classifier.classify(&console_lines(b"[Server] bye"), facts).1;
+        assert_eq!(quiet, "exited with code 1", "nothing telling: the exit alone");
     }
 
     #[test]

@@ -74,6 +74,24 @@ async fn a_crash_before_the_ready_line_goes_from_starting_to_crashed() {
 }
 
 #[tokio::test]
+async fn a_start_that_never_gets_ready_is_a_start_timeout_crash_with_its_log() {
+    let spec = AgentSpec {
+        ready_pattern: Some("a line the game never prints".into()),
+        start_timeout: "1s".into(),
+        backoff: ms(&["1h"]),
+        ..AgentSpec::default()
+    };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    assert_eq!(agent.post("/start", None).await.1["state"], "starting");
+    let status = agent.wait_for_state("crashed", SOON).await;
+    let crash = &status["lastCrash"];
+    assert_eq!(crash["classification"], "start_timeout", "{status}");
+    assert!(crash["reason"].as_str().unwrap_or_default().starts_with("not ready within 1s"), "{crash}");
+    assert!(!crash["logTail"].as_array().expect("tail").is_empty(), "{crash}");
+    assert!(status["pid"].is_null(), "the game was stopped: {status}");
+}
+
+#[tokio::test]
 async fn backoff_follows_the_exact_sequence_then_gives_up() {
     let spec = AgentSpec {
         backoff: ms(&["100ms", "200ms", "400ms"]),
