@@ -1,4 +1,4 @@
-//! Small readers of `/proc`: process identity and resource use.
+//! Small readers of `/proc`: process identity, resource use, and listening sockets.
 
 use zlh_proto::agent::ResourceUse;
 
@@ -53,6 +53,30 @@ pub(crate) fn network_totals() -> Option<(u64, u64)> {
         totals.1 += counters.get(8)?;
     }
     Some(totals)
+}
+
+/// Whether something in this network namespace listens on `port`: a TCP socket in `LISTEN`,
+/// or for UDP any socket bound to it (from `/proc/net/{tcp,udp}{,6}`).
+pub(crate) fn listening(port: u16, protocol: zlh_proto::api::PortProtocol) -> bool {
+    use zlh_proto::api::PortProtocol;
+    // The state column: 0A is LISTEN for TCP; 07 (unconnected) is how a bound UDP socket shows.
+    let bound = |table: &str, state: &str| {
+        std::fs::read_to_string(format!("/proc/net/{table}")).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                let local = fields.next().unwrap_or_default();
+                let port_hex = local.rsplit(':').next().unwrap_or_default();
+                u16::from_str_radix(port_hex, 16) == Ok(port) && fields.nth(1) == Some(state)
+            })
+        })
+    };
+    let tcp = || bound("tcp", "0A") || bound("tcp6", "0A");
+    let udp = || bound("udp", "07") || bound("udp6", "07");
+    match protocol {
+        PortProtocol::Tcp => tcp(),
+        PortProtocol::Udp => udp(),
+        PortProtocol::Both => tcp() && udp(),
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,11 @@ pub struct GameSection {
     /// `Done \(`). Without one, the server counts as running once its process runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_pattern: Option<Pattern>,
+    /// Ports the game must be listening on before it counts as ready (the control plane fills
+    /// in the ones it allocated): a game that prints its ready line and then fails to bind is
+    /// not ready. Empty: the ready line alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen_ports: Vec<ListenPort>,
     /// A start not ready within this (its ready line not seen) is a crash, `start_timeout`:
     /// the game is stopped and restarted like any crash.
     #[serde(default = "default_start_timeout", with = "duration")]
@@ -71,6 +76,7 @@ impl GameSection {
             stop_timeout: default_stop_timeout(),
             term_timeout: default_term_timeout(),
             ready_pattern: None,
+            listen_ports: Vec::new(),
             start_timeout: default_start_timeout(),
             crash_patterns: CrashPatterns::default(),
             quiesce: None,
@@ -334,6 +340,16 @@ mod tests {
         let bad_pattern = toml::from_str::<GameSection>("argv = [\"x\"]\nready_pattern = \"Done (\"");
         assert!(bad_pattern.expect_err("refused").to_string().contains("regex"));
     }
+}
+
+/// A port the game listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenPort {
+    /// The port number.
+    pub port: u16,
+    /// TCP, UDP or both.
+    pub protocol: crate::api::PortProtocol,
 }
 
 /// The server's disk limit, as the driver set it up.

@@ -25,6 +25,8 @@ pub struct AgentSpec {
     pub ready_pattern: Option<String>,
     /// How long a start may take to print its ready line.
     pub start_timeout: String,
+    /// TCP ports the game must listen on before it is ready.
+    pub listen_ports: Vec<u16>,
     pub backoff: Vec<String>,
     pub reset_after: String,
     pub max_consecutive_crashes: u32,
@@ -52,6 +54,7 @@ impl Default for AgentSpec {
             term_timeout: "3s".into(),
             ready_pattern: Some(r"Done \(".into()),
             start_timeout: "60s".into(),
+            listen_ports: Vec::new(),
             backoff: vec!["30s".into()],
             reset_after: "30s".into(),
             max_consecutive_crashes: 4,
@@ -105,6 +108,9 @@ impl AgentSpec {
                 format!("ready_pattern = {}\nstart_timeout = {}\n", quote(p), quote(&self.start_timeout))
             })
             .unwrap_or_default();
+        let ports: Vec<String> =
+            self.listen_ports.iter().map(|port| format!("{{ port = {port}, protocol = \"tcp\" }}")).collect();
+        let ready = format!("{ready}listen_ports = [{}]\n", ports.join(", "));
         format!(
             "listen = \"127.0.0.1:0\"\nsecret = {secret}\nroot = {root}\n\n\
              [game]\nargv = [{argv}]\nstop = {stop}\nstop_timeout = {stop_timeout}\nterm_timeout = {term_timeout}\n{ready}autostart = {autostart}\n\n\

@@ -41,6 +41,9 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 const DEFAULT_TERMINAL: (u16, u16) = (120, 40);
 
 /// The next thing the power timer does.
+/// How often a game past its ready line is checked for listening on its ports.
+const PORTS_CHECK_EVERY: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     /// The backoff after a crash is over: start again.
@@ -88,6 +91,8 @@ pub(super) struct Actor {
     start_deadline: Option<Instant>,
     /// The current run is being stopped because its start took too long: its exit is a crash.
     start_timed_out: bool,
+    /// When to look again whether a game past its ready line listens on its ports.
+    ports_check: Option<Instant>,
     restart_after_stop: bool,
     next_restart_at_ms: Option<u64>,
     last_error: Option<String>,
@@ -151,6 +156,7 @@ impl Actor {
             stable_at: None,
             start_deadline: None,
             start_timed_out: false,
+            ports_check: None,
             restart_after_stop: false,
             next_restart_at_ms: None,
             last_error: None,
@@ -212,6 +218,7 @@ impl Actor {
             let power_deadline = self.power_timer.map(|(at, _)| at);
             let stable_deadline = self.stable_at;
             let start_deadline = self.start_deadline;
+            let ports_check = self.ports_check;
             tokio::select! {
                 request = requests.recv() => match request {
                     Some(request) => self.handle(request).await,
@@ -222,6 +229,7 @@ impl Actor {
                 _ = sleep_until(power_deadline), if power_deadline.is_some() => self.on_power_timer().await,
                 _ = sleep_until(stable_deadline), if stable_deadline.is_some() => self.on_stable().await,
                 _ = sleep_until(start_deadline), if start_deadline.is_some() => self.on_start_timeout(),
+                _ = sleep_until(ports_check), if ports_check.is_some() => self.on_ports_check().await,
             }
         }
         if let Some(live) = self.live.take() {
@@ -596,22 +604,53 @@ impl Actor {
         let current = self.live.as_ref().map(|live| live.run);
         match event {
             ProcessEvent::Ready { run } if Some(run) == current => {
-                self.start_deadline = None;
-                if self.state == GameState::Starting {
-                    self.state = GameState::Running;
+                if self.state == GameState::Starting && !self.ports_listening() {
+                    tracing::info!("the ready line came; waiting for the game to listen on its ports");
+                    self.ports_check = Some(Instant::now() + PORTS_CHECK_EVERY);
+                    return;
                 }
-                let now = now_ms();
-                if let Some(process) = &mut self.data.process {
-                    process.ready_at_ms = Some(now);
-                    tracing::info!(startup_ms = now.saturating_sub(process.started_at_ms), "server is ready");
-                }
-                self.save().await;
+                self.become_ready().await;
             }
             ProcessEvent::Exited { run, exit } if Some(run) == current => self.on_exit(Some(exit)).await,
             ProcessEvent::Lost { run } if Some(run) == current => self.on_exit(None).await,
             _ => return,
         }
         self.publish();
+    }
+
+    /// The game printed its ready line and listens on its ports: it runs.
+    async fn become_ready(&mut self) {
+        self.start_deadline = None;
+        self.ports_check = None;
+        if self.state == GameState::Starting {
+            self.state = GameState::Running;
+        }
+        let now = now_ms();
+        if let Some(process) = &mut self.data.process {
+            process.ready_at_ms = Some(now);
+            tracing::info!(startup_ms = now.saturating_sub(process.started_at_ms), "server is ready");
+        }
+        self.save().await;
+    }
+
+    /// Whether the game listens on every port it was given.
+    fn ports_listening(&self) -> bool {
+        self.config.game.listen_ports.iter().all(|p| crate::procfs::listening(p.port, p.protocol))
+    }
+
+    /// Checked again while a game that printed its ready line is not listening yet (until it
+    /// does, exits, or its start times out).
+    async fn on_ports_check(&mut self) {
+        self.ports_check = None;
+        if self.state != GameState::Starting || self.live.is_none() {
+            return;
+        }
+        if self.ports_listening() {
+            self.become_ready().await;
+            self.publish();
+        } else {
+            self.ports_check = Some(Instant::now() + PORTS_CHECK_EVERY);
+        }
     }
 
     /// The process ended: a stop, or a crash. `exit` is `None` when the holder vanished.
@@ -622,6 +661,7 @@ impl Actor {
         };
         self.stable_at = None;
         self.start_deadline = None;
+        self.ports_check = None;
         let timed_out = std::mem::take(&mut self.start_timed_out);
         match &exit {
             Some(_) => {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use zlh_proto::agent_config::{GameSection, Pattern, StopMethod, StopSignal};
+use zlh_proto::agent_config::{GameSection, ListenPort, Pattern, StopMethod, StopSignal};
 use zlh_proto::api::{
     CreateServer, LimitsRequest, PortProtocol, PortSpec, PortView, ServerKind, TemplateView,
 };
@@ -75,6 +75,13 @@ impl GamePlan {
         game.env = game.env.iter().map(|(key, value)| (key.clone(), fill(value))).collect();
         if let Some(first) = allocated.first() {
             game.env.insert("SERVER_PORT".into(), first.port.to_string());
+        }
+        // Ready only once the game listens on them (when it has a ready line to wait for).
+        if game.ready_pattern.is_some() {
+            game.listen_ports = allocated
+                .iter()
+                .map(|port| ListenPort { port: port.port, protocol: port.protocol })
+                .collect();
         }
         game
     }

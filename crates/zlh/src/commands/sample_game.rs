@@ -46,6 +46,10 @@ pub(crate) struct SampleGameArgs {
     /// taken ends the game before it is ready, as it ends Minecraft.
     #[arg(long)]
     port: Option<u16>,
+    /// Bind the port this long after printing the ready line, as some real games do (and
+    /// then fail on a busy port after saying they are up).
+    #[arg(long)]
+    bind_after_ready_ms: Option<u64>,
 }
 
 fn log(thread: &str, level: &str, message: &str) {
@@ -60,6 +64,21 @@ fn info(message: &str) {
     log("Server thread", "INFO", message);
 }
 
+/// Listens for players on `port`, as a game does; a port that is taken ends the game.
+fn listen(port: u16) {
+    info(&format!("Starting Minecraft server on *:{port}"));
+    let listener = match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            log("Server thread", "WARN", "**** FAILED TO BIND TO PORT!");
+            log("Server thread", "WARN", &format!("The exception was: {e}"));
+            std::process::exit(1);
+        }
+    };
+    // Players connect and are turned away: the port only has to be the game's.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+}
+
 fn print_raw(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -70,22 +89,17 @@ pub(crate) fn run(args: SampleGameArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     watch_sigterm(args.ignore_sigterm)?;
     log("main", "INFO", "Starting minecraft server version 1.21 (ZeroLagHub sample game)");
-    if let Some(port) = args.port {
-        info(&format!("Starting Minecraft server on *:{port}"));
-        let listener = match std::net::TcpListener::bind(("0.0.0.0", port)) {
-            Ok(listener) => listener,
-            Err(e) => {
-                log("Server thread", "WARN", "**** FAILED TO BIND TO PORT!");
-                log("Server thread", "WARN", &format!("The exception was: {e}"));
-                std::process::exit(1);
-            }
-        };
-        // Players connect and are turned away: the port only has to be the game's.
-        std::thread::spawn(move || for _ in listener.incoming() {});
+    let bind_late = args.bind_after_ready_ms;
+    if let Some(port) = args.port.filter(|_| bind_late.is_none()) {
+        listen(port);
     }
     info("Preparing level \"world\"");
     std::thread::sleep(Duration::from_millis(args.ready_delay_ms));
     info(&format!("Done ({:.3}s)! For help, type \"help\"", started.elapsed().as_secs_f64()));
+    if let (Some(port), Some(delay)) = (args.port, bind_late) {
+        std::thread::sleep(Duration::from_millis(delay));
+        listen(port);
+    }
     let world = World::start(&args);
     if let Some(period) = args.tick_ms {
         std::thread::spawn(move || {

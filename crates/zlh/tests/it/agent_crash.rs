@@ -92,6 +92,37 @@ async fn a_start_that_never_gets_ready_is_a_start_timeout_crash_with_its_log() {
 }
 
 #[tokio::test]
+async fn ready_waits_until_the_game_listens_on_its_port() {
+    let ports = zlh_testkit::ports::PortRange::claim();
+    let port = ports.first.to_string();
+    // The ready line comes first, the port a second later: starting until then.
+    let spec = AgentSpec {
+        listen_ports: vec![ports.first],
+        ..AgentSpec::with_game_args(&["--port", &port, "--bind-after-ready-ms", "1000"])
+    };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    agent.post("/start", None).await;
+    agent.wait_for_log("the ready line", |line| line.contains("waiting for the game to listen")).await;
+    assert_eq!(agent.status().await["state"], "starting", "said it is up, but does not listen yet");
+    let running = agent.wait_for_state("running", SOON).await;
+    assert!(running["readyAt"].is_string(), "{running}");
+    agent.post("/stop", None).await;
+    agent.wait_for_state("stopped", SOON).await;
+
+    // A game that never listens where it was told to is not ready, however its log looks.
+    let spec = AgentSpec {
+        listen_ports: vec![ports.first + 1],
+        start_timeout: "2s".into(),
+        backoff: ms(&["1h"]),
+        ..AgentSpec::default()
+    };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    agent.post("/start", None).await;
+    let crashed = agent.wait_for_state("crashed", SOON).await;
+    assert_eq!(crashed["lastCrash"]["classification"], "start_timeout", "{crashed}");
+}
+
+#[tokio::test]
 async fn backoff_follows_the_exact_sequence_then_gives_up() {
     let spec = AgentSpec {
         backoff: ms(&["100ms", "200ms", "400ms"]),
