@@ -233,6 +233,19 @@ impl TemplateCatalog {
 mod tests {
     use super::*;
 
+    /// The template the README shows operators is one this catalog reads.
+    #[test]
+    fn the_readmes_template_parses() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+        let after = &readme[readme.find("Game templates are").expect("the templates section")..];
+        let block = &after[after.find("```toml\n").expect("an example") + 8..];
+        let example = &block[..block.find("```").expect("its end")];
+        let template = parse("paper", example).expect("the README's template");
+        assert_eq!(template.ports.len(), 1);
+        assert_eq!(template.game.start_timeout, std::time::Duration::from_secs(300));
+    }
+
     fn request(template: Option<&str>, command: Option<&[&str]>) -> CreateServer {
         CreateServer {
             name: "x".into(),
