@@ -56,7 +56,7 @@ pub(crate) fn network_totals() -> Option<(u64, u64)> {
 }
 
 /// Whether something in this network namespace listens on `port`: a TCP socket in `LISTEN`,
-/// or for UDP any socket bound to it (from `/proc/net/{tcp,udp}{,6}`).
+/// or for UDP any socket bound to it (from `/proc/net/{tcp,udp}{,6}`); for `both`, either.
 pub(crate) fn listening(port: u16, protocol: zlh_proto::api::PortProtocol) -> bool {
     use zlh_proto::api::PortProtocol;
     // The state column: 0A is LISTEN for TCP; 07 (unconnected) is how a bound UDP socket shows.
@@ -75,7 +75,8 @@ pub(crate) fn listening(port: u16, protocol: zlh_proto::api::PortProtocol) -> bo
     match protocol {
         PortProtocol::Tcp => tcp(),
         PortProtocol::Udp => udp(),
-        PortProtocol::Both => tcp() && udp(),
+        // A port for both is published for both; the game may use either.
+        PortProtocol::Both => tcp() || udp(),
     }
 }
 

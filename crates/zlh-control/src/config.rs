@@ -606,6 +606,12 @@ impl ControlConfig {
         Ok(config)
     }
 
+    /// Where operators' game templates live: `[local_driver] templates_dir`, or `templates/` in
+    /// the data directory.
+    pub fn templates_dir(&self) -> PathBuf {
+        self.local_driver.templates_dir.clone().unwrap_or_else(|| self.data_dir.join("templates"))
+    }
+
     /// The URL people reach the portal at.
     pub fn public_url(&self) -> String {
         self.public_url

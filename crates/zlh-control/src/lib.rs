@@ -176,8 +176,7 @@ impl ControlPlane {
             Arc::clone(&metrics),
             config.poller.clone(),
         );
-        let templates_dir =
-            config.local_driver.templates_dir.clone().unwrap_or_else(|| config.data_dir.join("templates"));
+        let templates_dir = config.templates_dir();
         let control = Arc::new(ControlPlane {
             templates: TemplateCatalog::load(Some(&templates_dir)),
             throttle: Throttle::new(config.auth.failed_login_window),

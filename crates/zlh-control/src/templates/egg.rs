@@ -346,6 +346,92 @@ fn embedded(value: &Value) -> Result<Value, EggError> {
     }
 }
 
+/// A template made from an egg: its TOML (what the templates directory holds) and what of the
+/// egg it does not carry out, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The template file's text.
+    pub toml: String,
+    /// What the template leaves undone.
+    pub notes: Vec<String>,
+}
+
+impl Egg {
+    /// The template this egg makes today: its default image, its startup line run by `sh -c`
+    /// with each `{{VARIABLE}}` taken from the environment (the variables' defaults; a shell
+    /// expands a value, never runs it), one game port, the done lines as the ready pattern and
+    /// the stop. What is not carried out yet is said in `notes`.
+    pub fn to_template(&self) -> Imported {
+        let mut env = toml::Table::new();
+        for variable in &self.variables {
+            env.insert(variable.env.clone(), toml::Value::String(variable.default.clone()));
+        }
+        let mut startup = self.startup.clone();
+        for name in
+            self.variables.iter().map(|v| v.env.as_str()).chain(["SERVER_PORT", "SERVER_MEMORY", "SERVER_IP"])
+        {
+            startup = startup.replace(&format!("{{{{{name}}}}}"), &format!("${{{name}}}"));
+        }
+        env.entry("SERVER_IP").or_insert_with(|| toml::Value::String("0.0.0.0".into()));
+        let mut game = toml::Table::new();
+        game.insert(
+            "argv".into(),
+            toml::Value::Array(["/bin/sh", "-c", &startup].map(|a| toml::Value::String(a.into())).into()),
+        );
+        game.insert("env".into(), toml::Value::Table(env));
+        if !self.done.is_empty() {
+            let pattern = self.done.iter().map(|line| regex::escape(line)).collect::<Vec<_>>().join("|");
+            game.insert("ready_pattern".into(), toml::Value::String(pattern));
+        }
+        let stop = match &self.stop {
+            EggStop::Interrupt => toml::toml! { signal = "SIGINT" },
+            EggStop::Command(command) => {
+                let mut stop = toml::Table::new();
+                stop.insert("command".into(), toml::Value::String(command.clone()));
+                stop
+            }
+        };
+        game.insert("stop".into(), toml::Value::Table(stop));
+        let mut template = toml::Table::new();
+        let description = self.description.lines().next().unwrap_or_default().trim();
+        let description =
+            if description.is_empty() { self.name.clone() } else { format!("{}: {description}", self.name) };
+        template.insert("description".into(), toml::Value::String(description));
+        // Eggs do not say TCP or UDP: both are published, and listening on either is ready.
+        let port = toml::toml! { name = "game" protocol = "both" };
+        template.insert("ports".into(), toml::Value::Array(vec![toml::Value::Table(port)]));
+        template.insert("image".into(), toml::Value::String(self.images[0].1.clone()));
+        template.insert("game".into(), toml::Value::Table(game));
+
+        let mut notes = self.unsupported.clone();
+        if self.images.len() > 1 {
+            notes.push(format!("{} images: the first ({}) is used", self.images.len(), self.images[0].1));
+        }
+        if self.install.is_some() {
+            notes.push(
+                "the install script is not run yet: put the game's files in place before the first start"
+                    .into(),
+            );
+        }
+        if !self.config_files.is_empty() {
+            notes.push(format!("{} config file edits are not applied yet", self.config_files.len()));
+        }
+        if self.variables.iter().any(|v| v.user_editable) {
+            notes.push("variables keep their defaults: owners cannot change them yet".into());
+        }
+        if !self.file_denylist.is_empty() {
+            notes.push("file_denylist is not enforced yet".into());
+        }
+        if startup.contains("{{") {
+            notes.push(
+                "the startup line uses placeholders other than the egg's variables; they stay as written"
+                    .into(),
+            );
+        }
+        Imported { toml: toml::to_string(&template).unwrap_or_default(), notes }
+    }
+}
+
 /// A field as text: a string as is, anything else (a number, a table) as JSON.
 fn text(value: &Value) -> String {
     match value {

@@ -7,6 +7,7 @@ mod artifacts;
 mod init;
 mod sample_game;
 mod serve;
+mod templates;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// The artifact catalog (runtimes, code-server) agents install from.
     Artifacts(artifacts::ArtifactsArgs),
+    /// Game templates: importing Pterodactyl and Pelican eggs.
+    Templates(templates::TemplatesArgs),
     /// The agent that runs inside a container and supervises its server.
     Agent(agent::AgentArgs),
     /// PID 1 of a server's container: keeps the agent running and reaps orphans.
@@ -48,6 +51,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Artifacts(args) => artifacts::run(args),
+        Command::Templates(args) => templates::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Init(args) => init::run(args),
         Command::AgentHolder(args) => agent_holder::run(args),

@@ -366,3 +366,58 @@ async fn the_status_follows_a_power_action_within_a_second() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn eggs_are_imported_as_templates_that_say_what_they_leave_undone() {
+    let mut control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let eggs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zlh-control/tests/eggs");
+    let imports = [
+        ("ptdl-v1-teeworlds.json", "teeworlds-debian"),
+        ("ptdl-v2-minetest.json", "minetest-debian"),
+        ("pelican-wesnoth.json", "wesnoth-server-debian"),
+        ("pelican-openarena.yaml", "openarena-debian"),
+    ];
+    for (file, name) in imports {
+        let path = eggs.join(file).display().to_string();
+        let said = control.cli(&["templates", "import", &path], "");
+        assert!(said.contains(&format!("as the template {name}")), "{said}");
+        assert!(said.contains("not carried out: the install script is not run yet"), "{said}");
+    }
+    let teeworlds =
+        std::fs::read_to_string(control.data.path().join("templates/teeworlds-debian.toml")).expect("toml");
+    assert!(teeworlds.contains("${SERVER_NAME}") && teeworlds.contains("SIGINT"), "{teeworlds}");
+
+    // A bad egg, or a name taken, is refused with the reason; nothing is written.
+    let bad = control.data.path().join("bad-egg.json");
+    let good = std::fs::read_to_string(eggs.join("pelican-wesnoth.json")).expect("egg");
+    std::fs::write(&bad, good.replace("\"parser\": \"file\"", "\"parser\": \"toml\"")).expect("bad egg");
+    let again = eggs.join("pelican-wesnoth.json");
+    for (file, reason) in
+        [(bad.as_path(), "unknown parser `toml`"), (again.as_path(), "is there a template of that name")]
+    {
+        let output = std::process::Command::new(zlh())
+            .args(["templates", "import"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(control.data.path())
+            .output()
+            .expect("zlh");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && said.contains(reason), "{said}");
+    }
+    let written = std::fs::read_dir(control.data.path().join("templates")).expect("dir").count();
+    assert_eq!(written, 4);
+
+    // The control plane offers them once it starts again.
+    control.kill9();
+    control.launch().await;
+    let user = control.register("eggs@example.com").await;
+    let (_, templates) = control.call("GET", "/api/templates", Some(&user.access_token), None).await;
+    for (_, name) in imports {
+        let template = templates.as_array().expect("list").iter().find(|t| t["name"] == name);
+        assert!(
+            template.is_some_and(|t| t["description"].as_str().is_some_and(|d| d.contains("(Debian)"))),
+            "{name}: {templates}"
+        );
+    }
+}
