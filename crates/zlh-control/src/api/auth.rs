@@ -89,7 +89,7 @@ fn answer(control: &ControlPlane, headers: &HeaderMap, session: Session) -> Resp
         return Json(session).into_response();
     }
     let auth = &control.config.auth;
-    let secure = control.config.public_url().starts_with("https://");
+    let secure = secure_cookies(control);
     let mut response =
         Json(CookieSession { expires_in: session.expires_in, user: session.user }).into_response();
     let set = [
@@ -100,6 +100,11 @@ fn answer(control: &ControlPlane, headers: &HeaderMap, session: Session) -> Resp
         response.headers_mut().append(SET_COOKIE, value);
     }
     response
+}
+
+/// Whether the portal's cookies are `Secure`: when people reach it over https.
+fn secure_cookies(control: &ControlPlane) -> bool {
+    control.config.public_url().starts_with("https://")
 }
 
 /// The refresh token of a refresh or sign-out: from the body, or the portal's cookie.
@@ -135,10 +140,7 @@ pub(super) async fn register(
     if let Err(wait) = control.throttle.check(&key, rule, now) {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
-            format!(
-                "too many new accounts from this address; try again in {} s",
-                wait.as_millis().div_ceil(1000).max(1)
-            ),
+            format!("too many new accounts from this address; try again in {} s", whole_seconds(wait)),
         ));
     }
     let email = normalize_email(&credentials.email)?;
@@ -226,9 +228,13 @@ pub(super) async fn verify_email(
     Ok(answer(&control, &headers, issue_session(&control, &user).await?))
 }
 
+/// A wait in whole seconds, rounded up: a client that waits what it is told is let through.
+fn whole_seconds(wait: Duration) -> u128 {
+    wait.as_millis().div_ceil(1000).max(1)
+}
+
 fn rate_limited(retry_after: Duration) -> Response {
-    // Whole seconds, rounded up: a client that waits what it is told is let through.
-    let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+    let seconds = whole_seconds(retry_after);
     let mut response =
         ApiError::new(ErrorCode::RateLimited, format!("too many failed sign-ins; try again in {seconds} s"))
             .into_response();
@@ -391,7 +397,7 @@ pub(super) async fn logout(
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if cookies::from_portal(&headers) {
-        let secure = control.config.public_url().starts_with("https://");
+        let secure = secure_cookies(&control);
         for value in [cookies::ACCESS.clear(secure), cookies::REFRESH.clear(secure)].into_iter().flatten() {
             response.headers_mut().append(SET_COOKIE, value);
         }
@@ -479,7 +485,7 @@ pub(super) async fn confirm_password(
     if let Err(wait) = control.throttle.check(&key, rule, now) {
         return Err(ApiError::new(
             ErrorCode::RateLimited,
-            format!("too many wrong passwords; try again in {} s", wait.as_millis().div_ceil(1000).max(1)),
+            format!("too many wrong passwords; try again in {} s", whole_seconds(wait)),
         ));
     }
     if !passwords::verify(password, &user.0.password_hash).await {
