@@ -138,10 +138,7 @@ pub(super) async fn register(
         Rule { free: control.config.auth.registrations_per_address, max_delay: Duration::from_secs(3600) };
     let now = Instant::now();
     if let Err(wait) = control.throttle.check(&key, rule, now) {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many new accounts from this address; try again in {} s", whole_seconds(wait)),
-        ));
+        return Err(throttled("new accounts from this address", wait));
     }
     let email = normalize_email(&credentials.email)?;
     check_password(&credentials.password, &[&email])?;
@@ -233,12 +230,17 @@ fn whole_seconds(wait: Duration) -> u128 {
     wait.as_millis().div_ceil(1000).max(1)
 }
 
+/// The answer while a throttle holds: `too many …; try again in N s`.
+fn throttled(too_many: &str, wait: Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::RateLimited,
+        format!("too many {too_many}; try again in {} s", whole_seconds(wait)),
+    )
+}
+
 fn rate_limited(retry_after: Duration) -> Response {
-    let seconds = whole_seconds(retry_after);
-    let mut response =
-        ApiError::new(ErrorCode::RateLimited, format!("too many failed sign-ins; try again in {seconds} s"))
-            .into_response();
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+    let mut response = throttled("failed sign-ins", retry_after).into_response();
+    if let Ok(value) = HeaderValue::from_str(&whole_seconds(retry_after).to_string()) {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
     response
@@ -483,10 +485,7 @@ pub(super) async fn confirm_password(
     let rule = Rule { free: control.config.auth.max_failed_logins, max_delay: Duration::from_secs(60) };
     let now = Instant::now();
     if let Err(wait) = control.throttle.check(&key, rule, now) {
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many wrong passwords; try again in {} s", whole_seconds(wait)),
-        ));
+        return Err(throttled("wrong passwords", wait));
     }
     if !passwords::verify(password, &user.0.password_hash).await {
         control.throttle.record(&key, now);

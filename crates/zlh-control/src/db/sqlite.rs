@@ -134,6 +134,47 @@ async fn insert_recovery_codes(
     Ok(())
 }
 
+/// The tables of links mailed to people: only a user's newest link works.
+#[derive(Debug, Clone, Copy)]
+enum Links {
+    PasswordResets,
+    EmailVerifications,
+}
+
+impl Links {
+    /// The statements that end a user's links, and store a new one.
+    fn statements(self) -> (&'static str, &'static str) {
+        match self {
+            Links::PasswordResets => (
+                "DELETE FROM password_resets WHERE user_id = ?",
+                "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+            ),
+            Links::EmailVerifications => (
+                "DELETE FROM email_verifications WHERE user_id = ?",
+                "INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+            ),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Stores a link's token (hashed) as the user's only one: asking again ends the links before.
+    async fn replace_link(
+        &self,
+        links: Links,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        let (delete, insert) = links.statements();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(delete).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query(insert).bind(token_hash).bind(user_id).bind(expires_ms).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(
@@ -342,20 +383,7 @@ impl Store for SqliteStore {
         user_id: i64,
         expires_ms: i64,
     ) -> StoreResult<()> {
-        // Only the newest link works: asking again ends the ones before.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(expires_ms)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.replace_link(Links::PasswordResets, token_hash, user_id, expires_ms).await
     }
 
     async fn use_password_reset(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<i64>> {
@@ -386,19 +414,7 @@ impl Store for SqliteStore {
         user_id: i64,
         expires_ms: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM email_verifications WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(expires_ms)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.replace_link(Links::EmailVerifications, token_hash, user_id, expires_ms).await
     }
 
     async fn use_email_verification(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>> {

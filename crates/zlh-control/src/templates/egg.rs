@@ -45,7 +45,7 @@ pub enum EggFormat {
 }
 
 /// An egg, as a template is made from it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Egg {
     /// The format it came in.
     pub format: EggFormat,
@@ -137,7 +137,7 @@ impl ConfigParser {
 }
 
 /// A variable the startup line and config files use.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Variable {
     /// Its name, for people.
     pub name: String,
@@ -190,12 +190,6 @@ pub enum Rule {
     NotIn(Vec<String>),
     /// Matching this pattern.
     Regex(regex::Regex),
-}
-
-impl PartialEq for Rule {
-    fn eq(&self, other: &Rule) -> bool {
-        format!("{self:?}") == format!("{other:?}")
-    }
 }
 
 impl Variable {
