@@ -35,8 +35,10 @@ pub(crate) fn prepare(target: &Path) -> anyhow::Result<()> {
     if !quietly(docker(&["info"])) {
         start_engine(target)?;
     }
-    if !quietly(docker(&["image", "inspect", IMAGE])) {
-        build_image(target)?;
+    for image in [&BASE, &GAMES] {
+        if !quietly(docker(&["image", "inspect", image.name])) {
+            build_image(target, image)?;
+        }
     }
     // Made once here: test control planes starting at the same moment would each create one
     // (the engine accepts two networks of one name, then refuses to use either).
@@ -179,20 +181,40 @@ fn start_engine(target: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_image(target: &Path) -> anyhow::Result<()> {
-    let rootfs = target.join("e2e/zlh-base-v1.tar");
+/// An image the tests run servers in, built from Debian's packages.
+struct Image {
+    name: &'static str,
+    /// Its root filesystem's cached tar under `target/e2e`.
+    rootfs: &'static str,
+    /// Packages beyond the minimal base.
+    packages: &'static str,
+}
+
+/// The base of servers and dev containers.
+const BASE: Image = Image { name: IMAGE, rootfs: "zlh-base-v1", packages: "libstdc++6,ca-certificates" };
+/// Real games from Debian, for the egg tests: wesnothd (TCP, stopped by SIGINT) and
+/// freeciv-server (TCP, stopped by its `quit` command).
+const GAMES: Image = Image {
+    name: zlh_testkit::docker::GAMES_IMAGE,
+    rootfs: "zlh-games-v1",
+    packages: "libstdc++6,ca-certificates,wesnoth-1.16-server,freeciv-server",
+};
+
+fn build_image(target: &Path, image: &Image) -> anyhow::Result<()> {
+    let rootfs = target.join(format!("e2e/{}.tar", image.rootfs));
     if !rootfs.exists() {
         std::fs::create_dir_all(target.join("e2e"))?;
-        let partial = target.join("e2e/zlh-base-v1.partial.tar");
-        eprintln!("$ mmdebstrap --variant=minbase bookworm (the tests' server image)");
+        let partial = target.join(format!("e2e/{}.partial.tar", image.rootfs));
+        eprintln!("$ mmdebstrap --variant=minbase bookworm (the tests' image {})", image.name);
         let status = Command::new("mmdebstrap")
-            .args([
-                "--variant=minbase",
-                "--format=tar",
-                "--include=libstdc++6,ca-certificates",
-                "--quiet",
-                "bookworm",
-            ])
+            .args(["--variant=minbase", "--format=tar", "--quiet"])
+            .arg(format!("--include={}", image.packages))
+            // Documentation, manuals and translations are most of a game's packages.
+            .args(
+                ["doc", "man", "locale", "info"]
+                    .map(|dir| format!("--dpkgopt=path-exclude=/usr/share/{dir}/*")),
+            )
+            .arg("bookworm")
             .arg(&partial)
             .arg("http://deb.debian.org/debian")
             .stdout(std::io::stderr())
@@ -204,7 +226,7 @@ fn build_image(target: &Path) -> anyhow::Result<()> {
         std::fs::rename(&partial, &rootfs)?;
     }
     let mut import = docker(&["import"]);
-    import.arg(&rootfs).arg(IMAGE).stdout(Stdio::null());
+    import.arg(&rootfs).arg(image.name).stdout(Stdio::null());
     if !import.status().is_ok_and(|s| s.success()) {
         bail!("docker import of {} failed", rootfs.display());
     }

@@ -42,6 +42,9 @@ pub enum FileError {
     /// The client stopped sending before the body was complete.
     #[error("the upload broke off; nothing was written")]
     Interrupted,
+    /// The template keeps this path out of reach (its `file_denylist`).
+    #[error("this server's template does not allow access to that file")]
+    Denied,
     /// Anything else.
     #[error("{0}")]
     Io(std::io::Error),
@@ -174,6 +177,8 @@ pub struct Files {
     owner: Option<(u32, u32)>,
     /// The server's disk and its limit.
     disk: std::sync::Arc<crate::disk::Disk>,
+    /// Paths the template keeps out of the owner's reach (`[game] file_denylist`).
+    denylist: Vec<glob::Pattern>,
 }
 
 impl Files {
@@ -181,7 +186,33 @@ impl Files {
     pub fn open(root_path: &Path, max_upload: u64) -> std::io::Result<Files> {
         std::fs::create_dir_all(root_path)?;
         let disk = std::sync::Arc::new(crate::disk::Disk::new(None, Vec::new()));
-        Ok(Files { root_path: root_path.to_owned(), max_upload, owner: None, disk })
+        Ok(Files { root_path: root_path.to_owned(), max_upload, owner: None, disk, denylist: Vec::new() })
+    }
+
+    /// Refuses every path matching one of `patterns` (globs; a pattern that is not one is
+    /// matched literally), or lying in a directory that matches.
+    pub fn denying(mut self, patterns: &[String]) -> Files {
+        self.denylist = patterns
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p)
+                    .unwrap_or_else(|_| glob::Pattern::new(&glob::Pattern::escape(p)).expect("escaped"))
+            })
+            .collect();
+        self
+    }
+
+    /// `path` unless the denylist refuses it: the path itself, any directory above it, or
+    /// any of their names may match.
+    fn allowed(&self, path: PathBuf) -> Result<PathBuf, FileError> {
+        let denied = path.ancestors().filter(|p| !p.as_os_str().is_empty()).any(|prefix| {
+            let name = prefix.file_name().map(Path::new).unwrap_or(prefix);
+            self.denylist.iter().any(|pattern| pattern.matches_path(prefix) || pattern.matches_path(name))
+        });
+        if denied {
+            return Err(FileError::Denied);
+        }
+        Ok(path)
     }
 
     /// Writes count against this disk's limit.
@@ -254,7 +285,7 @@ impl Files {
     /// Opens a file for reading (following symlinks only within the directory).
     pub fn read(&self, path: &str) -> Result<(std::fs::File, u64), FileError> {
         let root = self.dir()?;
-        let file = open_regular(&root, &clean(path)?)?;
+        let file = open_regular(&root, &self.allowed(clean(path)?)?)?;
         let length = file.metadata()?.len();
         Ok((file.into_std(), length))
     }
@@ -262,7 +293,7 @@ impl Files {
     /// A temporary file beside `path` and its name; `commit_upload` renames it into place.
     pub fn begin_upload(&self, path: &str) -> Result<Upload, FileError> {
         let root = self.dir()?;
-        let path = clean_new(path)?;
+        let path = self.allowed(clean_new(path)?)?;
         if path.file_name().is_none() {
             return Err(FileError::InvalidPath("a file needs a name".into()));
         }
@@ -367,13 +398,13 @@ impl Files {
     /// Creates a directory (and its parents).
     pub fn mkdir(&self, path: &str) -> Result<(), FileError> {
         let root = self.dir()?;
-        Ok(root.create_dir_all(clean_new(path)?)?)
+        Ok(root.create_dir_all(self.allowed(clean_new(path)?)?)?)
     }
 
     /// Renames (moves) within the directory; the target must not exist.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), FileError> {
         let root = self.dir()?;
-        let (from, to) = (clean(from)?, clean_new(to)?);
+        let (from, to) = (self.allowed(clean(from)?)?, self.allowed(clean_new(to)?)?);
         if root.symlink_metadata(&to).is_ok() {
             return Err(FileError::Exists);
         }
@@ -385,7 +416,7 @@ impl Files {
     /// symlinks.
     pub fn copy(&self, from: &str, to: &str) -> Result<(), FileError> {
         let root = self.dir()?;
-        let (from, to) = (clean(from)?, clean_new(to)?);
+        let (from, to) = (self.allowed(clean(from)?)?, self.allowed(clean_new(to)?)?);
         if root.symlink_metadata(&to).is_ok() {
             return Err(FileError::Exists);
         }
@@ -400,7 +431,7 @@ impl Files {
     /// Deletes a file, a symlink, or (with `recursive`) a directory tree.
     pub fn delete(&self, path: &str, recursive: bool) -> Result<(), FileError> {
         let root = self.dir()?;
-        let path = clean(path)?;
+        let path = self.allowed(clean(path)?)?;
         if path.as_os_str().is_empty() {
             return Err(FileError::InvalidPath("the server's directory itself cannot be deleted".into()));
         }
@@ -417,7 +448,7 @@ impl Files {
     /// Sets permission bits (no setuid, setgid or sticky).
     pub fn chmod(&self, path: &str, mode: u32) -> Result<(), FileError> {
         let root = self.dir()?;
-        let path = clean(path)?;
+        let path = self.allowed(clean(path)?)?;
         if mode & !0o777 != 0 {
             return Err(FileError::InvalidPath("mode may only hold permission bits (0..=0o777)".into()));
         }
@@ -551,6 +582,29 @@ mod tests {
         for bad in ["/etc/passwd", "../x", "world/../../x", "a\0b"] {
             assert!(clean(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_denylist_keeps_its_files_out_of_reach() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("secrets")).expect("mkdir");
+        std::fs::write(dir.path().join("secrets/key"), "k").expect("write");
+        std::fs::write(dir.path().join("world.sqlite-journal"), "j").expect("write");
+        std::fs::write(dir.path().join("server.cfg"), "c").expect("write");
+        let files = Files::open(dir.path(), 1 << 20).expect("open").denying(&[
+            "*.sqlite-journal".into(),
+            "secrets".into(),
+            "[broken".into(),
+        ]);
+        let denied = |result: Result<(), FileError>| matches!(result, Err(FileError::Denied));
+        assert!(denied(files.read("world.sqlite-journal").map(|_| ())));
+        assert!(denied(files.read("secrets/key").map(|_| ())));
+        assert!(denied(files.delete("secrets", true)));
+        assert!(denied(files.rename("server.cfg", "secrets/cfg")));
+        assert!(denied(files.copy("secrets/key", "key")));
+        assert!(denied(files.chmod("world.sqlite-journal", 0o600)));
+        assert!(denied(files.begin_upload("[broken").map(|_| ())), "a bad pattern is matched as written");
+        assert!(files.read("server.cfg").is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod backup;
 mod cgroup;
 mod clock;
 pub mod config;
+pub mod config_files;
 pub mod console;
 pub mod dev;
 pub mod disk;
@@ -24,6 +25,7 @@ pub mod mods;
 mod procfs;
 mod pty;
 pub mod supervisor;
+pub mod variables;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -49,9 +51,10 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
     let dev = dev::DevEnvironment::new(&config)?;
+    let variables = Arc::new(variables::Variables::load(config.state_path(), &config.game));
     let plan: Arc<dyn supervisor::LaunchPlan> = match &dev {
         Some(dev) => Arc::clone(dev) as Arc<dyn supervisor::LaunchPlan>,
-        None => Arc::new(supervisor::GameLaunch::new(&config)),
+        None => Arc::new(supervisor::GameLaunch::new(&config, Arc::clone(&variables))),
     };
     // An interrupted restore is finished or rolled back before anything runs.
     let backups = Arc::new(backup::Backups::new(&config)?);
@@ -75,7 +78,8 @@ pub async fn run(
     // A dev container's files are its workspace, and what is uploaded there belongs to its user.
     let files = match &dev {
         Some(dev) => files::Files::open(dev.workspace(), config.files.max_upload_bytes)?.owned_by(dev.ids()),
-        None => files::Files::open(&config.server_root(), config.files.max_upload_bytes)?,
+        None => files::Files::open(&config.server_root(), config.files.max_upload_bytes)?
+            .denying(&config.game.file_denylist),
     };
     let counted = vec![files.root_path().to_owned(), config.under_root(&config.backups.dir)];
     let files = Arc::new(files.on(Arc::new(disk::Disk::new(config.disk, counted))));
@@ -91,6 +95,7 @@ pub async fn run(
         files,
         backups,
         mods,
+        variables,
         started: Instant::now(),
         shutdown: close_viewers.clone(),
     });

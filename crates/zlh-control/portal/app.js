@@ -227,7 +227,27 @@ async function newServerPage() {
   };
   runtime.addEventListener('change', fillVersions);
   fillVersions();
-  const gameFields = h('div', {}, field('Template', template));
+  // What the chosen template lets its owner choose: an image, its variables, whether to start.
+  const image = h('select');
+  const imageField = field('Image', image);
+  const variables = h('div');
+  const start = h('input', { type: 'checkbox', id: 'start-now', checked: true });
+  const chosenTemplate = () => templates.find((t) => t.name === template.value);
+  const fillTemplate = () => {
+    const chosen = chosenTemplate();
+    mount(image, (chosen?.images ?? []).map((i) => h('option', { value: i.image }, i.label)));
+    imageField.hidden = (chosen?.images ?? []).length < 2;
+    mount(variables, (chosen?.variables ?? []).filter((v) => v.editable).map((v) => {
+      const input = h('input', { value: v.value, 'data-env': v.env, autocomplete: 'off' });
+      return field(v.name, input, v.description);
+    }));
+    // Files the game needs are uploaded before it first starts.
+    start.checked = !(chosen?.required_files ?? []).length;
+  };
+  template.addEventListener('change', fillTemplate);
+  fillTemplate();
+  const gameFields = h('div', {}, field('Template', template), imageField, variables,
+    h('div', { class: 'check' }, start, h('label', { for: 'start-now' }, 'Start it once it is ready (leave off to upload files first)')));
   const devFields = h('div', { hidden: true },
     field('Runtime', runtime),
     field('Version', version),
@@ -277,7 +297,14 @@ async function newServerPage() {
     try {
       const body = kindDev.checked
         ? { name: name.value, type: 'dev', runtime: runtime.value, version: version.value, enable_code_server: codeServer.checked }
-        : { name: name.value, type: 'game', template: template.value };
+        : {
+          name: name.value,
+          type: 'game',
+          template: template.value,
+          start: start.checked,
+          ...(image.value ? { image: image.value } : {}),
+          variables: Object.fromEntries([...variables.querySelectorAll('input[data-env]')].map((i) => [i.dataset.env, i.value])),
+        };
       const server = await api('POST', '/api/servers', body);
       go(`#/servers/${server.id}`);
     } finally {

@@ -83,6 +83,17 @@ pub struct ControlConfig {
     /// The artifact store (runtimes and addons for dev containers).
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
+    /// Images as templates and eggs name them → the image this host runs instead, for hosts
+    /// without registry access (`"ghcr.io/pterodactyl/yolks:java_21" = "local/java21"`).
+    #[serde(default)]
+    pub images: std::collections::BTreeMap<String, String>,
+}
+
+impl ControlConfig {
+    /// The image this host runs for `reference`.
+    pub fn image_for(&self, reference: &str) -> String {
+        self.images.get(reference).cloned().unwrap_or_else(|| reference.to_owned())
+    }
 }
 
 /// The browser IDE. The original platform's environment names still work:
@@ -230,6 +241,9 @@ pub struct ProvisioningConfig {
     /// How many servers a customer may have (admins have no limit).
     #[serde(default = "default_max_servers_per_user")]
     pub max_servers_per_user: u32,
+    /// How long a template's install step may run before it counts as failed.
+    #[serde(default = "default_install_timeout", with = "duration")]
+    pub install_timeout: Duration,
 }
 
 impl Default for ProvisioningConfig {
@@ -237,8 +251,13 @@ impl Default for ProvisioningConfig {
         ProvisioningConfig {
             timeout: default_provision_timeout(),
             max_servers_per_user: default_max_servers_per_user(),
+            install_timeout: default_install_timeout(),
         }
     }
+}
+
+fn default_install_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
 }
 
 fn default_max_servers_per_user() -> u32 {

@@ -59,6 +59,8 @@ impl From<TemplateError> for ApiError {
         let code = match error {
             TemplateError::Unknown(_) => ErrorCode::UnknownTemplate,
             TemplateError::Invalid(_) => ErrorCode::BadRequest,
+            TemplateError::Variable(_) => ErrorCode::InvalidVariable,
+            TemplateError::NotEditable(_) => ErrorCode::VariableNotEditable,
         };
         ApiError::new(code, error.to_string())
     }

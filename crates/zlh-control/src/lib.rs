@@ -17,6 +17,7 @@ pub mod drivers;
 pub mod errors;
 pub mod http;
 pub mod ide;
+pub mod install;
 pub mod metrics;
 pub mod poller;
 pub mod portal;

@@ -127,9 +127,16 @@ pub(crate) async fn create(
         async move {
             let outcome = async {
                 let ports = control.store.allocate_ports(control.node.id, id, &plan.ports).await?;
-                let game = plan.with_ports(&ports);
-                let spec = AgentSpec { game, dev, catalog_url, ports, image: plan.image.clone(), limits };
-                provision(&control, id, &spec).await
+                let mut game = plan.with_ports(&ports);
+                // A server starts by itself only when asked to, and never before its install.
+                game.autostart = plan.start && plan.install.is_none();
+                let image = plan.image.as_deref().map(|image| control.config.image_for(image));
+                let spec = AgentSpec { game, dev, catalog_url, ports, image, limits };
+                provision(&control, id, &spec).await?;
+                if let Some(step) = plan.install.clone() {
+                    crate::install::begin(&control, id, step, plan.start).await?;
+                }
+                Ok::<(), ProvisionError>(())
             }
             .await;
             if let Err(error) = &outcome {
@@ -208,7 +215,7 @@ async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<
     control.store.set_agent(id, &endpoint).await?;
     let agent: Arc<dyn Agent> = Arc::new(control.remote_agent(&endpoint.url, &endpoint.secret));
     control.registry.insert(id, Arc::clone(&agent));
-    wait_until_ready(control, id, agent.as_ref()).await?;
+    wait_until_ready(control, id, agent.as_ref(), spec.game.autostart).await?;
     control.store.set_lifecycle(id, Lifecycle::Ready).await?;
     control.poller.track(id, driver);
     control.poller.poll_now(id).await;
@@ -216,16 +223,22 @@ async fn provision(control: &ControlPlane, id: i64, spec: &AgentSpec) -> Result<
     Ok(())
 }
 
-/// Waits for semantic readiness; fails at once if the agent gave up (`error`).
-/// What the agent says meanwhile (what it is installing) goes to the status cache, so that
-/// `GET /api/servers` shows a server being created with its progress.
-async fn wait_until_ready(control: &ControlPlane, id: i64, agent: &dyn Agent) -> Result<(), ProvisionError> {
+/// Waits for semantic readiness (for a server that is not to start: until its agent answers,
+/// stopped); fails at once if the agent gave up (`error`). What the agent says meanwhile (what
+/// it is installing) goes to the status cache, so that `GET /api/servers` shows a server
+/// being created with its progress.
+async fn wait_until_ready(
+    control: &ControlPlane,
+    id: i64,
+    agent: &dyn Agent,
+    starts: bool,
+) -> Result<(), ProvisionError> {
     let timeout = control.config.provisioning.timeout;
     let deadline = Instant::now() + timeout;
     let mut last_reason = "its agent did not answer".to_owned();
     loop {
         if let Ok((readiness, status)) = crate::poller::poll_agent(agent).await {
-            if readiness.ready {
+            if readiness.ready || (!starts && status.state == GameState::Stopped) {
                 return Ok(());
             }
             last_reason = readiness.reason.clone();
@@ -314,6 +327,13 @@ pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), StoreEr
         let id = server.id;
         match server.lifecycle {
             Lifecycle::Ready => {
+                if server.install == Some(zlh_proto::api::InstallState::Installing) {
+                    let why = "the control plane restarted while it ran; retry it";
+                    control
+                        .store
+                        .set_install(id, Some(zlh_proto::api::InstallState::Failed), Some(why))
+                        .await?;
+                }
                 let driver = control.drivers.by_name(&server.driver);
                 let agent = Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret));
                 control.registry.insert(id, agent);

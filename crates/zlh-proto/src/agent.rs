@@ -234,6 +234,15 @@ pub struct ConsoleCommand {
     pub command: String,
 }
 
+/// `GET /variables` and `PUT /variables`: the values of a game's variables (its settable
+/// environment), applied at the next start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VariableValues {
+    /// Environment name → value.
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
 /// `GET /crashes`: the crash history, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

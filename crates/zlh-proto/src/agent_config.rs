@@ -63,6 +63,68 @@ pub struct GameSection {
     /// start or stop decides, across agent and container restarts.
     #[serde(default)]
     pub autostart: bool,
+    /// Environment names (keys of `env`) the owner may set through the agent's
+    /// `PUT /variables`; they apply at the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<String>,
+    /// Config files edited before every start, with `{{…}}` placeholders filled from the
+    /// environment (an egg's `config.files`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_files: Vec<ConfigEdit>,
+    /// Files of the working directory that must exist before the game can start (what the
+    /// owner uploads: a `server.jar`, a world).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_files: Vec<String>,
+    /// Paths the file API refuses to touch: glob patterns matched against the path in the
+    /// working directory and against the file's name (`*.sqlite-journal`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_denylist: Vec<String>,
+}
+
+/// A config file the agent edits before each start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEdit {
+    /// The file, relative to the working directory.
+    pub file: String,
+    /// How it is read and written.
+    pub parser: ConfigParser,
+    /// What to set: a key (for `file`, the start of a line; for the structured formats a
+    /// dotted path, `*` for every key or element) and its value, with placeholders.
+    pub find: BTreeMap<String, String>,
+}
+
+/// The config file formats eggs edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigParser {
+    /// Lines starting with a key are replaced by its value (appended when none does).
+    File,
+    /// Java `.properties`: `key=value`.
+    Properties,
+    /// INI: `section.key` (a key without a section is before the first one).
+    Ini,
+    /// YAML, by dotted path.
+    Yaml,
+    /// JSON, by dotted path.
+    Json,
+    /// XML, by dotted element path (existing elements only).
+    Xml,
+}
+
+impl ConfigParser {
+    /// The parser an egg names (`yml` is `yaml`).
+    pub fn named(name: &str) -> Option<ConfigParser> {
+        Some(match name {
+            "file" => ConfigParser::File,
+            "properties" => ConfigParser::Properties,
+            "ini" => ConfigParser::Ini,
+            "yaml" | "yml" => ConfigParser::Yaml,
+            "json" => ConfigParser::Json,
+            "xml" => ConfigParser::Xml,
+            _ => return None,
+        })
+    }
 }
 
 impl GameSection {
@@ -82,6 +144,10 @@ impl GameSection {
             quiesce: None,
             mods_dir: default_mods_dir(),
             autostart: false,
+            variables: Vec::new(),
+            config_files: Vec::new(),
+            required_files: Vec::new(),
+            file_denylist: Vec::new(),
         }
     }
 }

@@ -350,6 +350,17 @@ pub struct CreateServer {
     /// What it may use, within what the operator allows (the template's defaults otherwise).
     #[serde(default)]
     pub limits: Option<LimitsRequest>,
+    /// Game servers: start it once it is created (and installed). Otherwise it stays stopped,
+    /// so files can be uploaded first.
+    #[serde(default)]
+    pub start: bool,
+    /// Game servers: one of the template's images (its label or reference); its first when
+    /// absent.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Game servers: values for the template's editable variables (env name → value).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 /// What a server may use, enforced by the kernel (container drivers).
@@ -474,6 +485,41 @@ pub struct ServerView {
     pub address: Option<String>,
     /// What it may use, when its driver enforces limits (`null` on the local driver).
     pub limits: Option<ResourceLimits>,
+    /// The template's install step, while it runs or after it failed (`null` once done).
+    pub install: Option<InstallState>,
+}
+
+/// Where a server's install step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum InstallState {
+    /// Running; the server cannot start yet.
+    Installing,
+    /// Failed; it can be retried (`POST /api/servers/{id}/install`).
+    Failed,
+}
+
+impl InstallState {
+    /// Its name on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallState::Installing => "installing",
+            InstallState::Failed => "failed",
+        }
+    }
+}
+
+/// `GET /api/servers/{id}/install`: the install step's state and output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstallView {
+    /// `null` once it succeeded (or when the template has none).
+    pub state: Option<InstallState>,
+    /// Why it failed.
+    pub message: Option<String>,
+    /// Its output (the last 64 KiB).
+    pub log: String,
 }
 
 /// Which transport a port is for.
@@ -538,6 +584,58 @@ pub struct TemplateView {
     pub name: String,
     /// What it runs.
     pub description: String,
+    /// The images a server may run in, the default first.
+    #[serde(default)]
+    pub images: Vec<ImageChoice>,
+    /// What an owner can see and set, with the defaults as values.
+    #[serde(default)]
+    pub variables: Vec<VariableView>,
+    /// Whether an install step runs before the first start.
+    #[serde(default)]
+    pub install: bool,
+    /// Files the owner uploads before the first start.
+    #[serde(default)]
+    pub required_files: Vec<String>,
+}
+
+/// An image a template offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImageChoice {
+    /// For people (`Java 21`).
+    pub label: String,
+    /// The image reference.
+    pub image: String,
+}
+
+/// A variable of a template or a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VariableView {
+    /// For people.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Its environment name, the key to set it by.
+    pub env: String,
+    /// The value (the server's, or the template's default).
+    pub value: String,
+    /// The template's default.
+    pub default: String,
+    /// Whether the owner may change it.
+    pub editable: bool,
+    /// What a value must satisfy (`required`, `max:32`).
+    pub rules: Vec<String>,
+}
+
+/// `PUT /api/servers/{id}/variables`: new values, applied at the next start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetVariables {
+    /// Env name → value; variables left out keep theirs.
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 /// A runtime the portal can offer (`GET /api/dev/runtimes`).

@@ -43,6 +43,8 @@ error_codes! {
     InvalidPath => (400, "invalid_path"),
     UploadIncomplete => (400, "upload_incomplete"),
     InvalidLimits => (400, "invalid_limits"),
+    InvalidVariable => (400, "invalid_variable"),
+    InvalidTemplate => (400, "invalid_template"),
     // Who you are.
     Unauthorized => (401, "unauthorized"),
     InvalidCredentials => (401, "invalid_credentials"),
@@ -60,6 +62,8 @@ error_codes! {
     RegistrationDisabled => (403, "registration_disabled"),
     OriginNotAllowed => (403, "origin_not_allowed"),
     PathOutsideRoot => (403, "path_outside_root"),
+    FileDenied => (403, "file_denied"),
+    VariableNotEditable => (403, "variable_not_editable"),
     NotFound => (404, "not_found"),
     MethodNotAllowed => (405, "method_not_allowed"),
     // The state of things.
@@ -71,6 +75,8 @@ error_codes! {
     NotRunning => (409, "not_running"),
     InUse => (409, "in_use"),
     InstallInProgress => (409, "install_in_progress"),
+    InstallFailed => (409, "install_failed"),
+    MissingFiles => (409, "missing_files"),
     PayloadTooLarge => (413, "payload_too_large"),
     UnsupportedMediaType => (415, "unsupported_media_type"),
     RateLimited => (429, "rate_limited"),

@@ -362,7 +362,7 @@ impl TestControlPlane {
 
     /// Creates a server of the sample template; panics unless it was created.
     pub async fn create_sample_server(&self, user: &ApiUser, name: &str) -> Value {
-        let body = json!({"name": name, "type": "game", "template": "sample"});
+        let body = json!({"name": name, "type": "game", "template": "sample", "start": true});
         let (status, server) = self.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
         assert_eq!(status, 201, "create server: {server}");
         server

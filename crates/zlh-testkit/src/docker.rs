@@ -9,6 +9,8 @@ pub const SOCKET: &str = "/run/zlh-test-docker/docker.sock";
 pub const ARGS_FILE: &str = "/run/zlh-test-docker/dockerd.json";
 /// The image `cargo xtask` builds for servers in tests.
 pub const IMAGE: &str = "zlh-test/base:v1";
+/// The image with real games from Debian (wesnothd, freeciv-server) that the test eggs name.
+pub const GAMES_IMAGE: &str = "zlh-test/debian-games:v1";
 
 /// The engine's endpoint (`ZLH_TEST_DOCKER_HOST`, else the one `cargo xtask` starts).
 pub fn host() -> String {

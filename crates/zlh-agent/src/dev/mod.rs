@@ -22,7 +22,7 @@ use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, DevSection};
 use crate::dev::packages::PackageError;
 use crate::jobs::Progress;
-use crate::supervisor::{Launch, LaunchPlan};
+use crate::supervisor::{Launch, LaunchError, LaunchPlan};
 use code_server::CodeServer;
 use packages::PackageStore;
 
@@ -331,9 +331,9 @@ pub struct DevStatus {
 /// A dev container's main process: a login shell in the workspace, as the dev user, with the
 /// runtimes on `PATH`.
 impl LaunchPlan for DevEnvironment {
-    fn plan(&self, game: &crate::config::GameSection) -> Launch {
+    fn plan(&self, game: &crate::config::GameSection) -> Result<Launch, LaunchError> {
         let mut env = self.shell_env();
         env.extend(game.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Launch { cwd: self.workspace.clone(), env, ids: self.ids() }
+        Ok(Launch { cwd: self.workspace.clone(), env, ids: self.ids() })
     }
 }

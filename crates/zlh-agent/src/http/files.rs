@@ -26,6 +26,7 @@ impl From<FileError> for ApiError {
             FileError::InvalidPath(_) => ApiError::new(ErrorCode::InvalidPath, message),
             FileError::Interrupted => ApiError::new(ErrorCode::UploadIncomplete, message),
             FileError::Outside => ApiError::new(ErrorCode::PathOutsideRoot, message),
+            FileError::Denied => ApiError::new(ErrorCode::FileDenied, message),
             FileError::NotFound => ApiError::new(ErrorCode::NotFound, message),
             FileError::Exists => ApiError::new(ErrorCode::AlreadyExists, message),
             FileError::NotEmpty => ApiError::new(ErrorCode::DirectoryNotEmpty, message),

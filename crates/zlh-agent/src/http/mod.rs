@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{
     AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, JobState, PowerAccepted, Readiness,
-    ServerUsage, StatusSnapshot,
+    ServerUsage, StatusSnapshot, VariableValues,
 };
 
 use crate::clock::{format_ms, now_ms};
@@ -51,6 +51,8 @@ pub struct AppState {
     pub backups: Arc<crate::backup::Backups>,
     /// Its mods.
     pub mods: Arc<crate::mods::Mods>,
+    /// The owner's values of the game's variables.
+    pub variables: Arc<crate::variables::Variables>,
     /// When the agent started, for its uptime.
     pub started: Instant,
     /// Cancelled when the agent shuts down, to close console viewers.
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stop", post(stop))
         .route("/restart", post(restart))
         .route("/console/command", post(console_command))
+        .route("/variables", get(variables).put(set_variables))
         .route("/console", get(console::upgrade))
         .route("/files", get(files::list).delete(files::delete))
         .route("/files/content", get(files::download).put(files::upload))
@@ -231,6 +234,7 @@ fn power_error(error: PowerError) -> ApiError {
         }
         PowerError::NotRunning(state) => ApiError::new(ErrorCode::NotRunning, message).with_state(state),
         PowerError::StartFailed(_) => ApiError::new(ErrorCode::StartFailed, message),
+        PowerError::MissingFiles(_) => ApiError::new(ErrorCode::MissingFiles, message),
         PowerError::ShuttingDown => ApiError::new(ErrorCode::ShuttingDown, message),
     }
 }
@@ -259,6 +263,28 @@ async fn stop(State(state): State<AppState>) -> Response {
 
 async fn restart(State(state): State<AppState>) -> Response {
     power_response(state.supervisor.restart().await)
+}
+
+async fn variables(State(state): State<AppState>) -> Json<VariableValues> {
+    Json(VariableValues { values: state.variables.current(&state.config.game) })
+}
+
+/// Sets some of the variables' values, for the next start.
+async fn set_variables(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VariableValues>,
+) -> Result<Json<VariableValues>, ApiError> {
+    use crate::variables::VariableError;
+    state.variables.set(&body.values).map_err(|e| match e {
+        VariableError::Unknown(_) | VariableError::BadValue(_) => {
+            ApiError::new(ErrorCode::InvalidVariable, e.to_string())
+        }
+        VariableError::Io(_) => {
+            tracing::error!(error = %e, "variables not saved");
+            ApiError::internal()
+        }
+    })?;
+    Ok(Json(VariableValues { values: state.variables.current(&state.config.game) }))
 }
 
 async fn console_command(

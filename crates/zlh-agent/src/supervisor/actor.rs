@@ -25,7 +25,7 @@ use super::classify::{Classifier, ExitFacts, console_lines};
 use super::output::{ProcessEvent, ReadyWatch, pump};
 use super::store::{Desired, Persisted, PersistedProcess, StateStore};
 use super::typed_line::TypedLine;
-use super::{LaunchPlan, PowerError, Request, ShutdownMode, SupervisorStatus};
+use super::{Launch, LaunchError, LaunchPlan, PowerError, Request, ShutdownMode, SupervisorStatus};
 use crate::clock::{format_ms, instant_at_ms, now_ms};
 use crate::config::{AgentConfig, StopMethod};
 use crate::console::Console;
@@ -404,24 +404,41 @@ impl Actor {
 
     /// Starts a new run. On failure the server goes to `error` with the reason.
     async fn launch(&mut self) -> Result<(), PowerError> {
+        let launch = match self.plan.plan(&self.config.game) {
+            Ok(launch) => launch,
+            Err(LaunchError::MissingFiles(missing)) => {
+                // Nothing ran: the server stays stopped until its owner puts the files there.
+                let refusal = PowerError::MissingFiles(missing);
+                tracing::warn!(error = %refusal, "the server cannot start yet");
+                self.state = GameState::Stopped;
+                self.data.desired = Desired::Stopped;
+                self.last_error = Some(refusal.to_string());
+                self.save().await;
+                self.publish();
+                return Err(refusal);
+            }
+            Err(LaunchError::Failed(message)) => return self.launch_failed(message).await,
+        };
         self.state = GameState::Starting;
         self.last_error = None;
         self.publish();
-        match self.spawn_process().await {
+        match self.spawn_process(launch).await {
             Ok(()) => Ok(()),
-            Err(message) => {
-                tracing::error!(error = %message, "the server could not be started");
-                self.state = GameState::Error;
-                self.data.gave_up = true;
-                self.last_error = Some(message.clone());
-                self.save().await;
-                Err(PowerError::StartFailed(message))
-            }
+            Err(message) => self.launch_failed(message).await,
         }
     }
 
-    async fn spawn_process(&mut self) -> Result<(), String> {
-        let launch = self.plan.plan(&self.config.game);
+    /// A run that could not start: the server goes to `error` with the reason.
+    async fn launch_failed(&mut self, message: String) -> Result<(), PowerError> {
+        tracing::error!(error = %message, "the server could not be started");
+        self.state = GameState::Error;
+        self.data.gave_up = true;
+        self.last_error = Some(message.clone());
+        self.save().await;
+        Err(PowerError::StartFailed(message))
+    }
+
+    async fn spawn_process(&mut self, launch: Launch) -> Result<(), String> {
         std::fs::create_dir_all(&launch.cwd)
             .map_err(|e| format!("cannot create the working directory: {e}"))?;
         let (cols, rows) = self.terminal_size;

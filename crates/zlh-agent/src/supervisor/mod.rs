@@ -32,37 +32,66 @@ pub struct Launch {
     pub ids: Option<(u32, u32)>,
 }
 
+/// Why a run could not be prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchError {
+    /// Files the template needs are not there (the owner uploads them).
+    MissingFiles(Vec<String>),
+    /// Anything else (a config file that cannot be edited).
+    Failed(String),
+}
+
 /// Decides each run's [`Launch`]: game servers run in the server directory with a clean
 /// environment; dev containers run a shell in the workspace as the dev user.
 pub trait LaunchPlan: Send + Sync + std::fmt::Debug {
-    /// The launch of the next run of `game`.
-    fn plan(&self, game: &GameSection) -> Launch;
+    /// Prepares the next run of `game` and says how it starts.
+    fn plan(&self, game: &GameSection) -> Result<Launch, LaunchError>;
 }
 
 /// A game server's launch.
 #[derive(Debug)]
 pub struct GameLaunch {
     server_root: PathBuf,
+    variables: Arc<crate::variables::Variables>,
 }
 
 impl GameLaunch {
-    /// Runs in the configured working directory.
-    pub fn new(config: &AgentConfig) -> GameLaunch {
-        GameLaunch { server_root: config.server_root() }
+    /// Runs in the configured working directory, with the owner's `variables`.
+    pub fn new(config: &AgentConfig, variables: Arc<crate::variables::Variables>) -> GameLaunch {
+        GameLaunch { server_root: config.server_root(), variables }
+    }
+
+    fn missing_files(&self, game: &GameSection) -> Vec<String> {
+        let Ok(dir) = cap_std::fs::Dir::open_ambient_dir(&self.server_root, cap_std::ambient_authority())
+        else {
+            return game.required_files.clone();
+        };
+        let present = |file: &String| crate::files::clean(file).is_ok_and(|path| dir.exists(path));
+        game.required_files.iter().filter(|file| !present(file)).cloned().collect()
     }
 }
 
 impl LaunchPlan for GameLaunch {
-    /// A clean base (never the agent's own environment, which holds its secret) plus the
-    /// template's variables.
-    fn plan(&self, game: &GameSection) -> Launch {
+    /// Checks the required files are there, edits the config files, and runs with a clean
+    /// base (never the agent's own environment, which holds its secret) plus the template's
+    /// environment with the owner's values.
+    fn plan(&self, game: &GameSection) -> Result<Launch, LaunchError> {
+        std::fs::create_dir_all(&self.server_root)
+            .map_err(|e| LaunchError::Failed(format!("cannot create the working directory: {e}")))?;
+        let missing = self.missing_files(game);
+        if !missing.is_empty() {
+            return Err(LaunchError::MissingFiles(missing));
+        }
+        let variables = self.variables.environment(game);
+        crate::config_files::apply(&self.server_root, &game.config_files, &variables)
+            .map_err(LaunchError::Failed)?;
         let mut env: Vec<(String, String)> = ["PATH", "HOME", "LANG", "USER", "LOGNAME"]
             .iter()
             .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))
             .collect();
         env.push(("TERM".into(), "xterm-256color".into()));
-        env.extend(game.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Launch { cwd: self.server_root.clone(), env, ids: None }
+        env.extend(variables);
+        Ok(Launch { cwd: self.server_root.clone(), env, ids: None })
     }
 }
 
@@ -102,6 +131,9 @@ pub enum PowerError {
     /// The process could not be started.
     #[error("the server could not be started: {0}")]
     StartFailed(String),
+    /// Files the template needs are not there yet.
+    #[error("upload these files before starting the server: {}", .0.join(", "))]
+    MissingFiles(Vec<String>),
     /// The agent is stopping.
     #[error("the agent is shutting down")]
     ShuttingDown,

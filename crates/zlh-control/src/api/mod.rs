@@ -12,6 +12,7 @@ mod data;
 mod dev;
 pub(crate) mod openapi;
 mod servers;
+mod setup;
 mod two_factor;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/servers/{id}/stop", post(servers::stop))
         .route("/api/servers/{id}/restart", post(servers::restart))
         .route("/api/servers/{id}/crashes", get(servers::crashes))
+        .route("/api/servers/{id}/variables", get(setup::variables).put(setup::set_variables))
+        .route("/api/servers/{id}/install", get(setup::install).post(setup::reinstall))
         .route("/api/servers/{id}/console/command", post(servers::console_command))
         .route("/api/servers/{id}/console/ticket", post(console::ticket))
         .route("/api/servers/{id}/console", get(console::socket))
@@ -195,6 +198,7 @@ async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<
                 ports: ports.map(|p| p.ports).unwrap_or_default(),
                 address,
                 limits: server.limits,
+                install: server.install,
             }
         })
         .collect())

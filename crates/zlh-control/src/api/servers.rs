@@ -132,6 +132,9 @@ async fn power(
     action: PowerAction,
 ) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
     let server = access::server(&control, &user.0, id).await?;
+    if action != PowerAction::Stop {
+        super::setup::installed(&server)?;
+    }
     let agent = access::agent(&control, &server)?;
     let accepted = agent.power(action).await?;
     tracing::info!(server_id = id, user_id = user.0.id, ?action, state = %accepted.state, "power action");

@@ -9,7 +9,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
-use zlh_proto::api::{Lifecycle, PortSpec, PortView, ResourceLimits, Role, ServerKind};
+use zlh_proto::api::{InstallState, Lifecycle, PortSpec, PortView, ResourceLimits, Role, ServerKind};
 
 pub use sqlite::SqliteStore;
 
@@ -84,6 +84,10 @@ pub struct Server {
     pub ide_upstream: Secret,
     /// What it may use, when its driver enforces limits.
     pub limits: Option<ResourceLimits>,
+    /// Its template's install step, while it runs or after it failed.
+    pub install: Option<InstallState>,
+    /// Why the install step failed.
+    pub install_message: Option<String>,
     /// Creation time (ms since the epoch).
     pub created_at_ms: i64,
 }
@@ -339,6 +343,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks an IDE link spent: `false` if it was already (spent links are kept until they
     /// expire; expired ones are forgotten here).
     async fn spend_link(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+    /// Records where a server's install step is (`None`: done), and why it failed.
+    async fn set_install(
+        &self,
+        server_id: i64,
+        state: Option<InstallState>,
+        message: Option<&str>,
+    ) -> StoreResult<()>;
     /// Records a server's new limits.
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()>;
     /// Records a node (or updates its address and port range); returns it.

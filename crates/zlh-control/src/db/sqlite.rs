@@ -11,8 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
 use zlh_proto::api::{
-    ApiKeyRequest, ApiKeyScope, ApiKeyView, Lifecycle, PortProtocol, PortSpec, PortView, ResourceLimits,
-    Role, ServerKind,
+    ApiKeyRequest, ApiKeyScope, ApiKeyView, InstallState, Lifecycle, PortProtocol, PortSpec, PortView,
+    ResourceLimits, Role, ServerKind,
 };
 
 use super::{
@@ -113,6 +113,12 @@ fn server_from(row: &SqliteRow) -> StoreResult<Server> {
         agent_secret: Secret::new(row.try_get::<String, _>("agent_secret")?),
         ide_upstream: Secret::new(row.try_get::<String, _>("ide_upstream")?),
         limits: row.try_get::<Option<String>, _>("limits")?.and_then(|text| serde_json::from_str(&text).ok()),
+        install: match row.try_get::<Option<String>, _>("install_state")?.as_deref() {
+            Some("installing") => Some(InstallState::Installing),
+            Some(_) => Some(InstallState::Failed),
+            None => None,
+        },
+        install_message: row.try_get("install_message")?,
         created_at_ms: row.try_get("created_at")?,
     })
 }
@@ -640,6 +646,21 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn set_install(
+        &self,
+        server_id: i64,
+        state: Option<InstallState>,
+        message: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE servers SET install_state = ?, install_message = ? WHERE id = ?")
+            .bind(state.map(InstallState::as_str))
+            .bind(message)
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()> {

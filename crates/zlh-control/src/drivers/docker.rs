@@ -31,9 +31,10 @@ use bollard::Docker;
 use bollard::errors::Error as EngineError;
 use bollard::models::{ContainerCreateBody, ContainerUpdateBody, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    CreateContainerOptions, KillContainerOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
     StopContainerOptions, UploadToContainerOptions,
 };
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zlh_proto::Secret;
@@ -41,9 +42,20 @@ use zlh_proto::agent_config::{DevSection, DiskEnforcement, DiskSection, GameSect
 use zlh_proto::api::{PortProtocol, ResourceLimits};
 
 use super::disks::LoopDisks;
-use super::{AgentSpec, Driver, DriverError, Teardown};
+use super::{AgentSpec, Driver, DriverError, InstallLog, InstallRun, Teardown};
 use crate::config::DockerConfig;
 use crate::registry::{Agent, AgentEndpoint, RemoteAgent};
+
+/// Where an installer sees the server's data volume; `/mnt/server` leads to its `server`.
+const INSTALL_DATA: &str = "/mnt/zlh-data";
+/// Runs `$1 script` (the script is `$2`) with `/mnt/server` the game's directory, then gives
+/// what it made to the server's user (`$3`), symlinks as themselves, never what they point at.
+const INSTALL_WRAPPER: &str = "mkdir -p /mnt/zlh-data/server && rm -rf /mnt/server && \
+    ln -s /mnt/zlh-data/server /mnt/server && printf '%s' \"$2\" > /tmp/zlh-install.sh || exit 125
+cd /mnt/server && \"$1\" /tmp/zlh-install.sh
+code=$?
+chown -R -h \"$3\" /mnt/zlh-data/server
+exit $code";
 
 /// The agent's port inside every container.
 const AGENT_PORT: u16 = 7420;
@@ -532,7 +544,7 @@ impl DockerDriver {
     async fn remove_everything(&self, engine: &Docker, server_id: i64) -> Result<(), DriverError> {
         let name = self.name(server_id);
         let force = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-        for container in [format!("{name}-loader"), name.clone()] {
+        for container in [format!("{name}-loader"), format!("{name}-install"), name.clone()] {
             match engine.remove_container(&container, Some(force.clone())).await {
                 Ok(()) | Err(EngineError::DockerResponseServerError { status_code: 404, .. }) => {}
                 Err(e) => return Err(engine_error("remove the container", e)),
@@ -680,7 +692,6 @@ impl Driver for DockerDriver {
             catalog_url,
             game: {
                 let mut game = spec.game_with_zlh(&format!("{AGENT_DIR}/zlh"));
-                game.autostart = true;
                 game.working_dir = PathBuf::from(format!("{DATA_DIR}/server"));
                 game.env.insert("SERVER_MEMORY".into(), spec.limits.memory_mb.to_string());
                 game
@@ -774,6 +785,74 @@ impl Driver for DockerDriver {
             .await
             .map_err(|e| engine_error("change the limits", e))?;
         self.save_stored(server_id, &stored)
+    }
+
+    async fn install(&self, server_id: i64, run: &InstallRun, log: InstallLog) -> Result<i64, DriverError> {
+        let engine = self.engine().await?;
+        let stored = self.load_stored(server_id)?;
+        let name = format!("{}-install", self.name(server_id));
+        let force = RemoveContainerOptions { force: true, ..Default::default() };
+        let _ = engine.remove_container(&name, Some(force.clone())).await;
+        let mut mounts = writable(&stored.container["HostConfig"]["Mounts"]);
+        // Only the data, where the installer expects it: the agent's volume stays out of reach.
+        if let Some(list) = mounts.as_array_mut() {
+            list.retain(|m| m["Target"] == DATA_DIR);
+            list.iter_mut().for_each(|m| m["Target"] = json!(INSTALL_DATA));
+        }
+        let (uid, gid) = self.ids();
+        let host = &stored.container["HostConfig"];
+        let body: ContainerCreateBody = serde_json::from_value(json!({
+            "Image": run.image,
+            // Eggs' scripts run as root and write to /mnt/server; what they leave is then
+            // given to the server's user.
+            "Cmd": ["/bin/sh", "-c", INSTALL_WRAPPER, "zlh-install", run.entrypoint, run.script,
+                format!("{uid}:{gid}")],
+            "User": "0:0",
+            "Env": run.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "Labels": { "zlh.server": server_id.to_string(), "zlh.node": self.node },
+            "HostConfig": {
+                "Mounts": mounts,
+                "CapDrop": ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"],
+                "SecurityOpt": ["no-new-privileges"],
+                "Memory": host["Memory"],
+                "MemorySwap": host["MemorySwap"],
+                "NanoCpus": host["NanoCpus"],
+                "PidsLimit": host["PidsLimit"],
+                "NetworkMode": self.config.network,
+            },
+        }))
+        .map_err(|_| DriverError("the installer's spec is damaged".into()))?;
+        let options = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
+        let ran = async {
+            engine
+                .create_container(Some(options), body)
+                .await
+                .map_err(|e| engine_error("create the installer", e))?;
+            engine.start_container(&name, None).await.map_err(|e| engine_error("start the installer", e))?;
+            let follow = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
+            let mut output = engine.logs(&name, Some(follow));
+            let followed = tokio::time::timeout(run.timeout, async {
+                while let Some(chunk) = output.next().await {
+                    let chunk = chunk.map_err(|e| engine_error("read the installer's output", e))?;
+                    let _ = log.send(chunk.into_bytes());
+                }
+                Ok::<(), DriverError>(())
+            });
+            followed.await.map_err(|_| {
+                DriverError(format!(
+                    "the install script did not finish within {}",
+                    humantime::format_duration(run.timeout)
+                ))
+            })??;
+            let inspected = engine
+                .inspect_container(&name, None)
+                .await
+                .map_err(|e| engine_error("inspect the installer", e))?;
+            Ok(inspected.state.and_then(|s| s.exit_code).unwrap_or(-1))
+        }
+        .await;
+        let _ = engine.remove_container(&name, Some(force)).await;
+        ran
     }
 
     async fn destroy(&self, server_id: i64, teardown: Teardown) -> Result<(), DriverError> {

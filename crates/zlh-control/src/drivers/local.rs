@@ -242,7 +242,7 @@ impl Driver for LocalDriver {
             secret: crate::auth::random_token(24),
             root,
             catalog_url: spec.catalog_url.clone(),
-            game: GameSection { autostart: true, ..spec.game_with_zlh(&self.zlh_exe.to_string_lossy()) },
+            game: spec.game_with_zlh(&self.zlh_exe.to_string_lossy()),
             dev: spec.dev.clone(),
             defaults: self.agent_defaults.clone(),
         };

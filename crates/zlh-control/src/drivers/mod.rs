@@ -51,6 +51,32 @@ impl AgentSpec {
     }
 }
 
+/// An install step to run: `entrypoint script` in `image`, with the server's files at
+/// `/mnt/server` and `env` in its environment.
+#[derive(Clone)]
+pub struct InstallRun {
+    /// The image (already mapped to a local one).
+    pub image: String,
+    /// The shell that runs the script.
+    pub entrypoint: String,
+    /// The script.
+    pub script: String,
+    /// Its environment: the server's variables, `SERVER_PORT`, `SERVER_IP`, `SERVER_MEMORY`.
+    pub env: Vec<(String, String)>,
+    /// How long it may run before it is killed and counts as failed.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for InstallRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Variables may hold what their owner considers secret (passwords, tokens).
+        f.debug_struct("InstallRun").field("image", &self.image).finish_non_exhaustive()
+    }
+}
+
+/// Where an install step's output goes, as it comes.
+pub type InstallLog = tokio::sync::mpsc::UnboundedSender<bytes::Bytes>;
+
 /// Why a driver failed; the message is safe to show (no paths, addresses or secrets).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -113,5 +139,18 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The memory of the machine servers run on, in MiB, where the driver can tell.
     async fn host_memory_mb(&self) -> Option<u32> {
         None
+    }
+    /// Runs an install step beside the server (its game stopped), its output sent to `log`;
+    /// returns the script's exit code.
+    async fn install(
+        &self,
+        _server_id: i64,
+        _run: &InstallRun,
+        _log: InstallLog,
+    ) -> Result<i64, DriverError> {
+        Err(DriverError(
+            "install steps run in a container of their own: this server's driver has none (use the docker driver)"
+                .into(),
+        ))
     }
 }

@@ -7,15 +7,19 @@
 //! takes its command from the request.
 
 pub mod egg;
+pub mod variables;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zlh_proto::agent_config::{GameSection, ListenPort, Pattern, StopMethod, StopSignal};
 use zlh_proto::api::{
-    CreateServer, LimitsRequest, PortProtocol, PortSpec, PortView, ServerKind, TemplateView,
+    CreateServer, ImageChoice, LimitsRequest, PortProtocol, PortSpec, PortView, ServerKind, TemplateView,
+    VariableView,
 };
+
+use variables::{Variable, VariableSpec};
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("minecraft-java", include_str!("../../templates/minecraft-java.toml")),
@@ -29,22 +33,104 @@ pub const CUSTOM: &str = "custom";
 const MAX_ARGS: usize = 256;
 const MAX_ARG_BYTES: usize = 4096;
 
-#[derive(Debug, Clone, Deserialize)]
+/// A template as its file says it (TOML): what `zlh templates import` writes and the
+/// templates directory holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Template {
-    description: String,
+pub struct TemplateFile {
+    /// What it runs, for people.
+    pub description: String,
     /// The ports it needs, the main one first; the game gets them as `{port.<name>}` and the
     /// first as `SERVER_PORT`.
-    #[serde(default)]
-    ports: Vec<PortSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
     /// The container image it runs in (drivers with containers; their default when none).
-    #[serde(default)]
-    image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Images an owner may pick instead, the default first (when `image` is not set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageChoice>,
     /// What its servers may use unless their owner chooses otherwise (the operator's default
     /// for what it leaves out).
-    #[serde(default)]
-    limits: LimitsRequest,
-    game: GameSection,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: LimitsRequest,
+    /// Settings an owner may see and change, in the game's environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<VariableSpec>,
+    /// A script run once before the first start, in a container of its own with the server's
+    /// files at `/mnt/server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallStep>,
+    /// The agent's `[game]` section.
+    pub game: GameSection,
+}
+
+fn is_default(limits: &LimitsRequest) -> bool {
+    *limits == LimitsRequest::default()
+}
+
+/// An install step: `entrypoint script` in `image`, with the server's files at `/mnt/server`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallStep {
+    /// The image it runs in.
+    pub image: String,
+    /// The shell that runs the script (`bash`).
+    #[serde(default = "default_entrypoint")]
+    pub entrypoint: String,
+    /// The script.
+    pub script: String,
+}
+
+fn default_entrypoint() -> String {
+    "bash".into()
+}
+
+/// A template as it was read: its file, with the variables' rules compiled.
+#[derive(Debug, Clone)]
+struct Template {
+    file: TemplateFile,
+    variables: Vec<Variable>,
+}
+
+impl Template {
+    /// The images it offers, the default first.
+    fn images(&self) -> Vec<ImageChoice> {
+        let mut images = self.file.images.clone();
+        if let Some(image) = &self.file.image {
+            images.retain(|choice| &choice.image != image);
+            images.insert(0, ImageChoice { label: "Default".into(), image: image.clone() });
+        }
+        images
+    }
+
+    fn view(&self, name: &str) -> TemplateView {
+        let variables =
+            self.variables.iter().filter(|v| v.spec.user_viewable).map(|v| v.view(&v.spec.default)).collect();
+        TemplateView {
+            name: name.to_owned(),
+            description: self.file.description.clone(),
+            images: self.images(),
+            variables,
+            install: self.file.install.is_some(),
+            required_files: self.file.game.required_files.clone(),
+        }
+    }
+}
+
+impl Variable {
+    /// How the API shows it, with `value`.
+    pub fn view(&self, value: &str) -> VariableView {
+        VariableView {
+            name: self.spec.name.clone(),
+            description: self.spec.description.clone(),
+            env: self.spec.env.clone(),
+            value: value.to_owned(),
+            default: self.spec.default.clone(),
+            editable: self.spec.user_editable,
+            rules: self.spec.rules.clone(),
+        }
+    }
 }
 
 /// What a create request runs: the agent's `[game]` section, with `{port.<name>}` still to be
@@ -59,6 +145,10 @@ pub struct GamePlan {
     pub image: Option<String>,
     /// The limits it chooses.
     pub limits: LimitsRequest,
+    /// Its install step.
+    pub install: Option<InstallStep>,
+    /// Start once created.
+    pub start: bool,
 }
 
 impl GamePlan {
@@ -96,6 +186,21 @@ pub enum TemplateError {
     /// The request does not fit the template (a custom command that is missing or too long).
     #[error("{0}")]
     Invalid(String),
+    /// A variable's value breaks its rules.
+    #[error("{0}")]
+    Variable(String),
+    /// A variable the owner may not set (or the template does not have).
+    #[error("{0}")]
+    NotEditable(String),
+}
+
+/// The variable an owner may set by `env`, or why not.
+pub fn settable<'a>(variables: &'a [Variable], env: &str) -> Result<&'a Variable, TemplateError> {
+    match variables.iter().find(|v| v.spec.env == env) {
+        Some(v) if v.spec.user_viewable && v.spec.user_editable => Ok(v),
+        Some(v) => Err(TemplateError::NotEditable(format!("{} cannot be changed by its owner", v.spec.name))),
+        None => Err(TemplateError::NotEditable(format!("this server's template has no variable {env}"))),
+    }
 }
 
 /// Every template, by name.
@@ -105,24 +210,48 @@ pub struct TemplateCatalog {
     dev_shell: Template,
 }
 
+/// Reads a template file, or says what is wrong with it.
 fn parse(name: &str, text: &str) -> Result<Template, String> {
-    let template: Template = toml::from_str(text).map_err(|e| format!("template {name}: {e}"))?;
-    if template.game.argv.first().is_none_or(|program| program.is_empty()) {
-        return Err(format!("template {name}: game.argv must name a program"));
-    }
-    let texts = template.game.argv.iter().chain(template.game.env.values());
-    for text in texts {
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("{port.") {
-            let after = &rest[at + "{port.".len()..];
-            let port = after.split('}').next().unwrap_or_default();
-            if !template.ports.iter().any(|p| p.name == port) {
-                return Err(format!("template {name}: {{port.{port}}} names no port in its ports list"));
-            }
-            rest = after;
+    let file: TemplateFile = toml::from_str(text).map_err(|e| format!("template {name}: {e}"))?;
+    Template::new(name, file)
+}
+
+impl Template {
+    fn new(name: &str, mut file: TemplateFile) -> Result<Template, String> {
+        let bad = |problem: String| Err(format!("template {name}: {problem}"));
+        if file.game.argv.first().is_none_or(|program| program.is_empty()) {
+            return bad("game.argv must name a program".into());
         }
+        let texts = file.game.argv.iter().chain(file.game.env.values());
+        for text in texts {
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("{port.") {
+                let after = &rest[at + "{port.".len()..];
+                let port = after.split('}').next().unwrap_or_default();
+                if !file.ports.iter().any(|p| p.name == port) {
+                    return bad(format!("{{port.{port}}} names no port in its ports list"));
+                }
+                rest = after;
+            }
+        }
+        if file.install.as_ref().is_some_and(|i| i.image.trim().is_empty() || i.entrypoint.trim().is_empty())
+        {
+            return bad("install needs an image and an entrypoint".into());
+        }
+        let mut variables = Vec::new();
+        for spec in &file.variables {
+            let variable =
+                Variable::new(spec.clone(), &mut Vec::new()).map_err(|e| format!("template {name}: {e}"))?;
+            if let Err(why) = variable.check(&spec.default) {
+                return bad(format!("the default of {}: {why}", spec.env));
+            }
+            // The game gets every variable in its environment; the owner may set these.
+            file.game.env.entry(spec.env.clone()).or_insert_with(|| spec.default.clone());
+            file.game.variables.push(spec.env.clone());
+            variables.push(variable);
+        }
+        Ok(Template { file, variables })
     }
-    Ok(template)
 }
 
 impl TemplateCatalog {
@@ -159,16 +288,26 @@ impl TemplateCatalog {
 
     /// The catalog as `GET /api/templates` shows it.
     pub fn list(&self) -> Vec<TemplateView> {
-        let mut list: Vec<TemplateView> = self
-            .templates
-            .iter()
-            .map(|(name, t)| TemplateView { name: name.clone(), description: t.description.clone() })
-            .collect();
+        let mut list: Vec<TemplateView> = self.templates.iter().map(|(name, t)| t.view(name)).collect();
         list.push(TemplateView {
             name: CUSTOM.into(),
             description: "Your own command (`command`, optional `ready_pattern`)".into(),
+            images: Vec::new(),
+            variables: Vec::new(),
+            install: false,
+            required_files: Vec::new(),
         });
         list
+    }
+
+    /// A template's install step.
+    pub fn install_step(&self, name: &str) -> Option<InstallStep> {
+        self.templates.get(name).and_then(|t| t.file.install.clone())
+    }
+
+    /// A template's variables (to show and check a server's values).
+    pub fn variables(&self, name: &str) -> Option<&[Variable]> {
+        self.templates.get(name).map(|t| t.variables.as_slice())
     }
 
     /// What a create request runs, or why the request is wrong.
@@ -176,10 +315,12 @@ impl TemplateCatalog {
         let invalid = |message: &str| Err(TemplateError::Invalid(message.to_owned()));
         if request.kind == ServerKind::Dev {
             return Ok(GamePlan {
-                game: self.dev_shell.game.clone(),
+                game: self.dev_shell.file.game.clone(),
                 ports: Vec::new(),
-                image: self.dev_shell.image.clone(),
-                limits: self.dev_shell.limits,
+                image: self.dev_shell.file.image.clone(),
+                limits: self.dev_shell.file.limits,
+                install: None,
+                start: true,
             });
         }
         let Some(name) = request.template.as_deref() else {
@@ -190,12 +331,34 @@ impl TemplateCatalog {
                 return invalid("command and ready_pattern are only for the custom template");
             }
             let template = self.templates.get(name).ok_or_else(|| TemplateError::Unknown(name.to_owned()))?;
+            let images = template.images();
+            let image = match request.image.as_deref() {
+                None => images.first().map(|choice| choice.image.clone()),
+                Some(asked) => {
+                    let choice = images.iter().find(|c| c.label == asked || c.image == asked);
+                    let Some(choice) = choice else {
+                        return invalid(&format!("the template {name} does not offer the image {asked:?}"));
+                    };
+                    Some(choice.image.clone())
+                }
+            };
+            let mut game = template.file.game.clone();
+            for (env, value) in &request.variables {
+                let variable = settable(&template.variables, env)?;
+                variable.check(value).map_err(TemplateError::Variable)?;
+                game.env.insert(env.clone(), value.clone());
+            }
             return Ok(GamePlan {
-                game: template.game.clone(),
-                ports: template.ports.clone(),
-                image: template.image.clone(),
-                limits: template.limits,
+                game,
+                ports: template.file.ports.clone(),
+                image,
+                limits: template.file.limits,
+                install: template.file.install.clone(),
+                start: request.start,
             });
+        }
+        if !request.variables.is_empty() || request.image.is_some() {
+            return invalid("the custom template has no variables or images");
         }
         let command = request.command.as_deref().unwrap_or_default();
         if command.is_empty() || command[0].trim().is_empty() {
@@ -225,6 +388,8 @@ impl TemplateCatalog {
             ports: vec![PortSpec { name: "game".into(), protocol: PortProtocol::Tcp }],
             image: None,
             limits: LimitsRequest::default(),
+            install: None,
+            start: request.start,
         })
     }
 }
@@ -242,8 +407,8 @@ mod tests {
         let block = &after[after.find("```toml\n").expect("an example") + 8..];
         let example = &block[..block.find("```").expect("its end")];
         let template = parse("paper", example).expect("the README's template");
-        assert_eq!(template.ports.len(), 1);
-        assert_eq!(template.game.start_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(template.file.ports.len(), 1);
+        assert_eq!(template.file.game.start_timeout, std::time::Duration::from_secs(300));
     }
 
     fn request(template: Option<&str>, command: Option<&[&str]>) -> CreateServer {
@@ -257,6 +422,9 @@ mod tests {
             version: None,
             enable_code_server: false,
             limits: None,
+            start: false,
+            image: None,
+            variables: BTreeMap::new(),
         }
     }
 
@@ -288,6 +456,18 @@ mod tests {
             catalog.list().iter().all(|t| t.name != "typo"),
             "a template naming an undeclared port is refused"
         );
+    }
+
+    #[test]
+    fn every_test_egg_makes_a_template_that_reads_back() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/eggs");
+        for file in std::fs::read_dir(dir).expect("eggs").flatten() {
+            let text = std::fs::read_to_string(file.path()).expect("egg");
+            let imported = egg::Egg::parse(&text).expect("egg").to_template();
+            let template = parse("egg", &imported.toml).unwrap_or_else(|e| panic!("{e}\n{}", imported.toml));
+            assert!(!template.file.game.variables.is_empty(), "{}", imported.toml);
+            assert!(template.file.install.is_some() && !template.images().is_empty());
+        }
     }
 
     #[test]

@@ -327,7 +327,7 @@ async fn new_accounts_and_servers_have_limits() {
 
     // Two servers at most, even when three are asked for at once.
     let token = Some(customer.access_token.as_str());
-    let body = |name: &str| Some(json!({"name": name, "type": "game", "template": "sample"}));
+    let body = |name: &str| Some(json!({"name": name, "type": "game", "template": "sample", "start": true}));
     let (a, b, c) = tokio::join!(
         control.call("POST", "/api/servers", token, body("a")),
         control.call("POST", "/api/servers", token, body("b")),

@@ -32,8 +32,12 @@ fn exec(name: &str, script: &str) -> (bool, String) {
 async fn each_server_is_a_locked_down_container_with_ports_of_its_own() {
     let control = docker_control().await;
     let user = control.register("boxed@example.com").await;
-    let server =
-        create(&control, &user, json!({"name": "boxed", "type": "game", "template": "sample"})).await;
+    let server = create(
+        &control,
+        &user,
+        json!({"name": "boxed", "type": "game", "template": "sample", "start": true}),
+    )
+    .await;
     let name = container(&control, &server);
     let port = server["ports"][0]["port"].as_u64().expect("a game port") as u16;
     assert_eq!(server["address"], json!(format!("127.0.0.1:{port}")));
@@ -79,8 +83,12 @@ async fn each_server_is_a_locked_down_container_with_ports_of_its_own() {
 async fn a_server_reaches_no_other_server_and_its_agent_dies_without_its_game() {
     let control = docker_control().await;
     let user = control.register("neighbours@example.com").await;
-    let a = create(&control, &user, json!({"name": "a", "type": "game", "template": "sample"})).await;
-    let b = create(&control, &user, json!({"name": "b", "type": "game", "template": "sample"})).await;
+    let a =
+        create(&control, &user, json!({"name": "a", "type": "game", "template": "sample", "start": true}))
+            .await;
+    let b =
+        create(&control, &user, json!({"name": "b", "type": "game", "template": "sample", "start": true}))
+            .await;
     let (name_a, name_b) = (container(&control, &a), container(&control, &b));
     let network =
         inspect(&name_b)["NetworkSettings"]["Networks"]["zlh-test"]["IPAddress"].as_str().map(str::to_owned);
@@ -159,13 +167,12 @@ async fn limits_are_chosen_within_the_operators_and_the_kernel_holds_them() {
     let control = docker_control().await;
     let user = control.register("limited@example.com").await;
     let token = Some(user.access_token.as_str());
-    let too_much =
-        json!({"name": "big", "type": "game", "template": "sample", "limits": {"memoryMb": 1_000_000}});
+    let too_much = json!({"name": "big", "type": "game", "template": "sample", "start": true, "limits": {"memoryMb": 1_000_000}});
     let (status, refused) = control.call("POST", "/api/servers", token, Some(too_much)).await;
     assert_eq!((status, &refused["error"]["code"]), (400, &json!("invalid_limits")), "{refused}");
     assert_eq!(node_resources(&control.node), (Vec::new(), Vec::new()), "nothing was made");
 
-    let body = json!({"name": "small", "type": "game", "template": "sample", "limits": {"memoryMb": 96, "cpus": 0.5, "pids": 64}});
+    let body = json!({"name": "small", "type": "game", "template": "sample", "start": true, "limits": {"memoryMb": 96, "cpus": 0.5, "pids": 64}});
     let server = create(&control, &user, body).await;
     assert_eq!(
         server["limits"],
@@ -222,7 +229,7 @@ async fn a_servers_disk_is_a_filesystem_of_its_quota_that_nothing_writes_past() 
     .await;
     let user = control.register("quota@example.com").await;
     let token = Some(user.access_token.as_str());
-    let body = json!({"name": "quota", "type": "game", "template": "sample", "limits": {"diskMb": 64}});
+    let body = json!({"name": "quota", "type": "game", "template": "sample", "start": true, "limits": {"diskMb": 64}});
     let server = create(&control, &user, body).await;
     let id = server["id"].as_i64().expect("id");
     let name = container(&control, &server);
@@ -301,7 +308,7 @@ async fn a_remote_engine_is_driven_over_mutual_tls_and_measures_disks_it_cannot_
     };
     let refused = TestControlPlane::start(zlh(), &spec).await;
     let user = refused.register("untrusted@example.com").await;
-    let body = json!({"name": "x", "type": "game", "template": "sample"});
+    let body = json!({"name": "x", "type": "game", "template": "sample", "start": true});
     let (status, answer) = refused.call("POST", "/api/servers", Some(&user.access_token), Some(body)).await;
     assert_eq!((status, &answer["error"]["code"]), (502, &json!("provisioning_failed")), "{answer}");
     assert_eq!(node_resources(&refused.node), (Vec::new(), Vec::new()));
@@ -317,10 +324,13 @@ async fn a_remote_engine_is_driven_over_mutual_tls_and_measures_disks_it_cannot_
     let control = TestControlPlane::start(zlh(), &spec).await;
     let user = control.register("remote@example.com").await;
     let token = Some(user.access_token.as_str());
-    let body = json!({"name": "far", "type": "game", "template": "sample", "limits": {"diskMb": 32}});
+    let body =
+        json!({"name": "far", "type": "game", "template": "sample", "start": true, "limits": {"diskMb": 32}});
     let server = create(&control, &user, body).await;
     let id = server["id"].as_i64().expect("id");
-    let second = create(&control, &user, json!({"name": "near", "type": "game", "template": "sample"})).await;
+    let second =
+        create(&control, &user, json!({"name": "near", "type": "game", "template": "sample", "start": true}))
+            .await;
     let agent_port = |server: &Value| {
         let bindings = inspect(&container(&control, server))["HostConfig"]["PortBindings"].clone();
         bindings["7420/tcp"][0]["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()).expect("agent port")
@@ -353,8 +363,12 @@ async fn a_remote_engine_is_driven_over_mutual_tls_and_measures_disks_it_cannot_
 async fn servers_outlive_the_control_plane_and_come_back_when_their_container_goes() {
     let mut control = docker_control().await;
     let user = control.register("lasting@example.com").await;
-    let server =
-        create(&control, &user, json!({"name": "lasting", "type": "game", "template": "sample"})).await;
+    let server = create(
+        &control,
+        &user,
+        json!({"name": "lasting", "type": "game", "template": "sample", "start": true}),
+    )
+    .await;
     let id = server["id"].as_i64().expect("id");
     let name = container(&control, &server);
     let (_, written) = exec(&name, "echo kept > /var/lib/zlh/server/kept.txt && echo ok");
@@ -412,8 +426,12 @@ async fn servers_come_back_as_they_were_when_the_engine_restarts() {
     let control = docker_control().await;
     let user = control.register("restarted@example.com").await;
     let token = Some(user.access_token.as_str());
-    let running = create(&control, &user, json!({"name": "on", "type": "game", "template": "sample"})).await;
-    let stopped = create(&control, &user, json!({"name": "off", "type": "game", "template": "sample"})).await;
+    let running =
+        create(&control, &user, json!({"name": "on", "type": "game", "template": "sample", "start": true}))
+            .await;
+    let stopped =
+        create(&control, &user, json!({"name": "off", "type": "game", "template": "sample", "start": true}))
+            .await;
     let (on, off) = (running["id"].as_i64().expect("id"), stopped["id"].as_i64().expect("id"));
     let (status, _) = control.call("POST", &format!("/api/servers/{off}/stop"), token, None).await;
     assert!(status == 200 || status == 202, "stop: {status}");
@@ -486,8 +504,7 @@ async fn a_node_hands_out_no_more_memory_than_it_has() {
     let control = TestControlPlane::start(zlh(), &spec).await;
     let user = control.register("crowded@example.com").await;
     let token = Some(user.access_token.as_str());
-    let body =
-        |name: &str| json!({"name": name, "type": "game", "template": "sample", "limits": {"memoryMb": 256}});
+    let body = |name: &str| json!({"name": name, "type": "game", "template": "sample", "start": true, "limits": {"memoryMb": 256}});
     let first = create(&control, &user, body("first")).await;
     let (status, refused) = control.call("POST", "/api/servers", token, Some(body("second"))).await;
     assert_eq!((status, &refused["error"]["code"]), (503, &json!("node_full")), "{refused}");

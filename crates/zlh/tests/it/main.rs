@@ -15,6 +15,7 @@ mod control_ownership;
 mod control_resilience;
 mod data_api;
 mod docker;
+mod games;
 mod portal;
 mod tidy;
 

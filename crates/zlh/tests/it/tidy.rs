@@ -104,7 +104,11 @@ const CONTROL_LAYERS: &[(&str, &[&str])] = &[
     ("cache", &["registry"]),
     ("drivers", &["auth", "config", "registry"]),
     ("poller", &["cache", "config", "drivers", "metrics", "registry"]),
-    ("provision", &["artifacts", "cache", "config", "db", "drivers", "poller", "registry", "templates"]),
+    ("install", &["db", "drivers", "registry", "templates"]),
+    (
+        "provision",
+        &["artifacts", "cache", "config", "db", "drivers", "install", "poller", "registry", "templates"],
+    ),
 ];
 
 /// HTTP-facing modules; everything else in the control plane is core.
