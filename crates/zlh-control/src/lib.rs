@@ -48,7 +48,7 @@ use crate::drivers::{Driver, Drivers};
 use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::registry::{Registry, RemoteAgent};
-use crate::templates::TemplateCatalog;
+use crate::templates::Templates;
 
 /// Everything the handlers share. Its parts are the crate's own: other crates open it, run it
 /// and read its configuration.
@@ -66,8 +66,8 @@ pub struct ControlPlane {
     pub(crate) poller: Poller,
     /// Where servers run.
     pub(crate) drivers: Drivers,
-    /// Game templates.
-    pub(crate) templates: TemplateCatalog,
+    /// Game templates, read again when they change.
+    pub(crate) templates: Templates,
     /// Signs access (and IDE) tokens.
     pub(crate) signer: TokenSigner,
     /// Growing delays after failed guesses.
@@ -177,9 +177,9 @@ impl ControlPlane {
             Arc::clone(&metrics),
             config.poller.clone(),
         );
-        let templates_dir = config.templates_dir();
+        let templates = Templates::new(Some(config.templates_dir()), store.templates().await?);
         let control = Arc::new(ControlPlane {
-            templates: TemplateCatalog::load(Some(&templates_dir)),
+            templates,
             throttle: Throttle::new(config.auth.failed_login_window),
             mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
             tickets: api::TicketBook::new(config.console.ticket_ttl),

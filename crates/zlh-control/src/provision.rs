@@ -87,7 +87,7 @@ pub(crate) async fn create(
     request: &CreateServer,
 ) -> Result<Server, ProvisionError> {
     permitted(control, owner, request)?;
-    let plan = control.templates.plan_for(request)?;
+    let plan = control.templates.current().plan_for(request)?;
     let asked = request.limits.unwrap_or_default();
     let limits =
         control.allowed_limits(control.config.docker.limits.resolved().with(&plan.limits).with(&asked))?;

@@ -598,6 +598,72 @@ pub struct TemplateView {
     pub required_files: Vec<String>,
 }
 
+/// Where a template comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateOrigin {
+    /// Shipped with ZeroLagHub.
+    BuiltIn,
+    /// A file of the operator's templates directory.
+    Directory,
+    /// Imported or changed by an admin through the API (kept in the database).
+    Stored,
+}
+
+/// A template as admins see it (`GET /api/admin/templates/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdminTemplateView {
+    /// Its name.
+    pub name: String,
+    /// What it runs.
+    pub description: String,
+    /// Where it comes from.
+    pub origin: TemplateOrigin,
+    /// The built-in or directory template of the same name it replaces (or hides, when removed).
+    pub replaces: Option<TemplateOrigin>,
+    /// Removed by an admin: not offered (`POST …/restore` brings back the one it hides).
+    pub removed: bool,
+    /// The template file (TOML); empty in lists and for removed ones.
+    pub source: String,
+}
+
+/// `PUT /api/admin/templates/{name}`: a template file (TOML), checked before it is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PutTemplate {
+    /// The template file (TOML).
+    pub source: String,
+}
+
+/// `POST /api/admin/templates/import`: an egg (its text, or a URL to fetch it from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImportEgg {
+    /// The egg file's text (JSON or YAML).
+    #[serde(default)]
+    pub egg: Option<String>,
+    /// Where to fetch it (`http`/`https`), instead of `egg`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The template's name (default: made from the egg's).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The answer to an import: the template, and what of the egg it does not carry out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportedTemplate {
+    /// The new template.
+    pub template: AdminTemplateView,
+    /// What the egg asks for that is not carried out, one line each.
+    pub notes: Vec<String>,
+}
+
 /// An image a template offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -16,7 +16,7 @@ use crate::ControlPlane;
 use crate::access::{CurrentUser, REQUIRE_TWO_FACTOR, two_factor_policy};
 use crate::activity::Event;
 
-fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
+pub(super) fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
     if user.is_admin() {
         Ok(())
     } else {

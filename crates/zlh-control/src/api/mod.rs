@@ -13,6 +13,7 @@ mod dev;
 pub(crate) mod openapi;
 mod servers;
 mod setup;
+mod templates;
 mod two_factor;
 
 use std::sync::Arc;
@@ -75,6 +76,13 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/admin/users/{userId}/activity", get(admin::activity))
         .route("/api/admin/users/{userId}/reset-two-factor", post(admin::reset_two_factor))
         .route("/api/admin/settings", get(admin::settings).put(admin::change_settings))
+        .route("/api/admin/templates", get(templates::list))
+        .route("/api/admin/templates/import", post(templates::import))
+        .route(
+            "/api/admin/templates/{name}",
+            get(templates::show).put(templates::put).delete(templates::remove),
+        )
+        .route("/api/admin/templates/{name}/restore", post(templates::restore))
         .route("/", get(crate::portal::page))
         .route("/reset-password", get(crate::portal::page))
         .route("/verify-email", get(crate::portal::page))

@@ -19,9 +19,12 @@ use crate::registry::PowerAction;
 #[utoipa::path(get, path = "/api/templates", tag = "servers", responses((status = 200, body = Vec<TemplateView>)))]
 pub(super) async fn templates(
     State(control): State<Arc<ControlPlane>>,
-    _user: CurrentUser,
+    user: CurrentUser,
 ) -> Json<Vec<TemplateView>> {
-    Json(control.templates.list())
+    let mut templates = control.templates.current().list();
+    // Only admins may run a command of their own.
+    templates.retain(|t| user.is_admin() || t.name != crate::templates::CUSTOM);
+    Json(templates)
 }
 
 #[utoipa::path(get, path = "/api/servers", tag = "servers", security(("bearer" = [])),

@@ -21,7 +21,7 @@ use crate::templates::variables::Variable;
 /// The variables of a server's template, or why it has none to show.
 fn template_variables(control: &ControlPlane, server: &Server) -> Result<Vec<Variable>, ApiError> {
     let name = server.template.as_deref().unwrap_or_default();
-    control.templates.variables(name).map(<[Variable]>::to_vec).ok_or_else(|| {
+    control.templates.current().variables(name).map(<[Variable]>::to_vec).ok_or_else(|| {
         ApiError::new(ErrorCode::NotFound, format!("this server's template {name:?} is no longer offered"))
     })
 }
@@ -106,7 +106,7 @@ pub(super) async fn reinstall(
         return Err(ApiError::new(ErrorCode::InstallInProgress, "the install step is running"));
     }
     let name = server.template.as_deref().unwrap_or_default();
-    let Some(step) = control.templates.install_step(name) else {
+    let Some(step) = control.templates.current().install_step(name) else {
         return Err(ApiError::new(ErrorCode::BadRequest, "this server's template has no install step"));
     };
     let agent = access::agent(&control, &server)?;

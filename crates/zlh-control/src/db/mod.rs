@@ -343,6 +343,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks an IDE link spent: `false` if it was already (spent links are kept until they
     /// expire; expired ones are forgotten here).
     async fn spend_link(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+    /// Templates admins stored: name → the template's text, or `None` where one was removed.
+    async fn templates(&self) -> StoreResult<Vec<(String, Option<String>)>>;
+    /// Stores a template's text (`None`: removed, hiding one of the same name).
+    async fn put_template(&self, name: &str, source: Option<&str>, now: i64) -> StoreResult<()>;
+    /// Forgets a stored template (a built-in or directory one of its name shows again).
+    async fn forget_template(&self, name: &str) -> StoreResult<()>;
     /// Records where a server's install step is (`None`: done), and why it failed.
     async fn set_install(
         &self,

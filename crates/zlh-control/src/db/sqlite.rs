@@ -648,6 +648,30 @@ impl Store for SqliteStore {
         Ok(inserted.rows_affected() == 1)
     }
 
+    async fn templates(&self) -> StoreResult<Vec<(String, Option<String>)>> {
+        let rows =
+            sqlx::query("SELECT name, source FROM templates ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok((row.try_get("name")?, row.try_get("source")?))).collect()
+    }
+
+    async fn put_template(&self, name: &str, source: Option<&str>, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO templates (name, source, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET source = excluded.source, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(source)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn forget_template(&self, name: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM templates WHERE name = ?").bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn set_install(
         &self,
         server_id: i64,

@@ -176,6 +176,52 @@ impl Egg {
     }
 }
 
+/// The largest egg fetched from a URL.
+const MAX_EGG: usize = 1 << 20;
+
+/// An egg's text from the web: `http` only (this build has no TLS client: download an egg
+/// served over https and import the file), at most 1 MiB, within 10 s; the error says why not.
+pub async fn fetch(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    use futures_util::StreamExt;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("that is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "http" => {}
+        "https" => {
+            return Err("eggs cannot be fetched over https yet: download it and import the file".into());
+        }
+        _ => return Err("eggs are fetched over http only".into()),
+    }
+    let failed = |e: &dyn std::fmt::Display| format!("the egg could not be fetched: {e}");
+    let response = client
+        .get(parsed)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| failed(&e))?;
+    if !response.status().is_success() {
+        return Err(failed(&format!("the server answered {}", response.status())));
+    }
+    let mut body = response.bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        bytes.extend_from_slice(&chunk.map_err(|e| failed(&e))?);
+        if bytes.len() > MAX_EGG {
+            return Err("the egg is larger than 1 MiB".into());
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "the egg is not UTF-8 text".into())
+}
+
+/// A template name from an egg's: lower case, letters and digits joined by dashes.
+pub fn name_of(egg: &str) -> String {
+    let words: Vec<String> = egg
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words.join("-")
+}
+
 /// A field as text: a string as is, anything else (a number, a table) as JSON.
 fn text(value: &Value) -> String {
     match value {

@@ -15,8 +15,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use zlh_proto::agent_config::{GameSection, ListenPort, Pattern, StopMethod, StopSignal};
 use zlh_proto::api::{
-    CreateServer, ImageChoice, LimitsRequest, PortProtocol, PortSpec, PortView, ServerKind, TemplateView,
-    VariableView,
+    AdminTemplateView, CreateServer, ImageChoice, LimitsRequest, PortProtocol, PortSpec, PortView,
+    ServerKind, TemplateOrigin, TemplateView, VariableView,
 };
 
 use variables::{Variable, VariableSpec};
@@ -91,6 +91,9 @@ fn default_entrypoint() -> String {
 struct Template {
     file: TemplateFile,
     variables: Vec<Variable>,
+    origin: TemplateOrigin,
+    source: String,
+    replaces: Option<TemplateOrigin>,
 }
 
 impl Template {
@@ -207,13 +210,40 @@ pub fn settable<'a>(variables: &'a [Variable], env: &str) -> Result<&'a Variable
 #[derive(Debug, Clone)]
 pub struct TemplateCatalog {
     templates: BTreeMap<String, Template>,
+    /// Built-in or directory templates an admin removed, by where they come from.
+    removed: BTreeMap<String, TemplateOrigin>,
     dev_shell: Template,
 }
 
 /// Reads a template file, or says what is wrong with it.
 fn parse(name: &str, text: &str) -> Result<Template, String> {
     let file: TemplateFile = toml::from_str(text).map_err(|e| format!("template {name}: {e}"))?;
-    Template::new(name, file)
+    let mut template = Template::new(name, file)?;
+    template.source = text.to_owned();
+    Ok(template)
+}
+
+/// Whether `text` is a template an admin may keep as `name`; the reason when not.
+pub fn check(name: &str, text: &str) -> Result<(), String> {
+    check_name(name)?;
+    if text.len() > MAX_SOURCE {
+        return Err("a template file is at most 256 KiB".into());
+    }
+    parse(name, text).map(|_| ())
+}
+
+/// The longest template file kept.
+const MAX_SOURCE: usize = 256 << 10;
+
+/// Template names: `a-z`, `0-9` and `-`, at most 64, and never `custom`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid || name == CUSTOM {
+        return Err(format!("`{name}` is not a template name (a-z, 0-9 and -, at most 64, not custom)"));
+    }
+    Ok(())
 }
 
 impl Template {
@@ -250,40 +280,96 @@ impl Template {
             file.game.variables.push(spec.env.clone());
             variables.push(variable);
         }
-        Ok(Template { file, variables })
+        Ok(Template {
+            file,
+            variables,
+            origin: TemplateOrigin::BuiltIn,
+            source: String::new(),
+            replaces: None,
+        })
+    }
+
+    fn admin_view(&self, name: &str, with_source: bool) -> AdminTemplateView {
+        AdminTemplateView {
+            name: name.to_owned(),
+            description: self.file.description.clone(),
+            origin: self.origin,
+            replaces: self.replaces,
+            removed: false,
+            source: if with_source { self.source.clone() } else { String::new() },
+        }
     }
 }
 
 impl TemplateCatalog {
-    /// The built-in templates plus those in `dir` (a broken file is logged and skipped).
-    pub fn load(dir: Option<&Path>) -> TemplateCatalog {
+    /// The built-in templates, those in `dir` over them (a broken file is logged and skipped),
+    /// and those admins stored over both (`None`: removed).
+    pub fn load(dir: Option<&Path>, stored: &[(String, Option<String>)]) -> TemplateCatalog {
         let mut templates: BTreeMap<String, Template> = BUILT_IN
             .iter()
             .map(|(name, text)| {
                 ((*name).to_owned(), parse(name, text).expect("built-in templates are valid"))
             })
             .collect();
-        let files = dir.and_then(|dir| std::fs::read_dir(dir).ok()).into_iter().flatten().flatten();
-        for file in files {
-            let path = file.path();
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
-            if path.extension().is_none_or(|e| e != "toml") || name == CUSTOM {
-                continue;
-            }
+        for (name, path) in directory_files(dir) {
             match std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|text| parse(&name, &text))
             {
-                Ok(template) => {
+                Ok(mut template) => {
+                    template.origin = TemplateOrigin::Directory;
+                    template.replaces = templates.get(&name).map(|t| t.origin);
                     templates.insert(name, template);
                 }
                 Err(error) => tracing::error!(path = %path.display(), %error, "template skipped"),
             }
         }
+        let mut removed = BTreeMap::new();
+        for (name, source) in stored {
+            let replaces = templates.get(name).map(|t| t.origin);
+            match source.as_deref().map(|text| parse(name, text)) {
+                None => {
+                    if let Some(hidden) = templates.remove(name) {
+                        removed.insert(name.clone(), hidden.origin);
+                    }
+                }
+                Some(Ok(mut template)) => {
+                    template.origin = TemplateOrigin::Stored;
+                    template.replaces = replaces;
+                    templates.insert(name.clone(), template);
+                }
+                Some(Err(error)) => tracing::error!(%error, "stored template skipped"),
+            }
+        }
         TemplateCatalog {
             templates,
+            removed,
             dev_shell: parse("dev-shell", DEV_SHELL).expect("built-in templates are valid"),
         }
+    }
+
+    /// Every template as admins see it, removed ones included, without their files.
+    pub fn admin_list(&self) -> Vec<AdminTemplateView> {
+        let mut list: Vec<AdminTemplateView> =
+            self.templates.iter().map(|(name, t)| t.admin_view(name, false)).collect();
+        list.extend(self.removed.iter().map(|(name, origin)| AdminTemplateView {
+            name: name.clone(),
+            description: String::new(),
+            origin: TemplateOrigin::Stored,
+            replaces: Some(*origin),
+            removed: true,
+            source: String::new(),
+        }));
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// One template as admins see it, with its file.
+    pub fn admin_view(&self, name: &str) -> Option<AdminTemplateView> {
+        if let Some(template) = self.templates.get(name) {
+            return Some(template.admin_view(name, true));
+        }
+        self.admin_list().into_iter().find(|t| t.name == name)
     }
 
     /// The catalog as `GET /api/templates` shows it.
@@ -343,6 +429,12 @@ impl TemplateCatalog {
                 }
             };
             let mut game = template.file.game.clone();
+            if request.start && template.file.install.is_none() && !game.required_files.is_empty() {
+                return invalid(&format!(
+                    "{name} needs {} before its first start: create it without start, upload them, then start it",
+                    game.required_files.join(", ")
+                ));
+            }
             for (env, value) in &request.variables {
                 let variable = settable(&template.variables, env)?;
                 variable.check(value).map_err(TemplateError::Variable)?;
@@ -394,6 +486,78 @@ impl TemplateCatalog {
     }
 }
 
+/// The `*.toml` files of the templates directory, by template name.
+fn directory_files(dir: Option<&Path>) -> Vec<(String, std::path::PathBuf)> {
+    let files = dir.and_then(|dir| std::fs::read_dir(dir).ok()).into_iter().flatten().flatten();
+    let mut found: Vec<(String, std::path::PathBuf)> = files
+        .map(|file| file.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|path| Some((path.file_stem()?.to_str()?.to_owned(), path)))
+        .filter(|(name, _)| name != CUSTOM)
+        .collect();
+    found.sort();
+    found
+}
+
+/// What the templates directory holds now: each file's name, size and modification time.
+fn fingerprint(dir: Option<&Path>) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    directory_files(dir)
+        .into_iter()
+        .map(|(name, path)| {
+            let metadata = std::fs::metadata(&path).ok();
+            (name, metadata.as_ref().map_or(0, |m| m.len()), metadata.and_then(|m| m.modified().ok()))
+        })
+        .collect()
+}
+
+/// The catalog as it is now: read again when a file of the templates directory changes and
+/// when admins change the stored templates, so neither needs a restart.
+#[derive(Debug)]
+pub struct Templates {
+    dir: Option<std::path::PathBuf>,
+    state: std::sync::RwLock<TemplatesState>,
+}
+
+#[derive(Debug)]
+struct TemplatesState {
+    catalog: std::sync::Arc<TemplateCatalog>,
+    fingerprint: Vec<(String, u64, Option<std::time::SystemTime>)>,
+    stored: Vec<(String, Option<String>)>,
+}
+
+impl Templates {
+    /// The catalog of `dir` and the `stored` templates.
+    pub fn new(dir: Option<std::path::PathBuf>, stored: Vec<(String, Option<String>)>) -> Templates {
+        let fingerprint = fingerprint(dir.as_deref());
+        let catalog = std::sync::Arc::new(TemplateCatalog::load(dir.as_deref(), &stored));
+        Templates { dir, state: std::sync::RwLock::new(TemplatesState { catalog, fingerprint, stored }) }
+    }
+
+    /// The catalog, read again first if the templates directory changed.
+    pub fn current(&self) -> std::sync::Arc<TemplateCatalog> {
+        let now = fingerprint(self.dir.as_deref());
+        {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            if state.fingerprint == now {
+                return std::sync::Arc::clone(&state.catalog);
+            }
+        }
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        tracing::info!("the templates directory changed; reading it again");
+        state.catalog = std::sync::Arc::new(TemplateCatalog::load(self.dir.as_deref(), &state.stored));
+        state.fingerprint = now;
+        std::sync::Arc::clone(&state.catalog)
+    }
+
+    /// After admins changed the stored templates.
+    pub fn stored_changed(&self, stored: Vec<(String, Option<String>)>) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.fingerprint = fingerprint(self.dir.as_deref());
+        state.catalog = std::sync::Arc::new(TemplateCatalog::load(self.dir.as_deref(), &stored));
+        state.stored = stored;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,7 +601,7 @@ mod tests {
         )
         .expect("write");
         std::fs::write(dir.path().join("broken.toml"), "description = 1").expect("write");
-        let catalog = TemplateCatalog::load(Some(dir.path()));
+        let catalog = TemplateCatalog::load(Some(dir.path()), &[]);
         let names: Vec<String> = catalog.list().into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["minecraft-java", "sample", "terraria", "custom"]);
         let plan = catalog.plan_for(&request(Some("sample"), None)).expect("sample");
@@ -451,7 +615,7 @@ mod tests {
             "description = \"T\"\n[game]\nargv = [\"x\", \"{port.gaem}\"]\n",
         )
         .expect("write");
-        let catalog = TemplateCatalog::load(Some(dir.path()));
+        let catalog = TemplateCatalog::load(Some(dir.path()), &[]);
         assert!(
             catalog.list().iter().all(|t| t.name != "typo"),
             "a template naming an undeclared port is refused"
@@ -472,7 +636,7 @@ mod tests {
 
     #[test]
     fn bad_requests_say_why() {
-        let catalog = TemplateCatalog::load(None);
+        let catalog = TemplateCatalog::load(None, &[]);
         let refused = |r: CreateServer| catalog.plan_for(&r).expect_err("refused");
         assert_eq!(refused(request(Some("quake"), None)), TemplateError::Unknown("quake".into()));
         let invalid = |r: CreateServer| matches!(refused(r), TemplateError::Invalid(_));

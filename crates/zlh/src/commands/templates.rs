@@ -1,9 +1,7 @@
 //! `zlh templates ...`: game templates in the control plane's templates directory.
 
-use std::path::PathBuf;
-
-use anyhow::{Context, bail};
-use zlh_control::templates::egg::Egg;
+use anyhow::Context;
+use zlh_control::templates::{self, egg, egg::Egg};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TemplatesArgs {
@@ -15,41 +13,33 @@ pub(crate) struct TemplatesArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum TemplatesCommand {
-    /// Makes a template of a Pterodactyl or Pelican egg (JSON or YAML) and says what of the egg
-    /// it does not carry out. The control plane reads it when it starts.
+    /// Makes a template of a Pterodactyl or Pelican egg (JSON or YAML) in the templates
+    /// directory and says what of the egg it does not carry out. A running control plane
+    /// offers it at once.
     Import {
-        /// The egg file.
-        file: PathBuf,
+        /// The egg file, or an http(s) URL to fetch it from.
+        file: String,
         /// The template's name (default: made from the egg's name).
         #[arg(long)]
         name: Option<String>,
     },
 }
 
-/// A template name from an egg's: lower case, letters and digits joined by dashes.
-fn name_of(egg: &str) -> String {
-    let words: Vec<String> = egg
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    words.join("-")
-}
-
 pub(crate) fn run(args: TemplatesArgs) -> anyhow::Result<()> {
     let config = args.data.load()?;
     match args.command {
         TemplatesCommand::Import { file, name } => {
-            let text =
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = if file.starts_with("http://") || file.starts_with("https://") {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime
+                    .block_on(egg::fetch(&zlh_control::registry::RemoteAgent::client(), &file))
+                    .map_err(anyhow::Error::msg)?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
+            };
             let egg = Egg::parse(&text)?;
-            let name = name.unwrap_or_else(|| name_of(&egg.name));
-            let valid = !name.is_empty()
-                && name.len() <= 64
-                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !valid {
-                bail!("`{name}` is not a template name (a-z, 0-9 and -, at most 64)");
-            }
+            let name = name.unwrap_or_else(|| egg::name_of(&egg.name));
+            templates::check_name(&name).map_err(anyhow::Error::msg)?;
             let dir = config.templates_dir();
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let path = dir.join(format!("{name}.toml"));
@@ -63,7 +53,7 @@ pub(crate) fn run(args: TemplatesArgs) -> anyhow::Result<()> {
             for note in &imported.notes {
                 println!("  not carried out: {note}");
             }
-            println!("The control plane reads it when it starts.");
+            println!("A running control plane offers it at once.");
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! A game server's whole life through the control plane's API, and provisioning failures.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use zlh_testkit::{ControlSpec, TestControlPlane, eventually, procs};
 
 use crate::{SOON, zlh};
@@ -371,19 +371,50 @@ async fn the_status_follows_a_power_action_within_a_second() {
     }
 }
 
+/// Serves `body` once per connection over plain HTTP on loopback; its URL.
+async fn serve_once(body: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/egg.json", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        }
+    });
+    url
+}
+
+async fn import(control: &TestControlPlane, token: &str, body: Value) -> (u16, Value) {
+    control.call("POST", "/api/admin/templates/import", Some(token), Some(body)).await
+}
+
 #[tokio::test]
-async fn eggs_are_imported_as_templates_that_say_what_they_leave_undone() {
-    let mut control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+async fn eggs_become_templates_from_the_cli_and_the_admin_api_without_a_restart() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let admin = control.register_admin("admin@example.com").await;
+    let customer = control.register("customer@example.com").await;
+    let names = |templates: &Value| -> Vec<String> {
+        templates
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (_, offered) = control.call("GET", "/api/templates", Some(&customer.access_token), None).await;
+    assert!(!names(&offered).contains(&"custom".to_owned()), "customers are not offered custom: {offered}");
+
+    // The CLI writes into the templates directory; the running control plane offers it at once.
     let eggs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zlh-control/tests/eggs");
-    let imports = [
-        ("ptdl-v1-teeworlds.json", "teeworlds-debian"),
-        ("ptdl-v2-minetest.json", "minetest-debian"),
-        ("pelican-wesnoth.json", "wesnoth-server-debian"),
-        ("pelican-freeciv.yaml", "freeciv-debian"),
-    ];
-    for (file, name) in imports {
-        let path = eggs.join(file).display().to_string();
-        let said = control.cli(&["templates", "import", &path], "");
+    for (file, name) in
+        [("ptdl-v1-teeworlds.json", "teeworlds-debian"), ("ptdl-v2-minetest.json", "minetest-debian")]
+    {
+        let said = control.cli(&["templates", "import", &eggs.join(file).display().to_string()], "");
         assert!(said.contains(&format!("as the template {name}")), "{said}");
         if name == "teeworlds-debian" {
             assert!(said.contains("not carried out: config.startup.userInteraction is not used"), "{said}");
@@ -392,12 +423,15 @@ async fn eggs_are_imported_as_templates_that_say_what_they_leave_undone() {
     let teeworlds =
         std::fs::read_to_string(control.data.path().join("templates/teeworlds-debian.toml")).expect("toml");
     assert!(teeworlds.contains("${SERVER_NAME}") && teeworlds.contains("SIGINT"), "{teeworlds}");
+    let (_, offered) = control.call("GET", "/api/templates", Some(&customer.access_token), None).await;
+    assert!(names(&offered).contains(&"minetest-debian".to_owned()), "{offered}");
 
-    // A bad egg, or a name taken, is refused with the reason; nothing is written.
+    // A bad egg, or a name taken, is refused by the CLI with the reason; nothing is written.
     let bad = control.data.path().join("bad-egg.json");
-    let good = std::fs::read_to_string(eggs.join("pelican-wesnoth.json")).expect("egg");
-    std::fs::write(&bad, good.replace("\"parser\": \"file\"", "\"parser\": \"toml\"")).expect("bad egg");
-    let again = eggs.join("pelican-wesnoth.json");
+    let wesnoth = std::fs::read_to_string(eggs.join("pelican-wesnoth.json")).expect("egg");
+    let bad_text = wesnoth.replace("\"parser\": \"file\"", "\"parser\": \"toml\"");
+    std::fs::write(&bad, &bad_text).expect("bad egg");
+    let again = eggs.join("ptdl-v2-minetest.json");
     for (file, reason) in
         [(bad.as_path(), "unknown parser `toml`"), (again.as_path(), "is there a template of that name")]
     {
@@ -411,19 +445,145 @@ async fn eggs_are_imported_as_templates_that_say_what_they_leave_undone() {
         let said = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success() && said.contains(reason), "{said}");
     }
-    let written = std::fs::read_dir(control.data.path().join("templates")).expect("dir").count();
-    assert_eq!(written, 4);
+    assert_eq!(std::fs::read_dir(control.data.path().join("templates")).expect("dir").count(), 2);
 
-    // The control plane offers them once it starts again.
-    control.kill9();
-    control.launch().await;
-    let user = control.register("eggs@example.com").await;
-    let (_, templates) = control.call("GET", "/api/templates", Some(&user.access_token), None).await;
-    for (_, name) in imports {
-        let template = templates.as_array().expect("list").iter().find(|t| t["name"] == name);
-        assert!(
-            template.is_some_and(|t| t["description"].as_str().is_some_and(|d| d.contains("(Debian)"))),
-            "{name}: {templates}"
-        );
+    // Admins import through the API, pasted or from a URL; customers may not.
+    let token = Some(admin.access_token.as_str());
+    let (status, _) = import(&control, &customer.access_token, json!({"egg": wesnoth})).await;
+    assert_eq!(status, 403);
+    let (status, imported) = import(&control, &admin.access_token, json!({"egg": wesnoth})).await;
+    assert_eq!(status, 201, "{imported}");
+    assert_eq!(imported["template"]["name"], "wesnoth-server-debian");
+    assert_eq!(imported["template"]["origin"], "stored");
+    let freeciv = std::fs::read_to_string(eggs.join("pelican-freeciv.yaml")).expect("egg");
+    let url = serve_once(freeciv).await;
+    let (status, imported) = import(&control, &admin.access_token, json!({"url": url, "name": "civ"})).await;
+    assert_eq!((status, &imported["template"]["name"]), (201, &json!("civ")), "{imported}");
+    for (body, status_wanted, code) in [
+        (json!({"egg": bad_text}), 400, "invalid_template"),
+        (json!({"egg": "{\"meta\": "}), 400, "invalid_template"),
+        (json!({"egg": wesnoth}), 409, "already_exists"),
+        (json!({"egg": wesnoth, "name": "Not A Name"}), 400, "invalid_template"),
+        (json!({"url": "ftp://example.invalid/egg.json"}), 400, "invalid_template"),
+        (json!({}), 400, "invalid_template"),
+    ] {
+        let (status, error) = import(&control, &admin.access_token, body).await;
+        assert_eq!((status, error["error"]["code"].as_str()), (status_wanted, Some(code)), "{error}");
     }
+    let (_, offered) = control.call("GET", "/api/templates", Some(&customer.access_token), None).await;
+    let civ = offered.as_array().expect("list").iter().find(|t| t["name"] == "civ").expect("offered at once");
+    assert_eq!(civ["install"], true);
+    assert!(!names(&offered).contains(&"bad-egg".to_owned()));
+
+    // Admins read and change any template (a bad change keeps the old one), remove it and
+    // restore a built-in one.
+    let (status, sample) = control.call("GET", "/api/admin/templates/sample", token, None).await;
+    assert_eq!((status, &sample["origin"]), (200, &json!("built_in")), "{sample}");
+    let source = sample["source"].as_str().expect("source").to_owned();
+    let changed = source.replacen("description = \"", "description = \"Changed: ", 1);
+    let (status, error) = control
+        .call("PUT", "/api/admin/templates/sample", token, Some(json!({"source": "description = 1"})))
+        .await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("invalid_template")), "{error}");
+    let (status, sample) =
+        control.call("PUT", "/api/admin/templates/sample", token, Some(json!({"source": changed}))).await;
+    assert_eq!((status, &sample["origin"], &sample["replaces"]), (200, &json!("stored"), &json!("built_in")));
+    let (_, offered) = control.call("GET", "/api/templates", Some(&customer.access_token), None).await;
+    let description = |offered: &Value, name: &str| {
+        offered.as_array().expect("list").iter().find(|t| t["name"] == name).map(|t| t["description"].clone())
+    };
+    assert!(
+        description(&offered, "sample")
+            .is_some_and(|d| d.as_str().is_some_and(|d| d.starts_with("Changed: ")))
+    );
+    let (status, _) = control.call("DELETE", "/api/admin/templates/sample", token, None).await;
+    assert_eq!(status, 204);
+    let (_, offered) = control.call("GET", "/api/templates", Some(&customer.access_token), None).await;
+    assert_eq!(description(&offered, "sample"), None);
+    let body = json!({"name": "x", "type": "game", "template": "sample"});
+    let (status, error) =
+        control.call("POST", "/api/servers", Some(&customer.access_token), Some(body)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("unknown_template")), "{error}");
+    let (_, list) = control.call("GET", "/api/admin/templates", token, None).await;
+    let removed = list.as_array().expect("list").iter().find(|t| t["name"] == "sample").expect("listed");
+    assert_eq!(removed["removed"], true);
+    let (status, restored) = control.call("POST", "/api/admin/templates/sample/restore", token, None).await;
+    assert_eq!((status, &restored["origin"]), (200, &json!("built_in")), "{restored}");
+    let (status, _) = control.call("DELETE", "/api/admin/templates/civ", token, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = control.call("GET", "/api/admin/templates/civ", token, None).await;
+    assert_eq!(status, 404, "a stored template alone is forgotten");
+    let (status, _) =
+        control.call("GET", "/api/admin/templates/sample", Some(&customer.access_token), None).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_server_waits_for_its_files_and_takes_its_variables_at_each_start() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let admin = control.register_admin("admin@example.com").await;
+    let user = control.register("owner@example.com").await;
+    let token = Some(user.access_token.as_str());
+    // The sample game, needing an uploaded world and writing its MOTD into a config file.
+    let source = r#"
+description = "The sample game with an uploaded world"
+ports = [{ name = "game", protocol = "tcp" }]
+[[variables]]
+name = "Message of the day"
+env = "MOTD"
+default = "Welcome"
+rules = ["required", "max:40"]
+[game]
+argv = ["{zlh}", "sample-game", "--port", "{port.game}"]
+ready_pattern = 'Done \('
+required_files = ["world/level.dat"]
+config_files = [{ file = "server.properties", parser = "properties", find = { motd = "{{server.build.env.MOTD}} on {{server.build.default.port}}" } }]
+"#;
+    let (status, put) = control
+        .call(
+            "PUT",
+            "/api/admin/templates/uploaded",
+            Some(&admin.access_token),
+            Some(json!({"source": source})),
+        )
+        .await;
+    assert_eq!(status, 200, "{put}");
+
+    let body = json!({"name": "w", "type": "game", "template": "uploaded", "start": true});
+    let (status, error) = control.call("POST", "/api/servers", token, Some(body)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("bad_request")), "{error}");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("world/level.dat")), "{error}");
+    let body = json!({"name": "w", "type": "game", "template": "uploaded"});
+    let (status, server) = control.call("POST", "/api/servers", token, Some(body)).await;
+    assert_eq!(status, 201, "{server}");
+    let id = server["id"].as_i64().expect("id");
+    let port = server["ports"][0]["port"].as_u64().expect("port");
+    assert_eq!(server["status"]["state"], "stopped", "created without start: stopped, files can come first");
+
+    let (status, refused) = control.call("POST", &format!("/api/servers/{id}/start"), token, None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("missing_files")), "{refused}");
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("world/level.dat")), "{refused}");
+    let (status, _) = control
+        .call("POST", &format!("/api/servers/{id}/files/mkdir"), token, Some(json!({"path": "world"})))
+        .await;
+    assert!(status / 100 == 2);
+    let (status, _) = control
+        .send(
+            "PUT",
+            &format!("/api/servers/{id}/files/content?path=world/level.dat"),
+            &user.access_token,
+            b"level".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = control
+        .call("PUT", &format!("/api/servers/{id}/variables"), token, Some(json!({"values": {"MOTD": "Hi"}})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = control.call("POST", &format!("/api/servers/{id}/start"), token, None).await;
+    assert_eq!(status, 202);
+    control.wait_for_status(&user, id, "running", |s| s["state"] == "running" && s["ready"] == true).await;
+    let properties =
+        std::fs::read_to_string(control.server_dir(id).join("server.properties")).expect("written");
+    assert_eq!(properties, format!("motd=Hi on {port}\n"));
 }

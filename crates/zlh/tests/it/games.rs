@@ -15,7 +15,7 @@ use crate::zlh;
 const SLOW: Duration = Duration::from_secs(90);
 
 /// A control plane on the tests' engine, the eggs' registry images mapped to the local one,
-/// with the test eggs imported.
+/// with the test eggs imported through the admin API (and one whose install step fails).
 async fn games_control() -> TestControlPlane {
     let images = format!(
         "[images]\n\"registry.zerolaghub.invalid/installers:debian\" = \"{GAMES_IMAGE}\"\n\
@@ -27,19 +27,20 @@ async fn games_control() -> TestControlPlane {
         extra_toml: images,
         ..ControlSpec::default()
     };
-    let mut control = TestControlPlane::start(zlh(), &spec).await;
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let admin = control.register_admin("operator@example.com").await;
     let eggs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zlh-control/tests/eggs");
-    for egg in ["pelican-wesnoth.json", "pelican-freeciv.yaml"] {
-        control.cli(&["templates", "import", &eggs.join(egg).display().to_string()], "");
-    }
-    let broken = std::fs::read_to_string(eggs.join("pelican-wesnoth.json"))
-        .expect("egg")
+    let wesnoth = std::fs::read_to_string(eggs.join("pelican-wesnoth.json")).expect("egg");
+    let broken = wesnoth
         .replace("[ -f wesnothd.cfg ] || printf", "echo 'cannot fetch the map pack' >&2; exit 3; printf");
-    std::fs::write(control.data.path().join("broken.json"), broken).expect("egg");
-    let broken = control.data.path().join("broken.json").display().to_string();
-    control.cli(&["templates", "import", &broken, "--name", "broken-install"], "");
-    control.kill9();
-    control.launch().await;
+    let freeciv = std::fs::read_to_string(eggs.join("pelican-freeciv.yaml")).expect("egg");
+    for body in
+        [json!({"egg": wesnoth}), json!({"egg": freeciv}), json!({"egg": broken, "name": "broken-install"})]
+    {
+        let (status, imported) =
+            call(&control, &admin, "POST", "/api/admin/templates/import", Some(body)).await;
+        assert_eq!(status, 201, "{imported}");
+    }
     control
 }
 
