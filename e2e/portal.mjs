@@ -154,6 +154,7 @@ try {
     await heading('New server').waitFor();
     await page.getByLabel('Name').fill('Survival');
     await page.getByLabel('Template').selectOption('slow-sample');
+    await page.getByLabel('Message of the day').fill('Hello from the portal');
     await shot('new-server');
     await page.getByRole('button', { name: 'Create server' }).click();
     // What the agent says while the game starts (for three seconds), not only a clock.
@@ -180,6 +181,23 @@ try {
     await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('players online'), null, { timeout: 15 * SECOND });
     result.terminal = (await terminalText()).split('\n').filter((line) => line.trim()).slice(-6);
     await shot('console');
+  });
+
+  await step('settings are saved for the next start', async () => {
+    await page.getByRole('tab', { name: 'Setup' }).click();
+    const motd = page.getByLabel('Message of the day');
+    await motd.waitFor();
+    if (await motd.inputValue() !== 'Hello from the portal') throw new Error('the value given at creation is not shown');
+    await motd.fill('x'.repeat(41));
+    expectedStatuses = [400];
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Message of the day must be at most 40 characters').waitFor();
+    expectedStatuses = [];
+    await motd.fill('Changed in the portal');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Settings saved.').waitFor();
+    await shot('setup');
+    await page.getByRole('tab', { name: 'Console' }).click();
   });
 
   await step('a crash shows its classification', async () => {
@@ -370,6 +388,29 @@ try {
     await page.getByRole('dialog').getByRole('button', { name: 'Suspend' }).click();
     await page.locator(`tr[data-user="${config.intruder.email}"] .badge`, { hasText: 'suspended' }).waitFor();
     await shot('admin');
+  });
+
+  await step('an admin imports an egg, removes a template and restores it', async () => {
+    await heading('Templates').waitFor();
+    await page.getByLabel('Egg', { exact: true }).fill(readFileSync(config.egg, 'utf8'));
+    await page.getByRole('button', { name: 'Import egg' }).click();
+    await page.getByText('Imported as the template wesnoth-server-debian.').waitFor();
+    await page.locator('tr[data-template="wesnoth-server-debian"]').waitFor();
+    await page.getByLabel('Egg', { exact: true }).fill('{"meta": ');
+    expectedStatuses = [400];
+    await page.getByRole('button', { name: 'Import egg' }).click();
+    await page.getByText(/this is not an egg/).waitFor();
+    expectedStatuses = [];
+    await page.getByRole('button', { name: 'Remove minecraft-java' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.locator('tr[data-template="minecraft-java"] .badge', { hasText: 'removed' }).waitFor();
+    await shot('admin-templates');
+    await page.getByRole('button', { name: 'Restore minecraft-java' }).click();
+    await page.getByText('The built in template minecraft-java is back.').waitFor();
+    await page.getByRole('button', { name: 'Edit sample' }).click();
+    await page.getByLabel('Template file (TOML)').waitFor();
+    await shot('admin-template-editor');
+    await page.getByRole('button', { name: 'Close' }).click();
   });
 
   await step('a forgotten password is reset through the emailed link, then changed', async () => {

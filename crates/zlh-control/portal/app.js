@@ -4,6 +4,7 @@
 import { api, ApiError, nextStep, session, whenSignedOut } from './api.js';
 import { confirmDialog, field, h, mount, notice, when } from './dom.js';
 import { serverPage } from './server.js';
+import { templatesCard } from './templates.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -166,6 +167,9 @@ export function stateBadge(server) {
   let kind;
   if (server.lifecycle && server.lifecycle !== 'ready') {
     [text, kind] = [server.lifecycle, 'provisioning'];
+  } else if (server.install) {
+    // Its install step runs, or failed: it cannot start yet.
+    [text, kind] = [server.install === 'failed' ? 'install failed' : 'installing', server.install === 'failed' ? 'error' : 'provisioning'];
   } else if (status.unreachable) {
     [text, kind] = ['unreachable', 'unreachable'];
   } else {
@@ -530,7 +534,8 @@ async function adminPage() {
         }, user.suspended ? `Unsuspend ${user.email}` : `Suspend ${user.email}`)))))));
   };
   await refresh();
-  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.')), await settingsCard()];
+  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.')), await settingsCard(),
+    ...(await templatesCard(problem))];
 }
 
 /** Host-wide settings: whose accounts must use two-factor sign-in. */

@@ -16,7 +16,7 @@ export async function serverPage(id, tab, app) {
   const tabs = [
     ['console', 'Console'],
     ['files', 'Files'],
-    ...(isDev ? [['ide', 'IDE']] : [['backups', 'Backups'], ['mods', 'Mods']]),
+    ...(isDev ? [['ide', 'IDE']] : [['setup', 'Setup'], ['backups', 'Backups'], ['mods', 'Mods']]),
     ['crashes', 'Crashes'],
   ];
   const current = tabs.some(([name]) => name === tab) ? tab : 'console';
@@ -69,7 +69,7 @@ export async function serverPage(id, tab, app) {
     requestAnimationFrame(() => document.getElementById(`tab-${current}`)?.focus());
   }
 
-  const views = { console: consoleTab, files: filesTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab };
+  const views = { console: consoleTab, files: filesTab, setup: setupTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab };
   const content = await views[current](id, server, app);
   mount(panel, content);
 
@@ -376,6 +376,86 @@ function backupsTab(id, _server, app) {
     status,
     list,
   ];
+}
+
+/** Setup: the template's variables (applied at the next start) and its install step. */
+function setupTab(id, server, app) {
+  const status = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'card' });
+  const install = h('div');
+
+  const showVariables = async () => {
+    let variables;
+    try {
+      variables = await api('GET', `/api/servers/${id}/variables`);
+    } catch (error) {
+      mount(form, app.problem(error));
+      return;
+    }
+    if (!variables.length) {
+      mount(form, h('p', { class: 'muted' }, 'This template has no settings to change.'));
+      return;
+    }
+    const inputs = variables.map((v) => h('input', {
+      value: v.value, 'data-env': v.env, autocomplete: 'off', disabled: !v.editable,
+      'data-original': v.value,
+    }));
+    mount(form,
+      h('h2', {}, 'Settings'),
+      h('p', { class: 'muted' }, 'Saved settings apply the next time the server starts.'),
+      variables.map((v, at) => field(v.name, inputs[at], [v.description, v.rules.length ? ` (${v.rules.join(', ')})` : ''].join(''))),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Save settings')));
+    form.onsubmit = async (event) => {
+      event.preventDefault();
+      mount(status);
+      // Only what changed is sent: a setting the owner did not touch keeps its value.
+      const values = Object.fromEntries(inputs.filter((i) => !i.disabled && i.value !== i.dataset.original)
+        .map((i) => [i.dataset.env, i.value]));
+      try {
+        await api('PUT', `/api/servers/${id}/variables`, { values });
+        mount(status, notice('ok', 'Settings saved.', 'They apply at the next start.'));
+        await showVariables();
+      } catch (error) {
+        mount(status, app.problem(error));
+      }
+    };
+  };
+
+  const showInstall = async () => {
+    let view;
+    try {
+      view = await api('GET', `/api/servers/${id}/install`);
+    } catch (error) {
+      mount(install, app.problem(error));
+      return;
+    }
+    if (!view.state && !view.log) {
+      mount(install);
+      return;
+    }
+    const said = { installing: notice('info', 'Installing…', 'The server can start when this is done.'),
+      failed: notice('error', 'The install step failed.', view.message ?? '') }[view.state];
+    mount(install, h('div', { class: 'card' },
+      h('h2', {}, 'Install'),
+      said ?? notice('ok', 'Installed.'),
+      view.log ? h('pre', { class: 'tail', tabindex: '0', 'aria-label': 'Install output' }, view.log) : null,
+      view.state === 'installing' ? null : h('div', { class: 'actions' }, h('button', { type: 'button', onclick: async () => {
+        if (!(await confirmDialog('Install again', 'The template\'s install script runs again on the server\'s files. The server must be stopped.', 'Install'))) return;
+        try {
+          await api('POST', `/api/servers/${id}/install`);
+          await showInstall();
+        } catch (error) {
+          mount(status, app.problem(error));
+        }
+      } }, view.state === 'failed' ? 'Retry install' : 'Install again'))));
+    if (view.state === 'installing' && !left) setTimeout(showInstall, 1000);
+  };
+  let left = false;
+  app.onLeave(() => { left = true; });
+
+  showVariables();
+  showInstall();
+  return [status, install, form];
 }
 
 /** Mods: list with what their jars say, enable/disable, upload, remove. */

@@ -21,6 +21,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../portal/api.js")),
     ("dom.js", "text/javascript; charset=utf-8", include_bytes!("../portal/dom.js")),
     ("server.js", "text/javascript; charset=utf-8", include_bytes!("../portal/server.js")),
+    ("templates.js", "text/javascript; charset=utf-8", include_bytes!("../portal/templates.js")),
     ("vendor/xterm.mjs", "text/javascript; charset=utf-8", include_bytes!("../portal/vendor/xterm.mjs")),
     (
         "vendor/addon-fit.mjs",

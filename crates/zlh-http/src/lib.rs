@@ -120,11 +120,12 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 const DRAIN_LIMIT: usize = 4 << 20;
 
 /// A JSON body whose every failure is an [`ApiError`]: 415 without a JSON content type, 413
-/// past [`MAX_JSON_BODY`], 400 with the parser's message for malformed or mistyped JSON.
+/// past `LIMIT` bytes ([`MAX_JSON_BODY`] unless a route takes more, such as a template file),
+/// 400 with the parser's message for malformed or mistyped JSON.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub struct ApiJson<T, const LIMIT: usize = MAX_JSON_BODY>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<S, T, const LIMIT: usize> FromRequest<S> for ApiJson<T, LIMIT>
 where
     T: serde::de::DeserializeOwned,
     S: Send + Sync,
@@ -151,16 +152,16 @@ where
             let chunk = chunk
                 .map_err(|_| ApiError::new(ErrorCode::BadRequest, "the request body could not be read"))?;
             seen += chunk.len();
-            if seen <= MAX_JSON_BODY {
+            if seen <= LIMIT {
                 body.extend_from_slice(&chunk);
-            } else if seen > DRAIN_LIMIT {
+            } else if seen > DRAIN_LIMIT.max(LIMIT) {
                 break;
             }
         }
-        if seen > MAX_JSON_BODY {
+        if seen > LIMIT {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!("the request body is larger than {MAX_JSON_BODY} bytes"),
+                format!("the request body is larger than {LIMIT} bytes"),
             ));
         }
         serde_json::from_slice(&body).map(ApiJson).map_err(|e| {

@@ -18,6 +18,10 @@ use crate::access::CurrentUser;
 use crate::activity::Event;
 use crate::templates::egg::Egg;
 
+/// Template files and eggs are larger than other bodies: the biggest community eggs, with
+/// their install scripts, are tens of kilobytes, and JSON escaping grows them.
+const TEMPLATE_BODY: usize = 1 << 20;
+
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidTemplate, message)
 }
@@ -62,7 +66,7 @@ pub(super) async fn put(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<PutTemplate>,
+    ApiJson(body): ApiJson<PutTemplate, TEMPLATE_BODY>,
 ) -> Result<Json<AdminTemplateView>, ApiError> {
     admin_only(&user)?;
     crate::templates::check(&name, &body.source).map_err(invalid)?;
@@ -122,14 +126,12 @@ pub(super) async fn restore(
 pub(super) async fn import(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<ImportEgg>,
+    ApiJson(body): ApiJson<ImportEgg, TEMPLATE_BODY>,
 ) -> Result<(StatusCode, Json<ImportedTemplate>), ApiError> {
     admin_only(&user)?;
     let text = match (body.egg, body.url) {
         (Some(text), None) => text,
-        (None, Some(url)) => {
-            crate::templates::egg::fetch(&control.agent_http, &url).await.map_err(invalid)?
-        }
+        (None, Some(url)) => crate::templates::egg::fetch(&url).await.map_err(invalid)?,
         _ => return Err(invalid("send the egg (`egg`) or where to fetch it (`url`), one of them")),
     };
     let egg = Egg::parse(&text).map_err(|e| invalid(e.to_string()))?;

@@ -573,6 +573,8 @@ mod tests {
         let template = parse("paper", example).expect("the README's template");
         assert_eq!(template.file.ports.len(), 1);
         assert_eq!(template.file.game.start_timeout, std::time::Duration::from_secs(300));
+        assert_eq!((template.images().len(), template.variables.len()), (2, 1));
+        assert!(template.file.install.is_some() && template.file.game.config_files.len() == 1);
     }
 
     fn request(template: Option<&str>, command: Option<&[&str]>) -> CreateServer {

@@ -31,9 +31,7 @@ pub(crate) fn run(args: TemplatesArgs) -> anyhow::Result<()> {
         TemplatesCommand::Import { file, name } => {
             let text = if file.starts_with("http://") || file.starts_with("https://") {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime
-                    .block_on(egg::fetch(&zlh_control::registry::RemoteAgent::client(), &file))
-                    .map_err(anyhow::Error::msg)?
+                runtime.block_on(egg::fetch(&file)).map_err(anyhow::Error::msg)?
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
             };

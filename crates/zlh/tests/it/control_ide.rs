@@ -313,7 +313,8 @@ async fn a_spent_link_stays_spent_after_a_restart() {
 
 #[tokio::test]
 async fn links_expire_and_are_bound_to_their_server_user_and_type() {
-    let s = setup("[ide]\ntoken_ttl = \"1s\"\n").await;
+    // Long enough for the refusals below to come before it expires on a busy machine.
+    let s = setup("[ide]\ntoken_ttl = \"3s\"\n").await;
     let [id, other_id, _] = s.servers;
     let host = |id: i64| format!("http://dev-{id}.localhost:{}", s.port());
     let link = s.link(id).await;
@@ -340,7 +341,7 @@ async fn links_expire_and_are_bound_to_their_server_user_and_type() {
         s.control.call("POST", &format!("/api/dev/{id}/ide-token"), Some(&s.other.access_token), None).await;
     assert_eq!(status, 404);
 
-    zlh_testkit::eventually("the link to expire", Duration::from_secs(5), || async {
+    zlh_testkit::eventually("the link to expire", Duration::from_secs(10), || async {
         let late = s.http.get(format!("{}/?token={token}", host(id))).send().await.expect("late");
         let status = late.status().as_u16();
         (status == 401 && code(&late.text().await.expect("body")) == "token_expired").then_some(())

@@ -30,6 +30,13 @@ async fn a_customer_does_everything_in_a_real_browser() {
             "description = \"The ZeroLagHub sample game",
             "description = \"The sample game, slow to start",
         );
+    // With a setting its owner chooses, written into a config file at each start.
+    let slow = slow.replace(
+        "[game]\n",
+        "[[variables]]\nname = \"Message of the day\"\nenv = \"MOTD\"\ndefault = \"Welcome\"\n\
+         rules = [\"required\", \"max:40\"]\n\n[game]\nconfig_files = [{ file = \"server.properties\", \
+         parser = \"properties\", find = { motd = \"{{env.MOTD}}\" } }]\n",
+    );
     assert_ne!(slow, sample);
     std::fs::write(templates.join("slow-sample.toml"), slow).expect("template");
     control.launch().await;
@@ -61,6 +68,7 @@ async fn a_customer_does_everything_in_a_real_browser() {
         "runtime": "fakenode",
         "version": "1.0.0",
         "workspaceFile": "FROM_THE_PORTAL.md",
+        "egg": std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zlh-control/tests/eggs/pelican-wesnoth.json"),
         "shots": shots,
     });
     let seen = run_script("portal.mjs", &[], &[("ZLH_PORTAL", &stage.to_string())]).await;
@@ -83,6 +91,24 @@ async fn a_customer_does_everything_in_a_real_browser() {
         )
         .await;
     assert_eq!((status, notes), (200, b"edited in the browser\n".to_vec()));
+    let (_, variables) = control
+        .call("GET", &format!("/api/servers/{game}/variables"), Some(&player.access_token), None)
+        .await;
+    assert_eq!(variables[0]["value"], "Changed in the portal", "{variables}");
+    let properties =
+        std::fs::read_to_string(control.server_dir(game).join("server.properties")).expect("props");
+    assert_eq!(
+        properties, "motd=Changed in the portal\n",
+        "the setting saved in the portal, applied when the game started again (after its crash)"
+    );
+    let operator = control.login("operator@example.com", "operator password 1").await;
+    let (_, templates) =
+        control.call("GET", "/api/admin/templates", Some(&operator.access_token), None).await;
+    let origin = |name: &str| {
+        templates.as_array().and_then(|t| t.iter().find(|t| t["name"] == name)).map(|t| t["origin"].clone())
+    };
+    assert_eq!(origin("wesnoth-server-debian"), Some(json!("stored")), "{templates}");
+    assert_eq!(origin("minecraft-java"), Some(json!("built_in")), "removed, then restored: {templates}");
     let (_, servers) = control.call("GET", "/api/servers", Some(&player.access_token), None).await;
     assert_eq!(servers.as_array().map(Vec::len), Some(2), "{servers}");
     // The suspended intruder's sessions ended, and signing in again is refused.
