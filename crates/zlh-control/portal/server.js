@@ -97,7 +97,7 @@ export async function serverPage(id, tab, app) {
 }
 
 /** The console: a real terminal on the server's PTY, resuming where it left off. */
-function consoleTab(id, _server, app) {
+function consoleTab(id, server, app) {
   const element = h('div', { class: 'terminal', role: 'region', 'aria-label': 'Console' });
   const state = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Connecting…');
   const command = h('input', { autocomplete: 'off', placeholder: 'say hello', 'aria-label': 'Console command' });
@@ -183,7 +183,8 @@ function consoleTab(id, _server, app) {
     fit.fit();
     connect();
   });
-  return [element, line, state];
+  // Until the server is installed, what its install step prints is what there is to see.
+  return [server.install ? installCard(id, app, state, true) : null, element, line, state];
 }
 
 /** Files: browse, view and edit text, upload with progress, download, rename, delete, extract. */
@@ -382,7 +383,6 @@ function backupsTab(id, _server, app) {
 function setupTab(id, server, app) {
   const status = h('div', { 'aria-live': 'polite' });
   const form = h('form', { class: 'card' });
-  const install = h('div');
 
   const showVariables = async () => {
     let variables;
@@ -421,6 +421,16 @@ function setupTab(id, server, app) {
     };
   };
 
+  showVariables();
+  return [status, installCard(id, app, status, false), form];
+}
+
+/**
+ * The install step's state and output, followed while it runs; with `onlyPending`, shown only
+ * while it runs or after it failed (the console's view).
+ */
+function installCard(id, app, status, onlyPending) {
+  const install = h('div');
   const showInstall = async () => {
     let view;
     try {
@@ -429,7 +439,7 @@ function setupTab(id, server, app) {
       mount(install, app.problem(error));
       return;
     }
-    if (!view.state && !view.log) {
+    if ((!view.state && !view.log) || (onlyPending && !view.state)) {
       mount(install);
       return;
     }
@@ -453,9 +463,8 @@ function setupTab(id, server, app) {
   let left = false;
   app.onLeave(() => { left = true; });
 
-  showVariables();
   showInstall();
-  return [status, install, form];
+  return install;
 }
 
 /** Mods: list with what their jars say, enable/disable, upload, remove. */
