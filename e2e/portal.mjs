@@ -207,8 +207,14 @@ try {
     await openTab('Crashes');
     await page.locator('article.crash .badge', { hasText: 'mod_or_plugin_error' }).first().waitFor();
     await shot('crashes');
+    if (await page.getByRole('button', { name: 'Start', exact: true }).isDisabled()) throw new Error('Start is disabled on a crashed server');
     await page.getByRole('button', { name: 'Start', exact: true }).click();
+    await page.getByText('Starting…').waitFor();
     await waitForState('running');
+    // Only what can be done now is offered; the banner of a success goes by itself.
+    await page.waitForFunction(() => [...document.querySelectorAll('button')].find((b) => b.textContent === 'Start')?.disabled);
+    if (await page.getByRole('button', { name: 'Stop', exact: true }).isDisabled()) throw new Error('Stop is disabled on a running server');
+    await page.getByText('Starting…').waitFor({ state: 'detached', timeout: 10 * SECOND });
   });
 
   await step('tabs work from the keyboard', async () => {
@@ -232,6 +238,37 @@ try {
     if (result.downloaded !== 'edited in the browser\n') throw new Error(`downloaded ${JSON.stringify(result.downloaded)}`);
   });
 
+  await step('the editor keeps what it cannot edit, and asks before dropping edits', async () => {
+    await openTab('Files');
+    await page.locator('#upload-file').setInputFiles(config.binary);
+    await page.getByRole('button', { name: 'blob.bin', exact: true }).click();
+    await page.getByText('blob.bin is not text this editor can keep as it is.').waitFor();
+    await page.locator('#upload-file').setInputFiles({ name: 'crlf.txt', mimeType: 'text/plain', buffer: Buffer.from('one\r\ntwo\r\n') });
+    await page.getByRole('button', { name: 'crlf.txt', exact: true }).click();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Nothing changed, so nothing was written.').waitFor();
+    await page.getByLabel('crlf.txt', { exact: true }).fill('one\ntwo\nthree\n');
+    await page.getByRole('button', { name: 'Back to the folder' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved crlf.txt.').waitFor();
+    await page.getByLabel('crlf.txt', { exact: true }).fill('unsaved\n');
+    await page.getByRole('button', { name: 'Back to the folder' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Discard changes' }).click();
+    await page.getByRole('button', { name: 'New folder' }).click();
+    await page.getByRole('dialog').getByLabel('Name of the new folder').fill('saves');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create folder' }).click();
+    await page.getByRole('button', { name: 'saves/', exact: true }).click();
+    await page.getByText('This folder is empty.').waitFor();
+    await page.reload();
+    await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'saves' }).waitFor();
+    await page.getByText('This folder is empty.').waitFor();
+    await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'server' }).click();
+    await page.getByRole('button', { name: 'Delete saves' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.locator('tr[data-file="saves"]').waitFor({ state: 'detached' });
+  });
+
   await step('folders, archives, rename and delete', async () => {
     await openTab('Files');
     await page.locator('#upload-file').setInputFiles(config.archive);
@@ -239,8 +276,9 @@ try {
     await page.getByText('Extracted pack.zip.').waitFor({ timeout: 30 * SECOND });
     await page.getByRole('button', { name: 'pack/', exact: true }).click();
     await page.getByRole('button', { name: 'readme.txt', exact: true }).waitFor();
-    page.once('dialog', (dialog) => dialog.accept('renamed.txt'));
     await page.getByRole('button', { name: 'Rename readme.txt' }).click();
+    await page.getByRole('dialog').getByLabel('New name').fill('renamed.txt');
+    await page.getByRole('dialog').getByRole('button', { name: 'Rename' }).click();
     await page.getByRole('button', { name: 'renamed.txt', exact: true }).waitFor();
     await page.getByRole('button', { name: 'Delete renamed.txt' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();

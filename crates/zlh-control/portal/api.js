@@ -147,10 +147,13 @@ export async function freshSession() {
  * Uploads a file with progress (`onProgress(sent, total)`), through XHR because fetch
  * cannot report upload progress.
  */
-export async function upload(path, file, onProgress) {
+export async function upload(path, file, onProgress, signal) {
   await freshSession();
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
+    // Cancelling aborts the request: the agent writes to a temporary file and keeps nothing.
+    signal?.addEventListener('abort', () => request.abort());
+    request.addEventListener('abort', () => reject(new ApiError(0, 'cancelled', 'The upload was cancelled; nothing was kept.')));
     request.open('PUT', path);
     request.setRequestHeader('x-zlh-session', PORTAL['x-zlh-session']);
     request.upload.addEventListener('progress', (event) => onProgress(event.loaded, event.total));

@@ -587,7 +587,7 @@ async function route() {
     } else if (parts[0] === 'new') {
       page = await newServerPage();
     } else if (parts[0] === 'servers' && parts[1]) {
-      page = await serverPage(Number(parts[1]), parts[2], { onLeave, problem, stateBadge, go });
+      page = await serverPage(Number(parts[1]), parts[2], { onLeave, problem, stateBadge, go, query });
     } else if (parts[0] === 'account') {
       page = await accountPage();
     } else if (parts[0] === 'admin') {

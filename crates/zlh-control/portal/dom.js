@@ -101,3 +101,24 @@ export function confirmDialog(title, text, action) {
     dialog.showModal();
   });
 }
+
+/** Asks for a name (a new folder, a rename); resolves to the text, or null when cancelled. */
+export function promptDialog(title, label, value, action) {
+  return new Promise((resolve) => {
+    const input = h('input', { id: 'prompt-input', value: value ?? '', autocomplete: 'off', required: true });
+    const form = h('form', { method: 'dialog' },
+      h('h2', { id: 'prompt-title' }, title),
+      h('div', { class: 'field' }, h('label', { for: 'prompt-input' }, label), input),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', onclick: () => dialog.close('cancel') }, 'Cancel'),
+        h('button', { type: 'submit', class: 'primary', value: 'ok' }, action)));
+    const dialog = h('dialog', { class: 'confirm', 'aria-labelledby': 'prompt-title' }, form);
+    dialog.addEventListener('close', () => {
+      resolve(dialog.returnValue === 'ok' && input.value.trim() ? input.value.trim() : null);
+      dialog.remove();
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    input.select();
+  });
+}

@@ -4,7 +4,7 @@
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
 import { api, download, followJob, upload } from './api.js';
-import { confirmDialog, field, h, mount, notice, progressBar, size, when } from './dom.js';
+import { confirmDialog, field, h, mount, notice, progressBar, promptDialog, size, when } from './dom.js';
 
 const TEXT_LIMIT = 1 << 20;
 /** The tab to focus when the page it opened is drawn (after a keyboard move). */
@@ -24,15 +24,47 @@ export async function serverPage(id, tab, app) {
   const status = h('div', { 'aria-live': 'polite' });
   const panel = h('section', { id: 'tab-panel', role: 'tabpanel', 'aria-labelledby': `tab-${current}` });
 
+  // Power buttons follow the state: only what can be done now is enabled, and nothing while
+  // an action is on its way.
+  let acting = false;
+  const buttons = {
+    start: h('button', { type: 'button' }, 'Start'),
+    stop: h('button', { type: 'button' }, 'Stop'),
+    restart: h('button', { type: 'button' }, 'Restart'),
+  };
+  const enableButtons = () => {
+    const state = server.status?.state;
+    const busy = acting || server.lifecycle !== 'ready' || state === 'stopping' || state === 'installing';
+    buttons.start.disabled = busy || state === 'running' || state === 'starting' || Boolean(server.install);
+    buttons.stop.disabled = busy || ['stopped', 'error'].includes(state);
+    buttons.restart.disabled = busy || Boolean(server.install);
+  };
+  const said = {
+    start: { starting: 'Starting…', running: 'It is already running.' },
+    stop: { stopping: 'Stopping…', stopped: 'It is already stopped.' },
+    restart: { stopping: 'Restarting…', starting: 'Restarting…', running: 'Restarting…' },
+  };
+  const flash = (element) => {
+    mount(status, element);
+    // A success says its piece and goes; an error stays until the next action.
+    setTimeout(() => { if (status.firstChild === element) mount(status); }, 5000);
+  };
   const power = (action) => async () => {
     mount(status);
+    acting = true;
+    enableButtons();
     try {
-      await api('POST', `/api/servers/${id}/${action}`);
-      mount(status, notice('ok', `${action[0].toUpperCase()}${action.slice(1)} requested.`));
+      const accepted = await api('POST', `/api/servers/${id}/${action}`);
+      flash(notice('ok', said[action][accepted.state] ?? `${action[0].toUpperCase()}${action.slice(1)} requested.`));
+      await refresh();
     } catch (error) {
       mount(status, app.problem(error));
+    } finally {
+      acting = false;
+      enableButtons();
     }
   };
+  for (const [action, button] of Object.entries(buttons)) button.onclick = power(action);
   const remove = async () => {
     if (!(await confirmDialog('Delete server', `${server.name} is stopped and its files, backups and agent are removed for good.`, 'Delete server'))) return;
     try {
@@ -47,6 +79,7 @@ export async function serverPage(id, tab, app) {
     try {
       server = await api('GET', `/api/servers/${id}`);
       mount(badge, app.stateBadge(server));
+      enableButtons();
     } catch {
       // The next refresh tries again; errors of actions are shown where they happen.
     }
@@ -69,6 +102,7 @@ export async function serverPage(id, tab, app) {
     requestAnimationFrame(() => document.getElementById(`tab-${current}`)?.focus());
   }
 
+  enableButtons();
   const views = { console: consoleTab, files: filesTab, setup: setupTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab };
   const content = await views[current](id, server, app);
   mount(panel, content);
@@ -77,9 +111,7 @@ export async function serverPage(id, tab, app) {
     h('div', { class: 'row' },
       h('h1', {}, server.name, ' ', badge),
       h('div', { class: 'actions' },
-        h('button', { type: 'button', onclick: power('start') }, 'Start'),
-        h('button', { type: 'button', onclick: power('stop') }, 'Stop'),
-        h('button', { type: 'button', onclick: power('restart') }, 'Restart'),
+        buttons.start, buttons.stop, buttons.restart,
         h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
     h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`,
       server.address ? [' · players connect to ', h('code', { class: 'address' }, server.address)] : null),
@@ -190,6 +222,18 @@ function consoleTab(id, server, app) {
 /** Files: browse, view and edit text, upload with progress, download, rename, delete, extract. */
 function filesTab(id, _server, app) {
   const area = h('div');
+  // An upload under way: leaving the page would lose it, so the browser asks first.
+  let uploading = null;
+  const warn = (event) => {
+    if (!uploading) return;
+    event.preventDefault();
+    event.returnValue = '';
+  };
+  window.addEventListener('beforeunload', warn);
+  app.onLeave(() => {
+    window.removeEventListener('beforeunload', warn);
+    uploading?.abort();
+  });
   const status = h('div', { 'aria-live': 'polite' });
   const base = `/api/servers/${id}/files`;
   const join = (dir, name) => (dir ? `${dir}/${name}` : name);
@@ -206,6 +250,10 @@ function filesTab(id, _server, app) {
   };
 
   const show = async (dir) => {
+    // The folder is in the address, so a reload or a shared link opens it again.
+    if (location.hash.startsWith(`#/servers/${id}/files`)) {
+      history.replaceState(null, '', `#/servers/${id}/files${dir ? `?path=${q(dir)}` : ''}`);
+    }
     let entries;
     try {
       entries = await api('GET', `${base}?path=${q(dir)}`);
@@ -223,16 +271,25 @@ function filesTab(id, _server, app) {
     const picker = h('input', { type: 'file', id: 'upload-file', multiple: true });
     const bar = progressBar('Upload progress');
     bar.element.hidden = true;
+    const cancel = h('button', { type: 'button', hidden: true, onclick: () => uploading?.abort() }, 'Cancel upload');
     picker.addEventListener('change', () => act(async () => {
       bar.element.hidden = false;
-      for (const file of picker.files) {
-        await upload(`${base}/content?path=${q(join(dir, file.name))}`, file, (sent, total) => bar.set(sent, total, `${file.name}: ${size(sent)} of ${size(total)}`));
+      cancel.hidden = false;
+      uploading = new AbortController();
+      try {
+        for (const file of picker.files) {
+          await upload(`${base}/content?path=${q(join(dir, file.name))}`, file,
+            (sent, total) => bar.set(sent, total, `${file.name}: ${size(sent)} of ${size(total)}`), uploading.signal);
+        }
+      } finally {
+        uploading = null;
+        picker.value = '';
+        cancel.hidden = true;
       }
-      picker.value = '';
       await show(dir);
     }, 'Uploaded.'));
     const newFolder = () => act(async () => {
-      const name = prompt('Name of the new folder');
+      const name = await promptDialog('New folder', 'Name of the new folder', '', 'Create folder');
       if (!name) return;
       await api('POST', `${base}/mkdir`, { path: join(dir, name) });
       await show(dir);
@@ -256,7 +313,7 @@ function filesTab(id, _server, app) {
             await show(dir);
           }, `Extracted ${entry.name}.`) }, 'Extract') : null,
           h('button', { type: 'button', 'aria-label': `Rename ${entry.name}`, onclick: () => act(async () => {
-            const name = prompt(`New name for ${entry.name}`, entry.name);
+            const name = await promptDialog(`Rename ${entry.name}`, 'New name', entry.name, 'Rename');
             if (!name || name === entry.name) return;
             await api('POST', `${base}/rename`, { from: path, to: join(dir, name) });
             await show(dir);
@@ -273,6 +330,7 @@ function filesTab(id, _server, app) {
         h('label', { for: 'upload-file', class: 'button' }, 'Upload files'), picker,
         h('button', { type: 'button', onclick: newFolder }, 'New folder')),
       bar.element,
+      cancel,
       entries.length
         ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'optional' }, 'Size'), h('th', { class: 'optional' }, 'Modified'), h('th', {}, ''))), h('tbody', {}, rows)))
         : h('p', { class: 'muted' }, 'This folder is empty.'));
@@ -287,27 +345,48 @@ function filesTab(id, _server, app) {
     }
     await act(async () => {
       const response = await api('GET', `${base}/content?path=${q(path)}`, undefined, { raw: true });
-      const text = await response.text();
-      const editor = h('textarea', { spellcheck: false, value: text });
+      let text;
+      try {
+        // Only UTF-8 text is edited here: anything else would be changed by saving it.
+        text = new TextDecoder('utf-8', { fatal: true }).decode(await response.arrayBuffer());
+      } catch {
+        mount(status, notice('info', `${entry.name} is not text this editor can keep as it is.`, 'Download it instead.'));
+        return;
+      }
+      // A text box has \n line ends; a file that had \r\n gets them back when saved.
+      const crlf = text.includes('\r\n');
+      const original = crlf ? text.replaceAll('\r\n', '\n') : text;
+      const editor = h('textarea', { spellcheck: false, value: original });
       const saved = h('div', { 'aria-live': 'polite' });
+      let kept = original;
+      const back = async () => {
+        if (editor.value !== kept && !(await confirmDialog('Unsaved changes', `Your changes to ${path} are not saved. Leave them?`, 'Discard changes'))) return;
+        show(dir);
+      };
       mount(area,
         h('h2', {}, `Editing ${path}`),
         field(path, editor),
         saved,
         h('div', { class: 'actions' },
           h('button', { type: 'button', class: 'primary', onclick: async () => {
+            if (editor.value === kept) {
+              mount(saved, notice('info', 'Nothing changed, so nothing was written.'));
+              return;
+            }
             try {
-              await api('PUT', `${base}/content?path=${q(path)}`, new Blob([editor.value]));
+              const value = editor.value;
+              await api('PUT', `${base}/content?path=${q(path)}`, new Blob([crlf ? value.replaceAll('\n', '\r\n') : value]));
+              kept = value;
               mount(saved, notice('ok', `Saved ${path}.`));
             } catch (error) {
               mount(saved, app.problem(error));
             }
           } }, 'Save'),
-          h('button', { type: 'button', onclick: () => show(dir) }, 'Back to the folder')));
+          h('button', { type: 'button', onclick: back }, 'Back to the folder')));
     });
   };
 
-  show('');
+  show(app.query?.get('path') ?? '');
   return [status, area];
 }
 
@@ -319,8 +398,11 @@ function backupsTab(id, _server, app) {
   const bar = progressBar('Backup progress');
   bar.element.hidden = true;
 
+  const create = h('button', { type: 'button', class: 'primary' }, 'Create backup');
   const run = async (path, label, done) => {
     mount(status);
+    // One at a time: a second click would only be refused.
+    create.disabled = true;
     bar.element.hidden = false;
     bar.set(0, 0, `${label}…`);
     try {
@@ -331,9 +413,12 @@ function backupsTab(id, _server, app) {
     } catch (error) {
       bar.element.hidden = true;
       mount(status, app.problem(error));
+    } finally {
+      create.disabled = false;
     }
     await show();
   };
+  create.onclick = () => run(base, 'Backing up', 'The backup was taken.');
 
   const show = async () => {
     let backups;
@@ -372,7 +457,7 @@ function backupsTab(id, _server, app) {
 
   show();
   return [
-    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => run(base, 'Backing up', 'The backup was taken.') }, 'Create backup')),
+    h('div', { class: 'actions' }, create),
     bar.element,
     status,
     list,

@@ -51,6 +51,10 @@ async fn a_customer_does_everything_in_a_real_browser() {
     std::fs::write(&jar, zip(&[("fabric.mod.json", metadata.to_string().as_bytes())])).expect("jar");
     let archive = control.data.path().join("pack.zip");
     std::fs::write(&archive, zip(&[("pack/readme.txt", b"read me\n")])).expect("archive");
+    // 200,000 bytes that are not UTF-8 text (the editor must refuse them, not mangle them).
+    let binary = control.data.path().join("blob.bin");
+    std::fs::write(&binary, (0..200_000u32).map(|i| (i.wrapping_mul(7919) % 251) as u8).collect::<Vec<u8>>())
+        .expect("binary");
     let shots = format!("{}/portal", screenshots());
     // This run's screenshots only (a failed step leaves `failed-<step>.png`).
     let _ = std::fs::remove_dir_all(&shots);
@@ -68,6 +72,7 @@ async fn a_customer_does_everything_in_a_real_browser() {
         "runtime": "fakenode",
         "version": "1.0.0",
         "workspaceFile": "FROM_THE_PORTAL.md",
+        "binary": binary,
         "egg": std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zlh-control/tests/eggs/pelican-wesnoth.json"),
         "shots": shots,
     });
@@ -91,6 +96,11 @@ async fn a_customer_does_everything_in_a_real_browser() {
         )
         .await;
     assert_eq!((status, notes), (200, b"edited in the browser\n".to_vec()));
+    // What the editor would not edit is as it was uploaded; an unchanged save wrote nothing,
+    // and line ends stayed \r\n.
+    let file = |name: &str| std::fs::read(control.server_dir(game).join(name)).expect("file");
+    assert_eq!(file("blob.bin").len(), 200_000);
+    assert_eq!(file("crlf.txt"), b"one\r\ntwo\r\nthree\r\n");
     let (_, variables) = control
         .call("GET", &format!("/api/servers/{game}/variables"), Some(&player.access_token), None)
         .await;
