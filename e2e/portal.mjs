@@ -359,12 +359,28 @@ try {
   });
 
   await step('a phone-width screen', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
+    await page.setViewportSize({ width: 360, height: 780 });
+    // Every button on the page can be reached: none runs off the screen's right edge.
+    const buttonsFit = async (where) => {
+      const cut = await page.evaluate(() => [...document.querySelectorAll('button, a.button, label.button')]
+        .filter((b) => b.offsetParent && b.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .map((b) => b.textContent));
+      if (cut.length) throw new Error(`${where}: cut off at 360 px: ${cut.join(', ')}`);
+    };
     await page.goto(url('#/servers'));
-    await page.locator(`tr[data-server="${result.ids.game}"]`).waitFor();
+    await page.locator(`tr[data-server="${result.ids.game}"] [data-state]`).waitFor();
+    await buttonsFit('servers');
     await shot('servers-phone');
+    await page.goto(url(`#/servers/${result.ids.game}/files`));
+    await page.getByRole('button', { name: 'notes.txt', exact: true }).waitFor();
+    await buttonsFit('files');
+    await shot('files-phone');
+    await page.goto(url(`#/servers/${result.ids.game}/backups`));
+    await page.getByRole('button', { name: 'Create backup' }).waitFor();
+    await buttonsFit('backups');
     await page.goto(url(`#/servers/${result.ids.game}/console`));
-    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('Done ('), null, { timeout: 30 * SECOND });
+    // A narrow terminal wraps lines anywhere.
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.replaceAll('\n', '').includes('Done ('), null, { timeout: 30 * SECOND });
     await shot('console-phone');
     await page.setViewportSize({ width: 1280, height: 900 });
   });

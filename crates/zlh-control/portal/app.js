@@ -47,10 +47,16 @@ function submitting(form, status, work) {
   });
 }
 
+/** Whether this host accepts new accounts (asked once; sign-up is offered only then). */
+let registrationOpen = false;
+const registration = api('GET', '/api/auth/registration')
+  .then((answer) => { registrationOpen = answer.open; })
+  .catch(() => {});
+
 function renderNav() {
   const user = session.user();
   if (!user) {
-    mount(nav, h('a', { href: '#/signin' }, 'Sign in'), h('a', { href: '#/signup' }, 'Sign up'));
+    mount(nav, h('a', { href: '#/signin' }, 'Sign in'), registrationOpen ? h('a', { href: '#/signup' }, 'Sign up') : null);
     return;
   }
   mount(nav,
@@ -89,7 +95,12 @@ function authPage(kind, query) {
       h('button', { type: 'submit', class: 'primary' }, kind === 'signup' ? 'Create account' : 'Sign in'),
       kind === 'signup'
         ? h('a', { href: '#/signin' }, 'I have an account')
-        : [h('a', { href: '#/signup' }, 'Create an account'), h('a', { href: '#/forgot' }, 'Forgot your password?')]));
+        : [registrationOpen ? h('a', { href: '#/signup' }, 'Create an account') : null, h('a', { href: '#/forgot' }, 'Forgot your password?')]));
+  if (kind === 'signup' && !registrationOpen) {
+    return h('div', { class: 'card narrow' }, h('h1', {}, 'Create an account'),
+      notice('info', 'This host does not take new accounts here.', 'Ask its operator for one.'),
+      h('a', { href: '#/signin' }, 'Sign in'));
+  }
   submitting(form, status, async () => {
     if (kind === 'signup') {
       const started = await api('POST', '/api/auth/register', { email: email.value, password: password.value });
@@ -187,6 +198,10 @@ async function serversPage() {
     h('div', { class: 'row' }, h('h1', {}, user.role === 'admin' ? 'All servers' : 'Your servers'), h('a', { class: 'button primary', href: '#/new' }, 'New server')),
     list,
   ];
+  // Admins see whose each server is, by address.
+  const owners = user.role === 'admin'
+    ? new Map((await api('GET', '/api/admin/users').catch(() => [])).map((u) => [u.id, u.email]))
+    : new Map();
   const refresh = async () => {
     try {
       const servers = await api('GET', '/api/servers');
@@ -202,7 +217,7 @@ async function serversPage() {
           h('td', {}, server.type === 'dev' ? `dev · ${server.runtime ?? ''} ${server.version ?? ''}` : `game · ${server.template ?? 'custom'}`),
           h('td', {}, stateBadge(server)),
           h('td', { class: 'optional' }, when(server.createdAt)),
-          user.role === 'admin' ? h('td', { class: 'optional' }, `#${server.ownerId}`) : null))))));
+          user.role === 'admin' ? h('td', { class: 'optional' }, owners.get(server.ownerId) ?? `#${server.ownerId}`) : null))))));
     } catch (error) {
       mount(list, problem(error));
     }
@@ -221,7 +236,10 @@ async function newServerPage() {
   const name = h('input', { required: true, maxlength: 64, autocomplete: 'off' });
   const kindGame = h('input', { type: 'radio', name: 'kind', value: 'game', checked: true, id: 'kind-game' });
   const kindDev = h('input', { type: 'radio', name: 'kind', value: 'dev', id: 'kind-dev', disabled: !runtimes.length });
-  const template = h('select', {}, templates.map((t) => h('option', { value: t.name }, `${t.name} — ${t.description}`)));
+  const template = h('select', {}, templates.map((t) => h('option', { value: t.name }, t.name)));
+  // Preselected: one that runs as it is (no files to upload first, not a command of one's own).
+  template.value = (templates.find((t) => !t.required_files?.length && t.name !== 'custom') ?? templates[0])?.name ?? '';
+  const templateHint = h('p', { class: 'hint' });
   const runtime = h('select', {}, runtimes.map((r) => h('option', { value: r.name }, r.name)));
   const version = h('select');
   const codeServer = h('input', { type: 'checkbox', id: 'code-server', checked: true });
@@ -239,6 +257,7 @@ async function newServerPage() {
   const chosenTemplate = () => templates.find((t) => t.name === template.value);
   const fillTemplate = () => {
     const chosen = chosenTemplate();
+    templateHint.textContent = chosen?.description ?? '';
     mount(image, (chosen?.images ?? []).map((i) => h('option', { value: i.image }, i.label)));
     imageField.hidden = (chosen?.images ?? []).length < 2;
     mount(variables, (chosen?.variables ?? []).filter((v) => v.editable).map((v) => {
@@ -250,7 +269,15 @@ async function newServerPage() {
   };
   template.addEventListener('change', fillTemplate);
   fillTemplate();
-  const gameFields = h('div', {}, field('Template', template), imageField, variables,
+  // `custom` (admins only): a command of one's own, one argument per line.
+  const command = h('textarea', { class: 'code short', spellcheck: 'false', placeholder: '/usr/bin/my-server\n--port\n25565' });
+  const readyPattern = h('input', { autocomplete: 'off', placeholder: 'Done \\(' });
+  const customFields = h('div', {}, field('Command (one argument per line)', command),
+    field('Ready line (a regular expression, optional)', readyPattern));
+  const showCustom = () => { customFields.hidden = template.value !== 'custom'; };
+  template.addEventListener('change', showCustom);
+  showCustom();
+  const gameFields = h('div', {}, field('Template', template), templateHint, customFields, imageField, variables,
     h('div', { class: 'check' }, start, h('label', { for: 'start-now' }, 'Start it once it is ready (leave off to upload files first)')));
   const devFields = h('div', { hidden: true },
     field('Runtime', runtime),
@@ -305,6 +332,10 @@ async function newServerPage() {
           name: name.value,
           type: 'game',
           template: template.value,
+          ...(template.value === 'custom' ? {
+            command: command.value.split('\n').map((a) => a.trim()).filter(Boolean),
+            ...(readyPattern.value ? { ready_pattern: readyPattern.value } : {}),
+          } : {}),
           start: start.checked,
           ...(image.value ? { image: image.value } : {}),
           variables: Object.fromEntries([...variables.querySelectorAll('input[data-env]')].map((i) => [i.dataset.env, i.value])),
@@ -477,6 +508,9 @@ function passwordForm() {
   const form = h('form', { class: 'card narrow' },
     h('h1', {}, 'Account'),
     h('p', { class: 'muted' }, `Signed in as ${session.user().email}.`),
+    session.user().passwordGenerated
+      ? notice('info', 'Choose a password of your own.', 'Yours was generated and shown in a terminal; change it before you go on.')
+      : null,
     h('h2', {}, 'Change password'),
     status,
     field('Current password', current),
@@ -487,6 +521,7 @@ function passwordForm() {
     if (answer?.user) session.set(answer);
     form.reset();
     mount(status, notice('ok', 'Your password was changed.'));
+    renderNav();
   });
   return form;
 }
@@ -571,6 +606,7 @@ async function route() {
   const [path, search] = location.hash.replace(/^#/, '').split('?');
   const query = new URLSearchParams(search || '');
   const parts = (path || '/servers').split('/').filter(Boolean);
+  await registration;
   let page;
   try {
     if (location.pathname === '/reset-password' && !location.hash) {
@@ -583,6 +619,10 @@ async function route() {
       page = forgotPage();
     } else if (!session.user()) {
       go('#/signin');
+      return;
+    } else if (session.user().passwordGenerated && parts[0] !== 'account') {
+      // A password shown in a terminal is changed before anything else.
+      go('#/account');
       return;
     } else if (parts[0] === 'new') {
       page = await newServerPage();

@@ -557,7 +557,7 @@ function modsTab(id, _server, app) {
   const base = `/api/servers/${id}/mods`;
   const status = h('div', { 'aria-live': 'polite' });
   const list = h('div');
-  const picker = h('input', { type: 'file', id: 'mod-file', accept: '.jar', multiple: true });
+  const picker = h('input', { type: 'file', id: 'mod-file', accept: '.jar', multiple: true, class: 'visually-hidden' });
   const bar = progressBar('Mod upload progress');
   bar.element.hidden = true;
 

@@ -219,11 +219,17 @@ impl ControlPlane {
         if self.store.count_users().await? > 0 {
             return Ok(None);
         }
+        let generated = password.is_none();
         let password = password.unwrap_or_else(|| auth::random_token(15));
         let hash = auth::passwords::hash(&password).await;
-        self.store
+        let admin = self
+            .store
             .create_user(&email.trim().to_lowercase(), &hash, Role::Admin, true, zlh_proto::time::now_ms())
             .await?;
+        if generated {
+            // It was shown in a terminal: the portal asks for one of the admin's own.
+            self.store.mark_password_generated(admin.id).await?;
+        }
         Ok(Some((email.to_owned(), password)))
     }
 }

@@ -205,6 +205,18 @@ pub struct UserView {
     pub email_verified: bool,
     /// Whether sign-in asks for a second factor.
     pub two_factor: bool,
+    /// The password was generated and printed (the first admin of `zlh up`): the portal asks
+    /// for one of the owner's own until it is changed.
+    #[serde(default)]
+    pub password_generated: bool,
+}
+
+/// `GET /api/auth/registration`: whether anyone may create an account here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Registration {
+    /// Sign-up is open.
+    pub open: bool,
 }
 
 /// Tokens after sign-in, registration or refresh.

@@ -118,6 +118,14 @@ fn presented_refresh(headers: &HeaderMap, request: RefreshRequest) -> Result<Str
     })
 }
 
+#[utoipa::path(get, path = "/api/auth/registration", tag = "auth",
+    responses((status = 200, body = zlh_proto::api::Registration, description = "Whether this host accepts new accounts")))]
+pub(super) async fn registration(
+    State(control): State<Arc<ControlPlane>>,
+) -> Json<zlh_proto::api::Registration> {
+    Json(zlh_proto::api::Registration { open: control.config.auth.allow_registration })
+}
+
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 202, body = RegistrationStarted, description = "A message went to the address: a link to confirm it, or, if it has an account, a note saying so"),
         (status = 403, body = zlh_proto::ErrorBody), (status = 429, body = zlh_proto::ErrorBody)))]
@@ -512,7 +520,9 @@ pub(super) async fn change_password(
     control.store.set_password(user.0.id, &hash, now_ms()).await?;
     tracing::info!(user_id = user.0.id, "password changed; every session ended");
     Event::by(&user, "password_changed").record(&control).await;
-    Ok(answer(&control, &headers, issue_session(&control, &user.0).await?))
+    // The new session shows the account as it is now (its password no longer a generated one).
+    let changed = User { password_generated: false, ..user.0.clone() };
+    Ok(answer(&control, &headers, issue_session(&control, &changed).await?))
 }
 
 #[utoipa::path(post, path = "/api/auth/password-reset/request", tag = "auth", request_body = ResetRequest,

@@ -34,6 +34,7 @@ pub use console::TicketBook;
 /// The API's routes, the portal's pages and the artifact store.
 pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
     data::routes(Router::new())
+        .route("/api/auth/registration", get(auth::registration))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/verify-email", post(auth::verify_email))
         .route("/api/auth/login", post(auth::login))
@@ -158,6 +159,7 @@ fn user_view(user: &User) -> UserView {
         suspended: user.suspended_at_ms.is_some(),
         email_verified: user.email_verified_at_ms.is_some(),
         two_factor: user.has_two_factor(),
+        password_generated: user.password_generated,
     }
 }
 

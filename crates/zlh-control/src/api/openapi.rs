@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "ZeroLagHub API", description = "Game servers and dev containers. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(
+        super::auth::registration,
         super::auth::register,
         super::auth::verify_email,
         super::auth::login,

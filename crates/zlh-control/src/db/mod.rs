@@ -34,6 +34,8 @@ pub struct User {
     pub totp_secret: Option<Vec<u8>>,
     /// Set once the owner confirmed a code: sign-in asks for one from then on.
     pub totp_enabled_at_ms: Option<i64>,
+    /// The password is one ZeroLagHub generated and printed, until its owner changes it.
+    pub password_generated: bool,
 }
 
 impl User {
@@ -251,6 +253,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn count_users(&self) -> StoreResult<i64>;
     /// Replaces a password hash and ends every session of the user.
     async fn set_password(&self, user_id: i64, password_hash: &str, now_ms: i64) -> StoreResult<()>;
+    /// Records that a user's password was generated and printed (a change clears it).
+    async fn mark_password_generated(&self, user_id: i64) -> StoreResult<()>;
     /// Suspends (with the time) or reinstates (`None`) a user; suspension ends their sessions.
     async fn set_suspended(&self, user_id: i64, suspended_at_ms: Option<i64>) -> StoreResult<()>;
 

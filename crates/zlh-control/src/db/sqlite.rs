@@ -76,6 +76,7 @@ fn user_from(row: &SqliteRow) -> StoreResult<User> {
         email_verified_at_ms: row.try_get("email_verified_at")?,
         totp_secret: row.try_get("totp_secret")?,
         totp_enabled_at_ms: row.try_get("totp_enabled_at")?,
+        password_generated: row.try_get("password_generated")?,
     })
 }
 
@@ -225,9 +226,17 @@ impl Store for SqliteStore {
         Ok(sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?.try_get(0)?)
     }
 
+    async fn mark_password_generated(&self, user_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_generated = 1 WHERE id = ?")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn set_password(&self, user_id: i64, password_hash: &str, now_ms: i64) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = ?, password_generated = 0 WHERE id = ?")
             .bind(password_hash)
             .bind(user_id)
             .execute(&mut *tx)

@@ -72,13 +72,14 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
                     .await
                 {
                     Ok(user) => {
-                        println!("created user {} ({}) with id {}", user.email, role.as_str(), user.id)
+                        println!("created user {} ({}) with id {}", user.email, role.as_str(), user.id);
+                        if generated {
+                            store.mark_password_generated(user.id).await?;
+                            println!("password: {password}");
+                        }
                     }
                     Err(StoreError::Conflict) => bail!("a user with the email {email} exists"),
                     Err(e) => return Err(e.into()),
-                }
-                if generated {
-                    println!("password: {password}");
                 }
             }
             AdminCommand::ResetPassword { email, password_stdin } => {
@@ -90,6 +91,8 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
                 store.set_password(user.id, &hash, zlh_proto::time::now_ms()).await?;
                 println!("password of {} replaced; every session of the user ended", user.email);
                 if generated {
+                    // Printed here: its owner is asked for one of their own.
+                    store.mark_password_generated(user.id).await?;
                     println!("password: {password}");
                 }
             }

@@ -256,6 +256,41 @@ async fn zlh_up_serves_the_portal_and_prints_the_first_admin_once() {
     let login = json!({"email": email, "password": password});
     let signed_in = http.post(format!("{url}/api/auth/login")).json(&login).send().await.expect("login");
     assert_eq!(signed_in.status(), 200);
+    // A printed password is marked, so the portal asks for one of the admin's own; a change
+    // clears the mark. An operator's own (--password-stdin) is not marked.
+    let signed_in: serde_json::Value = signed_in.json().await.expect("session");
+    assert_eq!(signed_in["user"]["passwordGenerated"], true, "{signed_in}");
+    let token = signed_in["accessToken"].as_str().expect("token");
+    let change = json!({"currentPassword": password, "newPassword": "a long private passphrase 7"});
+    let changed = http
+        .post(format!("{url}/api/auth/password"))
+        .bearer_auth(token)
+        .json(&change)
+        .send()
+        .await
+        .expect("change");
+    let changed: serde_json::Value = changed.json().await.expect("session");
+    assert_eq!(changed["user"]["passwordGenerated"], false, "{changed}");
+    let ops = json!({"email": "ops@example.com", "password": "an operator's password"});
+    let ops: serde_json::Value = http
+        .post(format!("{url}/api/auth/login"))
+        .json(&ops)
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ops["user"]["passwordGenerated"], false);
+    let registration: serde_json::Value = http
+        .get(format!("{url}/api/auth/registration"))
+        .send()
+        .await
+        .expect("ask")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(registration, json!({"open": false}), "the portal offers no sign-up here");
     // The local driver isolates nothing: sign-up is closed, and `zlh up` said so.
     let register = json!({"email": "visitor@example.com", "password": "a long enough passphrase"});
     let (status, body) = {

@@ -548,7 +548,13 @@ async fn ordinary_mistakes_get_clear_answers_and_change_nothing() {
     std::fs::create_dir_all(dir.join("w/sub")).expect("mkdir");
     std::fs::write(dir.join("w/sub/a.txt"), "a").expect("write");
     std::fs::write(dir.join("plain.txt"), "plain").expect("write");
-    let before = snapshot(&dir);
+    // The running game saves its own world meanwhile; everything else must stay as it is.
+    let not_the_world = |dir: &std::path::Path| {
+        let mut files = snapshot(dir);
+        files.retain(|name, _| !name.starts_with("world"));
+        files
+    };
+    let before = not_the_world(&dir);
     let json_call = async |method: &str, path: &str, body: Value| {
         control.call(method, &format!("{files}{path}"), Some(token), Some(body)).await
     };
@@ -576,7 +582,7 @@ async fn ordinary_mistakes_get_clear_answers_and_change_nothing() {
     for (what, (status, body)) in answers {
         assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_path")), "{what}: {body}");
     }
-    assert_eq!(snapshot(&dir), before, "nothing changed");
+    assert_eq!(not_the_world(&dir), before, "nothing changed");
 
     // An upload whose client stalls: its temporary is never listed, and it goes.
     let stalled = reqwest::Body::wrap_stream(futures_util::StreamExt::chain(
@@ -656,11 +662,11 @@ async fn ordinary_mistakes_get_clear_answers_and_change_nothing() {
     let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"new".as_slice())).collect();
     let archive = zip(&entries);
     assert_eq!(control.send("PUT", &format!("{files}/content?path=batch.zip"), token, archive).await.0, 201);
-    let before = snapshot(&dir);
+    let before = not_the_world(&dir);
     let (status, job) = json_call("POST", "/extract", json!({"path": "batch.zip", "to": ""})).await;
     assert_eq!(status, 202, "{job}");
     let ended = control.wait_for_job(&user, id, &job).await;
     assert_eq!(ended["state"], "failed", "{ended}");
     assert!(ended["message"].as_str().unwrap_or_default().contains("clashes"), "{ended}");
-    assert_eq!(snapshot(&dir), before, "not one file of it merged");
+    assert_eq!(not_the_world(&dir), before, "not one file of it merged");
 }
