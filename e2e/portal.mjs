@@ -17,7 +17,7 @@ const browser = await chromium.launch({
 const result = { ok: false, steps: [], consoleErrors: [], unnamedControls: [], ids: {} };
 // Status codes the browser may log as failed loads while a step provokes them on purpose.
 let expectedStatuses = [];
-const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
 const page = await context.newPage();
 page.on('console', (message) => {
   if (message.type() !== 'error') return;
@@ -165,8 +165,14 @@ try {
     // Where players connect: the node's address and the port allocated to this server.
     const address = await page.locator('code.address').innerText();
     if (!/^127\.0\.0\.1:\d+$/.test(address)) throw new Error(`the page shows no player address: ${address}`);
+    // Live usage: the page's numbers and graphs, and the address copied for players.
+    await page.locator('.usage-cell', { hasText: 'Memory' }).waitFor({ timeout: 15 * SECOND });
+    await page.locator('.usage-cell', { hasText: /CPU\s*\d+%/ }).waitFor({ timeout: 15 * SECOND });
+    await page.getByRole('button', { name: 'Copy the address players connect to' }).click();
+    await page.getByText(/^Copied 127\.0\.0\.1:\d+\.$|the address is 127\.0\.0\.1:\d+/).waitFor();
     await page.goto(url('#/servers'));
     await page.locator(`tr[data-server="${result.ids.game}"] [data-state="running"]`).waitFor({ timeout: 30 * SECOND });
+    await page.locator(`tr[data-server="${result.ids.game}"] .usage-text`, { hasText: /CPU \d+% · \d/ }).waitFor({ timeout: 15 * SECOND });
     await shot('servers');
   });
 
@@ -179,6 +185,15 @@ try {
     await page.getByLabel('Console command').fill('list');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('players online'), null, { timeout: 15 * SECOND });
+    // ↑ brings back what was sent through the box, ↓ goes forward again.
+    await page.getByLabel('Console command').fill('say once more');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByLabel('Console command').press('ArrowUp');
+    await page.getByLabel('Console command').press('ArrowUp');
+    if (await page.getByLabel('Console command').inputValue() !== 'list') throw new Error('↑ does not walk the command history');
+    await page.getByLabel('Console command').press('ArrowDown');
+    if (await page.getByLabel('Console command').inputValue() !== 'say once more') throw new Error('↓ does not walk forward');
+    await page.getByLabel('Console command').fill('');
     result.terminal = (await terminalText()).split('\n').filter((line) => line.trim()).slice(-6);
     await shot('console');
   });

@@ -5,6 +5,7 @@ import { api, ApiError, nextStep, session, whenSignedOut } from './api.js';
 import { confirmDialog, field, h, mount, notice, when } from './dom.js';
 import { serverPage } from './server.js';
 import { templatesCard } from './templates.js';
+import { usageText, usageTracker } from './usage.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -70,6 +71,8 @@ function renderNav() {
 
 async function signOut() {
   session.clear();
+  // What was typed into consoles stays with the person, not the browser.
+  Object.keys(localStorage).filter((key) => key.startsWith('zlh.console-history.')).forEach((key) => localStorage.removeItem(key));
   await api('POST', '/api/auth/logout', {}).catch(() => {});
   go('#/signin');
 }
@@ -202,6 +205,7 @@ async function serversPage() {
   const owners = user.role === 'admin'
     ? new Map((await api('GET', '/api/admin/users').catch(() => [])).map((u) => [u.id, u.email]))
     : new Map();
+  const track = usageTracker();
   const refresh = async () => {
     try {
       const servers = await api('GET', '/api/servers');
@@ -210,12 +214,13 @@ async function serversPage() {
         return;
       }
       mount(list, h('div', { class: 'table-wrap' }, h('table', {},
-        h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'State'), h('th', { class: 'optional' }, 'Created'),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'State'), h('th', { class: 'optional' }, 'Usage'), h('th', { class: 'optional' }, 'Created'),
           user.role === 'admin' ? h('th', { class: 'optional' }, 'Owner') : null)),
         h('tbody', {}, servers.map((server) => h('tr', { 'data-server': server.id },
           h('td', {}, h('a', { href: `#/servers/${server.id}` }, server.name)),
           h('td', {}, server.type === 'dev' ? `dev · ${server.runtime ?? ''} ${server.version ?? ''}` : `game · ${server.template ?? 'custom'}`),
           h('td', {}, stateBadge(server)),
+          h('td', { class: 'optional usage-text' }, usageText(track(server))),
           h('td', { class: 'optional' }, when(server.createdAt)),
           user.role === 'admin' ? h('td', { class: 'optional' }, owners.get(server.ownerId) ?? `#${server.ownerId}`) : null))))));
     } catch (error) {

@@ -5,6 +5,7 @@ import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
 import { api, download, followJob, upload } from './api.js';
 import { confirmDialog, field, h, mount, notice, progressBar, promptDialog, size, when } from './dom.js';
+import { usagePanel, usageTracker } from './usage.js';
 
 const TEXT_LIMIT = 1 << 20;
 /** The tab to focus when the page it opened is drawn (after a keyboard move). */
@@ -31,6 +32,8 @@ export async function serverPage(id, tab, app) {
     start: h('button', { type: 'button' }, 'Start'),
     stop: h('button', { type: 'button' }, 'Stop'),
     restart: h('button', { type: 'button' }, 'Restart'),
+    // Offered while a stop takes its time: SIGKILL now instead of waiting for it.
+    kill: h('button', { type: 'button', class: 'danger', hidden: true }, 'Kill'),
   };
   const enableButtons = () => {
     const state = server.status?.state;
@@ -38,11 +41,14 @@ export async function serverPage(id, tab, app) {
     buttons.start.disabled = busy || state === 'running' || state === 'starting' || Boolean(server.install);
     buttons.stop.disabled = busy || ['stopped', 'error'].includes(state);
     buttons.restart.disabled = busy || Boolean(server.install);
+    buttons.kill.hidden = state !== 'stopping';
+    buttons.kill.disabled = acting;
   };
   const said = {
     start: { starting: 'Starting…', running: 'It is already running.' },
     stop: { stopping: 'Stopping…', stopped: 'It is already stopped.' },
     restart: { stopping: 'Restarting…', starting: 'Restarting…', running: 'Restarting…' },
+    kill: { stopping: 'Killed: it stops now.' },
   };
   const flash = (element) => {
     mount(status, element);
@@ -75,17 +81,41 @@ export async function serverPage(id, tab, app) {
     }
   };
 
+  const track = usageTracker();
+  const usage = usagePanel();
+  // A crashed server that will restart says when, to the second.
+  const restartNote = h('p', { class: 'muted', 'aria-live': 'polite' });
+  const countdown = () => {
+    const at = server.status?.state === 'crashed' ? server.status?.detail?.nextRestartAt : null;
+    const seconds = at ? Math.max(0, Math.ceil((Date.parse(at) - Date.now()) / 1000)) : null;
+    restartNote.textContent = seconds == null ? '' : `It crashed; it restarts in ${seconds} s.`;
+  };
   const refresh = async () => {
     try {
       server = await api('GET', `/api/servers/${id}`);
       mount(badge, app.stateBadge(server));
       enableButtons();
+      usage.update(track(server), server.limits);
+      countdown();
     } catch {
       // The next refresh tries again; errors of actions are shown where they happen.
     }
   };
+  usage.update(track(server), server.limits);
   const timer = setInterval(refresh, 2000);
-  app.onLeave(() => clearInterval(timer));
+  const ticker = setInterval(countdown, 1000);
+  app.onLeave(() => {
+    clearInterval(timer);
+    clearInterval(ticker);
+  });
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(server.address);
+      flash(notice('ok', `Copied ${server.address}.`));
+    } catch {
+      mount(status, notice('info', `The browser did not allow copying; the address is ${server.address}.`));
+    }
+  };
 
   // Arrow keys, Home and End move between tabs (the WAI-ARIA tabs pattern); the page is
   // drawn again, so the newly selected tab takes the focus once it is there.
@@ -111,10 +141,13 @@ export async function serverPage(id, tab, app) {
     h('div', { class: 'row' },
       h('h1', {}, server.name, ' ', badge),
       h('div', { class: 'actions' },
-        buttons.start, buttons.stop, buttons.restart,
+        buttons.start, buttons.stop, buttons.restart, buttons.kill,
         h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
     h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`,
-      server.address ? [' · players connect to ', h('code', { class: 'address' }, server.address)] : null),
+      server.address ? [' · players connect to ', h('code', { class: 'address' }, server.address),
+        h('button', { type: 'button', class: 'copy', 'aria-label': 'Copy the address players connect to', onclick: copy }, 'Copy')] : null),
+    usage.element,
+    restartNote,
     server.limits ? h('p', { class: 'muted limits' },
       `Limits: ${server.limits.memoryMb} MiB memory · ${server.limits.cpus} CPUs · ${server.limits.pids} processes`) : null,
     status,
@@ -191,6 +224,16 @@ function consoleTab(id, server, app) {
   terminal.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
   const resize = () => fit.fit();
   window.addEventListener('resize', resize);
+  // Commands sent before, newest last, per server and kept across visits; ↑ and ↓ walk them.
+  const historyKey = `zlh.console-history.${id}`;
+  const history = JSON.parse(localStorage.getItem(historyKey) ?? '[]');
+  let at = history.length;
+  command.addEventListener('keydown', (event) => {
+    if (event.key !== 'ArrowUp' && event.key !== 'ArrowDown') return;
+    event.preventDefault();
+    at = Math.max(0, Math.min(history.length, at + (event.key === 'ArrowUp' ? -1 : 1)));
+    command.value = history[at] ?? '';
+  });
   line.addEventListener('submit', async (event) => {
     event.preventDefault();
     const text = command.value.trim();
@@ -198,6 +241,10 @@ function consoleTab(id, server, app) {
     try {
       await api('POST', `/api/servers/${id}/console/command`, { command: text });
       command.value = '';
+      if (history.at(-1) !== text) history.push(text);
+      history.splice(0, history.length - 100);
+      localStorage.setItem(historyKey, JSON.stringify(history));
+      at = history.length;
     } catch (error) {
       state.replaceChildren(app.problem(error));
     }

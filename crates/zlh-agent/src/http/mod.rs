@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/start", post(start))
         .route("/stop", post(stop))
         .route("/restart", post(restart))
+        .route("/kill", post(kill))
         .route("/console/command", post(console_command))
         .route("/variables", get(variables).put(set_variables))
         .route("/console", get(console::upgrade))
@@ -285,6 +286,10 @@ async fn set_variables(
         }
     })?;
     Ok(Json(VariableValues { values: state.variables.current(&state.config.game) }))
+}
+
+async fn kill(State(state): State<AppState>) -> Response {
+    power_response(state.supervisor.kill().await)
 }
 
 async fn console_command(

@@ -269,6 +269,10 @@ impl Actor {
                 let result = self.restart().await;
                 let _ = reply.send(result);
             }
+            Request::Kill(reply) => {
+                let result = self.kill().await;
+                let _ = reply.send(result);
+            }
             Request::Command(line, reply) => {
                 let result = self.console_command(line).await;
                 let _ = reply.send(result);
@@ -369,6 +373,22 @@ impl Actor {
             }
             GameState::Stopped | GameState::Crashed | GameState::Error => self.start().await,
         }
+    }
+
+    /// SIGKILL now, for a game that takes too long to stop: it ends stopped, not crashed.
+    async fn kill(&mut self) -> Result<GameState, PowerError> {
+        if self.live.is_none()
+            || !matches!(self.state, GameState::Starting | GameState::Running | GameState::Stopping)
+        {
+            return Err(PowerError::NotRunning(self.state));
+        }
+        tracing::warn!("kill requested");
+        self.data.desired = Desired::Stopped;
+        self.restart_after_stop = false;
+        self.state = GameState::Stopping;
+        self.power_timer = Some((Instant::now(), Timer::Kill));
+        self.save().await;
+        Ok(GameState::Stopping)
     }
 
     async fn console_command(&mut self, line: String) -> Result<(), PowerError> {

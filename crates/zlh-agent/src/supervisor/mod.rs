@@ -155,6 +155,7 @@ enum Request {
     Start(Reply<GameState>),
     Stop(Reply<GameState>),
     Restart(Reply<GameState>),
+    Kill(Reply<GameState>),
     Command(String, Reply<()>),
     Input(Vec<u8>),
     Resize { cols: u16, rows: u16 },
@@ -207,6 +208,11 @@ impl Supervisor {
     /// Stops (gracefully) and starts again.
     pub async fn restart(&self) -> Result<GameState, PowerError> {
         self.ask(Request::Restart).await
+    }
+
+    /// Kills the game at once (SIGKILL to its process group); it ends `stopped`.
+    pub async fn kill(&self) -> Result<GameState, PowerError> {
+        self.ask(Request::Kill).await
     }
 
     /// Sends one line to the console. The stop command itself counts as a stop.

@@ -60,6 +60,7 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/servers/{id}/start", post(servers::start))
         .route("/api/servers/{id}/stop", post(servers::stop))
         .route("/api/servers/{id}/restart", post(servers::restart))
+        .route("/api/servers/{id}/kill", post(servers::kill))
         .route("/api/servers/{id}/crashes", get(servers::crashes))
         .route("/api/servers/{id}/variables", get(setup::variables).put(setup::set_variables))
         .route("/api/servers/{id}/install", get(setup::install).post(setup::reinstall))

@@ -38,6 +38,7 @@ use utoipa::{Modify, OpenApi};
         super::servers::start,
         super::servers::stop,
         super::servers::restart,
+        super::servers::kill,
         super::servers::crashes,
         super::templates::list,
         super::templates::show,

@@ -135,7 +135,7 @@ async fn power(
     action: PowerAction,
 ) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
     let server = access::server(&control, &user.0, id).await?;
-    if action != PowerAction::Stop {
+    if matches!(action, PowerAction::Start | PowerAction::Restart) {
         super::setup::installed(&server)?;
     }
     let agent = access::agent(&control, &server)?;
@@ -180,6 +180,16 @@ pub(super) async fn restart(
     ServerId(id): ServerId,
 ) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
     power(control, user, id, PowerAction::Restart).await
+}
+
+#[utoipa::path(post, path = "/api/servers/{id}/kill", tag = "power", security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 202, body = PowerAccepted, description = "SIGKILL sent; it ends stopped"), (status = 409, body = zlh_proto::ErrorBody), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn kill(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
+    power(control, user, id, PowerAction::Kill).await
 }
 
 #[utoipa::path(post, path = "/api/servers/{id}/console/command", tag = "console", security(("bearer" = [])), params(("id" = i64, Path)),

@@ -198,6 +198,8 @@ pub enum PowerAction {
     Stop,
     /// Stop, then start.
     Restart,
+    /// SIGKILL now (a stop that takes too long).
+    Kill,
 }
 
 impl PowerAction {
@@ -206,6 +208,7 @@ impl PowerAction {
             PowerAction::Start => "/start",
             PowerAction::Stop => "/stop",
             PowerAction::Restart => "/restart",
+            PowerAction::Kill => "/kill",
         }
     }
 }

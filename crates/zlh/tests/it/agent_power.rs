@@ -114,6 +114,26 @@ async fn stop_escalates_to_sigterm_then_sigkill() {
 }
 
 #[tokio::test]
+async fn kill_ends_a_stop_that_takes_too_long_at_once() {
+    // Minutes before SIGTERM would come: the owner kills it instead.
+    let spec = AgentSpec {
+        stop_timeout: "5m".into(),
+        ..AgentSpec::with_game_args(&["--ignore-stop", "--ignore-sigterm"])
+    };
+    let agent = TestAgent::start(zlh(), &spec).await;
+    let (status, refused) = agent.post("/kill", None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("not_running")), "{refused}");
+    let pid = agent.start_and_wait().await["pid"].as_u64().expect("pid") as u32;
+    agent.post("/stop", None).await;
+    agent.wait_for_state("stopping", SOON).await;
+    let (status, accepted) = agent.post("/kill", None).await;
+    assert_eq!((status, &accepted["state"]), (202, &serde_json::json!("stopping")), "{accepted}");
+    agent.wait_for_state("stopped", SOON).await;
+    assert!(!procs::is_alive(pid));
+    assert!(agent.status().await["lastCrash"].is_null(), "a kill the owner asked for is no crash");
+}
+
+#[tokio::test]
 async fn the_stop_command_typed_by_a_person_is_a_stop_not_a_crash() {
     let agent = TestAgent::start(zlh(), &AgentSpec::default()).await;
     agent.start_and_wait().await;
