@@ -168,6 +168,9 @@ try {
     // Live usage: the page's numbers and graphs, and the address copied for players.
     await page.locator('.usage-cell', { hasText: 'Memory' }).waitFor({ timeout: 15 * SECOND });
     await page.locator('.usage-cell', { hasText: /CPU\s*\d+%/ }).waitFor({ timeout: 15 * SECOND });
+    if ((await page.locator('.usage').innerText()).includes('null')) throw new Error('the usage panel shows "null"');
+    await page.locator('svg.spark').first().waitFor();
+    await shot('usage');
     await page.getByRole('button', { name: 'Copy the address players connect to' }).click();
     await page.getByText(/^Copied 127\.0\.0\.1:\d+\.$|the address is 127\.0\.0\.1:\d+/).waitFor();
     await page.goto(url('#/servers'));

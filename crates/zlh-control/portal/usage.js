@@ -49,8 +49,10 @@ export function usageText(sample) {
   return parts.join(' · ');
 }
 
-/** A small line graph of `values` (the newest last), scaled to `max` or their largest. */
+/** A small line graph of `values` (the newest last), scaled to `max` or their largest; none
+ * until there are two points to join. */
 export function sparkline(label, values, max) {
+  if (values.length < 2) return null;
   const width = 160;
   const height = 36;
   const top = Math.max(max ?? 0, ...values, 1);
@@ -84,13 +86,13 @@ export function usagePanel() {
       history[key].splice(0, history[key].length - 60);
     }
     const cell = (name, text, graph) => h('div', { class: 'usage-cell' }, h('span', { class: 'muted' }, name), h('strong', {}, text), graph);
-    element.replaceChildren(
+    element.replaceChildren(...[
       cell('CPU', sample.cpu == null ? '…' : `${sample.cpu.toFixed(0)}%`, sparkline('CPU over the last two minutes', history.cpu, limits ? limits.cpus * 100 : 100)),
       cell('Memory', sample.memory == null ? '—' : size(sample.memory) + (limits ? ` of ${limits.memoryMb} MiB` : ''),
         sparkline('Memory over the last two minutes', history.memory, limits ? limits.memoryMb * 1048576 : undefined)),
       sample.disk ? cell('Disk', `${size(sample.disk.usedBytes)} of ${size(sample.disk.limitBytes)}`) : null,
       sample.rxRate != null ? cell('Network', `↓ ${size(sample.rxRate)}/s · ↑ ${size(sample.txRate ?? 0)}/s`) : null,
-    );
+    ].filter(Boolean));
   };
   return { element, update };
 }
