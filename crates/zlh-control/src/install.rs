@@ -38,14 +38,16 @@ pub(crate) fn view(control: &ControlPlane, server: &Server) -> InstallView {
 }
 
 /// Marks the server installing, then runs the step in the background; starts the server
-/// afterwards when `start` (and the step succeeded).
+/// afterwards when `start` (and the step succeeded). `false` when an install already runs.
 pub(crate) async fn begin(
     control: &Arc<ControlPlane>,
     server_id: i64,
     step: InstallStep,
     start: bool,
-) -> Result<(), StoreError> {
-    control.store.set_install(server_id, Some(InstallState::Installing), None).await?;
+) -> Result<bool, StoreError> {
+    if !control.store.begin_install(server_id).await? {
+        return Ok(false);
+    }
     let control = Arc::clone(control);
     tokio::spawn(async move {
         let outcome = run(&control, server_id, &step).await;
@@ -68,7 +70,7 @@ pub(crate) async fn begin(
             control.poller.follow(server_id).await;
         }
     });
-    Ok(())
+    Ok(true)
 }
 
 /// Runs the step; the error says why it failed, for the owner.

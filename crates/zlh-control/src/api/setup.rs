@@ -115,7 +115,9 @@ pub(super) async fn reinstall(
         return Err(ApiError::new(ErrorCode::AlreadyRunning, "stop the server before installing it again")
             .with_state(state));
     }
-    crate::install::begin(&control, id, step, false).await?;
+    if !crate::install::begin(&control, id, step, false).await? {
+        return Err(ApiError::new(ErrorCode::InstallInProgress, "the install step is running"));
+    }
     Event::by(&user, "install_started").on(&server).record(&control).await;
     let server = access::server(&control, &user.0, id).await?;
     Ok((StatusCode::ACCEPTED, Json(crate::install::view(&control, &server))))

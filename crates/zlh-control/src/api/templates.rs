@@ -33,6 +33,14 @@ async fn store(control: &ControlPlane, name: &str, source: Option<&str>) -> Resu
     Ok(())
 }
 
+/// Forgets what admins stored as `name` (a built-in or directory template of that name shows
+/// again) and makes the catalog show it at once.
+async fn forget(control: &ControlPlane, name: &str) -> Result<(), ApiError> {
+    control.store.forget_template(name).await?;
+    control.templates.stored_changed(control.store.templates().await?);
+    Ok(())
+}
+
 fn shown(control: &ControlPlane, name: &str) -> Result<AdminTemplateView, ApiError> {
     control.templates.current().admin_view(name).ok_or_else(|| ApiError::not_found("template"))
 }
@@ -93,8 +101,7 @@ pub(super) async fn remove(
     if hides {
         store(&control, &name, None).await?;
     } else {
-        control.store.forget_template(&name).await?;
-        control.templates.stored_changed(control.store.templates().await?);
+        forget(&control, &name).await?;
     }
     Event::by(&user, "template_removed").detail(name).record(&control).await;
     Ok(StatusCode::NO_CONTENT)
@@ -113,8 +120,7 @@ pub(super) async fn restore(
     if template.replaces.is_none() {
         return Err(ApiError::not_found("change to undo"));
     }
-    control.store.forget_template(&name).await?;
-    control.templates.stored_changed(control.store.templates().await?);
+    forget(&control, &name).await?;
     Event::by(&user, "template_restored").detail(name.clone()).record(&control).await;
     Ok(Json(shown(&control, &name)?))
 }

@@ -353,6 +353,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn put_template(&self, name: &str, source: Option<&str>, now: i64) -> StoreResult<()>;
     /// Forgets a stored template (a built-in or directory one of its name shows again).
     async fn forget_template(&self, name: &str) -> StoreResult<()>;
+    /// Marks a server installing unless it already is; whether it was not (so one install
+    /// runs at a time, however many ask at once).
+    async fn begin_install(&self, server_id: i64) -> StoreResult<bool>;
     /// Records where a server's install step is (`None`: done), and why it failed.
     async fn set_install(
         &self,

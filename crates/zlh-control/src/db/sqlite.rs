@@ -681,6 +681,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn begin_install(&self, server_id: i64) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "UPDATE servers SET install_state = 'installing', install_message = NULL \
+             WHERE id = ? AND (install_state IS NULL OR install_state != 'installing')",
+        )
+        .bind(server_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
     async fn set_install(
         &self,
         server_id: i64,
