@@ -191,6 +191,8 @@ try {
     // ↑ brings back what was sent through the box, ↓ goes forward again.
     await page.getByLabel('Console command').fill('say once more');
     await page.getByRole('button', { name: 'Send' }).click();
+    // Sent (the box empties) before walking back.
+    await page.waitForFunction(() => document.querySelector('input[aria-label="Console command"]')?.value === '');
     await page.getByLabel('Console command').press('ArrowUp');
     await page.getByLabel('Console command').press('ArrowUp');
     if (await page.getByLabel('Console command').inputValue() !== 'list') throw new Error('↑ does not walk the command history');
@@ -459,7 +461,17 @@ try {
     await page.getByRole('button', { name: `Suspend ${config.intruder.email}` }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Suspend' }).click();
     await page.locator(`tr[data-user="${config.intruder.email}"] .badge`, { hasText: 'suspended' }).waitFor();
+    // A new account with a password shown once, promoted, demoted and deleted.
+    await page.getByLabel('Email').fill('helper@example.com');
+    await page.getByLabel('Role').selectOption('user');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.getByText('Created helper@example.com.').waitFor();
     await shot('admin');
+    await page.getByRole('button', { name: 'Make helper@example.com an admin' }).click();
+    await page.getByRole('button', { name: 'Make helper@example.com a user' }).waitFor();
+    await page.getByRole('button', { name: 'Delete helper@example.com' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.locator('tr[data-user="helper@example.com"]').waitFor({ state: 'detached' });
   });
 
   await step('an admin imports an egg, removes a template and restores it', async () => {

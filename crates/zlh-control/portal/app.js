@@ -548,6 +548,7 @@ async function adminPage() {
           : user.emailVerified ? h('span', { class: 'badge running' }, 'active') : h('span', { class: 'badge stopped' }, 'address unconfirmed')),
         h('td', { class: 'actions-cell' }, user.twoFactor ? h('button', {
           type: 'button',
+          'aria-label': `Reset two-factor for ${user.email}`,
           onclick: async () => {
             if (!(await confirmDialog('Reset two-factor sign-in', `${user.email} signs in with the password alone until they set it up again. Do this only for someone who lost their phone and recovery codes.`, 'Reset'))) return;
             try {
@@ -558,8 +559,9 @@ async function adminPage() {
               mount(status, problem(error));
             }
           },
-        }, `Reset two-factor for ${user.email}`) : null, user.id === me.id ? null : h('button', {
+        }, 'Reset two-factor') : null, user.id === me.id ? null : h('button', {
           type: 'button',
+          'aria-label': user.suspended ? `Unsuspend ${user.email}` : `Suspend ${user.email}`,
           class: user.suspended ? '' : 'danger',
           onclick: async () => {
             if (!user.suspended && !(await confirmDialog('Suspend user', `${user.email} will be signed out and refused everywhere until unsuspended.`, 'Suspend'))) return;
@@ -571,10 +573,49 @@ async function adminPage() {
               mount(status, problem(error));
             }
           },
-        }, user.suspended ? `Unsuspend ${user.email}` : `Suspend ${user.email}`)))))));
+        }, user.suspended ? 'Unsuspend' : 'Suspend'),
+        user.id === me.id ? null : h('button', {
+          type: 'button',
+          'aria-label': user.role === 'admin' ? `Make ${user.email} a user` : `Make ${user.email} an admin`,
+          onclick: () => change(async () => {
+            await api('PATCH', `/api/admin/users/${user.id}`, { role: user.role === 'admin' ? 'user' : 'admin' });
+          }),
+        }, user.role === 'admin' ? 'Make user' : 'Make admin'),
+        user.id === me.id ? null : h('button', {
+          type: 'button',
+          'aria-label': `Delete ${user.email}`,
+          class: 'danger',
+          onclick: async () => {
+            if (!(await confirmDialog('Delete user', `${user.email} is deleted for good, with their sessions, keys and activity. Their servers must be deleted first.`, 'Delete'))) return;
+            change(() => api('DELETE', `/api/admin/users/${user.id}`));
+          },
+        }, 'Delete')))))));
   };
+  const change = async (work) => {
+    try {
+      await work();
+      mount(status);
+      await refresh();
+    } catch (error) {
+      mount(status, problem(error));
+    }
+  };
+  // A new account: its password is generated and shown once here; its owner is asked for one
+  // of their own at first sign-in.
+  const email = h('input', { type: 'email', required: true, autocomplete: 'off' });
+  const role = h('select', {}, h('option', { value: 'user' }, 'User'), h('option', { value: 'admin' }, 'Administrator'));
+  const made = h('div', { 'aria-live': 'polite' });
+  const newUser = h('form', { class: 'card narrow' },
+    h('h2', {}, 'New user'), made, field('Email', email), field('Role', role),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create user')));
+  submitting(newUser, made, async () => {
+    const created = await api('POST', '/api/admin/users', { email: email.value, role: role.value });
+    mount(made, notice('ok', `Created ${created.user.email}.`, [`Their first password, shown once: `, h('code', {}, created.password)]));
+    newUser.reset();
+    await refresh();
+  });
   await refresh();
-  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.')), await settingsCard(),
+  return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.')), newUser, await settingsCard(),
     ...(await templatesCard(problem))];
 }
 

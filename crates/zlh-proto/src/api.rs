@@ -211,6 +211,44 @@ pub struct UserView {
     pub password_generated: bool,
 }
 
+/// `POST /api/admin/users`: an account an admin makes (its address counts as confirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Email address.
+    pub email: String,
+    /// `user` or `admin`.
+    pub role: Role,
+}
+
+/// The answer to `POST /api/admin/users`: the account and its generated password, shown
+/// once (its owner is asked for one of their own at first sign-in).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedUser {
+    /// The account.
+    pub user: UserView,
+    /// Its first password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreatedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedUser").field("user", &self.user).field("password", &"[redacted]").finish()
+    }
+}
+
+/// `PATCH /api/admin/users/{userId}`: a new role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRole {
+    /// `user` or `admin`.
+    pub role: Role,
+}
+
 /// `GET /api/auth/registration`: whether anyone may create an account here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

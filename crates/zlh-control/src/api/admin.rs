@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
-use zlh_proto::api::{HostSettings, UserView};
+use zlh_proto::api::{ChangeRole, CreatedUser, HostSettings, NewUser, UserView};
 use zlh_proto::time::now_ms;
 
 use super::user_view;
@@ -73,6 +74,91 @@ pub(super) async fn unsuspend(
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     set_suspended(&control, &user, &id, false).await
+}
+
+#[utoipa::path(post, path = "/api/admin/users", tag = "admin", security(("bearer" = [])), request_body = NewUser,
+    responses((status = 201, body = CreatedUser, description = "Made, with a generated password shown once"),
+        (status = 400, body = zlh_proto::ErrorBody), (status = 409, body = zlh_proto::ErrorBody, description = "already_exists")))]
+pub(super) async fn create_user(
+    State(control): State<Arc<ControlPlane>>,
+    admin: CurrentUser,
+    ApiJson(request): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
+    admin_only(&admin)?;
+    let email = super::auth::normalize_email(&request.email)?;
+    let password = crate::auth::random_token(15);
+    let hash = crate::auth::passwords::hash(&password).await;
+    let user =
+        control.store.create_user(&email, &hash, request.role, true, now_ms()).await.map_err(
+            |e| match e {
+                crate::db::StoreError::Conflict => {
+                    ApiError::new(ErrorCode::AlreadyExists, "an account has that address")
+                }
+                e => e.into(),
+            },
+        )?;
+    control.store.mark_password_generated(user.id).await?;
+    Event::by(&admin, "account_created").on_account(user.id).record(&control).await;
+    let user = control.store.user_by_id(user.id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok((StatusCode::CREATED, Json(CreatedUser { user: user_view(&user), password })))
+}
+
+/// The user `id` names, when it is not the admin asking (who cannot demote or delete
+/// themselves: a host always keeps an admin).
+async fn someone_else(
+    control: &ControlPlane,
+    admin: &CurrentUser,
+    id: &str,
+) -> Result<crate::db::User, ApiError> {
+    admin_only(admin)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    if id == admin.0.id {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "you cannot change or delete your own account here",
+        ));
+    }
+    control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))
+}
+
+#[utoipa::path(patch, path = "/api/admin/users/{userId}", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),
+    request_body = ChangeRole, responses((status = 200, body = UserView), (status = 400, body = zlh_proto::ErrorBody), (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn change_role(
+    State(control): State<Arc<ControlPlane>>,
+    admin: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<ChangeRole>,
+) -> Result<Json<UserView>, ApiError> {
+    let user = someone_else(&control, &admin, &id).await?;
+    control.store.set_role(user.id, request.role).await?;
+    Event::by(&admin, "role_changed")
+        .on_account(user.id)
+        .detail(request.role.as_str().to_owned())
+        .record(&control)
+        .await;
+    let user = control.store.user_by_id(user.id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(user_view(&user)))
+}
+
+#[utoipa::path(delete, path = "/api/admin/users/{userId}", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),
+    responses((status = 204, description = "Deleted: every session of theirs ended"),
+        (status = 409, body = zlh_proto::ErrorBody, description = "in_use: they own servers; delete those first")))]
+pub(super) async fn delete_user(
+    State(control): State<Arc<ControlPlane>>,
+    admin: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = someone_else(&control, &admin, &id).await?;
+    let servers = control.store.servers(Some(user.id)).await?;
+    if !servers.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InUse,
+            format!("{} owns {} servers; delete them first", user.email, servers.len()),
+        ));
+    }
+    control.store.delete_user(user.id).await?;
+    tracing::info!(user_id = user.id, admin_id = admin.0.id, "account deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{userId}/activity", tag = "admin", security(("bearer" = [])), params(("userId" = i64, Path)),

@@ -29,7 +29,7 @@ use crate::auth::tokens::Claims;
 use crate::auth::{passwords, random_token, token_hash};
 use crate::db::{RefreshOutcome, StoreError, User};
 
-fn normalize_email(email: &str) -> Result<String, ApiError> {
+pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())

@@ -72,7 +72,11 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/dev/{id}/codeserver/stop", post(dev::code_server_stop))
         .route("/api/dev/{id}/codeserver/restart", post(dev::code_server_restart))
         .route("/artifacts/{*path}", get(artifact))
-        .route("/api/admin/users", get(admin::users))
+        .route("/api/admin/users", get(admin::users).post(admin::create_user))
+        .route(
+            "/api/admin/users/{userId}",
+            axum::routing::patch(admin::change_role).delete(admin::delete_user),
+        )
         .route("/api/admin/users/{userId}/suspend", post(admin::suspend))
         .route("/api/admin/users/{userId}/unsuspend", post(admin::unsuspend))
         .route("/api/admin/users/{userId}/activity", get(admin::activity))

@@ -255,6 +255,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_password(&self, user_id: i64, password_hash: &str, now_ms: i64) -> StoreResult<()>;
     /// Records that a user's password was generated and printed (a change clears it).
     async fn mark_password_generated(&self, user_id: i64) -> StoreResult<()>;
+    /// Makes a user an admin or a user.
+    async fn set_role(&self, user_id: i64, role: Role) -> StoreResult<()>;
+    /// Deletes a user with everything that is theirs alone (sessions, keys, codes, activity);
+    /// the caller makes sure they own no server.
+    async fn delete_user(&self, user_id: i64) -> StoreResult<()>;
     /// Suspends (with the time) or reinstates (`None`) a user; suspension ends their sessions.
     async fn set_suspended(&self, user_id: i64, suspended_at_ms: Option<i64>) -> StoreResult<()>;
 

@@ -256,6 +256,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_role(&self, user_id: i64, role: Role) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET role = ? WHERE id = ?")
+            .bind(role.as_str())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, user_id: i64) -> StoreResult<()> {
+        // What refers to the account goes with it (`ON DELETE CASCADE`); servers never do.
+        sqlx::query("DELETE FROM users WHERE id = ?").bind(user_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn set_suspended(&self, user_id: i64, suspended_at_ms: Option<i64>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET suspended_at = ? WHERE id = ?")

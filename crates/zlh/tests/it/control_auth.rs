@@ -700,3 +700,62 @@ async fn the_portal_session_is_in_http_only_cookies_and_needs_the_portal_header(
         .expect("list");
     assert_eq!(answer.status(), 401, "the session ended");
 }
+
+#[tokio::test]
+async fn admins_make_promote_demote_and_delete_accounts() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let admin = control.register_admin("root@example.com").await;
+    let token = Some(admin.access_token.as_str());
+    let customer = control.register("customer@example.com").await;
+    let (status, _) = control
+        .call(
+            "POST",
+            "/api/admin/users",
+            Some(&customer.access_token),
+            Some(json!({"email": "x@example.com", "role": "user"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, made) = control
+        .call("POST", "/api/admin/users", token, Some(json!({"email": "New@Example.com", "role": "user"})))
+        .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["user"]["email"], "new@example.com");
+    let password = made["password"].as_str().expect("a password shown once").to_owned();
+    let new = control.login("new@example.com", &password).await;
+    let (_, me) = control.call("GET", "/api/auth/me", Some(&new.access_token), None).await;
+    assert_eq!(me["passwordGenerated"], true, "they are asked for a password of their own: {me}");
+    let (status, taken) = control
+        .call("POST", "/api/admin/users", token, Some(json!({"email": "new@example.com", "role": "user"})))
+        .await;
+    assert_eq!((status, &taken["error"]["code"]), (409, &json!("already_exists")));
+
+    let id = made["user"]["id"].as_i64().expect("id");
+    let (status, promoted) =
+        control.call("PATCH", &format!("/api/admin/users/{id}"), token, Some(json!({"role": "admin"}))).await;
+    assert_eq!((status, &promoted["role"]), (200, &json!("admin")), "{promoted}");
+    let (status, _) = control.call("GET", "/api/admin/users", Some(&new.access_token), None).await;
+    assert_eq!(status, 200, "a promotion holds at once");
+    let (status, _) =
+        control.call("PATCH", &format!("/api/admin/users/{id}"), token, Some(json!({"role": "user"}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = control.call("GET", "/api/admin/users", Some(&new.access_token), None).await;
+    assert_eq!(status, 403, "so does a demotion");
+    let own = format!("/api/admin/users/{}", admin.id);
+    let (status, _) = control.call("PATCH", &own, token, Some(json!({"role": "user"}))).await;
+    assert_eq!(status, 400, "an admin cannot demote themselves (a host keeps an admin)");
+
+    // An account that owns servers is deleted only after them; then its sessions end.
+    let server = control.create_sample_server(&new, "theirs").await;
+    let (status, refused) = control.call("DELETE", &format!("/api/admin/users/{id}"), token, None).await;
+    assert_eq!((status, &refused["error"]["code"]), (409, &json!("in_use")), "{refused}");
+    let (status, _) = control.call("DELETE", &format!("/api/servers/{}", server["id"]), token, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = control.call("DELETE", &format!("/api/admin/users/{id}"), token, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = control.call("GET", "/api/servers", Some(&new.access_token), None).await;
+    assert_eq!(status, 401);
+    let (_, users) = control.call("GET", "/api/admin/users", token, None).await;
+    assert!(!users.to_string().contains("new@example.com"), "{users}");
+}
