@@ -275,6 +275,17 @@ try {
     await page.getByLabel('crlf.txt', { exact: true }).fill('unsaved\n');
     await page.getByRole('button', { name: 'Back to the folder' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Discard changes' }).click();
+    await page.getByRole('button', { name: 'New file' }).click();
+    await page.getByRole('dialog').getByLabel('Name of the new file').fill('ops.txt');
+    await page.getByRole('dialog').getByRole('button', { name: 'Create file' }).click();
+    await page.getByLabel('ops.txt', { exact: true }).fill('op nobody\n');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved ops.txt.').waitFor();
+    await page.getByRole('button', { name: 'Back to the folder' }).click();
+    await page.getByRole('button', { name: 'Permissions of ops.txt' }).click();
+    await page.getByRole('dialog').getByLabel('Mode (octal, such as 644 or 755)').fill('600');
+    await page.getByRole('dialog').getByRole('button', { name: 'Set' }).click();
+    await page.getByText('Permissions of ops.txt set to 600.').waitFor();
     await page.getByRole('button', { name: 'New folder' }).click();
     await page.getByRole('dialog').getByLabel('Name of the new folder').fill('saves');
     await page.getByRole('dialog').getByRole('button', { name: 'Create folder' }).click();

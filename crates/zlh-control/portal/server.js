@@ -341,6 +341,14 @@ function filesTab(id, _server, app) {
       await api('POST', `${base}/mkdir`, { path: join(dir, name) });
       await show(dir);
     });
+    const newFile = () => act(async () => {
+      const name = await promptDialog('New file', 'Name of the new file', '', 'Create file');
+      if (!name) return;
+      const path = join(dir, name);
+      if (entries.some((e) => e.name === name)) throw new Error(`${name} is there already.`);
+      await api('PUT', `${base}/content?path=${q(path)}`, new Blob(['']));
+      await edit(path, { name, size: 0 });
+    });
     const rows = entries.map((entry) => {
       const path = join(dir, entry.name);
       const isArchive = /\.(zip|tar\.gz|tgz|tar\.zst)$/i.test(entry.name);
@@ -365,6 +373,14 @@ function filesTab(id, _server, app) {
             await api('POST', `${base}/rename`, { from: path, to: join(dir, name) });
             await show(dir);
           }) }, 'Rename'),
+          h('button', { type: 'button', 'aria-label': `Permissions of ${entry.name}`, onclick: () => act(async () => {
+            const mode = await promptDialog(`Permissions of ${entry.name}`, 'Mode (octal, such as 644 or 755)', (entry.mode ?? 0o644).toString(8), 'Set');
+            if (!mode) return;
+            if (!/^[0-7]{3}$/.test(mode)) throw new Error('A mode is three octal digits, such as 644.');
+            await api('POST', `${base}/chmod`, { path, mode: parseInt(mode, 8) });
+            await show(dir);
+            mount(status, notice('ok', `Permissions of ${entry.name} set to ${mode}.`));
+          }) }, 'Permissions'),
           h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${entry.name}`, onclick: () => act(async () => {
             if (!(await confirmDialog('Delete', `Delete ${path}${entry.kind === 'dir' ? ' and everything in it' : ''}?`, 'Delete'))) return;
             await api('DELETE', `${base}?path=${q(path)}&recursive=${entry.kind === 'dir'}`);
@@ -375,7 +391,8 @@ function filesTab(id, _server, app) {
       h('nav', { class: 'crumbs', 'aria-label': 'Folder' }, crumbs),
       h('div', { class: 'actions' },
         h('label', { for: 'upload-file', class: 'button' }, 'Upload files'), picker,
-        h('button', { type: 'button', onclick: newFolder }, 'New folder')),
+        h('button', { type: 'button', onclick: newFolder }, 'New folder'),
+        h('button', { type: 'button', onclick: newFile }, 'New file')),
       bar.element,
       cancel,
       entries.length

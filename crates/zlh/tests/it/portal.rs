@@ -101,6 +101,11 @@ async fn a_customer_does_everything_in_a_real_browser() {
     let file = |name: &str| std::fs::read(control.server_dir(game).join(name)).expect("file");
     assert_eq!(file("blob.bin").len(), 200_000);
     assert_eq!(file("crlf.txt"), b"one\r\ntwo\r\nthree\r\n");
+    assert_eq!(file("ops.txt"), b"op nobody\n", "a new file, made and written in the browser");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(control.server_dir(game).join("ops.txt")).expect("ops.txt").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     let (_, variables) = control
         .call("GET", &format!("/api/servers/{game}/variables"), Some(&player.access_token), None)
         .await;
