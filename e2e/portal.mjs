@@ -320,21 +320,34 @@ try {
     await page.locator('tr[data-file="pack.zip"]').waitFor({ state: 'detached' });
   });
 
-  await step('back up, change, restore', async () => {
+  await step('back up (named, locked, downloaded), change, restore', async () => {
     await openTab('Backups');
+    await page.getByLabel('Name (optional)').fill('Before the change');
     await page.getByRole('button', { name: 'Create backup' }).click();
-    await page.getByText('The backup was taken.').waitFor({ timeout: 60 * SECOND });
+    await page.getByText('The backup "Before the change" was taken.').waitFor({ timeout: 60 * SECOND });
+    await page.getByRole('button', { name: 'Lock backup Before the change' }).click();
+    await page.locator('.badge.locked').waitFor();
+    if (!(await page.getByRole('button', { name: 'Delete backup Before the change' }).isDisabled())) throw new Error('a locked backup can be deleted');
+    const downloading = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download backup Before the change' }).click();
+    const archive = readFileSync(await (await downloading).path());
+    result.backupDownload = { bytes: archive.length, zstd: archive.subarray(0, 4).toString('hex') === '28b52ffd' };
+    if (!result.backupDownload.zstd) throw new Error(`the download is not a zstd archive: ${JSON.stringify(result.backupDownload)}`);
     await shot('backups');
     await editFile('notes.txt', 'changed after the backup\n');
     await openTab('Backups');
-    await page.getByRole('button', { name: /^Restore backup from/ }).first().click();
+    await page.getByRole('button', { name: 'Restore backup Before the change' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
     await page.getByText('The backup was restored.').waitFor({ timeout: 60 * SECOND });
     result.restored = await fileText('notes.txt');
     if (result.restored !== 'edited in the browser\n') throw new Error(`after the restore: ${JSON.stringify(result.restored)}`);
     await waitForState('running');
     await openTab('Backups');
-    await page.getByRole('button', { name: /^Delete backup from/ }).first().click();
+    await page.getByRole('button', { name: 'Rename backup Before the change' }).click();
+    await page.getByRole('dialog').getByLabel('Name of the backup').fill('Kept for good');
+    await page.getByRole('dialog').getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('button', { name: 'Unlock backup Kept for good' }).click();
+    await page.getByRole('button', { name: 'Delete backup Kept for good' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
     await page.getByText('No backups yet.').waitFor();
   });
@@ -426,6 +439,47 @@ try {
     await page.goto(url(`#/servers/${result.ids.dev}/ide`));
     await page.getByRole('alert').filter({ hasText: 'no such server' }).waitFor();
     await shot('not-yours');
+    expectedStatuses = [];
+  });
+
+  await step('the owner shares a server with chosen permissions, and takes it back at once', async () => {
+    // The owner works in a browser of their own while the invited account watches in this one.
+    const ownerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const owner = await ownerContext.newPage();
+    await owner.goto(url('#/signin'));
+    await owner.getByLabel('Email').fill(config.owner.email);
+    await owner.getByLabel('Password').fill(config.owner.password);
+    await owner.getByRole('button', { name: 'Sign in' }).click();
+    await owner.locator(`tr[data-server="${result.ids.game}"]`).waitFor();
+    await owner.goto(url(`#/servers/${result.ids.game}/users`));
+    await owner.getByText('Nobody else has access to this server.').waitFor();
+    await owner.getByLabel('Email of their account').fill(config.intruder.email);
+    await owner.getByRole('checkbox', { name: 'Console' }).check();
+    await owner.getByRole('button', { name: 'Invite' }).click();
+    await owner.getByText(`${config.intruder.email} can now see this server.`).waitFor();
+    await owner.locator(`[data-member="${config.intruder.email}"]`).waitFor();
+    await owner.screenshot({ path: `${config.shots}/users.png`, fullPage: true });
+
+    await page.goto(url('#/servers'));
+    await page.locator(`tr[data-server="${result.ids.game}"]`, { hasText: 'shared with you' }).waitFor();
+    await page.goto(url(`#/servers/${result.ids.game}`));
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('Done ('), null, { timeout: 30 * SECOND });
+    const tabs = await page.getByRole('tab').allInnerTexts();
+    if (tabs.join(',') !== 'Console,Crashes') throw new Error(`an account with the console permission sees tabs ${tabs}`);
+    if (await page.getByRole('button', { name: 'Start' }).isVisible() || await page.getByRole('button', { name: 'Delete' }).isVisible()) {
+      throw new Error('power and delete are offered without their permission');
+    }
+    await shot('shared-console');
+
+    // Taken back while the console is open: it closes at once and says so.
+    expectedStatuses = [404];
+    await owner.getByRole('button', { name: `Remove ${config.intruder.email}` }).click();
+    await owner.getByRole('dialog').getByRole('button', { name: 'Remove access' }).click();
+    await owner.getByText(`${config.intruder.email} no longer has access.`).waitFor();
+    await page.getByText('The console closed: no such server.').waitFor({ timeout: 10 * SECOND });
+    await ownerContext.close();
+    await page.goto(url('#/servers'));
+    await page.getByText('No servers yet.').waitFor();
     expectedStatuses = [];
   });
 

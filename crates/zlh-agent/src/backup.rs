@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zlh_proto::agent::{BackupView, GameState};
+use zlh_proto::agent::{BackupRequest, BackupView, GameState};
 
 use std::collections::HashMap;
 
@@ -43,6 +43,12 @@ pub enum BackupError {
     /// No such backup.
     #[error("no such backup")]
     NotFound,
+    /// A locked backup cannot be deleted.
+    #[error("this backup is locked: unlock it first")]
+    Locked,
+    /// Its description could not be rewritten.
+    #[error("the backup's description could not be saved: {0}")]
+    Io(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,12 +180,45 @@ impl Backups {
         self.list().into_iter().find(|b| b.id == id).ok_or(BackupError::NotFound)
     }
 
-    /// Deletes a backup.
+    /// Deletes a backup, unless it is locked.
     pub fn delete(&self, id: &str) -> Result<(), BackupError> {
-        self.view(id)?;
+        if self.view(id)?.locked {
+            return Err(BackupError::Locked);
+        }
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.tar.zst")));
         Ok(())
+    }
+
+    /// Renames, locks or unlocks a backup (its description is rewritten atomically).
+    pub fn change(
+        &self,
+        id: &str,
+        name: Option<Option<String>>,
+        locked: Option<bool>,
+    ) -> Result<BackupView, BackupError> {
+        let mut view = self.view(id)?;
+        if let Some(name) = name {
+            view.name = name;
+        }
+        if let Some(locked) = locked {
+            view.locked = locked;
+        }
+        self.describe(&view).map_err(BackupError::Io)?;
+        Ok(view)
+    }
+
+    /// The archive of a backup, to download.
+    pub fn archive(&self, id: &str) -> Result<(BackupView, PathBuf), BackupError> {
+        let view = self.view(id)?;
+        let path = self.dir.join(format!("{id}.tar.zst"));
+        Ok((view, path))
+    }
+
+    /// Writes a backup's description: once it is there, the backup exists.
+    fn describe(&self, view: &BackupView) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(view).map_err(|e| e.to_string())?;
+        write_atomically(&self.dir.join(format!("{}.json", view.id)), &json).map_err(disk_full_aware)
     }
 
     /// Takes a backup (with the turn taken).
@@ -187,9 +226,10 @@ impl Backups {
         &self,
         _turn: Turn,
         supervisor: &Supervisor,
-        exclude: Vec<String>,
+        request: BackupRequest,
         progress: &Progress,
     ) -> Result<BackupView, String> {
+        let BackupRequest { exclude, name, locked } = request;
         let running = supervisor.status().state == GameState::Running;
         let quiesced = match (&self.quiesce, running) {
             (Some(quiesce), true) => {
@@ -229,11 +269,15 @@ impl Backups {
             bytes,
             sha256,
             quiesced,
+            name,
+            locked,
         };
-        let json = serde_json::to_vec_pretty(&view).map_err(|e| e.to_string())?;
-        write_atomically(&self.dir.join(format!("{id}.json")), &json).map_err(disk_full_aware)?;
+        self.describe(&view)?;
+        // Retention: the oldest unlocked backups go while there are more than `keep`; locked
+        // ones count, but stay.
         let backups = self.list();
-        for old in backups.iter().take(backups.len().saturating_sub(self.keep)) {
+        let unlocked = backups.iter().filter(|b| !b.locked);
+        for old in unlocked.take(backups.len().saturating_sub(self.keep)) {
             tracing::info!(backup = %old.id, "removing an old backup beyond the kept number");
             let _ = self.delete(&old.id);
         }

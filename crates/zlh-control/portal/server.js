@@ -14,13 +14,17 @@ let focusTab = null;
 export async function serverPage(id, tab, app) {
   let server = await api('GET', `/api/servers/${id}`);
   const isDev = server.type === 'dev';
+  // Each tab shows where the asking account may use it: all of them for the owner, what the
+  // owner granted for an invited account.
+  const may = (permission) => server.permissions.includes(permission);
   const tabs = [
-    ['console', 'Console'],
-    ['files', 'Files'],
-    ...(isDev ? [['ide', 'IDE']] : [['setup', 'Setup'], ['backups', 'Backups'], ['mods', 'Mods']]),
-    ['crashes', 'Crashes'],
-  ];
-  const current = tabs.some(([name]) => name === tab) ? tab : 'console';
+    ['console', 'Console', 'console'],
+    ['files', 'Files', 'files'],
+    ...(isDev ? [['ide', 'IDE', 'ide']] : [['setup', 'Setup', 'manage'], ['backups', 'Backups', 'backups'], ['mods', 'Mods', 'files']]),
+    ['crashes', 'Crashes', 'console'],
+    ['users', 'Users', 'manage'],
+  ].filter(([, , permission]) => may(permission));
+  const current = tabs.find(([name]) => name === tab)?.[0] ?? tabs[0]?.[0];
   const badge = h('span', { id: 'server-state' }, app.stateBadge(server));
   const status = h('div', { 'aria-live': 'polite' });
   const panel = h('section', { id: 'tab-panel', role: 'tabpanel', 'aria-labelledby': `tab-${current}` });
@@ -41,7 +45,7 @@ export async function serverPage(id, tab, app) {
     buttons.start.disabled = busy || state === 'running' || state === 'starting' || Boolean(server.install);
     buttons.stop.disabled = busy || ['stopped', 'error'].includes(state);
     buttons.restart.disabled = busy || Boolean(server.install);
-    buttons.kill.hidden = state !== 'stopping';
+    buttons.kill.hidden = state !== 'stopping' || !may('power');
     buttons.kill.disabled = acting;
   };
   const said = {
@@ -70,7 +74,10 @@ export async function serverPage(id, tab, app) {
       enableButtons();
     }
   };
-  for (const [action, button] of Object.entries(buttons)) button.onclick = power(action);
+  for (const [action, button] of Object.entries(buttons)) {
+    button.onclick = power(action);
+    if (!may('power')) button.hidden = true;
+  }
   const remove = async () => {
     if (!(await confirmDialog('Delete server', `${server.name} is stopped and its files, backups and agent are removed for good.`, 'Delete server'))) return;
     try {
@@ -133,19 +140,23 @@ export async function serverPage(id, tab, app) {
   }
 
   enableButtons();
-  const views = { console: consoleTab, files: filesTab, setup: setupTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab };
-  const content = await views[current](id, server, app);
-  mount(panel, content);
+  const views = { console: consoleTab, files: filesTab, setup: setupTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab, users: usersTab };
+  mount(panel, current
+    ? await views[current](id, server, app)
+    : h('p', { class: 'muted' }, 'Its owner shared this server with you to watch: its state and usage are above.'));
 
   return [
     h('div', { class: 'row' },
       h('h1', {}, server.name, ' ', badge),
       h('div', { class: 'actions' },
         buttons.start, buttons.stop, buttons.restart, buttons.kill,
-        h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),
+        may('manage') ? h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete') : null)),
     h('p', { class: 'muted' }, isDev ? `Dev container · ${server.runtime} ${server.version ?? ''}` : `Game server · ${server.template ?? 'custom command'}`,
       server.address ? [' · players connect to ', h('code', { class: 'address' }, server.address),
         h('button', { type: 'button', class: 'copy', 'aria-label': 'Copy the address players connect to', onclick: copy }, 'Copy')] : null),
+    may('manage') ? null : h('p', { class: 'muted shared-note' }, server.permissions.length
+      ? `Shared with you: you may use ${server.permissions.join(', ')}.`
+      : 'Shared with you to watch.'),
     usage.element,
     restartNote,
     server.limits ? h('p', { class: 'muted limits' },
@@ -214,6 +225,12 @@ function consoleTab(id, server, app) {
       });
     } catch (error) {
       if (closed) return;
+      // Access ended (the owner took it back): retrying would not bring it back.
+      if (error.status === 403 || error.status === 404) {
+        closed = true;
+        state.textContent = `The console closed: ${error.message}.`;
+        return;
+      }
       state.textContent = `Cannot connect (${error.message}); retrying…`;
       retryTimer = setTimeout(connect, retry);
       retry = Math.min(retry * 2, 10_000);
@@ -462,15 +479,16 @@ function backupsTab(id, _server, app) {
   const bar = progressBar('Backup progress');
   bar.element.hidden = true;
 
-  const create = h('button', { type: 'button', class: 'primary' }, 'Create backup');
-  const run = async (path, label, done) => {
+  const name = h('input', { id: 'backup-name', maxlength: '64', autocomplete: 'off', placeholder: 'Before the update' });
+  const create = h('button', { type: 'submit', class: 'primary' }, 'Create backup');
+  const run = async (path, label, done, body) => {
     mount(status);
     // One at a time: a second click would only be refused.
     create.disabled = true;
     bar.element.hidden = false;
     bar.set(0, 0, `${label}…`);
     try {
-      const job = await api('POST', path);
+      const job = await api('POST', path, body);
       await followJob(id, job, (j) => bar.set(j.done, j.total, `${label}: ${j.message ?? ''}`));
       bar.element.hidden = true;
       mount(status, notice('ok', done));
@@ -482,8 +500,21 @@ function backupsTab(id, _server, app) {
     }
     await show();
   };
-  create.onclick = () => run(base, 'Backing up', 'The backup was taken.');
+  const createForm = h('form', { class: 'actions backup-create', onsubmit: async (event) => {
+    event.preventDefault();
+    const given = name.value.trim();
+    await run(base, 'Backing up', given ? `The backup "${given}" was taken.` : 'The backup was taken.', given ? { name: given } : undefined);
+    name.value = '';
+  } }, field('Name (optional)', name), create);
 
+  const act = async (work) => {
+    try {
+      await work();
+      await show();
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
   const show = async () => {
     let backups;
     try {
@@ -497,31 +528,46 @@ function backupsTab(id, _server, app) {
       return;
     }
     mount(list, h('div', { class: 'table-wrap' }, h('table', {},
-      h('thead', {}, h('tr', {}, h('th', {}, 'Taken'), h('th', { class: 'optional' }, 'Files'), h('th', {}, 'Size'), h('th', { class: 'optional' }, 'Consistent'), h('th', {}, ''))),
-      h('tbody', {}, backups.slice().reverse().map((backup) => h('tr', { 'data-backup': backup.id },
-        h('td', {}, when(backup.createdAt)),
-        h('td', { class: 'optional' }, backup.files),
-        h('td', {}, size(backup.sizeBytes)),
-        h('td', { class: 'optional' }, backup.quiesced ? 'saved while paused' : 'server was stopped'),
-        h('td', { class: 'actions-cell' },
-          h('button', { type: 'button', 'aria-label': `Restore backup from ${when(backup.createdAt)}`, onclick: async () => {
-            if (!(await confirmDialog('Restore backup', `The server's files are replaced by the backup from ${when(backup.createdAt)}. The server restarts if it runs. Files changed since are lost.`, 'Restore'))) return;
-            await run(`${base}/restore?id=${encodeURIComponent(backup.id)}`, 'Restoring', 'The backup was restored.');
-          } }, 'Restore'),
-          h('button', { type: 'button', class: 'danger', 'aria-label': `Delete backup from ${when(backup.createdAt)}`, onclick: async () => {
-            if (!(await confirmDialog('Delete backup', `Delete the backup from ${when(backup.createdAt)} for good?`, 'Delete'))) return;
-            try {
-              await api('DELETE', `${base}/${encodeURIComponent(backup.id)}`);
-              await show();
-            } catch (error) {
-              mount(status, app.problem(error));
-            }
-          } }, 'Delete'))))))));
+      h('thead', {}, h('tr', {}, h('th', {}, 'Backup'), h('th', { class: 'optional' }, 'Files'), h('th', {}, 'Size'), h('th', { class: 'optional' }, 'Consistent'), h('th', {}, ''))),
+      h('tbody', {}, backups.slice().reverse().map((backup) => {
+        const title = backup.name ?? when(backup.createdAt);
+        const one = `${base}/${encodeURIComponent(backup.id)}`;
+        return h('tr', { 'data-backup': backup.id },
+          h('td', {}, backup.name ? [h('strong', {}, backup.name), h('br'), h('span', { class: 'muted' }, when(backup.createdAt))] : when(backup.createdAt),
+            backup.locked ? h('span', { class: 'badge locked', title: 'Kept by retention and safe from deletion until unlocked' }, 'locked') : null),
+          h('td', { class: 'optional' }, backup.files),
+          h('td', {}, size(backup.sizeBytes)),
+          h('td', { class: 'optional' }, backup.quiesced ? 'saved while paused' : 'server was stopped'),
+          h('td', { class: 'actions-cell' },
+            h('button', { type: 'button', 'aria-label': `Download backup ${title}`, onclick: () => act(async () => {
+              // A single-use link: the browser saves the archive as it arrives, whatever its size.
+              const link = await api('POST', `${one}/download`);
+              const anchor = h('a', { href: link.url, download: `backup-${backup.id}.tar.zst` });
+              document.body.append(anchor);
+              anchor.click();
+              anchor.remove();
+            }) }, 'Download'),
+            h('button', { type: 'button', 'aria-label': `Rename backup ${title}`, onclick: async () => {
+              const given = await promptDialog('Rename backup', 'Name of the backup', backup.name ?? '', 'Rename');
+              if (given === null) return;
+              await act(() => api('PATCH', one, { name: given }));
+            } }, 'Rename'),
+            h('button', { type: 'button', 'aria-label': `${backup.locked ? 'Unlock' : 'Lock'} backup ${title}`, onclick: () => act(() => api('PATCH', one, { locked: !backup.locked })) },
+              backup.locked ? 'Unlock' : 'Lock'),
+            h('button', { type: 'button', 'aria-label': `Restore backup ${title}`, onclick: async () => {
+              if (!(await confirmDialog('Restore backup', `The server's files are replaced by the backup ${title}. The server restarts if it runs. Files changed since are lost.`, 'Restore'))) return;
+              await run(`${base}/restore?id=${encodeURIComponent(backup.id)}`, 'Restoring', 'The backup was restored.');
+            } }, 'Restore'),
+            h('button', { type: 'button', class: 'danger', disabled: backup.locked, title: backup.locked ? 'Unlock it first' : null, 'aria-label': `Delete backup ${title}`, onclick: async () => {
+              if (!(await confirmDialog('Delete backup', `Delete the backup ${title} for good?`, 'Delete'))) return;
+              await act(() => api('DELETE', one));
+            } }, 'Delete')));
+      })))));
   };
 
   show();
   return [
-    h('div', { class: 'actions' }, create),
+    createForm,
     bar.element,
     status,
     list,
@@ -736,5 +782,96 @@ function ideTab(id, server, app) {
         h('button', { type: 'button', onclick: control('start') }, 'Start code-server'),
         h('button', { type: 'button', onclick: control('stop') }, 'Stop code-server'))
       : null,
+  ];
+}
+
+/** What an owner may grant, as the Users tab names it. */
+const GRANTS = [
+  ['console', 'Console'],
+  ['power', 'Power'],
+  ['files', 'Files'],
+  ['backups', 'Backups'],
+  ['ide', 'IDE'],
+  ['schedules', 'Schedules'],
+];
+
+/** Checkboxes of the grantable permissions, `chosen` ticked; `picked()` reads them back. */
+function grantBoxes(chosen, label) {
+  const boxes = GRANTS.map(([name, text]) => {
+    const box = h('input', { type: 'checkbox', value: name, checked: chosen.includes(name) });
+    return [box, h('label', { class: 'check' }, box, ` ${text}`)];
+  });
+  const element = h('fieldset', { class: 'grants' }, h('legend', {}, label), boxes.map(([, l]) => l));
+  return { element, picked: () => boxes.filter(([box]) => box.checked).map(([box]) => box.value) };
+}
+
+/** Users: accounts the owner invited, and what each may do (taking effect at once). */
+function usersTab(id, _server, app) {
+  const base = `/api/servers/${id}/members`;
+  const status = h('div', { 'aria-live': 'polite' });
+  const list = h('div');
+  const email = h('input', { type: 'email', id: 'invite-email', autocomplete: 'off', required: true });
+  const grants = grantBoxes(['console'], 'They may use');
+  const invite = async (event) => {
+    event.preventDefault();
+    mount(status);
+    try {
+      const member = await api('POST', base, { email: email.value, permissions: grants.picked() });
+      email.value = '';
+      mount(status, notice('ok', `${member.email} can now see this server.`));
+      await show();
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+  const show = async () => {
+    let members;
+    try {
+      members = await api('GET', base);
+    } catch (error) {
+      mount(list, app.problem(error));
+      return;
+    }
+    if (!members.length) {
+      mount(list, h('p', { class: 'muted' }, 'Nobody else has access to this server.'));
+      return;
+    }
+    mount(list, members.map((member) => {
+      const boxes = grantBoxes(member.permissions, member.email);
+      const save = async () => {
+        try {
+          await api('PUT', `${base}/${member.userId}`, { permissions: boxes.picked() });
+          mount(status, notice('ok', `Saved what ${member.email} may do; it holds from now on.`));
+        } catch (error) {
+          mount(status, app.problem(error));
+        }
+      };
+      const revoke = async () => {
+        if (!(await confirmDialog('Remove access', `${member.email} loses access to this server now, open consoles included.`, 'Remove access'))) return;
+        try {
+          await api('DELETE', `${base}/${member.userId}`);
+          mount(status, notice('ok', `${member.email} no longer has access.`));
+          await show();
+        } catch (error) {
+          mount(status, app.problem(error));
+        }
+      };
+      return h('div', { class: 'card member', 'data-member': member.email },
+        boxes.element,
+        h('p', { class: 'muted' }, `Invited ${when(member.addedAt)}`),
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', onclick: save, 'aria-label': `Save what ${member.email} may do` }, 'Save'),
+          h('button', { type: 'button', class: 'danger', onclick: revoke, 'aria-label': `Remove ${member.email}` }, 'Remove')));
+    }));
+  };
+  show();
+  return [
+    h('form', { class: 'card', onsubmit: invite },
+      h('h2', {}, 'Invite someone'),
+      field('Email of their account', email, 'They need an account on this host already.'),
+      grants.element,
+      h('button', { type: 'submit', class: 'primary' }, 'Invite')),
+    status,
+    list,
   ];
 }

@@ -78,6 +78,8 @@ pub struct ControlPlane {
     pub(crate) metrics: Arc<Metrics>,
     /// Console tickets.
     pub(crate) tickets: api::TicketBook,
+    /// Wakes live connections when someone's access changed.
+    pub(crate) revocations: access::Revocations,
     /// Connection pool for agents.
     pub(crate) agent_http: reqwest::Client,
     /// Hash of a random password, for sign-ins with unknown emails.
@@ -183,6 +185,7 @@ impl ControlPlane {
             throttle: Throttle::new(config.auth.failed_login_window),
             mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
             tickets: api::TicketBook::new(config.console.ticket_ttl),
+            revocations: access::Revocations::default(),
             agent_http: RemoteAgent::client(),
             decoy_hash: auth::passwords::hash(&auth::random_token(16)).await,
             artifacts: artifacts::ArtifactStore::new(config.data_dir.join("artifacts")),

@@ -386,15 +386,53 @@ pub struct BackupView {
     pub sha256: String,
     /// Whether the running game was quiesced (saving paused and flushed) around it.
     pub quiesced: bool,
+    /// What its owner called it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Locked: retention passes it by and it cannot be deleted until unlocked.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// `POST /backups` (optional body).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct BackupRequest {
     /// Extra paths (globs, relative to the server directory) to leave out.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// A name for people (1 to 64 printable characters).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Lock it from the start.
+    #[serde(default)]
+    pub locked: bool,
+}
+
+/// `PATCH /backups/{id}`: rename, lock or unlock a backup (fields left out stay).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BackupChange {
+    /// A new name (an empty one removes it).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Locked or not.
+    #[serde(default)]
+    pub locked: Option<bool>,
+}
+
+/// A backup's name as given: trimmed, 1 to 64 printable characters; empty is no name.
+pub fn backup_name(name: &str) -> Result<Option<String>, &'static str> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err("a backup's name is at most 64 printable characters");
+    }
+    Ok(Some(name.to_owned()))
 }
 
 /// One mod or plugin in the server's mods directory.

@@ -537,6 +537,116 @@ pub struct ServerView {
     pub limits: Option<ResourceLimits>,
     /// The template's install step, while it runs or after it failed (`null` once done).
     pub install: Option<InstallState>,
+    /// What the asking account may do on it: everything for its owner (and admins), what the
+    /// owner granted for an invited account.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+/// Something an account may do on a server. Its owner (and any admin) may do all of it; an
+/// account the owner invites, what the owner picked. Seeing the server, its state, usage and
+/// activity comes with any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read the console and send commands.
+    Console,
+    /// Start, stop, restart, kill.
+    Power,
+    /// Files and mods.
+    Files,
+    /// Create, restore, download, lock and delete backups.
+    Backups,
+    /// Open the browser IDE of a dev server, start and stop its code-server.
+    Ide,
+    /// See and change the server's schedules.
+    Schedules,
+    /// The owner's own: settings, limits, members, deleting the server. Never granted.
+    Manage,
+}
+
+impl Permission {
+    /// What an owner may grant.
+    pub const GRANTABLE: [Permission; 6] = [
+        Permission::Console,
+        Permission::Power,
+        Permission::Files,
+        Permission::Backups,
+        Permission::Ide,
+        Permission::Schedules,
+    ];
+
+    /// Everything: what an owner and an admin hold.
+    pub fn all() -> Vec<Permission> {
+        let mut all = Permission::GRANTABLE.to_vec();
+        all.push(Permission::Manage);
+        all
+    }
+
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Console => "console",
+            Permission::Power => "power",
+            Permission::Files => "files",
+            Permission::Backups => "backups",
+            Permission::Ide => "ide",
+            Permission::Schedules => "schedules",
+            Permission::Manage => "manage",
+        }
+    }
+
+    /// The permission named `name`.
+    pub fn parse(name: &str) -> Option<Permission> {
+        Permission::all().into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// A single-use link for a browser to download something (`url` is relative to the portal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadLink {
+    /// Where to download it from (once).
+    pub url: String,
+    /// Seconds until the link expires.
+    pub expires_in: u64,
+}
+
+/// An account invited to a server (`GET /api/servers/{id}/members`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// The account's id.
+    pub user_id: i64,
+    /// Its email address.
+    pub email: String,
+    /// What it may do on the server.
+    pub permissions: Vec<Permission>,
+    /// When it was invited (RFC 3339).
+    pub added_at: String,
+}
+
+/// `POST /api/servers/{id}/members`: invite an account by its email address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InviteMember {
+    /// The account's email address (it must exist).
+    pub email: String,
+    /// What it may do: any of `console`, `power`, `files`, `backups`, `ide`, `schedules`.
+    pub permissions: Vec<Permission>,
+}
+
+/// `PUT /api/servers/{id}/members/{userId}`: what an invited account may do from now on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberPermissions {
+    /// Any of `console`, `power`, `files`, `backups`, `ide`, `schedules`.
+    pub permissions: Vec<Permission>,
 }
 
 /// Where a server's install step is.

@@ -69,6 +69,7 @@ error_codes! {
     // The state of things.
     AlreadyExists => (409, "already_exists"),
     BackupInProgress => (409, "backup_in_progress"),
+    BackupLocked => (409, "backup_locked"),
     DirectoryNotEmpty => (409, "directory_not_empty"),
     AlreadyRunning => (409, "already_running"),
     PowerActionInProgress => (409, "power_action_in_progress"),

@@ -100,6 +100,18 @@ impl ConsoleClient {
         Some(self.next_offset - from)
     }
 
+    /// Reads until the server closes the console; its close code (`None` if it was still open
+    /// after `timeout`, or the connection broke without a close frame).
+    pub async fn closed(&mut self, timeout: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()??.ok()?;
+            if let Message::Close(close) = frame {
+                return close.map(|c| u16::from(c.code));
+            }
+        }
+    }
+
     /// Reads one frame like [`ConsoleClient::read_frame`], keeping its output only if `keep`.
     pub async fn read_frame_keeping(&mut self, timeout: Duration, keep: bool) -> Option<()> {
         // A reset connection is a closed one: the agent dropped this viewer.

@@ -1,4 +1,4 @@
-//! `/backups`: list, create, restore, delete (see `crate::backup`).
+//! `/backups`: list, create, restore, rename/lock, download, delete (see `crate::backup`).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
-use zlh_proto::agent::{BackupRequest, BackupView, JobKind, JobView};
+use zlh_proto::agent::{BackupChange, BackupRequest, BackupView, JobKind, JobView, backup_name};
 
 use super::AppState;
 use crate::backup::BackupError;
@@ -15,6 +15,18 @@ fn backup_error(error: BackupError) -> ApiError {
     match error {
         BackupError::Busy => ApiError::new(ErrorCode::BackupInProgress, error.to_string()),
         BackupError::NotFound => ApiError::not_found("backup"),
+        BackupError::Locked => ApiError::new(ErrorCode::BackupLocked, error.to_string()),
+        BackupError::Io(_) => {
+            tracing::error!(error = %error, "a backup's description could not be saved");
+            ApiError::new(ErrorCode::Internal, "the backup's description could not be saved")
+        }
+    }
+}
+
+fn named(name: Option<String>) -> Result<Option<String>, ApiError> {
+    match name {
+        Some(name) => backup_name(&name).map_err(|why| ApiError::new(ErrorCode::BadRequest, why)),
+        None => Ok(None),
     }
 }
 
@@ -31,18 +43,19 @@ pub(super) async fn create(
     let body = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
         ApiError::new(ErrorCode::PayloadTooLarge, "a backup request is at most 64 KiB of JSON")
     })?;
-    let request: BackupRequest = if body.is_empty() {
+    let mut request: BackupRequest = if body.is_empty() {
         BackupRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(ErrorCode::InvalidJson, format!("the body is not a backup request: {e}"))
         })?
     };
+    request.name = named(request.name)?;
     super::has_room(&state).await?;
     let turn = state.backups.try_turn().map_err(backup_error)?;
     let (backups, supervisor) = (std::sync::Arc::clone(&state.backups), state.supervisor.clone());
     let job = state.jobs.spawn(JobKind::Backup, "server directory", move |progress| async move {
-        backups.create(turn, &supervisor, request.exclude, &progress).await.map(|_| ())
+        backups.create(turn, &supervisor, request, &progress).await.map(|_| ())
     });
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
@@ -79,4 +92,42 @@ pub(super) async fn delete(
     let _turn = state.backups.try_turn().map_err(backup_error)?;
     state.backups.delete(&id).map_err(backup_error)?;
     Ok(Json(serde_json::json!({ "id": id, "deleted": true })))
+}
+
+/// Renames, locks or unlocks a backup.
+pub(super) async fn change(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    zlh_http::ApiJson(change): zlh_http::ApiJson<BackupChange>,
+) -> Result<Json<BackupView>, ApiError> {
+    let name = match change.name {
+        Some(name) => Some(named(Some(name))?),
+        None => None,
+    };
+    // With the turn: retention and deletion never race a rewrite of the description.
+    let _turn = state.backups.try_turn().map_err(backup_error)?;
+    Ok(Json(state.backups.change(&id, name, change.locked).map_err(backup_error)?))
+}
+
+/// The backup's archive (`.tar.zst`), streamed.
+pub(super) async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let (view, path) = state.backups.archive(&id).map_err(backup_error)?;
+    // Opened now: a backup deleted meanwhile still downloads whole.
+    let file = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found("backup"))?;
+    let length = file.metadata().await.map_err(|_| ApiError::not_found("backup"))?.len();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zstd".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"backup-{}.tar.zst\"", view.id)),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -1,8 +1,11 @@
 //! Who is asking, and what they may touch: the one place that decides access to a server.
 //!
 //! Architecture Invariant: every route that takes a server id, and every IDE request, resolves
-//! it here. A server is yours if you own it, or any server if you are an admin; a suspended
-//! account touches nothing. Anything else is a 404, indistinguishable from no server at all.
+//! it here, saying what it needs ([`Need`]). A server is yours if you own it, or any server if
+//! you are an admin; an account its owner invited may see it and do what it was granted (a 403
+//! names what is missing); a suspended account touches nothing. Anything else is a 404,
+//! indistinguishable from no server at all. Live connections (consoles, IDE WebSockets) ask
+//! again whenever [`Revocations`] says access changed somewhere.
 
 pub mod cookies;
 
@@ -13,7 +16,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
-use zlh_proto::api::{Lifecycle, Role, ServerKind, TwoFactorPolicy};
+use zlh_proto::api::{Lifecycle, Permission, Role, ServerKind, TwoFactorPolicy};
 use zlh_proto::time::now_secs;
 
 use crate::ControlPlane;
@@ -190,6 +193,29 @@ pub async fn session_lives(control: &ControlPlane, session: &str, user_id: i64) 
     }
 }
 
+/// Whether a live connection that `user_id` opened in `session` may go on using `server_id`
+/// as `need` says. A store that fails for a moment ends nobody's connection.
+pub async fn still_allowed(
+    control: &ControlPlane,
+    session: &str,
+    user_id: i64,
+    server_id: i64,
+    need: Need,
+) -> bool {
+    if !session_lives(control, session, user_id).await {
+        return false;
+    }
+    let user = match control.store.user_by_id(user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return false,
+        Err(_) => return true,
+    };
+    match server(control, &user, server_id, need).await {
+        Ok(_) => true,
+        Err(error) => error.code == ErrorCode::Internal,
+    }
+}
+
 /// Refuses a suspended account.
 fn live(user: &User) -> Result<(), ApiError> {
     match user.suspended_at_ms {
@@ -200,17 +226,94 @@ fn live(user: &User) -> Result<(), ApiError> {
     }
 }
 
-/// A server `user` may touch: their own, or any for an admin. Anything else is a 404.
-pub async fn server(control: &ControlPlane, user: &User, server_id: i64) -> Result<Server, ApiError> {
-    match control.store.server(server_id).await? {
-        Some(server) if server.owner_id == user.id || user.role == Role::Admin => Ok(server),
-        _ => Err(ApiError::not_found("server")),
+/// What a route needs of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// To see it: its state, usage, crashes and activity.
+    See,
+    /// To do this.
+    To(Permission),
+}
+
+/// A server `user` may use as `need` says (see the module's notes).
+pub async fn server(
+    control: &ControlPlane,
+    user: &User,
+    server_id: i64,
+    need: Need,
+) -> Result<Server, ApiError> {
+    let server = control.store.server(server_id).await?.ok_or_else(|| ApiError::not_found("server"))?;
+    let Some(granted) = permissions(control, user, &server).await? else {
+        return Err(ApiError::not_found("server"));
+    };
+    match need {
+        Need::To(permission) if !granted.contains(&permission) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this server's owner has not given you the {} permission", permission.as_str()),
+        )),
+        _ => Ok(server),
     }
 }
 
-/// A dev server `user` may touch; any other id (a game server included) is a 404.
-pub async fn dev_server(control: &ControlPlane, user: &User, server_id: i64) -> Result<Server, ApiError> {
-    let server = server(control, user, server_id).await?;
+/// What `user` may do on `server`: everything if it is theirs (or they are an admin), what its
+/// owner granted if they were invited (perhaps nothing but seeing it), `None` if neither.
+pub async fn permissions(
+    control: &ControlPlane,
+    user: &User,
+    server: &Server,
+) -> Result<Option<Vec<Permission>>, ApiError> {
+    if server.owner_id == user.id || user.role == Role::Admin {
+        return Ok(Some(Permission::all()));
+    }
+    Ok(control.store.member_permissions(server.id, user.id).await?)
+}
+
+/// Tells live connections that someone's access changed (an invitation ended or was narrowed,
+/// an account suspended or removed), so that they ask [`server`] again at once.
+#[derive(Debug)]
+pub struct Revocations(tokio::sync::watch::Sender<u64>);
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Revocations(tokio::sync::watch::channel(0).0)
+    }
+}
+
+impl Revocations {
+    /// Access changed somewhere.
+    pub fn notify(&self) {
+        self.0.send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits for the next change (or [`SESSION_CHECK`], whichever comes first: sessions end
+    /// without telling), for a live connection's loop.
+    pub fn watch(&self) -> RevocationWatch {
+        RevocationWatch(self.0.subscribe())
+    }
+}
+
+/// How often a live connection checks its session even when nothing was announced.
+pub const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One live connection's view of [`Revocations`].
+#[derive(Debug)]
+pub struct RevocationWatch(tokio::sync::watch::Receiver<u64>);
+
+impl RevocationWatch {
+    /// Returns when access may have changed: announced, or [`SESSION_CHECK`] passed.
+    pub async fn changed(&mut self) {
+        let _ = tokio::time::timeout(SESSION_CHECK, self.0.changed()).await;
+    }
+}
+
+/// A dev server `user` may use as `need` says; any other id (a game server included) is a 404.
+pub async fn dev_server(
+    control: &ControlPlane,
+    user: &User,
+    server_id: i64,
+    need: Need,
+) -> Result<Server, ApiError> {
+    let server = server(control, user, server_id, need).await?;
     if server.kind != ServerKind::Dev {
         return Err(ApiError::not_found("server"));
     }
@@ -223,7 +326,8 @@ pub async fn ide_upstream(control: &ControlPlane, user_id: i64, server_id: i64) 
     let missing = || ApiError::not_found("dev server");
     let user = control.store.user_by_id(user_id).await?.ok_or_else(missing)?;
     live(&user)?;
-    let server = dev_server(control, &user, server_id).await.map_err(|_| missing())?;
+    let server =
+        dev_server(control, &user, server_id, Need::To(Permission::Ide)).await.map_err(|_| missing())?;
     if server.ide_upstream.is_empty() {
         return Err(missing());
     }

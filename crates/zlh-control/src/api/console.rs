@@ -21,25 +21,32 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
-use zlh_proto::api::ConsoleTicket;
+use zlh_proto::api::{ConsoleTicket, Permission};
 
 use crate::ControlPlane;
-use crate::access::{self, CurrentUser, ServerId};
+use crate::access::{self, CurrentUser, Need, ServerId};
 use crate::auth::{random_token, token_hash};
 use crate::config::ControlConfig;
 use crate::registry::{ConsoleFrame, ConsoleSink, ConsoleStream};
 
-#[derive(Debug, Clone)]
-struct Ticket {
-    user_id: i64,
-    server_id: i64,
-    /// The session that asked for it: the console lives no longer than it.
-    session: String,
-    expires: Instant,
+/// What a ticket opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TicketFor {
+    /// The server's console.
+    Console,
+    /// The download of one backup (a browser's link cannot carry the portal's header).
+    Download(String),
 }
 
-/// How often an open console checks that the session that opened it still stands.
-const SESSION_CHECK: Duration = Duration::from_secs(2);
+#[derive(Debug, Clone)]
+pub(super) struct Ticket {
+    pub(super) user_id: i64,
+    pub(super) server_id: i64,
+    /// The session that asked for it: what it opens lives no longer than it.
+    pub(super) session: String,
+    pub(super) what: TicketFor,
+    expires: Instant,
+}
 
 /// Unspent console tickets one user may hold (a browser needs one per console it opens).
 const MAX_UNSPENT: usize = 20;
@@ -57,9 +64,20 @@ impl TicketBook {
         TicketBook { ttl, tickets: Mutex::new(HashMap::new()) }
     }
 
+    /// How long its tickets live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// A ticket for `user_id` on `server_id`; `None` while the user holds `MAX_UNSPENT` unspent
     /// ones (a loop asking for tickets would otherwise grow the book without bound).
-    fn issue(&self, user_id: i64, server_id: i64, session: &str) -> Option<String> {
+    pub(super) fn issue(
+        &self,
+        user_id: i64,
+        server_id: i64,
+        session: &str,
+        what: TicketFor,
+    ) -> Option<String> {
         let ticket = random_token(24);
         let now = Instant::now();
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
@@ -68,12 +86,15 @@ impl TicketBook {
             return None;
         }
         let session = session.to_owned();
-        tickets.insert(token_hash(&ticket), Ticket { user_id, server_id, session, expires: now + self.ttl });
+        tickets.insert(
+            token_hash(&ticket),
+            Ticket { user_id, server_id, session, what, expires: now + self.ttl },
+        );
         Some(ticket)
     }
 
     /// Spends a ticket: it works once, before it expires.
-    fn take(&self, ticket: &str) -> Option<Ticket> {
+    pub(super) fn take(&self, ticket: &str) -> Option<Ticket> {
         let ticket = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&token_hash(ticket))?;
         (ticket.expires > Instant::now()).then_some(ticket)
     }
@@ -86,8 +107,8 @@ pub(super) async fn ticket(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<ConsoleTicket>, ApiError> {
-    access::server(&control, &user.0, id).await?;
-    let ticket = control.tickets.issue(user.0.id, id, &user.1).ok_or_else(|| {
+    access::server(&control, &user.0, id, Need::To(Permission::Console)).await?;
+    let ticket = control.tickets.issue(user.0.id, id, &user.1, TicketFor::Console).ok_or_else(|| {
         ApiError::new(
             ErrorCode::RateLimited,
             "too many unused console tickets; open the consoles you asked for",
@@ -170,7 +191,7 @@ async fn open(
         )
     };
     let ticket = query.ticket.as_deref().and_then(|t| control.tickets.take(t)).ok_or_else(invalid)?;
-    if ticket.server_id != id {
+    if ticket.server_id != id || ticket.what != TicketFor::Console {
         return Err(invalid());
     }
     // The user may have lost the server or the account since the ticket was issued.
@@ -181,14 +202,15 @@ async fn open(
     if !access::session_lives(control, &ticket.session, user.id).await {
         return Err(invalid());
     }
-    let server = access::server(control, &user, id).await?;
+    let server = access::server(control, &user, id, Need::To(Permission::Console)).await?;
     let agent = control.registry.get(server.id).ok_or(crate::registry::AgentError::Unreachable)?;
     let (sink, stream) = agent.console(query.since).await?;
     Ok((sink, stream, ticket))
 }
 
 /// Copies frames both ways until either side closes, or the session that opened the console
-/// ends (sign-out, password change, suspension: close code `CLOSE_SESSION_ENDED`). A slow
+/// ends (sign-out, password change, suspension) or its account loses the console permission
+/// (close code `CLOSE_SESSION_ENDED`). A slow
 /// browser slows only its own relay (and then the agent drops it like any stalled viewer).
 async fn relay(
     control: Arc<ControlPlane>,
@@ -197,17 +219,17 @@ async fn relay(
     (mut agent_sink, mut agent_stream): (ConsoleSink, ConsoleStream),
 ) {
     let (mut browser_sink, mut browser_stream) = socket.split();
-    let mut check = tokio::time::interval(SESSION_CHECK);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut revocations = control.revocations.watch();
+    let need = Need::To(Permission::Console);
     let mut close = None;
     loop {
         tokio::select! {
-            _ = check.tick() => {
-                if !access::session_lives(&control, &ticket.session, ticket.user_id).await {
-                    tracing::info!(server_id = ticket.server_id, "console closed: its session ended");
+            () = revocations.changed() => {
+                if !access::still_allowed(&control, &ticket.session, ticket.user_id, ticket.server_id, need).await {
+                    tracing::info!(server_id = ticket.server_id, "console closed: its session or access ended");
                     close = Some(axum::extract::ws::CloseFrame {
                         code: zlh_proto::console::CLOSE_SESSION_ENDED,
-                        reason: "the session that opened this console has ended".into(),
+                        reason: "the session that opened this console, or its access to the server, has ended".into(),
                     });
                     break;
                 }
@@ -246,10 +268,10 @@ mod tests {
     #[test]
     fn tickets_are_single_use_and_expire() {
         let book = TicketBook::new(Duration::from_millis(50));
-        let ticket = book.issue(1, 101, "s").expect("ticket");
+        let ticket = book.issue(1, 101, "s", TicketFor::Console).expect("ticket");
         assert_eq!(book.take(&ticket).map(|t| (t.user_id, t.server_id)), Some((1, 101)));
         assert!(book.take(&ticket).is_none(), "single use");
-        let late = book.issue(1, 101, "s").expect("ticket");
+        let late = book.issue(1, 101, "s", TicketFor::Console).expect("ticket");
         std::thread::sleep(Duration::from_millis(60));
         assert!(book.take(&late).is_none(), "expired");
         assert!(book.take("forged").is_none());

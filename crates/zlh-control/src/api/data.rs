@@ -7,6 +7,7 @@
 //! Backups answer in one envelope, `{"ok": true, "data": ...}` or `{"ok": false, "error":
 //! {...}}`, with the agent's status kept.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -18,12 +19,14 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use zlh_http::ApiError;
-use zlh_proto::api::ServerKind;
+use zlh_proto::api::{Permission, ServerKind};
 
 use crate::ControlPlane;
-use crate::access::{self, CurrentUser, ServerId};
+use crate::access::{self, CurrentUser, Need, ServerId};
 use crate::activity::Event;
 use crate::registry::{Method, Streamed};
+
+use super::console::TicketFor;
 
 /// Largest agent answer the backup envelope reads (lists of backups and jobs).
 const MAX_ENVELOPED: usize = 4 << 20;
@@ -46,20 +49,27 @@ async fn forward(
     data: Data,
 ) -> Response {
     let answer = async {
-        let server = access::server(control, &user.0, id).await?;
+        let (parts, body) = request.into_parts();
+        let path = agent_path(&parts.uri).ok_or_else(|| ApiError::not_found("route"))?;
+        let need = match (data, path.split(['/', '?']).nth(1)) {
+            (Data::Backups, _) => Need::To(Permission::Backups),
+            // Job progress (backups, archives) is for anyone who may see the server.
+            (_, Some("jobs")) => Need::See,
+            _ => Need::To(Permission::Files),
+        };
+        let server = access::server(control, &user.0, id, need).await?;
         if data == Data::Backups && server.kind != ServerKind::Game {
             return Err(ApiError::not_found("server"));
         }
         let agent = access::agent(control, &server)?;
-        let (parts, body) = request.into_parts();
         let method = match parts.method.as_str() {
             "GET" => Method::Get,
             "POST" => Method::Post,
             "PUT" => Method::Put,
             "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
             _ => return Err(zlh_http::method_not_allowed().await),
         };
-        let path = agent_path(&parts.uri).ok_or_else(|| ApiError::not_found("route"))?;
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = body.into_data_stream().map_err(std::io::Error::other);
         let answer = agent.forward(method, &path, content_type, Box::pin(body)).await?;
@@ -160,7 +170,9 @@ forwarded! {
     backup_restore: post "/api/game/servers/{id}/backups/restore", "backups", Data::Backups, 202
         "A restore job started for ?id=<backup id>: verified, then swapped in atomically";
     backup_delete: delete "/api/game/servers/{id}/backups/{backupId}", "backups", Data::Backups, 200
-        "The backup was deleted";
+        "The backup was deleted; 409 backup_locked while it is locked";
+    backup_change: patch "/api/game/servers/{id}/backups/{backupId}", "backups", Data::Backups, 200
+        "Renamed, locked or unlocked ({\"name\", \"locked\"}, both optional); locked backups outlive retention";
     files: get "/api/servers/{id}/files", "files", Data::Stream, 200
         "The entries of the directory ?path=";
     file_delete: delete "/api/servers/{id}/files", "files", Data::Stream, 204
@@ -199,13 +211,115 @@ forwarded! {
         "One job";
 }
 
+#[utoipa::path(post, path = "/api/game/servers/{id}/backups/{backupId}/download", tag = "backups", security(("bearer" = [])),
+    params(("id" = i64, Path), ("backupId" = String, Path)),
+    responses((status = 200, body = zlh_proto::api::DownloadLink, description = "A single-use link to the archive, for a browser"),
+        (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn backup_link(
+    State(control): State<Arc<ControlPlane>>,
+    user: CurrentUser,
+    ServerId(id): ServerId,
+    axum::extract::Path(params): axum::extract::Path<HashMap<String, String>>,
+) -> Result<Json<zlh_proto::api::DownloadLink>, ApiError> {
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Backups)).await?;
+    if server.kind != ServerKind::Game {
+        return Err(ApiError::not_found("server"));
+    }
+    let backup = backup_id(&params)?;
+    let url = format!("/api/game/servers/{id}/backups/{backup}/download");
+    let ticket =
+        control.tickets.issue(user.0.id, id, &user.1, TicketFor::Download(backup)).ok_or_else(|| {
+            ApiError::new(
+                zlh_proto::ErrorCode::RateLimited,
+                "too many unused links; use the ones you asked for",
+            )
+        })?;
+    Ok(Json(zlh_proto::api::DownloadLink {
+        url: format!("{url}?ticket={ticket}"),
+        expires_in: control.tickets.ttl().as_secs(),
+    }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct DownloadQuery {
+    ticket: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/game/servers/{id}/backups/{backupId}/download", tag = "backups", security(("bearer" = [])),
+    params(("id" = i64, Path), ("backupId" = String, Path), ("ticket" = Option<String>, Query)),
+    responses((status = 200, description = "The backup's archive (.tar.zst), streamed"),
+        (status = 404, body = zlh_proto::ErrorBody)))]
+pub(super) async fn backup_download(
+    State(control): State<Arc<ControlPlane>>,
+    ServerId(id): ServerId,
+    axum::extract::Path(params): axum::extract::Path<HashMap<String, String>>,
+    query: Result<axum::extract::Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
+    user: Result<CurrentUser, ApiError>,
+) -> Response {
+    let answer = async {
+        // A browser's link carries a ticket; an API client signs in as usual.
+        let ticket = query.ok().and_then(|q| q.0.ticket);
+        let backup = backup_id(&params);
+        let user = match ticket {
+            Some(ticket) => {
+                ticket_holder(&control, &ticket, id, backup.as_deref().unwrap_or_default()).await?
+            }
+            None => user?.0,
+        };
+        let server = access::server(&control, &user, id, Need::To(Permission::Backups)).await?;
+        if server.kind != ServerKind::Game {
+            return Err(ApiError::not_found("server"));
+        }
+        let agent = access::agent(&control, &server)?;
+        let path = format!("/backups/{}/download", backup?);
+        let nothing = futures_util::stream::empty::<Result<axum::body::Bytes, std::io::Error>>();
+        Ok(streamed(agent.forward(Method::Get, &path, None, Box::pin(nothing)).await?))
+    }
+    .await;
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The account a download ticket was issued to, if it is for this backup and its session stands.
+async fn ticket_holder(
+    control: &ControlPlane,
+    ticket: &str,
+    id: i64,
+    backup: &str,
+) -> Result<crate::db::User, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            zlh_proto::ErrorCode::InvalidTicket,
+            "this download link was used, has expired or is for another backup",
+        )
+    };
+    let ticket = control.tickets.take(ticket).ok_or_else(invalid)?;
+    if ticket.server_id != id || ticket.what != TicketFor::Download(backup.to_owned()) {
+        return Err(invalid());
+    }
+    if !access::session_lives(control, &ticket.session, ticket.user_id).await {
+        return Err(invalid());
+    }
+    control.store.user_by_id(ticket.user_id).await?.ok_or_else(invalid)
+}
+
+/// The `{backupId}` of a route: backup ids are letters, digits and dashes; anything else is
+/// no backup (and never reaches a URL unescaped).
+fn backup_id(params: &HashMap<String, String>) -> Result<String, ApiError> {
+    params
+        .get("backupId")
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("backup"))
+}
+
 /// The routes, for the API router.
 pub(super) fn routes(router: axum::Router<Arc<ControlPlane>>) -> axum::Router<Arc<ControlPlane>> {
     use axum::routing::{delete, get, post, put};
     router
         .route("/api/game/servers/{id}/backups", get(backups).post(backup_create))
         .route("/api/game/servers/{id}/backups/restore", post(backup_restore))
-        .route("/api/game/servers/{id}/backups/{backupId}", delete(backup_delete))
+        .route("/api/game/servers/{id}/backups/{backupId}", delete(backup_delete).patch(backup_change))
+        .route("/api/game/servers/{id}/backups/{backupId}/download", get(backup_download).post(backup_link))
         .route("/api/servers/{id}/files", get(files).delete(file_delete))
         .route("/api/servers/{id}/files/content", get(file_download).put(file_upload))
         .route("/api/servers/{id}/files/mkdir", post(file_mkdir))

@@ -39,7 +39,8 @@ async fn code_server(
     id: i64,
     action: &str,
 ) -> Result<Json<Value>, ApiError> {
-    let server = access::dev_server(&control, &user.0, id).await?;
+    let server =
+        access::dev_server(&control, &user.0, id, access::Need::To(zlh_proto::api::Permission::Ide)).await?;
     let agent = access::agent(&control, &server)?;
     let answer = agent.call(Method::Post, &format!("/dev/codeserver/{action}"), None).await?;
     let poller = control.poller.clone();

@@ -10,6 +10,7 @@ mod auth;
 mod console;
 mod data;
 mod dev;
+mod members;
 pub(crate) mod openapi;
 mod servers;
 mod setup;
@@ -64,6 +65,11 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/servers/{id}/crashes", get(servers::crashes))
         .route("/api/servers/{id}/variables", get(setup::variables).put(setup::set_variables))
         .route("/api/servers/{id}/install", get(setup::install).post(setup::reinstall))
+        .route("/api/servers/{id}/members", get(members::list).post(members::invite))
+        .route(
+            "/api/servers/{id}/members/{userId}",
+            axum::routing::put(members::change).delete(members::remove),
+        )
         .route("/api/servers/{id}/console/command", post(servers::console_command))
         .route("/api/servers/{id}/console/ticket", post(console::ticket))
         .route("/api/servers/{id}/console", get(console::socket))
@@ -182,13 +188,23 @@ fn shown(control: &ControlPlane, server: &Server, mut status: ServerStatus) -> S
     status
 }
 
-async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<ServerView>, ApiError> {
+/// Servers as `viewer` sees them (with what they may do on each).
+async fn server_views(
+    control: &ControlPlane,
+    viewer: &User,
+    servers: &[Server],
+) -> Result<Vec<ServerView>, ApiError> {
+    let mut permissions = Vec::with_capacity(servers.len());
+    for server in servers {
+        permissions.push(crate::access::permissions(control, viewer, server).await?.unwrap_or_default());
+    }
     let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
     let mut statuses = control.cache.get_many(&ids).await;
     let mut ports = control.store.ports(&ids).await?;
     Ok(servers
         .iter()
-        .map(|server| {
+        .zip(permissions)
+        .map(|(server, permissions)| {
             let ports = ports.remove(&server.id);
             let address = ports.as_ref().and_then(|p| {
                 let first = p.ports.first()?;
@@ -214,6 +230,7 @@ async fn server_views(control: &ControlPlane, servers: &[Server]) -> Result<Vec<
                 address,
                 limits: server.limits,
                 install: server.install,
+                permissions,
             }
         })
         .collect())

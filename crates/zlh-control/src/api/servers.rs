@@ -8,11 +8,13 @@ use axum::http::StatusCode;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{ConsoleCommand, CrashHistory, GameState, PowerAccepted};
-use zlh_proto::api::{CreateServer, Lifecycle, LimitsRequest, ServerStatus, ServerView, TemplateView};
+use zlh_proto::api::{
+    CreateServer, Lifecycle, LimitsRequest, Permission, ServerStatus, ServerView, TemplateView,
+};
 
 use super::server_views;
 use crate::ControlPlane;
-use crate::access::{self, CurrentUser, ServerId};
+use crate::access::{self, CurrentUser, Need, ServerId};
 use crate::activity::Event;
 use crate::registry::PowerAction;
 
@@ -28,14 +30,18 @@ pub(super) async fn templates(
 }
 
 #[utoipa::path(get, path = "/api/servers", tag = "servers", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ServerView>, description = "Your servers (an admin's: everyone's), with cached status")))]
+    responses((status = 200, body = Vec<ServerView>, description = "Your servers and those shared with you (an admin's: everyone's), with cached status")))]
 pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
 ) -> Result<Json<Vec<ServerView>>, ApiError> {
     let owner = (!user.is_admin()).then_some(user.0.id);
-    let servers = control.store.servers(owner).await?;
-    Ok(Json(server_views(&control, &servers).await?))
+    let mut servers = control.store.servers(owner).await?;
+    if owner.is_some() {
+        servers.extend(control.store.shared_servers(user.0.id).await?);
+        servers.sort_by_key(|server| server.id);
+    }
+    Ok(Json(server_views(&control, &user.0, &servers).await?))
 }
 
 #[utoipa::path(post, path = "/api/servers", tag = "servers", security(("bearer" = [])), request_body = CreateServer,
@@ -50,7 +56,7 @@ pub(super) async fn create(
     super::display_name(&request.name)?;
     let server = crate::provision::create(&control, &user.0, &request).await?;
     Event::by(&user, "server_created").on(&server).detail(server.name.clone()).record(&control).await;
-    let view = server_views(&control, &[server]).await?.remove(0);
+    let view = server_views(&control, &user.0, &[server]).await?.remove(0);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -61,8 +67,8 @@ pub(super) async fn get(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<ServerView>, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
-    Ok(Json(server_views(&control, &[server]).await?.remove(0)))
+    let server = access::server(&control, &user.0, id, Need::See).await?;
+    Ok(Json(server_views(&control, &user.0, &[server]).await?.remove(0)))
 }
 
 #[utoipa::path(delete, path = "/api/servers/{id}", tag = "servers", security(("bearer" = [])),
@@ -72,7 +78,7 @@ pub(super) async fn delete(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<StatusCode, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
     if server.lifecycle == Lifecycle::Provisioning {
         return Err(ApiError::new(
             ErrorCode::PowerActionInProgress,
@@ -97,13 +103,13 @@ pub(super) async fn limits(
 ) -> Result<Json<ServerView>, ApiError> {
     // Whose server it is comes first, before the body is read: another user's is a 404 whatever
     // was sent.
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
     let ApiJson(request) = ApiJson::<LimitsRequest>::from_request(body, &control).await?;
     let limits = crate::provision::change_limits(&control, &server, &request).await?;
     let detail = serde_json::to_string(&limits).unwrap_or_default();
     Event::by(&user, "limits_changed").on(&server).detail(detail).record(&control).await;
-    let server = access::server(&control, &user.0, id).await?;
-    Ok(Json(server_views(&control, &[server]).await?.remove(0)))
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
+    Ok(Json(server_views(&control, &user.0, &[server]).await?.remove(0)))
 }
 
 #[utoipa::path(get, path = "/api/servers/{id}/activity", tag = "servers", security(("bearer" = [])),
@@ -113,7 +119,7 @@ pub(super) async fn activity(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<Vec<zlh_proto::api::ActivityEntry>>, ApiError> {
-    access::server(&control, &user.0, id).await?;
+    access::server(&control, &user.0, id, Need::See).await?;
     Ok(Json(control.store.activity(None, Some(id), super::auth::ACTIVITY_ENTRIES).await?))
 }
 
@@ -124,8 +130,8 @@ pub(super) async fn status(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<ServerStatus>, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
-    Ok(Json(server_views(&control, &[server]).await?.remove(0).status))
+    let server = access::server(&control, &user.0, id, Need::See).await?;
+    Ok(Json(server_views(&control, &user.0, &[server]).await?.remove(0).status))
 }
 
 async fn power(
@@ -134,7 +140,7 @@ async fn power(
     id: i64,
     action: PowerAction,
 ) -> Result<(StatusCode, Json<PowerAccepted>), ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Power)).await?;
     if matches!(action, PowerAction::Start | PowerAction::Restart) {
         super::setup::installed(&server)?;
     }
@@ -200,7 +206,7 @@ pub(super) async fn console_command(
     ServerId(id): ServerId,
     ApiJson(command): ApiJson<ConsoleCommand>,
 ) -> Result<StatusCode, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Console)).await?;
     let agent = access::agent(&control, &server)?;
     agent.console_command(&command.command).await?;
     Ok(StatusCode::ACCEPTED)
@@ -213,7 +219,7 @@ pub(super) async fn crashes(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<CrashHistory>, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Console)).await?;
     let agent = access::agent(&control, &server)?;
     Ok(Json(agent.crashes().await?))
 }

@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use zlh_http::{ApiError, ApiJson};
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{GameState, VariableValues};
-use zlh_proto::api::{InstallState, InstallView, SetVariables, VariableView};
+use zlh_proto::api::{InstallState, InstallView, Permission, SetVariables, VariableView};
 
 use crate::ControlPlane;
-use crate::access::{self, CurrentUser, ServerId};
+use crate::access::{self, CurrentUser, Need, ServerId};
 use crate::activity::Event;
 use crate::db::Server;
 use crate::registry::Method;
@@ -47,7 +47,7 @@ pub(super) async fn variables(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<Vec<VariableView>>, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
     Ok(Json(current(&control, &server).await?))
 }
 
@@ -63,7 +63,7 @@ pub(super) async fn set_variables(
     ServerId(id): ServerId,
     body: axum::extract::Request,
 ) -> Result<Json<Vec<VariableView>>, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
     let ApiJson(request) = ApiJson::<SetVariables>::from_request(body, &control).await?;
     let variables = template_variables(&control, &server)?;
     // Every value is checked before any is saved: a request is applied whole or not at all.
@@ -87,7 +87,7 @@ pub(super) async fn install(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<InstallView>, ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Console)).await?;
     Ok(Json(crate::install::view(&control, &server)))
 }
 
@@ -101,7 +101,7 @@ pub(super) async fn reinstall(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<(StatusCode, Json<InstallView>), ApiError> {
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
     if server.install == Some(InstallState::Installing) {
         return Err(ApiError::new(ErrorCode::InstallInProgress, "the install step is running"));
     }
@@ -119,7 +119,7 @@ pub(super) async fn reinstall(
         return Err(ApiError::new(ErrorCode::InstallInProgress, "the install step is running"));
     }
     Event::by(&user, "install_started").on(&server).record(&control).await;
-    let server = access::server(&control, &user.0, id).await?;
+    let server = access::server(&control, &user.0, id, Need::To(Permission::Manage)).await?;
     Ok((StatusCode::ACCEPTED, Json(crate::install::view(&control, &server))))
 }
 

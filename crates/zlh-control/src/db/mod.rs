@@ -9,7 +9,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
-use zlh_proto::api::{InstallState, Lifecycle, PortSpec, PortView, ResourceLimits, Role, ServerKind};
+use zlh_proto::api::{
+    InstallState, Lifecycle, Permission, PortSpec, PortView, ResourceLimits, Role, ServerKind,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -347,6 +349,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn server(&self, server_id: i64) -> StoreResult<Option<Server>>;
     /// Servers of one owner, or all of them; by id.
     async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>>;
+    /// Servers whose owners invited `user_id`; by id.
+    async fn shared_servers(&self, user_id: i64) -> StoreResult<Vec<Server>>;
+    /// What `user_id` may do on `server_id`, if its owner invited them.
+    async fn member_permissions(&self, server_id: i64, user_id: i64) -> StoreResult<Option<Vec<Permission>>>;
+    /// The accounts invited to a server, in the order they were.
+    async fn members(&self, server_id: i64) -> StoreResult<Vec<zlh_proto::api::MemberView>>;
+    /// Invites `user_id` to a server, or changes what they may do there.
+    async fn put_member(
+        &self,
+        server_id: i64,
+        user_id: i64,
+        permissions: &[Permission],
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// Ends an invitation; whether there was one.
+    async fn remove_member(&self, server_id: i64, user_id: i64) -> StoreResult<bool>;
     /// Removes a server row.
     async fn delete_server(&self, server_id: i64) -> StoreResult<()>;
     /// Marks an IDE link spent: `false` if it was already (spent links are kept until they

@@ -11,8 +11,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
 use zlh_proto::api::{
-    ApiKeyRequest, ApiKeyScope, ApiKeyView, InstallState, Lifecycle, PortProtocol, PortSpec, PortView,
-    ResourceLimits, Role, ServerKind,
+    ApiKeyRequest, ApiKeyScope, ApiKeyView, InstallState, Lifecycle, Permission, PortProtocol, PortSpec,
+    PortView, ResourceLimits, Role, ServerKind,
 };
 
 use super::{
@@ -95,6 +95,11 @@ fn api_key_from(row: &SqliteRow) -> StoreResult<ApiKeyView> {
         created_at: zlh_proto::time::format_ms(row.try_get("created_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(zlh_proto::time::format_ms),
     })
+}
+
+/// A stored permission list; names this version does not know are left out.
+fn permissions_from(stored: &str) -> Vec<Permission> {
+    stored.split(',').filter_map(Permission::parse).collect()
 }
 
 fn server_from(row: &SqliteRow) -> StoreResult<Server> {
@@ -655,6 +660,78 @@ impl Store for SqliteStore {
             None => sqlx::query("SELECT * FROM servers ORDER BY id").fetch_all(&self.pool).await?,
         };
         rows.iter().map(server_from).collect()
+    }
+
+    async fn shared_servers(&self, user_id: i64) -> StoreResult<Vec<Server>> {
+        let rows = sqlx::query(
+            "SELECT servers.* FROM servers JOIN server_members ON server_members.server_id = servers.id \
+             WHERE server_members.user_id = ? ORDER BY servers.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(server_from).collect()
+    }
+
+    async fn member_permissions(&self, server_id: i64, user_id: i64) -> StoreResult<Option<Vec<Permission>>> {
+        let granted: Option<String> =
+            sqlx::query_scalar("SELECT permissions FROM server_members WHERE server_id = ? AND user_id = ?")
+                .bind(server_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(granted.as_deref().map(permissions_from))
+    }
+
+    async fn members(&self, server_id: i64) -> StoreResult<Vec<zlh_proto::api::MemberView>> {
+        let rows = sqlx::query(
+            "SELECT users.id, users.email, server_members.permissions, server_members.added_at \
+             FROM server_members JOIN users ON users.id = server_members.user_id \
+             WHERE server_members.server_id = ? ORDER BY server_members.added_at, users.id",
+        )
+        .bind(server_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(zlh_proto::api::MemberView {
+                    user_id: row.try_get("id")?,
+                    email: row.try_get("email")?,
+                    permissions: permissions_from(&row.try_get::<String, _>("permissions")?),
+                    added_at: zlh_proto::time::format_ms(row.try_get("added_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_member(
+        &self,
+        server_id: i64,
+        user_id: i64,
+        permissions: &[Permission],
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let granted: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO server_members (server_id, user_id, permissions, added_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (server_id, user_id) DO UPDATE SET permissions = excluded.permissions",
+        )
+        .bind(server_id)
+        .bind(user_id)
+        .bind(granted.join(","))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, server_id: i64, user_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM server_members WHERE server_id = ? AND user_id = ?")
+            .bind(server_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_server(&self, server_id: i64) -> StoreResult<()> {

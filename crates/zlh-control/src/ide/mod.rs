@@ -53,7 +53,13 @@ async fn token(
     user: CurrentUser,
     ServerId(id): ServerId,
 ) -> Result<Json<IdeLink>, ApiError> {
-    let server = crate::access::dev_server(&control, &user.0, id).await?;
+    let server = crate::access::dev_server(
+        &control,
+        &user.0,
+        id,
+        crate::access::Need::To(zlh_proto::api::Permission::Ide),
+    )
+    .await?;
     if server.lifecycle != Lifecycle::Ready || !server.enable_code_server {
         return Err(ApiError::new(
             ErrorCode::NotRunning,
@@ -81,12 +87,24 @@ const SESSION_CACHE: Duration = Duration::from_secs(5);
 /// Most cached sessions kept (the cache is dropped whole past this).
 const SESSION_CACHE_SIZE: usize = 10_000;
 
+/// What a verified IDE cookie stands for.
+#[derive(Debug, Clone)]
+struct Verified {
+    server_id: i64,
+    /// code-server's address.
+    upstream: String,
+    user_id: i64,
+    /// The account session that opened the IDE.
+    account_session: String,
+    at: Instant,
+}
+
 /// The IDE's keys and memory.
 #[derive(Debug)]
 pub struct Ide {
     signer: TokenSigner,
-    /// Recently verified cookies: cookie → (server, code-server address, when verified).
-    sessions: Mutex<HashMap<String, (i64, String, Instant)>>,
+    /// Recently verified cookies.
+    sessions: Mutex<HashMap<String, Verified>>,
     proxy: proxy::IdeProxy,
     /// `dev-<id>.<suffix>` hosts are IDEs, when set.
     host_suffix: Option<String>,
@@ -115,18 +133,18 @@ impl Ide {
     }
 
     /// The code-server address for a cookie verified less than [`SESSION_CACHE`] ago.
-    fn cached_session(&self, cookie: &str, server_id: i64) -> Option<String> {
+    fn cached_session(&self, cookie: &str, server_id: i64) -> Option<Verified> {
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let (server, upstream, at) = sessions.get(cookie)?;
-        (*server == server_id && at.elapsed() < SESSION_CACHE).then(|| upstream.clone())
+        let verified = sessions.get(cookie)?;
+        (verified.server_id == server_id && verified.at.elapsed() < SESSION_CACHE).then(|| verified.clone())
     }
 
-    fn remember_session(&self, cookie: &str, server_id: i64, upstream: &str) {
+    fn remember_session(&self, cookie: &str, verified: Verified) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if sessions.len() >= SESSION_CACHE_SIZE {
             sessions.clear();
         }
-        sessions.insert(cookie.to_owned(), (server_id, upstream.to_owned(), Instant::now()));
+        sessions.insert(cookie.to_owned(), verified);
     }
 
     /// A link token for `user_id` on server `server_id`, from the account session `session`
@@ -235,7 +253,7 @@ fn link(control: &ControlPlane, server_id: i64, token: &str) -> String {
 
 /// Serves one IDE request of either form: link bootstrap, the folder redirect, or the proxy.
 async fn serve(
-    control: &ControlPlane,
+    control: &Arc<ControlPlane>,
     server_id: i64,
     form: Form,
     request: Request,
@@ -287,8 +305,8 @@ async fn serve(
         )
     };
     let session = crate::access::cookies::read(request.headers(), &cookie_name).ok_or_else(ended)?;
-    let upstream = match control.ide.cached_session(session, server_id) {
-        Some(upstream) => upstream,
+    let verified = match control.ide.cached_session(session, server_id) {
+        Some(verified) => verified,
         None => {
             let session = session.to_owned();
             let claims = control
@@ -307,10 +325,18 @@ async fn serve(
                 return Err(ended());
             }
             let upstream = crate::access::ide_upstream(control, user_id, server_id).await?;
-            control.ide.remember_session(&session, server_id, &upstream);
-            upstream
+            let verified = Verified {
+                server_id,
+                upstream,
+                user_id,
+                account_session: account_session.to_owned(),
+                at: Instant::now(),
+            };
+            control.ide.remember_session(&session, verified.clone());
+            verified
         }
     };
+    let upstream = verified.upstream.clone();
     if path == "/" && request.uri().query().is_none() {
         let status = control.cache.get_many(&[server_id]).await.remove(&server_id);
         let folder = status.and_then(|s| s.detail?.workspace_root).unwrap_or_else(|| WORKSPACE.to_owned());
@@ -327,7 +353,22 @@ async fn serve(
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
-    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, scheme, &cookie_path).await)
+    // An IDE WebSocket lasts while the session that opened it stands and its account may still
+    // use the IDE: asked again at once whenever access changes anywhere.
+    let watcher = Arc::clone(control);
+    let revoked = async move {
+        let mut revocations = watcher.revocations.watch();
+        let need = crate::access::Need::To(zlh_proto::api::Permission::Ide);
+        loop {
+            revocations.changed().await;
+            let Verified { account_session, user_id, .. } = &verified;
+            if !crate::access::still_allowed(&watcher, account_session, *user_id, server_id, need).await {
+                tracing::info!(server_id, "IDE connection closed: its session or access ended");
+                return;
+            }
+        }
+    };
+    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, scheme, &cookie_path, revoked).await)
 }
 
 fn proxy_is_websocket(request: &Request) -> bool {

@@ -119,6 +119,7 @@ impl IdeProxy {
     /// code-server's response (or, for a WebSocket, switching protocols and joining both).
     /// `cookie_path` is where the IDE's own cookies live (`/` on its own host, `/__ide/<id>/`
     /// in the path form): every cookie code-server (or a page it serves) sets is held to it.
+    /// A joined WebSocket is closed when `revoked` completes.
     pub async fn forward(
         &self,
         mut request: Request<Body>,
@@ -126,6 +127,7 @@ impl IdeProxy {
         path_and_query: &str,
         public_scheme: &str,
         cookie_path: &str,
+        revoked: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Response<Body> {
         let websocket = is_websocket(request.headers());
         let navigation = is_page_load(&request);
@@ -178,7 +180,11 @@ impl IdeProxy {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((client, upstream)) => {
                         let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        // Dropping both ends closes them when access ends.
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            () = revoked => {}
+                        }
                     }
                     Err(e) => tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
                 }

@@ -114,6 +114,8 @@ pub enum Method {
     Put,
     /// DELETE.
     Delete,
+    /// PATCH.
+    Patch,
 }
 
 /// An agent the control plane can talk to.

@@ -34,6 +34,7 @@ impl RemoteAgent {
             Method::Post => self.http.post(url),
             Method::Put => self.http.put(url),
             Method::Delete => self.http.delete(url),
+            Method::Patch => self.http.patch(url),
         }
         .bearer_auth(self.secret.expose())
     }

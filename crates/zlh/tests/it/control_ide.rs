@@ -393,6 +393,56 @@ async fn websockets_pass_through_only_from_the_ides_own_origin() {
 }
 
 #[tokio::test]
+async fn an_invited_accounts_ide_and_its_websockets_end_when_the_owner_removes_it() {
+    let s = setup("").await;
+    let id = s.servers[0];
+    let members = format!("/api/servers/{id}/members");
+    let owner = Some(s.owner.access_token.as_str());
+    let invite = json!({"email": s.other.email, "permissions": ["files"]});
+    assert_eq!(s.control.call("POST", &members, owner, Some(invite)).await.0, 201);
+    let token = format!("/api/dev/{id}/ide-token");
+    let (status, refused) = s.control.call("POST", &token, Some(&s.other.access_token), None).await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("forbidden")), "{refused}");
+    let ide = json!({"permissions": ["ide"]});
+    let member = format!("{members}/{}", s.other.id);
+    assert_eq!(s.control.call("PUT", &member, owner, Some(ide)).await.0, 200);
+    let (status, link) = s.control.call("POST", &token, Some(&s.other.access_token), None).await;
+    assert_eq!(status, 200, "{link}");
+    let opened = s.http.get(link["url"].as_str().expect("url")).send().await.expect("open");
+    let cookie =
+        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let host = format!("dev-{id}.localhost:{}", s.port());
+    let mut request = format!("ws://{host}/socket").into_client_request().expect("request");
+    request.headers_mut().insert("cookie", cookie.parse().expect("cookie"));
+    request.headers_mut().insert("origin", format!("http://{host}").parse().expect("origin"));
+    let stream =
+        tokio::net::TcpStream::connect(s.control.url.trim_start_matches("http://")).await.expect("tcp");
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("upgrades");
+    socket.send(Message::Text("mine for now".into())).await.expect("send");
+    assert_eq!(socket.next().await.expect("echo").expect("frame"), Message::Text("mine for now".into()));
+
+    // Removed: the open WebSocket ends, the cookie opens nothing, no new link.
+    assert_eq!(s.control.call("DELETE", &member, owner, None).await.0, 204);
+    let ended = tokio::time::timeout(crate::SOON, async {
+        while let Some(Ok(frame)) = socket.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the IDE WebSocket must close when access ends");
+    let page = format!("http://{host}/static/x.js");
+    eventually("the IDE's cookie stops working", crate::SOON, async || {
+        let status = s.http.get(&page).header("cookie", &cookie).send().await.expect("page").status();
+        (status == 404).then_some(())
+    })
+    .await;
+    let (status, _) = s.control.call("POST", &token, Some(&s.other.access_token), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn only_dev_servers_have_ides() {
     let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
     let user = control.register("gamer@example.com").await;

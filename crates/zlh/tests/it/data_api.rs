@@ -337,6 +337,83 @@ async fn backups_answer_in_one_envelope_and_restore_what_was_saved() {
     assert_eq!(listed, json!({"ok": true, "data": []}));
 }
 
+#[tokio::test]
+async fn backups_are_named_locked_against_retention_and_downloaded() {
+    let spec = ControlSpec {
+        agent_defaults: format!("{}[backups]\nkeep = 2\n", ControlSpec::default().agent_defaults),
+        ..ControlSpec::default()
+    };
+    let control = TestControlPlane::start(zlh(), &spec).await;
+    let user = control.register("keeper@example.com").await;
+    let id = control.create_sample_server(&user, "Kept").await["id"].as_i64().expect("id");
+    let (token, base) = (user.access_token.as_str(), format!("/api/game/servers/{id}/backups"));
+    let listed = async || {
+        let (_, listed) = control.call("GET", &base, Some(token), None).await;
+        listed["data"].as_array().expect("backups").clone()
+    };
+    let take = async |body: Option<Value>| {
+        let created = control.call("POST", &base, Some(token), body).await;
+        job_succeeds(&control, &user, id, created).await;
+    };
+
+    let (status, bad) = control.call("POST", &base, Some(token), Some(json!({"name": "a\u{7}b"}))).await;
+    assert_eq!((status, &bad["error"]["code"]), (400, &json!("bad_request")), "{bad}");
+    take(Some(json!({"name": "  Before the update ", "locked": true}))).await;
+    let first = listed().await[0].clone();
+    assert_eq!((&first["name"], &first["locked"]), (&json!("Before the update"), &json!(true)), "{first}");
+    // Retention keeps two: the oldest unlocked one goes, the locked one stays.
+    take(None).await;
+    let second = listed().await[1]["id"].clone();
+    take(None).await;
+    let kept = listed().await;
+    let ids: Vec<&Value> = kept.iter().map(|b| &b["id"]).collect();
+    assert_eq!(ids.len(), 2, "{kept:?}");
+    assert!(ids.contains(&&first["id"]) && !ids.contains(&&second), "{kept:?}");
+
+    // A locked backup is not deleted; renamed and unlocked, it is.
+    let first_id = first["id"].as_str().expect("id");
+    let one = format!("{base}/{first_id}");
+    let (status, refused) = control.call("DELETE", &one, Some(token), None).await;
+    assert_eq!(
+        (status, &refused["ok"], &refused["error"]["code"]),
+        (409, &json!(false), &json!("backup_locked"))
+    );
+    let (status, bad) = control.call("PATCH", &one, Some(token), Some(json!({"lock": false}))).await;
+    assert_eq!(status, 400, "{bad}");
+
+    // Downloaded by an API client, and through a single-use link by a browser: the archive
+    // whose SHA-256 the backup recorded.
+    let (status, archive) = control.send("GET", &format!("{one}/download"), token, Vec::new()).await;
+    assert_eq!(status, 200);
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(&archive).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(json!(digest), first["sha256"]);
+    assert_eq!(&archive[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
+    let (status, link) = control.call("POST", &format!("{one}/download"), Some(token), None).await;
+    assert_eq!(status, 200, "{link}");
+    let url = format!("{}{}", control.url, link["url"].as_str().expect("url"));
+    let http = reqwest::Client::new();
+    let browser = http.get(&url).send().await.expect("download");
+    assert_eq!(browser.status(), 200);
+    assert!(browser.headers()["content-disposition"].to_str().expect("header").contains(".tar.zst"));
+    assert_eq!(browser.bytes().await.expect("body").to_vec(), archive);
+    let again = http.get(&url).send().await.expect("again");
+    assert_eq!(again.status(), 401, "a link is used once");
+    let (status, _) =
+        control.call("GET", &format!("{base}/20990101000000-ffff/download"), Some(token), None).await;
+    assert_eq!(status, 404);
+
+    let change = json!({"name": "Renamed", "locked": false});
+    let (status, changed) = control.call("PATCH", &one, Some(token), Some(change)).await;
+    assert_eq!(
+        (status, &changed["data"]["name"], &changed["data"]["locked"]),
+        (200, &json!("Renamed"), &json!(false))
+    );
+    let (status, _) = control.call("DELETE", &one, Some(token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed().await.len(), 1);
+}
+
 /// Every file route, with every way out of the server directory we know: each is refused, and
 /// nothing outside changes.
 #[tokio::test]
