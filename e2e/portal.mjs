@@ -111,12 +111,12 @@ async function editFile(name, text) {
   await page.getByRole('button', { name: 'Back to the folder' }).click();
 }
 
+/** What a file holds, as its Download button gives it. */
 async function fileText(name) {
   await openTab('Files');
-  await page.getByRole('button', { name, exact: true }).click();
-  const value = await page.getByLabel(name, { exact: true }).inputValue();
-  await page.getByRole('button', { name: 'Back to the folder' }).click();
-  return value;
+  const downloading = page.waitForEvent('download');
+  await page.getByRole('button', { name: `Download ${name}`, exact: true }).click();
+  return readFileSync(await (await downloading).path(), 'utf8');
 }
 
 try {
@@ -264,6 +264,14 @@ try {
     await page.getByRole('button', { name: 'blob.bin', exact: true }).click();
     await page.getByText('blob.bin is not text this editor can keep as it is.').waitFor();
     await page.locator('#upload-file').setInputFiles({ name: 'crlf.txt', mimeType: 'text/plain', buffer: Buffer.from('one\r\ntwo\r\n') });
+    // A real code editor: JSON is highlighted.
+    await page.locator('#upload-file').setInputFiles({ name: 'ops.json', mimeType: 'application/json', buffer: Buffer.from('{"motd": "hi", "max": 5}\n') });
+    await page.getByRole('button', { name: 'ops.json', exact: true }).click();
+    await page.locator('.cm-editor .cm-line span').first().waitFor();
+    const colours = await page.locator('.cm-line span').evaluateAll((spans) => new Set(spans.map((s) => getComputedStyle(s).color)).size);
+    if (colours < 2) throw new Error(`the JSON is not highlighted (${colours} colour)`);
+    await shot('editor');
+    await page.getByRole('button', { name: 'Back to the folder' }).click();
     await page.getByRole('button', { name: 'crlf.txt', exact: true }).click();
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Nothing changed, so nothing was written.').waitFor();
@@ -348,6 +356,39 @@ try {
     await page.getByRole('dialog').getByRole('button', { name: 'Rename' }).click();
     await page.getByRole('button', { name: 'Unlock backup Kept for good' }).click();
     await page.getByRole('button', { name: 'Delete backup Kept for good' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('No backups yet.').waitFor();
+  });
+
+  await step('schedules: made, run by hand, changed, deleted', async () => {
+    await openTab('Schedules');
+    await page.getByText('No schedules yet.').waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('Announce');
+    await page.getByLabel('When (cron, UTC)').fill('30 4 * * 1-5');
+    await page.getByLabel('Step 1: command or backup name').fill('say hello from a schedule');
+    await page.getByRole('button', { name: 'Add step' }).click();
+    await page.getByLabel('Step 2: action').selectOption('backup');
+    await page.getByLabel('Step 2: command or backup name').fill('scheduled');
+    await page.getByLabel('Step 2: seconds to wait first').fill('1');
+    await page.getByRole('button', { name: 'Save schedule' }).click();
+    await page.getByText(/^Saved Announce: /).waitFor();
+    const card = page.locator('.card.schedule[data-schedule="Announce"]');
+    await card.getByText('It has not run yet.').waitFor();
+    await page.getByRole('button', { name: 'Run Announce now' }).click();
+    await card.locator('.badge.succeeded').waitFor({ timeout: 60 * SECOND });
+    await shot('schedules');
+    await openTab('Console');
+    await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.includes('[Server] hello from a schedule'), null, { timeout: 15 * SECOND });
+    await openTab('Schedules');
+    await page.getByRole('button', { name: 'Change Announce' }).click();
+    await page.getByLabel('Run at these times').uncheck();
+    await page.getByRole('button', { name: 'Save schedule' }).click();
+    await card.locator('.badge', { hasText: 'off' }).waitFor();
+    await page.getByRole('button', { name: 'Delete Announce' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('No schedules yet.').waitFor();
+    await openTab('Backups');
+    await page.getByRole('button', { name: 'Delete backup scheduled' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
     await page.getByText('No backups yet.').waitFor();
   });

@@ -72,6 +72,26 @@ const PORTAL_VENDOR: &[(&str, &str)] = &[
     ("@xterm/xterm/lib/xterm.mjs", "xterm.mjs"),
     ("@xterm/xterm/css/xterm.css", "xterm.css"),
     ("@xterm/addon-fit/lib/addon-fit.mjs", "addon-fit.mjs"),
+    ("@codemirror/state/dist/index.js", "codemirror/state.js"),
+    ("@codemirror/view/dist/index.js", "codemirror/view.js"),
+    ("@codemirror/commands/dist/index.js", "codemirror/commands.js"),
+    ("@codemirror/language/dist/index.js", "codemirror/language.js"),
+    ("@codemirror/search/dist/index.js", "codemirror/search.js"),
+    ("@codemirror/lang-json/dist/index.js", "codemirror/lang-json.js"),
+    ("@codemirror/lang-yaml/dist/index.js", "codemirror/lang-yaml.js"),
+    ("@codemirror/streamparser/dist/index.js", "codemirror/streamparser.js"),
+    ("@codemirror/legacy-modes/mode/properties.js", "codemirror/mode-properties.js"),
+    ("@codemirror/legacy-modes/mode/toml.js", "codemirror/mode-toml.js"),
+    ("@codemirror/legacy-modes/mode/shell.js", "codemirror/mode-shell.js"),
+    ("@lezer/common/dist/index.js", "codemirror/lezer-common.js"),
+    ("@lezer/highlight/dist/index.js", "codemirror/lezer-highlight.js"),
+    ("@lezer/lr/dist/index.js", "codemirror/lezer-lr.js"),
+    ("@lezer/json/dist/index.js", "codemirror/lezer-json.js"),
+    ("@lezer/yaml/dist/index.js", "codemirror/lezer-yaml.js"),
+    ("style-mod/src/style-mod.js", "codemirror/style-mod.js"),
+    ("w3c-keyname/index.js", "codemirror/w3c-keyname.js"),
+    ("crelt/index.js", "codemirror/crelt.js"),
+    ("@marijn/find-cluster-break/src/index.js", "codemirror/find-cluster-break.js"),
 ];
 
 fn npm_ci(dir: &Path) -> anyhow::Result<()> {
@@ -91,6 +111,7 @@ pub(crate) fn portal_vendor(copy: bool) -> anyhow::Result<()> {
         let (source, target) =
             (portal.join("node_modules").join(package_file), portal.join("vendor").join(copied));
         if copy {
+            std::fs::create_dir_all(target.parent().unwrap_or(&portal))?;
             std::fs::copy(&source, &target)?;
         } else if std::fs::read(&source)? != std::fs::read(&target).unwrap_or_default() {
             bail!(

@@ -22,6 +22,7 @@ export async function serverPage(id, tab, app) {
     ['files', 'Files', 'files'],
     ...(isDev ? [['ide', 'IDE', 'ide']] : [['setup', 'Setup', 'manage'], ['backups', 'Backups', 'backups'], ['mods', 'Mods', 'files']]),
     ['crashes', 'Crashes', 'console'],
+    ...(isDev ? [] : [['schedules', 'Schedules', 'schedules']]),
     ['users', 'Users', 'manage'],
   ].filter(([, , permission]) => may(permission));
   const current = tabs.find(([name]) => name === tab)?.[0] ?? tabs[0]?.[0];
@@ -140,7 +141,7 @@ export async function serverPage(id, tab, app) {
   }
 
   enableButtons();
-  const views = { console: consoleTab, files: filesTab, setup: setupTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab, users: usersTab };
+  const views = { console: consoleTab, files: filesTab, setup: setupTab, backups: backupsTab, mods: modsTab, crashes: crashesTab, ide: ideTab, users: usersTab, schedules: schedulesTab };
   mount(panel, current
     ? await views[current](id, server, app)
     : h('p', { class: 'muted' }, 'Its owner shared this server with you to watch: its state and usage are above.'));
@@ -283,7 +284,7 @@ function consoleTab(id, server, app) {
   return [server.install ? installCard(id, app, state, true) : null, element, line, state];
 }
 
-/** Files: browse, view and edit text, upload with progress, download, rename, delete, extract. */
+/** Files: browse, edit text (CodeMirror), upload with progress, download, rename, delete, extract. */
 function filesTab(id, _server, app) {
   const area = h('div');
   // An upload under way: leaving the page would lose it, so the browser asks first.
@@ -434,28 +435,30 @@ function filesTab(id, _server, app) {
         mount(status, notice('info', `${entry.name} is not text this editor can keep as it is.`, 'Download it instead.'));
         return;
       }
-      // A text box has \n line ends; a file that had \r\n gets them back when saved.
+      // The editor has \n line ends; a file that had \r\n gets them back when saved.
       const crlf = text.includes('\r\n');
       const original = crlf ? text.replaceAll('\r\n', '\n') : text;
-      const editor = h('textarea', { spellcheck: false, value: original });
+      const { codeEditor } = await import('./editor.js');
+      const host = h('div', { class: 'code-editor' });
+      const editor = codeEditor(host, original, path, path);
       const saved = h('div', { 'aria-live': 'polite' });
       let kept = original;
       const back = async () => {
-        if (editor.value !== kept && !(await confirmDialog('Unsaved changes', `Your changes to ${path} are not saved. Leave them?`, 'Discard changes'))) return;
+        if (editor.value() !== kept && !(await confirmDialog('Unsaved changes', `Your changes to ${path} are not saved. Leave them?`, 'Discard changes'))) return;
         show(dir);
       };
       mount(area,
         h('h2', {}, `Editing ${path}`),
-        field(path, editor),
+        host,
         saved,
         h('div', { class: 'actions' },
           h('button', { type: 'button', class: 'primary', onclick: async () => {
-            if (editor.value === kept) {
+            const value = editor.value();
+            if (value === kept) {
               mount(saved, notice('info', 'Nothing changed, so nothing was written.'));
               return;
             }
             try {
-              const value = editor.value;
               await api('PUT', `${base}/content?path=${q(path)}`, new Blob([crlf ? value.replaceAll('\n', '\r\n') : value]));
               kept = value;
               mount(saved, notice('ok', `Saved ${path}.`));
@@ -874,4 +877,145 @@ function usersTab(id, _server, app) {
     status,
     list,
   ];
+}
+
+/** What a schedule's step can do, as the Schedules tab names it. */
+const STEP_ACTIONS = [
+  ['command', 'Send a console command'],
+  ['restart', 'Restart'],
+  ['stop', 'Stop'],
+  ['start', 'Start'],
+  ['backup', 'Back up'],
+];
+
+/** Schedules: cron-like tasks the control plane runs, with their latest runs. */
+function schedulesTab(id, _server, app) {
+  const base = `/api/servers/${id}/schedules`;
+  const status = h('div', { 'aria-live': 'polite' });
+  const list = h('div');
+  let editing = null;
+
+  const name = h('input', { id: 'schedule-name', maxlength: '64', autocomplete: 'off', required: true });
+  const cron = h('input', { id: 'schedule-cron', autocomplete: 'off', required: true, value: '0 4 * * *', spellcheck: 'false' });
+  const enabled = h('input', { type: 'checkbox', id: 'schedule-enabled', checked: true });
+  const onlyRunning = h('input', { type: 'checkbox', id: 'schedule-only-running' });
+  const steps = h('ol', { class: 'steps' });
+  const stepRow = (step = { action: 'command', payload: '', delaySecs: 0 }) => {
+    const n = steps.children.length + 1;
+    const action = h('select', { 'aria-label': `Step ${n}: action` },
+      STEP_ACTIONS.map(([value, text]) => h('option', { value, selected: value === step.action }, text)));
+    const payload = h('input', { 'aria-label': `Step ${n}: command or backup name`, value: step.payload ?? '', autocomplete: 'off', placeholder: 'say Restarting in 5 minutes' });
+    const delay = h('input', { type: 'number', min: '0', max: '900', value: String(step.delaySecs ?? 0), 'aria-label': `Step ${n}: seconds to wait first` });
+    const row = h('li', { class: 'step' }, action, payload, h('label', { class: 'delay' }, 'wait ', delay, ' s first'),
+      h('button', { type: 'button', 'aria-label': `Remove step ${n}`, onclick: () => row.remove() }, 'Remove'));
+    row.read = () => ({ action: action.value, payload: payload.value, delaySecs: Number(delay.value) || 0 });
+    steps.append(row);
+  };
+  const heading = h('h2', {}, 'New schedule');
+  const save = h('button', { type: 'submit', class: 'primary' }, 'Save schedule');
+  const reset = () => {
+    editing = null;
+    heading.textContent = 'New schedule';
+    name.value = '';
+    cron.value = '0 4 * * *';
+    enabled.checked = true;
+    onlyRunning.checked = false;
+    mount(steps);
+    stepRow();
+  };
+  const edit = (schedule) => {
+    editing = schedule.id;
+    heading.textContent = `Change ${schedule.name}`;
+    name.value = schedule.name;
+    cron.value = schedule.cron;
+    enabled.checked = schedule.enabled;
+    onlyRunning.checked = schedule.onlyWhenRunning;
+    mount(steps);
+    schedule.steps.forEach(stepRow);
+    name.focus();
+  };
+  const submit = async (event) => {
+    event.preventDefault();
+    mount(status);
+    const body = { name: name.value, cron: cron.value, enabled: enabled.checked, onlyWhenRunning: onlyRunning.checked, steps: [...steps.children].map((row) => row.read()) };
+    try {
+      const saved = await api(editing ? 'PUT' : 'POST', editing ? `${base}/${editing}` : base, body);
+      mount(status, notice('ok', `Saved ${saved.name}: ${saved.description}${saved.nextRunAt ? `, next at ${when(saved.nextRunAt)}` : ''}.`));
+      reset();
+      await show();
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+  };
+  const form = h('form', { class: 'card', onsubmit: submit },
+    heading,
+    field('Name', name),
+    field('When (cron, UTC)', cron, 'minute hour day-of-month month day-of-week, e.g. 0 4 * * * is every day at 04:00 UTC; */15 * * * * every quarter hour'),
+    h('label', { class: 'check' }, enabled, ' Run at these times'),
+    h('label', { class: 'check' }, onlyRunning, ' Only while the server is running'),
+    h('p', { class: 'label' }, 'Steps, in order'),
+    steps,
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', onclick: () => stepRow() }, 'Add step'),
+      save,
+      h('button', { type: 'button', onclick: reset }, 'Clear')));
+
+  const act = async (work) => {
+    mount(status);
+    try {
+      await work();
+    } catch (error) {
+      mount(status, app.problem(error));
+    }
+    await show();
+  };
+  const show = async () => {
+    let schedules;
+    try {
+      schedules = await api('GET', base);
+    } catch (error) {
+      mount(list, app.problem(error));
+      return;
+    }
+    follow(schedules);
+    if (!schedules.length) {
+      mount(list, h('p', { class: 'muted' }, 'No schedules yet.'));
+      return;
+    }
+    mount(list, schedules.map((schedule) => h('div', { class: 'card schedule', 'data-schedule': schedule.name },
+      h('div', { class: 'row' },
+        h('h3', {}, schedule.name, ' ', h('span', { class: `badge ${schedule.enabled ? 'running' : 'stopped'}` }, schedule.enabled ? 'on' : 'off')),
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', 'aria-label': `Run ${schedule.name} now`, onclick: () => act(async () => {
+            await api('POST', `${base}/${schedule.id}/run`);
+            mount(status, notice('ok', `${schedule.name} is running; its outcome shows below.`));
+          }) }, 'Run now'),
+          h('button', { type: 'button', 'aria-label': `Change ${schedule.name}`, onclick: () => edit(schedule) }, 'Change'),
+          h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${schedule.name}`, onclick: async () => {
+            if (!(await confirmDialog('Delete schedule', `Delete ${schedule.name} and its history?`, 'Delete'))) return;
+            await act(() => api('DELETE', `${base}/${schedule.id}`));
+          } }, 'Delete'))),
+      h('p', { class: 'muted' }, h('code', {}, schedule.cron), ` · ${schedule.description} (UTC)`,
+        schedule.nextRunAt ? ` · next ${when(schedule.nextRunAt)}` : ''),
+      h('ol', { class: 'muted' }, schedule.steps.map((step) => h('li', {},
+        (step.delaySecs ? `after ${step.delaySecs} s, ` : '') + STEP_ACTIONS.find(([a]) => a === step.action)[1].toLowerCase() + (step.payload ? `: ${step.payload}` : '')))),
+      schedule.runs.length
+        ? h('div', { class: 'table-wrap' }, h('table', { 'aria-label': `Latest runs of ${schedule.name}` },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Run'), h('th', {}, 'Outcome'), h('th', { class: 'optional' }, 'Detail'))),
+          h('tbody', {}, schedule.runs.slice(0, 5).map((run) => h('tr', {},
+            h('td', {}, when(run.startedAt)),
+            h('td', {}, h('span', { class: `badge ${run.outcome}` }, run.outcome)),
+            h('td', { class: 'optional' }, run.detail))))))
+        : h('p', { class: 'muted' }, 'It has not run yet.'))));
+  };
+  // Runs end on their own: while one goes on, the list follows it.
+  let following = null;
+  const follow = (schedules) => {
+    clearTimeout(following);
+    if (schedules.some((s) => s.runs.some((run) => run.outcome === 'running'))) following = setTimeout(show, 1500);
+  };
+  app.onLeave(() => clearTimeout(following));
+  reset();
+  show();
+  return [form, status, list];
 }

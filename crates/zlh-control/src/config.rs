@@ -20,6 +20,7 @@ pub const ENV_OVERRIDES: EnvOverrides<'static> = EnvOverrides {
         "auth",
         "poller",
         "provisioning",
+        "schedules",
         "local_driver",
         "console",
         "ide",
@@ -58,6 +59,9 @@ pub struct ControlConfig {
     /// Server creation.
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    /// Servers' schedules.
+    #[serde(default)]
+    pub schedules: SchedulesConfig,
     /// Where new servers run: `local` (processes of this machine, for trying the product) or
     /// `docker` (a container each).
     #[serde(default)]
@@ -254,6 +258,27 @@ impl Default for ProvisioningConfig {
             install_timeout: default_install_timeout(),
         }
     }
+}
+
+/// Servers' schedules, run by the control plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulesConfig {
+    /// A run that fell due while the control plane was down is run once when it is back, if it
+    /// is at most this late (however many times it fell due meanwhile); an older one is
+    /// recorded as `missed` and not run.
+    #[serde(default = "default_catch_up", with = "duration")]
+    pub catch_up: Duration,
+}
+
+impl Default for SchedulesConfig {
+    fn default() -> Self {
+        SchedulesConfig { catch_up: default_catch_up() }
+    }
+}
+
+fn default_catch_up() -> Duration {
+    Duration::from_secs(60 * 60)
 }
 
 fn default_install_timeout() -> Duration {

@@ -23,6 +23,7 @@ pub mod poller;
 pub mod portal;
 pub mod provision;
 pub mod registry;
+pub mod schedules;
 pub mod templates;
 
 use std::future::Future;
@@ -80,6 +81,8 @@ pub struct ControlPlane {
     pub(crate) tickets: api::TicketBook,
     /// Wakes live connections when someone's access changed.
     pub(crate) revocations: access::Revocations,
+    /// Runs servers' schedules.
+    pub(crate) scheduler: schedules::Scheduler,
     /// Connection pool for agents.
     pub(crate) agent_http: reqwest::Client,
     /// Hash of a random password, for sign-ins with unknown emails.
@@ -186,6 +189,7 @@ impl ControlPlane {
             mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
             tickets: api::TicketBook::new(config.console.ticket_ttl),
             revocations: access::Revocations::default(),
+            scheduler: schedules::Scheduler::default(),
             agent_http: RemoteAgent::client(),
             decoy_hash: auth::passwords::hash(&auth::random_token(16)).await,
             artifacts: artifacts::ArtifactStore::new(config.data_dir.join("artifacts")),
@@ -251,7 +255,10 @@ pub async fn run(
     let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
         let _ = stream.set_nodelay(true);
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let scheduler = tokio::spawn(schedules::run(Arc::clone(&control)));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    scheduler.abort();
+    served?;
     control.poller.shutdown();
     tracing::info!("control plane stopped");
     Ok(())

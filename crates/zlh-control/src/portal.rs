@@ -2,8 +2,10 @@
 //! where reset links land) and `/portal/*`.
 //!
 //! API Boundary: the portal is a client of the public API like any other; it has no route of
-//! its own beyond these files. Its only third-party code is xterm.js, copied from the pinned npm
-//! packages in `portal/package.json` (`cargo xtask vendor`; `cargo xtask test` checks the copies).
+//! its own beyond these files. Its only third-party code is xterm.js and CodeMirror 6, copied
+//! unchanged from the pinned npm packages in `portal/package.json` (`cargo xtask vendor`;
+//! `cargo xtask test` checks the copies); `index.html`'s import map names CodeMirror's modules
+//! by the names they import each other by.
 
 use std::sync::OnceLock;
 
@@ -12,6 +14,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use zlh_http::ApiError;
+
+/// A vendored CodeMirror module.
+macro_rules! codemirror {
+    ($file:literal) => {
+        (
+            concat!("vendor/codemirror/", $file),
+            "text/javascript; charset=utf-8",
+            include_bytes!(concat!("../portal/vendor/codemirror/", $file)),
+        )
+    };
+}
 
 /// Every file of the portal: name, content type, bytes.
 const FILES: &[(&str, &str, &[u8])] = &[
@@ -30,10 +43,33 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../portal/vendor/addon-fit.mjs"),
     ),
     ("vendor/xterm.css", "text/css; charset=utf-8", include_bytes!("../portal/vendor/xterm.css")),
+    ("editor.js", "text/javascript; charset=utf-8", include_bytes!("../portal/editor.js")),
+    codemirror!("state.js"),
+    codemirror!("view.js"),
+    codemirror!("commands.js"),
+    codemirror!("language.js"),
+    codemirror!("search.js"),
+    codemirror!("lang-json.js"),
+    codemirror!("lang-yaml.js"),
+    codemirror!("streamparser.js"),
+    codemirror!("mode-properties.js"),
+    codemirror!("mode-toml.js"),
+    codemirror!("mode-shell.js"),
+    codemirror!("lezer-common.js"),
+    codemirror!("lezer-highlight.js"),
+    codemirror!("lezer-lr.js"),
+    codemirror!("lezer-json.js"),
+    codemirror!("lezer-yaml.js"),
+    codemirror!("style-mod.js"),
+    codemirror!("w3c-keyname.js"),
+    codemirror!("crelt.js"),
+    codemirror!("find-cluster-break.js"),
 ];
 
-/// What the portal may load and talk to: itself only. xterm.js sets styles inline.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+/// What the portal may load and talk to: itself only. xterm.js and CodeMirror set styles
+/// inline; the one inline script is the import map, allowed by its hash.
+const CSP: &str = "default-src 'self'; script-src 'self' 'sha256-UmiKe6kz8UsfhPcnQFQU+MQ/gKdYLCouKsr4Tkpmdno='; \
+                   style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'self'";
 
@@ -84,4 +120,27 @@ pub async fn page(request: HeaderMap) -> Response {
 /// `GET /portal/{*file}`: its scripts and styles.
 pub async fn asset(Path(file): Path<String>, request: HeaderMap) -> Response {
     serve(&file, &request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_allows_exactly_the_import_map() {
+        use base64::Engine;
+        let page = std::str::from_utf8(FILES[0].2).expect("utf-8");
+        let map = page
+            .split_once("<script type=\"importmap\">")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map(|(map, _)| map)
+            .expect("index.html has an import map");
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(map.as_bytes()));
+        assert!(CSP.contains(&format!("'sha256-{hash}'")), "put 'sha256-{hash}' in CSP");
+        // Every module it names is served.
+        for path in map.split('"').filter(|s| s.starts_with("/portal/")) {
+            let name = path.trim_start_matches("/portal/");
+            assert!(FILES.iter().any(|(file, _, _)| *file == name), "{name} is not served");
+        }
+    }
 }

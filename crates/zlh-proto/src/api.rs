@@ -603,6 +603,146 @@ impl Permission {
     }
 }
 
+/// What one step of a schedule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleAction {
+    /// Send `payload` to the console (the server must be running).
+    Command,
+    /// Start the server and wait until it is running.
+    Start,
+    /// Stop the server and wait until it is stopped.
+    Stop,
+    /// Restart the server and wait until it is running again.
+    Restart,
+    /// Take a backup (named `payload`, if given) and wait for it.
+    Backup,
+}
+
+/// One step of a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduleStep {
+    /// What it does.
+    pub action: ScheduleAction,
+    /// The command of a `command` step, the name of a `backup` step's backup.
+    #[serde(default)]
+    pub payload: String,
+    /// Seconds to wait before this step (at most 900).
+    #[serde(default)]
+    pub delay_secs: u32,
+}
+
+/// `POST /api/servers/{id}/schedules` and `PUT …/schedules/{scheduleId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// A name for people.
+    pub name: String,
+    /// When it runs, in UTC: a cron expression of five fields (minute hour day-of-month month
+    /// day-of-week), or six with seconds first.
+    pub cron: String,
+    /// Whether it runs at its times (a disabled schedule still runs when asked to).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Skip a run (recorded as `skipped`) when the server is not running.
+    #[serde(default)]
+    pub only_when_running: bool,
+    /// What it does, in order (1 to 20 steps); a failing step ends the run.
+    pub steps: Vec<ScheduleStep>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How a schedule's run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Still going.
+    Running,
+    /// Every step did what it should.
+    Succeeded,
+    /// A step failed (the detail says which and why); later steps did not run.
+    Failed,
+    /// Not run: the server was not running and the schedule runs only when it is.
+    Skipped,
+    /// Not run: it fell due while the control plane was down, longer ago than
+    /// `[schedules] catch_up`.
+    Missed,
+}
+
+impl RunOutcome {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Running => "running",
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Skipped => "skipped",
+            RunOutcome::Missed => "missed",
+        }
+    }
+
+    /// The outcome named `name`.
+    pub fn parse(name: &str) -> Option<RunOutcome> {
+        [
+            RunOutcome::Running,
+            RunOutcome::Succeeded,
+            RunOutcome::Failed,
+            RunOutcome::Skipped,
+            RunOutcome::Missed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+    }
+}
+
+/// One run of a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleRunView {
+    /// When it started, or fell due for a missed one (RFC 3339).
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// How it went.
+    pub outcome: RunOutcome,
+    /// What happened, in a few words.
+    pub detail: String,
+}
+
+/// A schedule, with its next time and latest runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleView {
+    /// Its id.
+    pub id: i64,
+    /// A name for people.
+    pub name: String,
+    /// Its cron expression (UTC).
+    pub cron: String,
+    /// The expression in words.
+    pub description: String,
+    /// Whether it runs at its times.
+    pub enabled: bool,
+    /// Whether a run is skipped while the server is not running.
+    pub only_when_running: bool,
+    /// Its steps.
+    pub steps: Vec<ScheduleStep>,
+    /// When it runs next (RFC 3339), while enabled.
+    pub next_run_at: Option<String>,
+    /// Its latest runs, newest first.
+    pub runs: Vec<ScheduleRunView>,
+}
+
 /// A single-use link for a browser to download something (`url` is relative to the portal).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -45,6 +45,7 @@ error_codes! {
     InvalidLimits => (400, "invalid_limits"),
     InvalidVariable => (400, "invalid_variable"),
     InvalidTemplate => (400, "invalid_template"),
+    InvalidSchedule => (400, "invalid_schedule"),
     // Who you are.
     Unauthorized => (401, "unauthorized"),
     InvalidCredentials => (401, "invalid_credentials"),

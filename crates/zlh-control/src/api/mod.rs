@@ -12,6 +12,7 @@ mod data;
 mod dev;
 mod members;
 pub(crate) mod openapi;
+mod schedules;
 mod servers;
 mod setup;
 mod templates;
@@ -70,6 +71,12 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
             "/api/servers/{id}/members/{userId}",
             axum::routing::put(members::change).delete(members::remove),
         )
+        .route("/api/servers/{id}/schedules", get(schedules::list).post(schedules::create))
+        .route(
+            "/api/servers/{id}/schedules/{scheduleId}",
+            axum::routing::put(schedules::replace).delete(schedules::remove),
+        )
+        .route("/api/servers/{id}/schedules/{scheduleId}/run", post(schedules::run_now))
         .route("/api/servers/{id}/console/command", post(servers::console_command))
         .route("/api/servers/{id}/console/ticket", post(console::ticket))
         .route("/api/servers/{id}/console", get(console::socket))

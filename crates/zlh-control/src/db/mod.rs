@@ -10,8 +10,12 @@ mod sqlite;
 use async_trait::async_trait;
 use zlh_proto::Secret;
 use zlh_proto::api::{
-    InstallState, Lifecycle, Permission, PortSpec, PortView, ResourceLimits, Role, ServerKind,
+    InstallState, Lifecycle, Permission, PortSpec, PortView, ResourceLimits, Role, RunOutcome,
+    ScheduleRequest, ScheduleRunView, ServerKind,
 };
+
+/// How many runs of each schedule are kept.
+pub const KEPT_RUNS: i64 = 20;
 
 pub use sqlite::SqliteStore;
 
@@ -105,6 +109,19 @@ impl std::fmt::Debug for Server {
             .field("lifecycle", &self.lifecycle)
             .finish_non_exhaustive()
     }
+}
+
+/// A server's schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Its id.
+    pub id: i64,
+    /// The server it runs on.
+    pub server_id: i64,
+    /// What it says, as the owner set it.
+    pub request: ScheduleRequest,
+    /// When it falls due next (ms since the epoch); `None` while disabled.
+    pub next_run_at_ms: Option<i64>,
 }
 
 /// What `insert_server` needs.
@@ -365,6 +382,54 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// Ends an invitation; whether there was one.
     async fn remove_member(&self, server_id: i64, user_id: i64) -> StoreResult<bool>;
+    /// A server's schedules, by id.
+    async fn schedules(&self, server_id: i64) -> StoreResult<Vec<Schedule>>;
+    /// One of a server's schedules.
+    async fn schedule(&self, server_id: i64, schedule_id: i64) -> StoreResult<Option<Schedule>>;
+    /// Adds a schedule to a server.
+    async fn insert_schedule(
+        &self,
+        server_id: i64,
+        request: &ScheduleRequest,
+        next_run_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<Schedule>;
+    /// Replaces what a schedule says, and when it runs next.
+    async fn update_schedule(
+        &self,
+        schedule_id: i64,
+        request: &ScheduleRequest,
+        next_run_at_ms: Option<i64>,
+    ) -> StoreResult<()>;
+    /// Removes a schedule (and its runs).
+    async fn delete_schedule(&self, schedule_id: i64) -> StoreResult<()>;
+    /// Schedules due at `now_ms`, the earliest first.
+    async fn due_schedules(&self, now_ms: i64) -> StoreResult<Vec<Schedule>>;
+    /// When the next schedule falls due.
+    async fn next_schedule_due(&self) -> StoreResult<Option<i64>>;
+    /// Moves a schedule's next run from `from` to `to`: whether it still was `from` (so each
+    /// time it falls due is claimed once).
+    async fn advance_schedule(&self, schedule_id: i64, from: i64, to: Option<i64>) -> StoreResult<bool>;
+    /// Records a run (keeping a schedule's latest [`KEPT_RUNS`]); its id.
+    async fn record_run(
+        &self,
+        schedule_id: i64,
+        started_at_ms: i64,
+        outcome: RunOutcome,
+        detail: &str,
+    ) -> StoreResult<i64>;
+    /// Records how a run ended.
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        finished_at_ms: i64,
+        outcome: RunOutcome,
+        detail: &str,
+    ) -> StoreResult<()>;
+    /// Runs left `running` by a control plane that stopped: failed, saying so.
+    async fn fail_unfinished_runs(&self, now_ms: i64) -> StoreResult<()>;
+    /// A schedule's latest runs, newest first.
+    async fn schedule_runs(&self, schedule_id: i64) -> StoreResult<Vec<ScheduleRunView>>;
     /// Removes a server row.
     async fn delete_server(&self, server_id: i64) -> StoreResult<()>;
     /// Marks an IDE link spent: `false` if it was already (spent links are kept until they

@@ -12,11 +12,11 @@ use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
 use zlh_proto::api::{
     ApiKeyRequest, ApiKeyScope, ApiKeyView, InstallState, Lifecycle, Permission, PortProtocol, PortSpec,
-    PortView, ResourceLimits, Role, ServerKind,
+    PortView, ResourceLimits, Role, RunOutcome, ScheduleRequest, ScheduleRunView, ServerKind,
 };
 
 use super::{
-    Capacity, NewActivity, NewServer, Node, RefreshOutcome, Server, ServerPorts, Store, StoreError,
+    Capacity, NewActivity, NewServer, Node, RefreshOutcome, Schedule, Server, ServerPorts, Store, StoreError,
     StoreResult, User,
 };
 
@@ -94,6 +94,22 @@ fn api_key_from(row: &SqliteRow) -> StoreResult<ApiKeyView> {
         prefix: row.try_get("prefix")?,
         created_at: zlh_proto::time::format_ms(row.try_get("created_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(zlh_proto::time::format_ms),
+    })
+}
+
+fn schedule_from(row: &SqliteRow) -> StoreResult<Schedule> {
+    let steps: String = row.try_get("steps")?;
+    Ok(Schedule {
+        id: row.try_get("id")?,
+        server_id: row.try_get("server_id")?,
+        request: ScheduleRequest {
+            name: row.try_get("name")?,
+            cron: row.try_get("cron")?,
+            enabled: row.try_get("enabled")?,
+            only_when_running: row.try_get("only_when_running")?,
+            steps: serde_json::from_str(&steps).map_err(|e| StoreError::Database(e.to_string()))?,
+        },
+        next_run_at_ms: row.try_get("next_run_at")?,
     })
 }
 
@@ -732,6 +748,177 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn schedules(&self, server_id: i64) -> StoreResult<Vec<Schedule>> {
+        let rows = sqlx::query("SELECT * FROM schedules WHERE server_id = ? ORDER BY id")
+            .bind(server_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(schedule_from).collect()
+    }
+
+    async fn schedule(&self, server_id: i64, schedule_id: i64) -> StoreResult<Option<Schedule>> {
+        let row = sqlx::query("SELECT * FROM schedules WHERE server_id = ? AND id = ?")
+            .bind(server_id)
+            .bind(schedule_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(schedule_from).transpose()
+    }
+
+    async fn insert_schedule(
+        &self,
+        server_id: i64,
+        request: &ScheduleRequest,
+        next_run_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<Schedule> {
+        let steps = serde_json::to_string(&request.steps).map_err(|e| StoreError::Database(e.to_string()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO schedules (server_id, name, cron, enabled, only_when_running, steps, next_run_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(server_id)
+        .bind(&request.name)
+        .bind(&request.cron)
+        .bind(request.enabled)
+        .bind(request.only_when_running)
+        .bind(steps)
+        .bind(next_run_at_ms)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Schedule { id, server_id, request: request.clone(), next_run_at_ms })
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule_id: i64,
+        request: &ScheduleRequest,
+        next_run_at_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        let steps = serde_json::to_string(&request.steps).map_err(|e| StoreError::Database(e.to_string()))?;
+        sqlx::query(
+            "UPDATE schedules SET name = ?, cron = ?, enabled = ?, only_when_running = ?, steps = ?, \
+             next_run_at = ? WHERE id = ?",
+        )
+        .bind(&request.name)
+        .bind(&request.cron)
+        .bind(request.enabled)
+        .bind(request.only_when_running)
+        .bind(steps)
+        .bind(next_run_at_ms)
+        .bind(schedule_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_schedule(&self, schedule_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM schedules WHERE id = ?").bind(schedule_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn due_schedules(&self, now_ms: i64) -> StoreResult<Vec<Schedule>> {
+        let rows = sqlx::query("SELECT * FROM schedules WHERE next_run_at <= ? ORDER BY next_run_at, id")
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(schedule_from).collect()
+    }
+
+    async fn next_schedule_due(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(next_run_at) FROM schedules").fetch_one(&self.pool).await?)
+    }
+
+    async fn advance_schedule(&self, schedule_id: i64, from: i64, to: Option<i64>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE schedules SET next_run_at = ? WHERE id = ? AND next_run_at = ?")
+            .bind(to)
+            .bind(schedule_id)
+            .bind(from)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_run(
+        &self,
+        schedule_id: i64,
+        started_at_ms: i64,
+        outcome: RunOutcome,
+        detail: &str,
+    ) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO schedule_runs (schedule_id, started_at, outcome, detail) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(schedule_id)
+        .bind(started_at_ms)
+        .bind(outcome.as_str())
+        .bind(detail)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM schedule_runs WHERE schedule_id = ? AND id NOT IN \
+             (SELECT id FROM schedule_runs WHERE schedule_id = ? ORDER BY id DESC LIMIT ?)",
+        )
+        .bind(schedule_id)
+        .bind(schedule_id)
+        .bind(super::KEPT_RUNS)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        finished_at_ms: i64,
+        outcome: RunOutcome,
+        detail: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE schedule_runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?")
+            .bind(finished_at_ms)
+            .bind(outcome.as_str())
+            .bind(detail)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_unfinished_runs(&self, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE schedule_runs SET finished_at = ?, outcome = 'failed', \
+             detail = 'the control plane stopped during this run' WHERE outcome = 'running'",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn schedule_runs(&self, schedule_id: i64) -> StoreResult<Vec<ScheduleRunView>> {
+        let rows = sqlx::query("SELECT * FROM schedule_runs WHERE schedule_id = ? ORDER BY id DESC")
+            .bind(schedule_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let outcome: String = row.try_get("outcome")?;
+                Ok(ScheduleRunView {
+                    started_at: zlh_proto::time::format_ms(row.try_get("started_at")?),
+                    finished_at: row
+                        .try_get::<Option<i64>, _>("finished_at")?
+                        .map(zlh_proto::time::format_ms),
+                    outcome: RunOutcome::parse(&outcome)
+                        .ok_or_else(|| StoreError::Database(format!("unknown run outcome {outcome:?}")))?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_server(&self, server_id: i64) -> StoreResult<()> {

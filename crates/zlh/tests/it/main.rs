@@ -13,6 +13,7 @@ mod control_ide;
 mod control_lifecycle;
 mod control_ownership;
 mod control_resilience;
+mod control_schedules;
 mod data_api;
 mod docker;
 mod games;

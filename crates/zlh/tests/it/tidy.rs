@@ -105,6 +105,7 @@ const CONTROL_LAYERS: &[(&str, &[&str])] = &[
     ("drivers", &["auth", "config", "registry"]),
     ("poller", &["cache", "config", "drivers", "metrics", "registry"]),
     ("install", &["db", "drivers", "registry", "templates"]),
+    ("schedules", &["config", "db", "registry"]),
     (
         "provision",
         &["artifacts", "cache", "config", "db", "drivers", "install", "poller", "registry", "templates"],
