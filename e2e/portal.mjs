@@ -5,7 +5,9 @@
 //                "jar": "mod.jar", "archive": "pack.zip", "outbox": "outbox.log",
 //                "shots": "/dir", ...}' node portal.mjs
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.env.ZLH_PORTAL);
@@ -14,7 +16,7 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const result = { ok: false, steps: [], consoleErrors: [], unnamedControls: [], ids: {} };
+const result = { ok: false, steps: [], consoleErrors: [], unnamedControls: [], accessibility: [], audited: [], ids: {} };
 // Status codes the browser may log as failed loads while a step provokes them on purpose.
 let expectedStatuses = [];
 const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
@@ -29,13 +31,25 @@ page.on('pageerror', (error) => result.consoleErrors.push(`page error: ${error.m
 
 const SECOND = 1000;
 const url = (hash) => `${config.base}/${hash}`;
-// Every page that is photographed is also checked: each control has an accessible name.
-const shot = async (name) => {
-  const unnamed = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
+// Every page that is photographed is also checked: each control has an accessible name, and
+// axe-core (a maintained audit engine; evaluated through the DevTools protocol, which the
+// portal's CSP does not cover) finds nothing serious or critical.
+const axeSource = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+const audit = async (on, name) => {
+  if (!(await on.evaluate(() => Boolean(window.axe)))) await on.evaluate(axeSource);
+  const violations = await on.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.html.slice(0, 160)) })));
+  result.audited.push(name);
+  if (violations.length) result.accessibility.push({ page: name, violations });
+};
+const shot = async (name, on = page) => {
+  const unnamed = await on.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
     .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.textContent.trim()))
     .map((el) => el.outerHTML.slice(0, 120)));
   if (unnamed.length) result.unnamedControls.push({ page: name, unnamed });
-  await page.screenshot({ path: `${config.shots}/${name}.png`, fullPage: true });
+  await audit(on, name);
+  await on.screenshot({ path: `${config.shots}/${name}.png`, fullPage: true });
 };
 const heading = (name) => page.getByRole('heading', { level: 1, name });
 const terminalText = () => page.locator('.xterm-rows').innerText();
@@ -328,6 +342,50 @@ try {
     await page.locator('tr[data-file="pack.zip"]').waitFor({ state: 'detached' });
   });
 
+  await step('many files at once: a folder uploaded, files dropped, selected, packed, moved, deleted', async () => {
+    await openTab('Files');
+    const folder = join(mkdtempSync(join(tmpdir(), 'zlh-e2e-')), 'world-copy');
+    mkdirSync(join(folder, 'region'), { recursive: true });
+    writeFileSync(join(folder, 'level.dat'), 'level');
+    writeFileSync(join(folder, 'region', 'r.0.0.mca'), 'region');
+    await page.locator('#upload-folder').setInputFiles(folder);
+    await page.getByText('Uploaded 2 files.').waitFor();
+    await page.getByRole('button', { name: 'world-copy/', exact: true }).click();
+    await page.getByRole('button', { name: 'region/', exact: true }).waitFor();
+    await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'server' }).click();
+    await page.locator('tr[data-file="world-copy"]').waitFor();
+    // Dropped on the list, as from a file manager.
+    await page.locator('.drop-hint').evaluate((hint) => {
+      const files = new DataTransfer();
+      files.items.add(new File(['dropped one\n'], 'dropped-1.txt', { type: 'text/plain' }));
+      files.items.add(new File(['dropped two\n'], 'dropped-2.txt', { type: 'text/plain' }));
+      hint.dispatchEvent(new DragEvent('drop', { dataTransfer: files, bubbles: true, cancelable: true }));
+    });
+    await page.locator('tr[data-file="dropped-2.txt"]').waitFor();
+    await page.getByRole('checkbox', { name: 'Select dropped-1.txt' }).check();
+    await page.getByRole('checkbox', { name: 'Select dropped-2.txt' }).check();
+    await page.getByText('2 items selected').waitFor();
+    await shot('files-selection');
+    await page.getByRole('button', { name: 'Compress…' }).click();
+    await page.getByRole('dialog').getByLabel('Name of the archive').fill('dropped.tar.gz');
+    await page.getByRole('dialog').getByRole('button', { name: 'Compress' }).click();
+    await page.getByText('Compressed.').waitFor();
+    await page.locator('tr[data-file="dropped.tar.gz"]').waitFor();
+    await page.getByRole('checkbox', { name: 'Select dropped-1.txt' }).check();
+    await page.getByRole('checkbox', { name: 'Select dropped-2.txt' }).check();
+    await page.getByRole('button', { name: 'Move…' }).click();
+    await page.getByRole('dialog').getByLabel(/^To the folder/).fill('moved');
+    await page.getByRole('dialog').getByRole('button', { name: 'Move' }).click();
+    await page.locator('tr[data-file="dropped-1.txt"]').waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'moved/', exact: true }).click();
+    await page.locator('tr[data-file="dropped-2.txt"]').waitFor();
+    await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'server' }).click();
+    for (const name of ['world-copy', 'moved', 'dropped.tar.gz']) await page.getByRole('checkbox', { name: `Select ${name}` }).check();
+    await page.getByRole('button', { name: 'Delete selected' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    for (const name of ['world-copy', 'moved', 'dropped.tar.gz']) await page.locator(`tr[data-file="${name}"]`).waitFor({ state: 'detached' });
+  });
+
   await step('back up (named, locked, downloaded), change, restore', async () => {
     await openTab('Backups');
     await page.getByLabel('Name (optional)').fill('Before the change');
@@ -374,7 +432,7 @@ try {
     await page.getByText(/^Saved Announce: /).waitFor();
     const card = page.locator('.card.schedule[data-schedule="Announce"]');
     await card.getByText('It has not run yet.').waitFor();
-    await page.getByRole('button', { name: 'Run Announce now' }).click();
+    await page.getByRole('button', { name: 'Run now: Announce' }).click();
     await card.locator('.badge.succeeded').waitFor({ timeout: 60 * SECOND });
     await shot('schedules');
     await openTab('Console');
@@ -499,7 +557,7 @@ try {
     await owner.getByRole('button', { name: 'Invite' }).click();
     await owner.getByText(`${config.intruder.email} can now see this server.`).waitFor();
     await owner.locator(`[data-member="${config.intruder.email}"]`).waitFor();
-    await owner.screenshot({ path: `${config.shots}/users.png`, fullPage: true });
+    await shot('users', owner);
 
     await page.goto(url('#/servers'));
     await page.locator(`tr[data-server="${result.ids.game}"]`, { hasText: 'shared with you' }).waitFor();
@@ -573,8 +631,8 @@ try {
     await page.getByRole('button', { name: 'Create user' }).click();
     await page.getByText('Created helper@example.com.').waitFor();
     await shot('admin');
-    await page.getByRole('button', { name: 'Make helper@example.com an admin' }).click();
-    await page.getByRole('button', { name: 'Make helper@example.com a user' }).waitFor();
+    await page.getByRole('button', { name: 'Make admin: helper@example.com' }).click();
+    await page.getByRole('button', { name: 'Make user: helper@example.com' }).waitFor();
     await page.getByRole('button', { name: 'Delete helper@example.com' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
     await page.locator('tr[data-user="helper@example.com"]').waitFor({ state: 'detached' });

@@ -126,7 +126,7 @@ pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
     ensure_debian_packages(&["chromium", "zstd"])?;
     portal_vendor(false)?;
     let e2e_dir = workspace().join("e2e");
-    if !e2e_dir.join("node_modules/playwright-core").exists() {
+    if ["playwright-core", "axe-core"].iter().any(|p| !e2e_dir.join("node_modules").join(p).exists()) {
         npm_ci(&e2e_dir)?;
     }
     let fixtures_dir = target_dir().join("e2e");

@@ -577,7 +577,7 @@ async function adminPage() {
         }, user.suspended ? 'Unsuspend' : 'Suspend'),
         user.id === me.id ? null : h('button', {
           type: 'button',
-          'aria-label': user.role === 'admin' ? `Make ${user.email} a user` : `Make ${user.email} an admin`,
+          'aria-label': user.role === 'admin' ? `Make user: ${user.email}` : `Make admin: ${user.email}`,
           onclick: () => change(async () => {
             await api('PATCH', `/api/admin/users/${user.id}`, { role: user.role === 'admin' ? 'user' : 'admin' });
           }),

@@ -334,25 +334,128 @@ function filesTab(id, _server, app) {
       crumbs.push(' / ', h('button', { type: 'button', class: 'link', onclick: () => show(target) }, part));
     }
     const picker = h('input', { type: 'file', id: 'upload-file', multiple: true });
+    const folderPicker = h('input', { type: 'file', id: 'upload-folder', webkitdirectory: true });
     const bar = progressBar('Upload progress');
     bar.element.hidden = true;
     const cancel = h('button', { type: 'button', hidden: true, onclick: () => uploading?.abort() }, 'Cancel upload');
-    picker.addEventListener('change', () => act(async () => {
+    // Uploads `files` ({path relative to this folder, file}), making their folders first.
+    const uploadAll = (files) => act(async () => {
+      if (!files.length) return;
       bar.element.hidden = false;
       cancel.hidden = false;
       uploading = new AbortController();
       try {
-        for (const file of picker.files) {
-          await upload(`${base}/content?path=${q(join(dir, file.name))}`, file,
-            (sent, total) => bar.set(sent, total, `${file.name}: ${size(sent)} of ${size(total)}`), uploading.signal);
+        const folders = [...new Set(files.map(({ path }) => path.split('/').slice(0, -1).join('/')).filter(Boolean))];
+        for (const folder of folders) await api('POST', `${base}/mkdir`, { path: join(dir, folder) });
+        for (const { path, file } of files) {
+          await upload(`${base}/content?path=${q(join(dir, path))}`, file,
+            (sent, total) => bar.set(sent, total, `${path}: ${size(sent)} of ${size(total)}`), uploading.signal);
         }
       } finally {
         uploading = null;
         picker.value = '';
+        folderPicker.value = '';
         cancel.hidden = true;
       }
       await show(dir);
-    }, 'Uploaded.'));
+    }, files.length === 1 ? `Uploaded ${files[0].path}.` : `Uploaded ${files.length} files.`);
+    picker.addEventListener('change', () => uploadAll([...picker.files].map((file) => ({ path: file.name, file }))));
+    folderPicker.addEventListener('change', () => uploadAll([...folderPicker.files].map((file) => ({ path: file.webkitRelativePath || file.name, file }))));
+    // Files and folders dropped anywhere on the list.
+    const dropped = async (event) => {
+      event.preventDefault();
+      area.classList.remove('dropping');
+      const files = [];
+      const walk = async (entry, prefix) => {
+        if (entry.isFile) {
+          files.push({ path: prefix + entry.name, file: await new Promise((resolve, reject) => entry.file(resolve, reject)) });
+          return;
+        }
+        const reader = entry.createReader();
+        for (;;) {
+          const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+          if (!batch.length) break;
+          for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
+        }
+      };
+      const items = [...(event.dataTransfer?.items ?? [])].filter((item) => item.kind === 'file');
+      const entries = items.map((item) => [item.webkitGetAsEntry?.(), item.getAsFile()]);
+      for (const [entry, file] of entries) {
+        if (entry) await walk(entry, '');
+        else if (file) files.push({ path: file.name, file });
+      }
+      await uploadAll(files);
+    };
+    area.ondragover = (event) => {
+      event.preventDefault();
+      area.classList.add('dropping');
+    };
+    area.ondragleave = () => area.classList.remove('dropping');
+    area.ondrop = dropped;
+
+    // Several entries at once: moved, copied, packed or deleted together.
+    const selected = new Set();
+    const selection = h('div', { class: 'actions selection', hidden: true, role: 'group', 'aria-label': 'Selected files' });
+    const named = () => `${selected.size} item${selected.size === 1 ? '' : 's'}`;
+    const each = async (work) => {
+      for (const path of selected) await work(path, path.split('/').pop());
+      selected.clear();
+      await show(dir);
+    };
+    const toFolder = async (title, action) => {
+      const target = await promptDialog(title, 'To the folder (a path from the server folder; it is made if missing)', dir || '.', action);
+      if (target === null) return null;
+      const folder = target === '.' ? '' : target.replace(/^\/+|\/+$/g, '');
+      if (folder) await api('POST', `${base}/mkdir`, { path: folder });
+      return folder;
+    };
+    const selectionActions = [
+      h('span', { class: 'muted selected-count' }),
+      h('button', { type: 'button', onclick: () => act(async () => {
+        const folder = await toFolder(`Move ${named()}`, 'Move');
+        if (folder === null) return;
+        await each((path, name) => api('POST', `${base}/rename`, { from: path, to: join(folder, name) }));
+      }) }, 'Move…'),
+      h('button', { type: 'button', onclick: () => act(async () => {
+        const folder = await toFolder(`Copy ${named()}`, 'Copy');
+        if (folder === null) return;
+        // A copy beside its original gets " copy" in its name.
+        await each((path, name) => api('POST', `${base}/copy`, {
+          from: path,
+          to: join(folder, folder === dir ? name.replace(/(\.[^.]*)?$/, ' copy$1') : name),
+        }));
+      }) }, 'Copy…'),
+      h('button', { type: 'button', onclick: () => act(async () => {
+        const name = await promptDialog(`Compress ${named()}`, 'Name of the archive', `archive-${new Date().toISOString().slice(0, 10)}.tar.gz`, 'Compress');
+        if (!name) return;
+        const packing = progressBar(`Compressing into ${name}`);
+        mount(status, packing.element);
+        const job = await api('POST', `${base}/compress`, { paths: [...selected], to: join(dir, name.endsWith('.tar.gz') ? name : `${name}.tar.gz`) });
+        await followJob(id, job, (j) => packing.set(j.done, j.total, j.message));
+        selected.clear();
+        await show(dir);
+      }, 'Compressed.') }, 'Compress…'),
+      h('button', { type: 'button', class: 'danger', onclick: () => act(async () => {
+        if (!(await confirmDialog('Delete', `Delete ${named()} (folders with everything in them)?`, 'Delete'))) return;
+        const kinds = new Map(entries.map((e) => [join(dir, e.name), e.kind]));
+        await each((path) => api('DELETE', `${base}?path=${q(path)}&recursive=${kinds.get(path) === 'dir'}`));
+      }) }, 'Delete selected'),
+    ];
+    mount(selection, selectionActions);
+    const selectionChanged = () => {
+      selection.hidden = selected.size === 0;
+      selectionActions[0].textContent = `${named()} selected`;
+      all.checked = selected.size > 0 && selected.size === entries.length;
+      all.indeterminate = selected.size > 0 && selected.size < entries.length;
+    };
+    const all = h('input', { type: 'checkbox', 'aria-label': 'Select everything in this folder', onchange: () => {
+      for (const box of area.querySelectorAll('input[data-select]')) {
+        box.checked = all.checked;
+        if (all.checked) selected.add(box.dataset.select);
+        else selected.delete(box.dataset.select);
+      }
+      selectionChanged();
+    } });
     const newFolder = () => act(async () => {
       const name = await promptDialog('New folder', 'Name of the new folder', '', 'Create folder');
       if (!name) return;
@@ -371,6 +474,11 @@ function filesTab(id, _server, app) {
       const path = join(dir, entry.name);
       const isArchive = /\.(zip|tar\.gz|tgz|tar\.zst)$/i.test(entry.name);
       return h('tr', { 'data-file': entry.name },
+        h('td', { class: 'pick' }, h('input', { type: 'checkbox', 'data-select': path, 'aria-label': `Select ${entry.name}`, onchange: (event) => {
+          if (event.target.checked) selected.add(path);
+          else selected.delete(path);
+          selectionChanged();
+        } })),
         h('td', {}, entry.kind === 'dir'
           ? h('button', { type: 'button', class: 'link', onclick: () => show(path) }, `${entry.name}/`)
           : h('button', { type: 'button', class: 'link', onclick: () => edit(path, entry) }, entry.name)),
@@ -409,14 +517,18 @@ function filesTab(id, _server, app) {
       h('nav', { class: 'crumbs', 'aria-label': 'Folder' }, crumbs),
       h('div', { class: 'actions' },
         h('label', { for: 'upload-file', class: 'button' }, 'Upload files'), picker,
+        h('label', { for: 'upload-folder', class: 'button' }, 'Upload a folder'), folderPicker,
         h('button', { type: 'button', onclick: newFolder }, 'New folder'),
         h('button', { type: 'button', onclick: newFile }, 'New file')),
+      h('p', { class: 'muted drop-hint' }, 'Or drop files and folders here.'),
       bar.element,
       cancel,
+      selection,
       entries.length
-        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'optional' }, 'Size'), h('th', { class: 'optional' }, 'Modified'), h('th', {}, ''))), h('tbody', {}, rows)))
+        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', { class: 'pick' }, all), h('th', {}, 'Name'), h('th', { class: 'optional' }, 'Size'), h('th', { class: 'optional' }, 'Modified'), h('th', {}, ''))), h('tbody', {}, rows)))
         : h('p', { class: 'muted' }, 'This folder is empty.'));
     picker.classList.add('visually-hidden');
+    folderPicker.classList.add('visually-hidden');
   };
 
   const edit = async (path, entry) => {
@@ -986,7 +1098,7 @@ function schedulesTab(id, _server, app) {
       h('div', { class: 'row' },
         h('h3', {}, schedule.name, ' ', h('span', { class: `badge ${schedule.enabled ? 'running' : 'stopped'}` }, schedule.enabled ? 'on' : 'off')),
         h('div', { class: 'actions' },
-          h('button', { type: 'button', 'aria-label': `Run ${schedule.name} now`, onclick: () => act(async () => {
+          h('button', { type: 'button', 'aria-label': `Run now: ${schedule.name}`, onclick: () => act(async () => {
             await api('POST', `${base}/${schedule.id}/run`);
             mount(status, notice('ok', `${schedule.name} is running; its outcome shows below.`));
           }) }, 'Run now'),

@@ -81,6 +81,8 @@ async fn a_customer_does_everything_in_a_real_browser() {
     assert_eq!(seen["ok"], true, "{seen}");
     assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
     assert_eq!(seen["unnamedControls"], json!([]), "every control on every page has a name: {seen}");
+    assert_eq!(seen["accessibility"], json!([]), "axe-core: nothing serious or critical on any page");
+    assert!(seen["audited"].as_array().is_some_and(|a| a.len() >= 20), "pages audited: {}", seen["audited"]);
     assert!(seen["crashBadge"].as_str().unwrap_or_default().contains("mod_or_plugin_error"), "{seen}");
     assert!(seen["explorerRows"].to_string().contains("FROM_THE_PORTAL.md"), "{seen}");
 
