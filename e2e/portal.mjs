@@ -238,6 +238,14 @@ try {
     await typeInConsole('modcrash');
     await waitForState('crashed');
     result.crashBadge = await page.locator('#server-state').innerText();
+    // When it restarts by itself, counted down to the second.
+    const countdown = page.getByText(/^It crashed; it restarts in (\d+ min )?\d+ s\.$/);
+    const first = await countdown.innerText();
+    await page.waitForFunction((before) => {
+      const now = [...document.querySelectorAll('p')].find((p) => p.textContent.startsWith('It crashed;'))?.textContent;
+      return now && now !== before;
+    }, first, { timeout: 5 * SECOND });
+    result.countdown = [first, await countdown.innerText()];
     await openTab('Crashes');
     await page.locator('article.crash .badge', { hasText: 'mod_or_plugin_error' }).first().waitFor();
     await shot('crashes');
@@ -249,6 +257,25 @@ try {
     await page.waitForFunction(() => [...document.querySelectorAll('button')].find((b) => b.textContent === 'Start')?.disabled);
     if (await page.getByRole('button', { name: 'Stop', exact: true }).isDisabled()) throw new Error('Stop is disabled on a running server');
     await page.getByText('Starting…').waitFor({ state: 'detached', timeout: 10 * SECOND });
+  });
+
+  await step('a stop that takes too long is ended with Kill', async () => {
+    await page.getByRole('link', { name: 'New server' }).first().click();
+    await page.getByLabel('Name').fill('Stubborn');
+    await page.getByLabel('Template').selectOption('stubborn-sample');
+    await page.getByLabel('Start it once it is ready').check();
+    await page.getByRole('button', { name: 'Create server' }).click();
+    await waitForState('running');
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await waitForState('stopping');
+    await page.getByRole('button', { name: 'Kill', exact: true }).click();
+    await page.getByText('Killed: it stops now.').waitFor();
+    await waitForState('stopped');
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete server' }).click();
+    await heading('Your servers').waitFor();
+    await page.goto(url(`#/servers/${result.ids.game}/console`));
+    await waitForState('running');
   });
 
   await step('tabs work from the keyboard', async () => {

@@ -96,7 +96,8 @@ export async function serverPage(id, tab, app) {
   const countdown = () => {
     const at = server.status?.state === 'crashed' ? server.status?.detail?.nextRestartAt : null;
     const seconds = at ? Math.max(0, Math.ceil((Date.parse(at) - Date.now()) / 1000)) : null;
-    restartNote.textContent = seconds == null ? '' : `It crashed; it restarts in ${seconds} s.`;
+    const wait = seconds >= 60 ? `${Math.floor(seconds / 60)} min ${seconds % 60} s` : `${seconds} s`;
+    restartNote.textContent = seconds == null ? '' : `It crashed; it restarts in ${wait}.`;
   };
   const refresh = async () => {
     try {

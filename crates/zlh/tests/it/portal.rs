@@ -39,6 +39,13 @@ async fn a_customer_does_everything_in_a_real_browser() {
     );
     assert_ne!(slow, sample);
     std::fs::write(templates.join("slow-sample.toml"), slow).expect("template");
+    // And one whose game ignores being asked to stop, for minutes: Kill is what ends it.
+    let stubborn = sample
+        .replace("\"--world-files\"", "\"--ignore-stop\", \"--ignore-sigterm\", \"--world-files\"")
+        .replace("stop_timeout = \"10s\"", "stop_timeout = \"10m\"")
+        .replace("The ZeroLagHub sample game", "The sample game, deaf to stop");
+    assert!(stubborn.contains("--ignore-stop") && stubborn.contains("10m"));
+    std::fs::write(templates.join("stubborn-sample.toml"), stubborn).expect("template");
     control.launch().await;
     publish_dev_artifacts(&control);
     let intruder = control.register("intruder@example.com").await;
