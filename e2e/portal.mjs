@@ -688,6 +688,27 @@ try {
     await page.getByRole('button', { name: 'Close' }).click();
   });
 
+  await step('an admin sees each server\'s node and limits, and manages the artifact store', async () => {
+    await page.goto(url('#/servers'));
+    const node = await page.locator(`tr[data-server="${result.ids.game}"] td.node`).innerText();
+    if (!node || node === '—') throw new Error(`no node shown for the game server: ${node}`);
+    await page.locator(`tr[data-server="${result.ids.game}"] td.limits`).waitFor();
+    await shot('admin-servers');
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await page.getByRole('heading', { name: 'Artifacts' }).waitFor();
+    await page.getByLabel('Artifact kind').selectOption('mod');
+    await page.getByLabel('Artifact name').fill('extra');
+    await page.getByLabel('Artifact version').fill('1.0');
+    await page.getByLabel('Artifact file').setInputFiles({ name: 'extra-1.0.jar', mimeType: 'application/java-archive', buffer: Buffer.from('not really a jar') });
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.getByText('Added extra 1.0; agents can install it now.').waitFor();
+    await page.locator('tr[data-artifact="extra 1.0"]').waitFor();
+    await shot('admin-artifacts');
+    await page.getByRole('button', { name: 'Remove extra 1.0' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.locator('tr[data-artifact="extra 1.0"]').waitFor({ state: 'detached' });
+  });
+
   await step('a forgotten password is reset through the emailed link, then changed', async () => {
     await signOut();
     await page.getByRole('link', { name: 'Forgot your password?' }).click();

@@ -5,6 +5,7 @@ import { api, ApiError, nextStep, session, whenSignedOut } from './api.js';
 import { confirmDialog, field, h, mount, notice, when } from './dom.js';
 import { serverPage } from './server.js';
 import { templatesCard } from './templates.js';
+import { artifactsCard } from './artifacts.js';
 import { usageText, usageTracker } from './usage.js';
 
 const main = document.getElementById('main');
@@ -215,7 +216,7 @@ async function serversPage() {
       }
       mount(list, h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Type'), h('th', {}, 'State'), h('th', { class: 'optional' }, 'Usage'), h('th', { class: 'optional' }, 'Created'),
-          user.role === 'admin' ? h('th', { class: 'optional' }, 'Owner') : null)),
+          user.role === 'admin' ? [h('th', { class: 'optional' }, 'Owner'), h('th', { class: 'optional' }, 'Node'), h('th', { class: 'optional' }, 'Limits')] : null)),
         h('tbody', {}, servers.map((server) => h('tr', { 'data-server': server.id },
           h('td', {}, h('a', { href: `#/servers/${server.id}` }, server.name),
             server.ownerId !== user.id && user.role !== 'admin' ? h('span', { class: 'muted shared' }, ' · shared with you') : null),
@@ -223,7 +224,13 @@ async function serversPage() {
           h('td', {}, stateBadge(server)),
           h('td', { class: 'optional usage-text' }, usageText(track(server))),
           h('td', { class: 'optional' }, when(server.createdAt)),
-          user.role === 'admin' ? h('td', { class: 'optional' }, owners.get(server.ownerId) ?? `#${server.ownerId}`) : null))))));
+          user.role === 'admin' ? [
+            h('td', { class: 'optional' }, owners.get(server.ownerId) ?? `#${server.ownerId}`),
+            h('td', { class: 'optional node' }, server.node ?? '—'),
+            h('td', { class: 'optional limits' }, server.limits
+              ? `${server.limits.memoryMb} MiB · ${server.limits.cpus} CPUs${server.limits.diskMb ? ` · ${server.limits.diskMb} MiB disk` : ''}`
+              : 'none (local driver)'),
+          ] : null))))));
     } catch (error) {
       mount(list, problem(error));
     }
@@ -617,7 +624,7 @@ async function adminPage() {
   });
   await refresh();
   return [h('h1', {}, 'Users'), status, table, h('p', {}, h('a', { href: '#/servers' }, 'Every server is on the servers page.')), newUser, await settingsCard(),
-    ...(await templatesCard(problem))];
+    ...(await templatesCard(problem)), ...(await artifactsCard(problem))];
 }
 
 /** Host-wide settings: whose accounts must use two-factor sign-in. */

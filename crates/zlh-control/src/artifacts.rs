@@ -18,6 +18,8 @@ pub struct ArtifactError(pub String);
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     dir: PathBuf,
+    /// One change of the catalog at a time in this process (each reads, changes and rewrites it).
+    changing: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn kind_dir(kind: Kind) -> &'static str {
@@ -31,7 +33,13 @@ fn kind_dir(kind: Kind) -> &'static str {
 impl ArtifactStore {
     /// The store in `dir`.
     pub fn new(dir: PathBuf) -> ArtifactStore {
-        ArtifactStore { dir }
+        ArtifactStore { dir, changing: Default::default() }
+    }
+
+    /// Where uploads wait before `add` copies them in: beside the store (the same filesystem),
+    /// not in it (the store is served to anyone).
+    pub fn uploads(&self) -> PathBuf {
+        self.dir.with_file_name("artifact-uploads")
     }
 
     /// The catalog; an empty one when there is none yet.
@@ -94,6 +102,7 @@ impl ArtifactStore {
             sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             size,
         };
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let mut catalog = self.catalog()?;
         let package = catalog.packages_mut(kind).entry(name.to_owned()).or_insert_with(Package::default);
         package.versions.insert(version.to_owned(), artifact.clone());
@@ -103,6 +112,7 @@ impl ArtifactStore {
 
     /// Removes a version from the catalog and its file from the store.
     pub fn remove(&self, kind: Kind, name: &str, version: &str) -> Result<(), ArtifactError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let mut catalog = self.catalog()?;
         let packages = catalog.packages_mut(kind);
         let package =

@@ -35,6 +35,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("dom.js", "text/javascript; charset=utf-8", include_bytes!("../portal/dom.js")),
     ("server.js", "text/javascript; charset=utf-8", include_bytes!("../portal/server.js")),
     ("templates.js", "text/javascript; charset=utf-8", include_bytes!("../portal/templates.js")),
+    ("artifacts.js", "text/javascript; charset=utf-8", include_bytes!("../portal/artifacts.js")),
     ("usage.js", "text/javascript; charset=utf-8", include_bytes!("../portal/usage.js")),
     ("vendor/xterm.mjs", "text/javascript; charset=utf-8", include_bytes!("../portal/vendor/xterm.mjs")),
     (

@@ -537,6 +537,9 @@ pub struct ServerView {
     pub limits: Option<ResourceLimits>,
     /// The template's install step, while it runs or after it failed (`null` once done).
     pub install: Option<InstallState>,
+    /// The node it runs on.
+    #[serde(default)]
+    pub node: Option<String>,
     /// What the asking account may do on it: everything for its owner (and admins), what the
     /// owner granted for an invited account.
     #[serde(default)]
@@ -741,6 +744,25 @@ pub struct ScheduleView {
     pub next_run_at: Option<String>,
     /// Its latest runs, newest first.
     pub runs: Vec<ScheduleRunView>,
+}
+
+/// One file of the artifact store (`GET /api/admin/artifacts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactView {
+    /// `runtime`, `addon` or `mod`.
+    pub kind: String,
+    /// Package name (`node`, `code-server`, a mod's id).
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Where agents fetch it, relative to the catalog.
+    pub url: String,
+    /// SHA-256 of the file (agents check it).
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// A single-use link for a browser to download something (`url` is relative to the portal).

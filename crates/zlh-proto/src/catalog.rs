@@ -90,6 +90,25 @@ pub enum Kind {
     Mod,
 }
 
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::Runtime, Kind::Addon, Kind::Mod];
+
+    /// The singular name people and the API use: `runtime`, `addon`, `mod`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Runtime => "runtime",
+            Kind::Addon => "addon",
+            Kind::Mod => "mod",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 /// A name usable as a directory and in URLs: letters, digits, `.`, `_`, `-`, `+`; no leading
 /// dot.
 pub fn is_safe_name(name: &str) -> bool {

@@ -6,6 +6,7 @@
 //! [`crate::access`], so another user's server is a 404, indistinguishable from none.
 
 mod admin;
+mod artifacts;
 mod auth;
 mod console;
 mod data;
@@ -95,6 +96,11 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/admin/users/{userId}/activity", get(admin::activity))
         .route("/api/admin/users/{userId}/reset-two-factor", post(admin::reset_two_factor))
         .route("/api/admin/settings", get(admin::settings).put(admin::change_settings))
+        .route("/api/admin/artifacts", get(artifacts::list))
+        .route(
+            "/api/admin/artifacts/{kind}/{name}/{version}",
+            axum::routing::put(artifacts::put).delete(artifacts::remove),
+        )
         .route("/api/admin/templates", get(templates::list))
         .route("/api/admin/templates/import", post(templates::import))
         .route(
@@ -206,6 +212,8 @@ async fn server_views(
         permissions.push(crate::access::permissions(control, viewer, server).await?.unwrap_or_default());
     }
     let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
+    let nodes: std::collections::HashMap<i64, String> =
+        control.store.nodes().await?.into_iter().map(|node| (node.id, node.name)).collect();
     let mut statuses = control.cache.get_many(&ids).await;
     let mut ports = control.store.ports(&ids).await?;
     Ok(servers
@@ -237,6 +245,7 @@ async fn server_views(
                 address,
                 limits: server.limits,
                 install: server.install,
+                node: server.node_id.and_then(|id| nodes.get(&id).cloned()),
                 permissions,
             }
         })

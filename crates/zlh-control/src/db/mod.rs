@@ -96,6 +96,8 @@ pub struct Server {
     pub install: Option<InstallState>,
     /// Why the install step failed.
     pub install_message: Option<String>,
+    /// The node it runs on (`None` for servers recorded before nodes were).
+    pub node_id: Option<i64>,
     /// Creation time (ms since the epoch).
     pub created_at_ms: i64,
 }
@@ -453,7 +455,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<()>;
     /// Records a server's new limits.
     async fn set_limits(&self, server_id: i64, limits: &ResourceLimits) -> StoreResult<()>;
-    /// Records a node (or updates its address and port range); returns it.
     /// Keeps a new API key (its hash) for `user_id`.
     async fn create_api_key(
         &self,
@@ -482,6 +483,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         server_id: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<zlh_proto::api::ActivityEntry>>;
+    /// Every node.
+    async fn nodes(&self) -> StoreResult<Vec<Node>>;
+    /// Records a node (or updates its address and port range); returns it.
     async fn upsert_node(
         &self,
         name: &str,

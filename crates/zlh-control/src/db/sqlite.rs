@@ -118,6 +118,20 @@ fn permissions_from(stored: &str) -> Vec<Permission> {
     stored.split(',').filter_map(Permission::parse).collect()
 }
 
+fn node_from(row: &SqliteRow) -> StoreResult<Node> {
+    Ok(Node {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        public_address: row.try_get("public_address")?,
+        first_port: row.try_get::<i64, _>("first_port")?.try_into().unwrap_or(u16::MAX),
+        last_port: row.try_get::<i64, _>("last_port")?.try_into().unwrap_or(u16::MAX),
+        capacity: Capacity {
+            memory_mb: row.try_get::<i64, _>("memory_mb")?.try_into().unwrap_or(u32::MAX),
+            disk_mb: row.try_get::<i64, _>("disk_mb")?.try_into().unwrap_or(u32::MAX),
+        },
+    })
+}
+
 fn server_from(row: &SqliteRow) -> StoreResult<Server> {
     let kind: String = row.try_get("kind")?;
     Ok(Server {
@@ -141,6 +155,7 @@ fn server_from(row: &SqliteRow) -> StoreResult<Server> {
             None => None,
         },
         install_message: row.try_get("install_message")?,
+        node_id: row.try_get("node_id")?,
         created_at_ms: row.try_get("created_at")?,
     })
 }
@@ -1126,17 +1141,12 @@ impl Store for SqliteStore {
         .bind(i64::from(capacity.disk_mb))
         .fetch_one(&self.pool)
         .await?;
-        Ok(Node {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            public_address: row.try_get("public_address")?,
-            first_port: row.try_get::<i64, _>("first_port")?.try_into().unwrap_or(u16::MAX),
-            last_port: row.try_get::<i64, _>("last_port")?.try_into().unwrap_or(u16::MAX),
-            capacity: Capacity {
-                memory_mb: row.try_get::<i64, _>("memory_mb")?.try_into().unwrap_or(u32::MAX),
-                disk_mb: row.try_get::<i64, _>("disk_mb")?.try_into().unwrap_or(u32::MAX),
-            },
-        })
+        node_from(&row)
+    }
+
+    async fn nodes(&self) -> StoreResult<Vec<Node>> {
+        let rows = sqlx::query("SELECT * FROM nodes ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(node_from).collect()
     }
 
     async fn allocate_ports(

@@ -622,3 +622,71 @@ config_files = [{ file = "server.properties", parser = "properties", find = { mo
         std::fs::read_to_string(control.server_dir(id).join("server.properties")).expect("written");
     assert_eq!(properties, format!("motd=Hi on {port}\n"));
 }
+
+#[tokio::test]
+async fn admins_manage_the_artifact_store_through_the_api_and_agents_install_from_it() {
+    let control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let admin = control.register_admin("keeper@example.com").await;
+    let customer = control.register("customer@example.com").await;
+    let token = admin.access_token.as_str();
+    let jar = zlh_testkit::files::zip(&[(
+        "fabric.mod.json",
+        json!({"schemaVersion": 1, "id": "shelfmod", "name": "Shelf Mod", "version": "2.0.0"})
+            .to_string()
+            .as_bytes(),
+    )]);
+    let put = "/api/admin/artifacts/mod/shelfmod/2.0.0?file=shelfmod-2.0.0.jar";
+
+    // Customers may not; what is not a kind, a name or a file name is refused, storing nothing.
+    let (status, _) = control.send("PUT", put, &customer.access_token, jar.clone()).await;
+    assert_eq!(status, 403);
+    for bad in [
+        "/api/admin/artifacts/plugin/shelfmod/2.0.0?file=a.jar",
+        "/api/admin/artifacts/mod/..%2Fx/2.0.0?file=a.jar",
+        "/api/admin/artifacts/mod/shelfmod/2.0.0?file=..%2Fa.jar",
+        "/api/admin/artifacts/mod/shelfmod/2.0.0",
+    ] {
+        let (status, body) = control.send("PUT", bad, token, jar.clone()).await;
+        assert_eq!(status, 400, "{bad}: {}", String::from_utf8_lossy(&body));
+    }
+    let (_, listed) = control.call("GET", "/api/admin/artifacts", Some(token), None).await;
+    assert_eq!(listed, json!([]));
+
+    let (status, added) = control.send("PUT", put, token, jar.clone()).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&added));
+    let added: Value = serde_json::from_slice(&added).expect("json");
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(&jar).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        (&added["kind"], &added["sha256"], &added["size"]),
+        (&json!("mod"), &json!(digest), &json!(jar.len()))
+    );
+    let (_, listed) = control.call("GET", "/api/admin/artifacts", Some(token), None).await;
+    assert_eq!(listed, json!([added]));
+    assert!(
+        !control.data.path().join("artifact-uploads").read_dir().expect("uploads").any(|_| true),
+        "nothing left"
+    );
+
+    // An agent installs it from the store, checked by its SHA-256.
+    let id = control.create_sample_server(&admin, "Shelved").await["id"].as_i64().expect("id");
+    let install = control
+        .call(
+            "POST",
+            &format!("/api/servers/{id}/mods/install"),
+            Some(token),
+            Some(json!({"name": "shelfmod", "version": "2.0.0"})),
+        )
+        .await;
+    assert_eq!(install.0, 202, "{}", install.1);
+    let ended = control.wait_for_job(&admin, id, &install.1).await;
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let (_, mods) = control.call("GET", &format!("/api/servers/{id}/mods"), Some(token), None).await;
+    assert!(mods.to_string().contains("Shelf Mod"), "{mods}");
+
+    let one = "/api/admin/artifacts/mod/shelfmod/2.0.0";
+    assert_eq!(control.call("DELETE", one, Some(token), None).await.0, 204);
+    assert_eq!(control.call("DELETE", one, Some(token), None).await.0, 404);
+    let (_, listed) = control.call("GET", "/api/admin/artifacts", Some(token), None).await;
+    assert_eq!(listed, json!([]));
+}
