@@ -274,7 +274,7 @@ try {
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete server' }).click();
     await heading('Your servers').waitFor();
-    await page.goto(url(`#/servers/${result.ids.game}/console`));
+    await page.goto(url(`#/servers/${result.ids.game}/crashes`));
     await waitForState('running');
   });
 
@@ -399,6 +399,10 @@ try {
     await page.getByText('Compressed.').waitFor();
     await page.locator('tr[data-file="dropped.tar.gz"]').waitFor();
     await page.getByRole('checkbox', { name: 'Select dropped-1.txt' }).check();
+    await page.getByRole('button', { name: 'Copy…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Copy' }).click();
+    await page.locator('tr[data-file="dropped-1 copy.txt"]').waitFor();
+    await page.getByRole('checkbox', { name: 'Select dropped-1.txt' }).check();
     await page.getByRole('checkbox', { name: 'Select dropped-2.txt' }).check();
     await page.getByRole('button', { name: 'Move…' }).click();
     await page.getByRole('dialog').getByLabel(/^To the folder/).fill('moved');
@@ -407,10 +411,11 @@ try {
     await page.getByRole('button', { name: 'moved/', exact: true }).click();
     await page.locator('tr[data-file="dropped-2.txt"]').waitFor();
     await page.getByRole('navigation', { name: 'Folder' }).getByRole('button', { name: 'server' }).click();
-    for (const name of ['world-copy', 'moved', 'dropped.tar.gz']) await page.getByRole('checkbox', { name: `Select ${name}` }).check();
+    const leftovers = ['world-copy', 'moved', 'dropped.tar.gz', 'dropped-1 copy.txt'];
+    for (const name of leftovers) await page.getByRole('checkbox', { name: `Select ${name}` }).check();
     await page.getByRole('button', { name: 'Delete selected' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
-    for (const name of ['world-copy', 'moved', 'dropped.tar.gz']) await page.locator(`tr[data-file="${name}"]`).waitFor({ state: 'detached' });
+    for (const name of leftovers) await page.locator(`tr[data-file="${name}"]`).waitFor({ state: 'detached' });
   });
 
   await step('back up (named, locked, downloaded), change, restore', async () => {
@@ -548,6 +553,17 @@ try {
     await page.goto(url(`#/servers/${result.ids.game}/backups`));
     await page.getByRole('button', { name: 'Create backup' }).waitFor();
     await buttonsFit('backups');
+    await shot('backups-phone');
+    for (const [tab, ready] of [['setup', 'Save settings'], ['schedules', 'Save schedule'], ['users', 'Invite']]) {
+      await page.goto(url(`#/servers/${result.ids.game}/${tab}`));
+      await page.getByRole('button', { name: ready }).waitFor();
+      await buttonsFit(tab);
+      await shot(`${tab}-phone`);
+    }
+    await page.goto(url('#/new'));
+    await page.getByRole('button', { name: 'Create server' }).waitFor();
+    await buttonsFit('new server');
+    await shot('new-server-phone');
     await page.goto(url(`#/servers/${result.ids.game}/console`));
     // A narrow terminal wraps lines anywhere.
     await page.waitForFunction(() => document.querySelector('.xterm-rows')?.innerText.replaceAll('\n', '').includes('Done ('), null, { timeout: 30 * SECOND });
@@ -579,10 +595,10 @@ try {
     await owner.locator(`tr[data-server="${result.ids.game}"]`).waitFor();
     await owner.goto(url(`#/servers/${result.ids.game}/users`));
     await owner.getByText('Nobody else has access to this server.').waitFor();
-    await owner.getByLabel('Email of their account').fill(config.intruder.email);
+    await owner.getByLabel('Their email address').fill(config.intruder.email);
     await owner.getByRole('checkbox', { name: 'Console' }).check();
     await owner.getByRole('button', { name: 'Invite' }).click();
-    await owner.getByText(`${config.intruder.email} can now see this server.`).waitFor();
+    await owner.getByText(`Invited ${config.intruder.email}: whoever signs in with that address sees this server.`).waitFor();
     await owner.locator(`[data-member="${config.intruder.email}"]`).waitFor();
     await shot('users', owner);
 
@@ -707,6 +723,12 @@ try {
     await page.getByRole('button', { name: 'Remove extra 1.0' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
     await page.locator('tr[data-artifact="extra 1.0"]').waitFor({ state: 'detached' });
+    await page.setViewportSize({ width: 360, height: 780 });
+    await shot('admin-phone');
+    await page.goto(url('#/servers'));
+    await page.locator(`tr[data-server="${result.ids.game}"]`).waitFor();
+    await shot('admin-servers-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   await step('a forgotten password is reset through the emailed link, then changed', async () => {

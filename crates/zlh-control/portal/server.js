@@ -934,7 +934,7 @@ function usersTab(id, _server, app) {
     try {
       const member = await api('POST', base, { email: email.value, permissions: grants.picked() });
       email.value = '';
-      mount(status, notice('ok', `${member.email} can now see this server.`));
+      mount(status, notice('ok', `Invited ${member.email}: whoever signs in with that address sees this server.`));
       await show();
     } catch (error) {
       mount(status, app.problem(error));
@@ -956,7 +956,7 @@ function usersTab(id, _server, app) {
       const boxes = grantBoxes(member.permissions, member.email);
       const save = async () => {
         try {
-          await api('PUT', `${base}/${member.userId}`, { permissions: boxes.picked() });
+          await api('PUT', `${base}/${member.id}`, { permissions: boxes.picked() });
           mount(status, notice('ok', `Saved what ${member.email} may do; it holds from now on.`));
         } catch (error) {
           mount(status, app.problem(error));
@@ -965,7 +965,7 @@ function usersTab(id, _server, app) {
       const revoke = async () => {
         if (!(await confirmDialog('Remove access', `${member.email} loses access to this server now, open consoles included.`, 'Remove access'))) return;
         try {
-          await api('DELETE', `${base}/${member.userId}`);
+          await api('DELETE', `${base}/${member.id}`);
           mount(status, notice('ok', `${member.email} no longer has access.`));
           await show();
         } catch (error) {
@@ -984,7 +984,7 @@ function usersTab(id, _server, app) {
   return [
     h('form', { class: 'card', onsubmit: invite },
       h('h2', {}, 'Invite someone'),
-      field('Email of their account', email, 'They need an account on this host already.'),
+      field('Their email address', email, 'They see this server once they sign in with it (and create an account with it, if they have none).'),
       grants.element,
       h('button', { type: 'submit', class: 'primary' }, 'Invite')),
     status,

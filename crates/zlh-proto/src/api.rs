@@ -776,14 +776,15 @@ pub struct DownloadLink {
     pub expires_in: u64,
 }
 
-/// An account invited to a server (`GET /api/servers/{id}/members`).
+/// An address invited to a server (`GET /api/servers/{id}/members`). Whether an account uses
+/// it is not said: the invitation holds for whoever signs in with it, once they proved it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
-    /// The account's id.
-    pub user_id: i64,
-    /// Its email address.
+    /// The invitation's id.
+    pub id: i64,
+    /// The address invited.
     pub email: String,
     /// What it may do on the server.
     pub permissions: Vec<Permission>,
@@ -791,18 +792,18 @@ pub struct MemberView {
     pub added_at: String,
 }
 
-/// `POST /api/servers/{id}/members`: invite an account by its email address.
+/// `POST /api/servers/{id}/members`: invite an email address.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InviteMember {
-    /// The account's email address (it must exist).
+    /// The address (an account that uses it, now or later, gets the access).
     pub email: String,
     /// What it may do: any of `console`, `power`, `files`, `backups`, `ide`, `schedules`.
     pub permissions: Vec<Permission>,
 }
 
-/// `PUT /api/servers/{id}/members/{userId}`: what an invited account may do from now on.
+/// `PUT /api/servers/{id}/members/{memberId}`: what an invited account may do from now on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

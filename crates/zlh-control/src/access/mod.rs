@@ -2,7 +2,7 @@
 //!
 //! Architecture Invariant: every route that takes a server id, and every IDE request, resolves
 //! it here, saying what it needs ([`Need`]). A server is yours if you own it, or any server if
-//! you are an admin; an account its owner invited may see it and do what it was granted (a 403
+//! you are an admin; an account whose (proven) address its owner invited may see it and do what it was granted (a 403
 //! names what is missing); a suspended account touches nothing. Anything else is a 404,
 //! indistinguishable from no server at all. Live connections (consoles, IDE WebSockets) ask
 //! again whenever [`Revocations`] says access changed somewhere.
@@ -265,7 +265,11 @@ pub async fn permissions(
     if server.owner_id == user.id || user.role == Role::Admin {
         return Ok(Some(Permission::all()));
     }
-    Ok(control.store.member_permissions(server.id, user.id).await?)
+    // An invitation is to an address: it holds once the account proved it owns the address.
+    if user.email_verified_at_ms.is_none() {
+        return Ok(None);
+    }
+    Ok(control.store.member_permissions(server.id, &user.email).await?)
 }
 
 /// Tells live connections that someone's access changed (an invitation ended or was narrowed,

@@ -1,8 +1,11 @@
-//! `/api/servers/{id}/members`: the accounts a server's owner invited, and what each may do.
+//! `/api/servers/{id}/members`: the addresses a server's owner invited, and what the account
+//! with each may do.
 //!
-//! Only the owner (or an admin) manages them; an invited account may leave. Narrowing or ending
-//! an invitation takes effect at once, open consoles and IDE connections included (see
-//! `access::Revocations`).
+//! Only the owner (or an admin) manages them; an invited account may leave. An invitation is
+//! to an address and says nothing about whether an account uses it (the answer is the same
+//! either way: no way to learn who has an account here); it holds for the account that proved
+//! the address. Narrowing or ending one takes effect at once, open consoles and IDE connections
+//! included (see `access::Revocations`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,10 +37,9 @@ pub(super) async fn list(
 
 #[utoipa::path(post, path = "/api/servers/{id}/members", tag = "members", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = InviteMember,
-    responses((status = 201, body = MemberView, description = "Invited: the server shows in their list"),
-        (status = 400, body = zlh_proto::ErrorBody, description = "a permission that cannot be granted"),
-        (status = 404, body = zlh_proto::ErrorBody, description = "no such server, or no account uses that email"),
-        (status = 409, body = zlh_proto::ErrorBody, description = "already_exists: invited already, or the owner")))]
+    responses((status = 201, body = MemberView, description = "Invited: the account with that address (now or later) sees the server"),
+        (status = 400, body = zlh_proto::ErrorBody, description = "not an address, or a permission that cannot be granted"),
+        (status = 409, body = zlh_proto::ErrorBody, description = "already_exists: invited already, or the owner's own address")))]
 pub(super) async fn invite(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
@@ -48,31 +50,31 @@ pub(super) async fn invite(
     let server = access::server(&control, &user.0, id, MANAGE).await?;
     let ApiJson(request) = ApiJson::<InviteMember>::from_request(body, &control).await?;
     let permissions = grantable(&request.permissions)?;
-    let invited = control
-        .store
-        .user_by_email(request.email.trim())
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no account uses that email address"))?;
-    if invited.id == server.owner_id {
-        return Err(ApiError::new(ErrorCode::AlreadyExists, "that account owns this server"));
+    let email = request.email.trim().to_lowercase();
+    if email.len() > 254 || !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::new(ErrorCode::InvalidEmail, "that is not an email address"));
     }
-    if control.store.member_permissions(id, invited.id).await?.is_some() {
+    let owner = control.store.user_by_id(server.owner_id).await?;
+    if owner.is_some_and(|owner| owner.email.eq_ignore_ascii_case(&email)) {
+        return Err(ApiError::new(ErrorCode::AlreadyExists, "that is the owner's own address"));
+    }
+    let Some(member_id) = control.store.add_member(id, &email, &permissions, now_ms()).await? else {
         return Err(ApiError::new(
             ErrorCode::AlreadyExists,
-            "that account is invited already: change what it may do instead",
+            "that address is invited already: change what it may do instead",
         ));
-    }
-    control.store.put_member(id, invited.id, &permissions, now_ms()).await?;
+    };
     Event::by(&user, "member_added")
         .on(&server)
-        .detail(describe(&invited.email, &permissions))
+        .detail(describe(&email, &permissions))
         .record(&control)
         .await;
-    Ok((StatusCode::CREATED, Json(member(&control, id, invited.id).await?)))
+    Ok((StatusCode::CREATED, Json(member(&control, id, member_id).await?)))
 }
 
-#[utoipa::path(put, path = "/api/servers/{id}/members/{userId}", tag = "members", security(("bearer" = [])),
-    params(("id" = i64, Path), ("userId" = i64, Path)), request_body = MemberPermissions,
+#[utoipa::path(put, path = "/api/servers/{id}/members/{memberId}", tag = "members", security(("bearer" = [])),
+    params(("id" = i64, Path), ("memberId" = i64, Path)), request_body = MemberPermissions,
     responses((status = 200, body = MemberView, description = "What they may do from now on (open connections included)"),
         (status = 404, body = zlh_proto::ErrorBody)))]
 pub(super) async fn change(
@@ -86,19 +88,21 @@ pub(super) async fn change(
     let member_id = member_id(&params)?;
     let ApiJson(request) = ApiJson::<MemberPermissions>::from_request(body, &control).await?;
     let permissions = grantable(&request.permissions)?;
-    let before = member(&control, id, member_id).await?;
-    control.store.put_member(id, member_id, &permissions, now_ms()).await?;
+    if !control.store.change_member(id, member_id, &permissions).await? {
+        return Err(ApiError::not_found("member"));
+    }
     control.revocations.notify();
+    let changed = member(&control, id, member_id).await?;
     Event::by(&user, "member_changed")
         .on(&server)
-        .detail(describe(&before.email, &permissions))
+        .detail(describe(&changed.email, &permissions))
         .record(&control)
         .await;
-    Ok(Json(member(&control, id, member_id).await?))
+    Ok(Json(changed))
 }
 
-#[utoipa::path(delete, path = "/api/servers/{id}/members/{userId}", tag = "members", security(("bearer" = [])),
-    params(("id" = i64, Path), ("userId" = i64, Path)),
+#[utoipa::path(delete, path = "/api/servers/{id}/members/{memberId}", tag = "members", security(("bearer" = [])),
+    params(("id" = i64, Path), ("memberId" = i64, Path)),
     responses((status = 204, description = "Their access ended, open connections included (an invited account may remove itself)"),
         (status = 404, body = zlh_proto::ErrorBody)))]
 pub(super) async fn remove(
@@ -107,13 +111,17 @@ pub(super) async fn remove(
     ServerId(id): ServerId,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
+    let server = access::server(&control, &user.0, id, Need::See).await?;
     let member_id = member_id(&params)?;
-    let need = if member_id == user.0.id { Need::See } else { MANAGE };
-    let server = access::server(&control, &user.0, id, need).await?;
-    let before = member(&control, id, member_id).await?;
+    let invited = member(&control, id, member_id).await?;
+    // The owner and admins remove anyone; an invited account, itself.
+    let itself = user.0.email_verified_at_ms.is_some() && invited.email.eq_ignore_ascii_case(&user.0.email);
+    if !itself {
+        access::server(&control, &user.0, id, MANAGE).await?;
+    }
     control.store.remove_member(id, member_id).await?;
     control.revocations.notify();
-    Event::by(&user, "member_removed").on(&server).detail(before.email).record(&control).await;
+    Event::by(&user, "member_removed").on(&server).detail(invited.email).record(&control).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -131,14 +139,14 @@ fn grantable(asked: &[Permission]) -> Result<Vec<Permission>, ApiError> {
     Ok(permissions)
 }
 
-/// The `{userId}` of a member route: anything else is a 404, like a member that is not one.
+/// The `{memberId}` of a member route: anything else is a 404, like a member that is not one.
 fn member_id(params: &HashMap<String, String>) -> Result<i64, ApiError> {
-    params.get("userId").and_then(|raw| raw.parse().ok()).ok_or_else(|| ApiError::not_found("member"))
+    params.get("memberId").and_then(|raw| raw.parse().ok()).ok_or_else(|| ApiError::not_found("member"))
 }
 
-async fn member(control: &ControlPlane, server_id: i64, user_id: i64) -> Result<MemberView, ApiError> {
+async fn member(control: &ControlPlane, server_id: i64, member_id: i64) -> Result<MemberView, ApiError> {
     let members = control.store.members(server_id).await?;
-    members.into_iter().find(|m| m.user_id == user_id).ok_or_else(|| ApiError::not_found("member"))
+    members.into_iter().find(|m| m.id == member_id).ok_or_else(|| ApiError::not_found("member"))
 }
 
 fn describe(email: &str, permissions: &[Permission]) -> String {

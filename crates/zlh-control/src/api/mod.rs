@@ -69,7 +69,7 @@ pub(crate) fn routes() -> Router<Arc<ControlPlane>> {
         .route("/api/servers/{id}/install", get(setup::install).post(setup::reinstall))
         .route("/api/servers/{id}/members", get(members::list).post(members::invite))
         .route(
-            "/api/servers/{id}/members/{userId}",
+            "/api/servers/{id}/members/{memberId}",
             axum::routing::put(members::change).delete(members::remove),
         )
         .route("/api/servers/{id}/schedules", get(schedules::list).post(schedules::create))

@@ -38,7 +38,9 @@ pub(super) async fn list(
     let owner = (!user.is_admin()).then_some(user.0.id);
     let mut servers = control.store.servers(owner).await?;
     if owner.is_some() {
-        servers.extend(control.store.shared_servers(user.0.id).await?);
+        if user.0.email_verified_at_ms.is_some() {
+            servers.extend(control.store.shared_servers(&user.0.email).await?);
+        }
         servers.sort_by_key(|server| server.id);
     }
     Ok(Json(server_views(&control, &user.0, &servers).await?))

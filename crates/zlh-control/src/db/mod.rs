@@ -368,22 +368,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn server(&self, server_id: i64) -> StoreResult<Option<Server>>;
     /// Servers of one owner, or all of them; by id.
     async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>>;
-    /// Servers whose owners invited `user_id`; by id.
-    async fn shared_servers(&self, user_id: i64) -> StoreResult<Vec<Server>>;
-    /// What `user_id` may do on `server_id`, if its owner invited them.
-    async fn member_permissions(&self, server_id: i64, user_id: i64) -> StoreResult<Option<Vec<Permission>>>;
-    /// The accounts invited to a server, in the order they were.
+    /// Servers whose owners invited `email`; by id.
+    async fn shared_servers(&self, email: &str) -> StoreResult<Vec<Server>>;
+    /// What the account with `email` may do on `server_id`, if its owner invited the address.
+    async fn member_permissions(&self, server_id: i64, email: &str) -> StoreResult<Option<Vec<Permission>>>;
+    /// The addresses invited to a server, in the order they were.
     async fn members(&self, server_id: i64) -> StoreResult<Vec<zlh_proto::api::MemberView>>;
-    /// Invites `user_id` to a server, or changes what they may do there.
-    async fn put_member(
+    /// Invites `email` to a server; `None` if it was already.
+    async fn add_member(
         &self,
         server_id: i64,
-        user_id: i64,
+        email: &str,
         permissions: &[Permission],
         now_ms: i64,
-    ) -> StoreResult<()>;
-    /// Ends an invitation; whether there was one.
-    async fn remove_member(&self, server_id: i64, user_id: i64) -> StoreResult<bool>;
+    ) -> StoreResult<Option<i64>>;
+    /// Changes what an invitation allows; whether there is one of that id on the server.
+    async fn change_member(
+        &self,
+        server_id: i64,
+        member_id: i64,
+        permissions: &[Permission],
+    ) -> StoreResult<bool>;
+    /// Ends an invitation; whether there was one of that id on the server.
+    async fn remove_member(&self, server_id: i64, member_id: i64) -> StoreResult<bool>;
     /// A server's schedules, by id.
     async fn schedules(&self, server_id: i64) -> StoreResult<Vec<Schedule>>;
     /// One of a server's schedules.

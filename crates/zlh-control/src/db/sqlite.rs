@@ -113,6 +113,11 @@ fn schedule_from(row: &SqliteRow) -> StoreResult<Schedule> {
     })
 }
 
+/// A permission list as stored.
+fn permission_list(permissions: &[Permission]) -> String {
+    permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+}
+
 /// A stored permission list; names this version does not know are left out.
 fn permissions_from(stored: &str) -> Vec<Permission> {
     stored.split(',').filter_map(Permission::parse).collect()
@@ -693,40 +698,36 @@ impl Store for SqliteStore {
         rows.iter().map(server_from).collect()
     }
 
-    async fn shared_servers(&self, user_id: i64) -> StoreResult<Vec<Server>> {
+    async fn shared_servers(&self, email: &str) -> StoreResult<Vec<Server>> {
         let rows = sqlx::query(
             "SELECT servers.* FROM servers JOIN server_members ON server_members.server_id = servers.id \
-             WHERE server_members.user_id = ? ORDER BY servers.id",
+             WHERE server_members.email = ? ORDER BY servers.id",
         )
-        .bind(user_id)
+        .bind(email)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(server_from).collect()
     }
 
-    async fn member_permissions(&self, server_id: i64, user_id: i64) -> StoreResult<Option<Vec<Permission>>> {
+    async fn member_permissions(&self, server_id: i64, email: &str) -> StoreResult<Option<Vec<Permission>>> {
         let granted: Option<String> =
-            sqlx::query_scalar("SELECT permissions FROM server_members WHERE server_id = ? AND user_id = ?")
+            sqlx::query_scalar("SELECT permissions FROM server_members WHERE server_id = ? AND email = ?")
                 .bind(server_id)
-                .bind(user_id)
+                .bind(email)
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(granted.as_deref().map(permissions_from))
     }
 
     async fn members(&self, server_id: i64) -> StoreResult<Vec<zlh_proto::api::MemberView>> {
-        let rows = sqlx::query(
-            "SELECT users.id, users.email, server_members.permissions, server_members.added_at \
-             FROM server_members JOIN users ON users.id = server_members.user_id \
-             WHERE server_members.server_id = ? ORDER BY server_members.added_at, users.id",
-        )
-        .bind(server_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM server_members WHERE server_id = ? ORDER BY id")
+            .bind(server_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(zlh_proto::api::MemberView {
-                    user_id: row.try_get("id")?,
+                    id: row.try_get("id")?,
                     email: row.try_get("email")?,
                     permissions: permissions_from(&row.try_get::<String, _>("permissions")?),
                     added_at: zlh_proto::time::format_ms(row.try_get("added_at")?),
@@ -735,31 +736,44 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn put_member(
+    async fn add_member(
         &self,
         server_id: i64,
-        user_id: i64,
+        email: &str,
         permissions: &[Permission],
         now_ms: i64,
-    ) -> StoreResult<()> {
-        let granted: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO server_members (server_id, user_id, permissions, added_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (server_id, user_id) DO UPDATE SET permissions = excluded.permissions",
+    ) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO server_members (server_id, email, permissions, added_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (server_id, email) DO NOTHING RETURNING id",
         )
         .bind(server_id)
-        .bind(user_id)
-        .bind(granted.join(","))
+        .bind(email)
+        .bind(permission_list(permissions))
         .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
-    async fn remove_member(&self, server_id: i64, user_id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM server_members WHERE server_id = ? AND user_id = ?")
+    async fn change_member(
+        &self,
+        server_id: i64,
+        member_id: i64,
+        permissions: &[Permission],
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE server_members SET permissions = ? WHERE server_id = ? AND id = ?")
+            .bind(permission_list(permissions))
             .bind(server_id)
-            .bind(user_id)
+            .bind(member_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn remove_member(&self, server_id: i64, member_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM server_members WHERE server_id = ? AND id = ?")
+            .bind(server_id)
+            .bind(member_id)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)

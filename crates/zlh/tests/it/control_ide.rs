@@ -399,12 +399,13 @@ async fn an_invited_accounts_ide_and_its_websockets_end_when_the_owner_removes_i
     let members = format!("/api/servers/{id}/members");
     let owner = Some(s.owner.access_token.as_str());
     let invite = json!({"email": s.other.email, "permissions": ["files"]});
-    assert_eq!(s.control.call("POST", &members, owner, Some(invite)).await.0, 201);
+    let (status, invited) = s.control.call("POST", &members, owner, Some(invite)).await;
+    assert_eq!(status, 201, "{invited}");
     let token = format!("/api/dev/{id}/ide-token");
     let (status, refused) = s.control.call("POST", &token, Some(&s.other.access_token), None).await;
     assert_eq!((status, &refused["error"]["code"]), (403, &json!("forbidden")), "{refused}");
     let ide = json!({"permissions": ["ide"]});
-    let member = format!("{members}/{}", s.other.id);
+    let member = format!("{members}/{}", invited["id"]);
     assert_eq!(s.control.call("PUT", &member, owner, Some(ide)).await.0, 200);
     let (status, link) = s.control.call("POST", &token, Some(&s.other.access_token), None).await;
     assert_eq!(status, 200, "{link}");

@@ -96,18 +96,24 @@ async fn invited_accounts_do_only_what_they_were_granted_and_lose_it_at_once() {
     };
     let invite = |permissions: Value| json!({"email": "Friend@Example.com", "permissions": permissions});
 
-    // What cannot be granted, who cannot be invited.
+    // What cannot be granted, what cannot be invited.
     for (body, status, code) in [
         (invite(json!(["manage"])), 400, "bad_request"),
         (invite(json!(["root"])), 400, "invalid_json"),
-        (json!({"email": "nobody@example.com", "permissions": []}), 404, "not_found"),
-        (json!({"email": "owner@example.com", "permissions": []}), 409, "already_exists"),
+        (json!({"email": "not an address", "permissions": []}), 400, "invalid_email"),
+        (json!({"email": "Owner@example.com", "permissions": []}), 409, "already_exists"),
     ] {
         let (got, answer) = call(&owner, "POST", members.clone(), Some(body.clone())).await;
         assert_eq!((got, &answer["error"]["code"]), (status, &json!(code)), "{body}: {answer}");
     }
     let (status, _) = call(&friend, "GET", format!("/api/servers/{id}"), None).await;
     assert_eq!(status, 404, "not invited yet");
+
+    // Inviting an address says nothing of whether an account uses it: the same answer.
+    let later = json!({"email": "later@example.com", "permissions": ["console"]});
+    let (status, nobody) = call(&owner, "POST", members.clone(), Some(later)).await;
+    assert_eq!(status, 201, "{nobody}");
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
 
     // Invited to see only: the server is in their list, and every route that does something is
     // a 403 naming the missing permission.
@@ -116,6 +122,7 @@ async fn invited_accounts_do_only_what_they_were_granted_and_lose_it_at_once() {
         (status, &member["email"], &member["permissions"]),
         (201, &json!("friend@example.com"), &json!([]))
     );
+    assert_eq!(keys(&member), keys(&nobody));
     let (status, again) = call(&owner, "POST", members.clone(), Some(invite(json!(["console"])))).await;
     assert_eq!((status, &again["error"]["code"]), (409, &json!("already_exists")));
     let (_, list) = call(&friend, "GET", "/api/servers".into(), None).await;
@@ -130,7 +137,7 @@ async fn invited_accounts_do_only_what_they_were_granted_and_lose_it_at_once() {
         "get /api/servers/{id}/activity",
         "get /api/servers/{id}/jobs",
         "get /api/servers/{id}/jobs/{jobId}",
-        "delete /api/servers/{id}/members/{userId}",
+        "delete /api/servers/{id}/members/{memberId}",
     ];
     let (_, document) = control.call("GET", "/api/openapi.json", None, None).await;
     let mut refused = Vec::new();
@@ -159,7 +166,7 @@ async fn invited_accounts_do_only_what_they_were_granted_and_lose_it_at_once() {
     assert!(refused.len() >= 30, "refused only {refused:?}");
 
     // Console granted: the console opens and takes commands; power is still not theirs.
-    let friend_id = friend.id;
+    let friend_id = member["id"].as_i64().expect("member id");
     let (status, changed) = call(
         &owner,
         "PUT",
@@ -207,8 +214,9 @@ async fn invited_accounts_do_only_what_they_were_granted_and_lose_it_at_once() {
     assert_eq!(list, json!([]));
 
     // An invited account may leave by itself; the owner's activity says who came and went.
-    let (status, _) = call(&owner, "POST", members.clone(), Some(invite(json!(["backups"])))).await;
+    let (status, again) = call(&owner, "POST", members.clone(), Some(invite(json!(["backups"])))).await;
     assert_eq!(status, 201);
+    let friend_id = again["id"].as_i64().expect("member id");
     let (status, _) = call(&friend, "DELETE", format!("{members}/{friend_id}"), None).await;
     assert_eq!(status, 204);
     let (_, activity) = call(&owner, "GET", format!("/api/servers/{id}/activity"), None).await;
@@ -217,4 +225,9 @@ async fn invited_accounts_do_only_what_they_were_granted_and_lose_it_at_once() {
     for action in ["member_added", "member_changed", "member_removed"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+
+    // The address invited before it had an account: the account that proves it sees the server.
+    let later = control.register("later@example.com").await;
+    let (_, list) = call(&later, "GET", "/api/servers".into(), None).await;
+    assert_eq!((&list[0]["id"], &list[0]["permissions"]), (&json!(id), &json!(["console"])), "{list}");
 }
