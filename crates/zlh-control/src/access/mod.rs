@@ -194,16 +194,21 @@ pub async fn session_lives(control: &ControlPlane, session: &str, user_id: i64) 
 }
 
 /// Whether a live connection that `user_id` opened in `session` may go on using `server_id`
-/// as `need` says. A store that fails for a moment ends nobody's connection.
+/// as `need` says: the session always, the access itself after an `announced` change. A store
+/// that fails for a moment ends nobody's connection.
 pub async fn still_allowed(
     control: &ControlPlane,
     session: &str,
     user_id: i64,
     server_id: i64,
     need: Need,
+    announced: bool,
 ) -> bool {
     if !session_lives(control, session, user_id).await {
         return false;
+    }
+    if !announced {
+        return true;
     }
     let user = match control.store.user_by_id(user_id).await {
         Ok(Some(user)) => user,
@@ -304,9 +309,10 @@ pub const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2)
 pub struct RevocationWatch(tokio::sync::watch::Receiver<u64>);
 
 impl RevocationWatch {
-    /// Returns when access may have changed: announced, or [`SESSION_CHECK`] passed.
-    pub async fn changed(&mut self) {
-        let _ = tokio::time::timeout(SESSION_CHECK, self.0.changed()).await;
+    /// Returns when access may have changed: `true` when a change was announced, `false` when
+    /// [`SESSION_CHECK`] passed (only the session needs a look then).
+    pub async fn changed(&mut self) -> bool {
+        tokio::time::timeout(SESSION_CHECK, self.0.changed()).await.is_ok()
     }
 }
 

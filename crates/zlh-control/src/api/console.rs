@@ -224,8 +224,9 @@ async fn relay(
     let mut close = None;
     loop {
         tokio::select! {
-            () = revocations.changed() => {
-                if !access::still_allowed(&control, &ticket.session, ticket.user_id, ticket.server_id, need).await {
+            announced = revocations.changed() => {
+                let (session, user, server) = (&ticket.session, ticket.user_id, ticket.server_id);
+                if !access::still_allowed(&control, session, user, server, need, announced).await {
                     tracing::info!(server_id = ticket.server_id, "console closed: its session or access ended");
                     close = Some(axum::extract::ws::CloseFrame {
                         code: zlh_proto::console::CLOSE_SESSION_ENDED,

@@ -23,6 +23,8 @@ use crate::access::{self, CurrentUser, Need, ServerId};
 use crate::activity::Event;
 
 const MANAGE: Need = Need::To(Permission::Manage);
+/// Most addresses one server is shared with.
+const MAX_MEMBERS: usize = 50;
 
 #[utoipa::path(get, path = "/api/servers/{id}/members", tag = "members", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, body = [MemberView]), (status = 404, body = zlh_proto::ErrorBody)))]
@@ -54,6 +56,12 @@ pub(super) async fn invite(
     if email.len() > 254 || !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(ApiError::new(ErrorCode::InvalidEmail, "that is not an email address"));
+    }
+    if control.store.members(id).await?.len() >= MAX_MEMBERS {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("a server is shared with at most {MAX_MEMBERS} addresses"),
+        ));
     }
     let owner = control.store.user_by_id(server.owner_id).await?;
     if owner.is_some_and(|owner| owner.email.eq_ignore_ascii_case(&email)) {

@@ -360,9 +360,11 @@ async fn serve(
         let mut revocations = watcher.revocations.watch();
         let need = crate::access::Need::To(zlh_proto::api::Permission::Ide);
         loop {
-            revocations.changed().await;
+            let announced = revocations.changed().await;
             let Verified { account_session, user_id, .. } = &verified;
-            if !crate::access::still_allowed(&watcher, account_session, *user_id, server_id, need).await {
+            if !crate::access::still_allowed(&watcher, account_session, *user_id, server_id, need, announced)
+                .await
+            {
                 tracing::info!(server_id, "IDE connection closed: its session or access ended");
                 return;
             }
