@@ -17,6 +17,7 @@ pub(crate) const CODE_SERVER_VERSION: &str = "4.99.4";
 /// Where the fixtures are, for the tests' environment.
 #[derive(Debug)]
 pub(crate) struct Fixtures {
+    pub(crate) postgres: String,
     pub(crate) code_server_tgz: PathBuf,
     pub(crate) chromium: PathBuf,
     pub(crate) e2e_dir: PathBuf,
@@ -27,6 +28,7 @@ impl Fixtures {
     /// The environment variables the tests read.
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
+            ("ZLH_TEST_POSTGRES", self.postgres.clone()),
             ("ZLH_TEST_CODE_SERVER_TGZ", self.code_server_tgz.display().to_string()),
             ("ZLH_CHROMIUM", self.chromium.display().to_string()),
             ("ZLH_E2E_DIR", self.e2e_dir.display().to_string()),
@@ -145,7 +147,14 @@ pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
     let screenshots = fixtures_dir.join("screenshots");
     std::fs::create_dir_all(&screenshots)?;
     crate::docker::prepare(&target_dir())?;
-    Ok(Fixtures { code_server_tgz, chromium: PathBuf::from("/usr/bin/chromium"), e2e_dir, screenshots })
+    let postgres = crate::postgres::prepare(&target_dir())?;
+    Ok(Fixtures {
+        postgres,
+        code_server_tgz,
+        chromium: PathBuf::from("/usr/bin/chromium"),
+        e2e_dir,
+        screenshots,
+    })
 }
 
 /// Packs an npm-installed code-server like an official release: `code-server-<v>/bin/code-server`

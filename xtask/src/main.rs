@@ -11,6 +11,7 @@
 mod bench;
 mod docker;
 mod e2e;
+mod postgres;
 mod test;
 
 use std::path::{Path, PathBuf};

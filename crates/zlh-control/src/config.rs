@@ -47,9 +47,11 @@ pub struct ControlConfig {
     /// Where the database, secrets and local servers live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// `sqlite://...`; defaults to `zlh.db` in the data directory.
-    #[serde(default)]
-    pub database_url: Option<String>,
+    /// `sqlite://...` (the default: `zlh.db` in the data directory) or
+    /// `postgres://user:password@host/database` (several control planes on one database). A
+    /// secret: it may hold a password.
+    #[serde(default, deserialize_with = "lenient_optional_secret")]
+    pub database_url: Option<Secret>,
     /// Accounts and tokens.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -702,10 +704,10 @@ impl ControlConfig {
     }
 
     /// The database URL.
-    pub fn database_url(&self) -> String {
+    pub fn database_url(&self) -> Secret {
         self.database_url
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("zlh.db").display()))
+            .unwrap_or_else(|| Secret::new(format!("sqlite://{}", self.data_dir.join("zlh.db").display())))
     }
 }
 
@@ -718,7 +720,7 @@ mod tests {
         let config = ControlConfig::load("", Vec::new()).expect("defaults");
         assert_eq!(config.listen, default_listen());
         assert_eq!(config.public_url(), "http://127.0.0.1:8080");
-        assert!(config.database_url().ends_with("zlh-data/zlh.db"));
+        assert!(config.database_url().expose().ends_with("zlh-data/zlh.db"));
         let env = [
             ("ZLH_AUTH__ALLOW_REGISTRATION", "false"),
             ("ZLH_POLLER__INTERVAL", "250ms"),

@@ -41,7 +41,7 @@ use crate::auth::tokens::TokenSigner;
 use crate::cache::{MemoryCache, StatusCache};
 pub use crate::config::ControlConfig;
 use crate::config::DriverKind;
-use crate::db::{SqliteStore, Store};
+use crate::db::Store;
 use crate::drivers::docker::DockerDriver;
 use crate::drivers::external::ExternalDriver;
 use crate::drivers::local::LocalDriver;
@@ -143,7 +143,7 @@ impl ControlPlane {
             .data_dir
             .canonicalize()
             .map_err(|e| StartError::Io(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
+        let store: Arc<dyn Store> = db::open(&config.database_url()).await?;
         let signer = TokenSigner::new(secret_key(&config, "token.key", config.auth.token_secret.as_ref())?);
         let registry = Arc::new(Registry::default());
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());

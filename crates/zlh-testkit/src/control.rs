@@ -27,6 +27,8 @@ pub struct ControlSpec {
     pub agent_timeout: String,
     /// Extra TOML tables appended to the configuration (`[ide]` ...).
     pub extra_toml: String,
+    /// The database, when not SQLite in the data directory (`postgres://…`).
+    pub database_url: Option<String>,
     /// TOML merged into every agent configuration (`[recovery]`, `[console]` tables).
     pub agent_defaults: String,
     /// Where servers run: `local`, or `docker` on the tests' engine (`ZLH_TEST_DOCKER_HOST`,
@@ -51,6 +53,7 @@ impl Default for ControlSpec {
             max_servers_per_user: 20,
             agent_timeout: "2s".into(),
             extra_toml: String::new(),
+            database_url: None,
             agent_defaults: "[recovery]\nbackoff = [\"100ms\"]\nmax_consecutive_crashes = 3\n".into(),
             driver: "local",
             docker_endpoint: None,
@@ -131,8 +134,10 @@ impl TestControlPlane {
                 crate::docker::image()
             ));
         }
+        let database =
+            spec.database_url.as_ref().map(|url| format!("database_url = \"{url}\"\n")).unwrap_or_default();
         let config = format!(
-            "driver = \"{driver}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
+            "{database}driver = \"{driver}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
              access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\nregistrations_per_address = {registrations}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
              [provisioning]\ntimeout = \"{provision}\"\nmax_servers_per_user = {servers}\n\n{defaults}\n{node}\n{extra}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),

@@ -10,6 +10,7 @@ pub mod control;
 pub mod docker;
 pub mod files;
 pub mod ports;
+pub mod postgres;
 pub mod procs;
 pub mod upstream;
 pub mod wait;

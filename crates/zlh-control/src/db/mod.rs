@@ -5,7 +5,10 @@
 //! owns its migrations (`migrations/<database>/`), versioned in the repository and applied at
 //! start-up.
 
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
@@ -17,7 +20,19 @@ use zlh_proto::api::{
 /// How many runs of each schedule are kept.
 pub const KEPT_RUNS: i64 = 20;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// The store a database URL names: PostgreSQL for `postgres://` and `postgresql://`, SQLite
+/// otherwise; migrated to this version either way.
+pub async fn open(url: &Secret) -> StoreResult<std::sync::Arc<dyn Store>> {
+    let url = url.expose();
+    Ok(if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        std::sync::Arc::new(PgStore::open(url).await?)
+    } else {
+        std::sync::Arc::new(SqliteStore::open(url).await?)
+    })
+}
 
 /// A user account.
 #[derive(Clone, PartialEq)]

@@ -1,10 +1,11 @@
-//! `zlh admin ...`: account maintenance straight on the control plane's database.
+//! `zlh admin ...`: account maintenance and migrations straight on the control plane's
+//! database (opening it applies pending migrations).
 
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use zlh_control::auth::passwords;
-use zlh_control::db::{SqliteStore, Store, StoreError};
+use zlh_control::db::StoreError;
 use zlh_proto::api::Role;
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +42,9 @@ enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Applies the migrations this version has and the database lacks (SQLite or PostgreSQL;
+    /// `zlh serve` does the same at start), then says so.
+    Migrate,
 }
 
 fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
@@ -61,7 +65,8 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store = SqliteStore::open(&config.database_url()).await.context("cannot open the database")?;
+        let store =
+            zlh_control::db::open(&config.database_url()).await.context("cannot open the database")?;
         match args.command {
             AdminCommand::CreateUser { email, admin, password_stdin } => {
                 let (password, generated) = password(password_stdin)?;
@@ -96,6 +101,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
                     println!("password: {password}");
                 }
             }
+            AdminCommand::Migrate => println!("the database has every migration of this version"),
             AdminCommand::ResetTwoFactor { email } => {
                 let Some(user) = store.user_by_email(&email.trim().to_lowercase()).await? else {
                     bail!("there is no user with the email {email}");

@@ -690,3 +690,52 @@ async fn admins_manage_the_artifact_store_through_the_api_and_agents_install_fro
     let (_, listed) = control.call("GET", "/api/admin/artifacts", Some(token), None).await;
     assert_eq!(listed, json!([]));
 }
+
+#[tokio::test]
+async fn a_control_plane_on_postgresql_does_what_one_on_sqlite_does() {
+    let database = zlh_testkit::postgres::fresh_database();
+    let spec = ControlSpec { database_url: Some(database), ..ControlSpec::default() };
+    let mut control = TestControlPlane::start(zlh(), &spec).await;
+    assert!(!control.data.path().join("zlh.db").exists(), "nothing in SQLite");
+    assert!(control.admin(&["migrate"], "").contains("every migration"));
+    control.admin(
+        &["create-user", "--email", "ops@example.com", "--admin", "--password-stdin"],
+        "ops password 12\n",
+    );
+    let ops = control.login("ops@example.com", "ops password 12").await;
+    let user = control.register("pat@example.com").await;
+    let id = control.create_sample_server(&user, "On Postgres").await["id"].as_i64().expect("id");
+    assert_eq!(id, 101);
+    control.wait_for_status(&user, id, "running", |s| s["state"] == "running").await;
+    let token = Some(user.access_token.as_str());
+    let (status, _) = control
+        .call(
+            "POST",
+            &format!("/api/servers/{id}/console/command"),
+            token,
+            Some(json!({"command": "say from postgres"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let mut console = control.console(&user, id, Some(0)).await;
+    console.read_until("[Server] from postgres", SOON).await;
+    let invite = json!({"email": "ops@example.com", "permissions": ["power"]});
+    assert_eq!(control.call("POST", &format!("/api/servers/{id}/members"), token, Some(invite)).await.0, 201);
+    let steps = json!({"name": "Hi", "cron": "0 4 * * *", "steps": [{"action": "command", "payload": "say scheduled"}]});
+    let (status, schedule) =
+        control.call("POST", &format!("/api/servers/{id}/schedules"), token, Some(steps)).await;
+    assert_eq!(status, 201, "{schedule}");
+    control.call("POST", &format!("/api/servers/{id}/schedules/{}/run", schedule["id"]), token, None).await;
+    console.read_until("[Server] scheduled", SOON).await;
+
+    // Restarted, it finds everything there: the account, its token, the server and its agent.
+    control.kill9();
+    control.launch().await;
+    let (status, servers) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!((status, servers.as_array().map(Vec::len)), (200, Some(1)), "{servers}");
+    let (status, stopped) =
+        control.call("POST", &format!("/api/servers/{id}/stop"), Some(&ops.access_token), None).await;
+    assert!(status == 200 || status == 202, "{stopped}");
+    control.wait_for_status(&user, id, "stopped", |s| s["state"] == "stopped").await;
+    assert_eq!(control.call("DELETE", &format!("/api/servers/{id}"), token, None).await.0, 204);
+}
