@@ -7,9 +7,8 @@
 //! one the operator allowed), so another site cannot open a console with a user's cookies or
 //! a leaked ticket. `since` is passed through to the agent, so resuming works end to end.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -22,11 +21,13 @@ use serde::Deserialize;
 use zlh_http::ApiError;
 use zlh_proto::ErrorCode;
 use zlh_proto::api::{ConsoleTicket, Permission};
+use zlh_proto::time::now_ms;
 
 use crate::ControlPlane;
 use crate::access::{self, CurrentUser, Need, ServerId};
 use crate::auth::{random_token, token_hash};
 use crate::config::ControlConfig;
+use crate::db::{Store, StoredTicket};
 use crate::registry::{ConsoleFrame, ConsoleSink, ConsoleStream};
 
 /// What a ticket opens.
@@ -38,30 +39,46 @@ pub(super) enum TicketFor {
     Download(String),
 }
 
+impl TicketFor {
+    fn stored(&self) -> String {
+        match self {
+            TicketFor::Console => "console".to_owned(),
+            TicketFor::Download(backup) => format!("download:{backup}"),
+        }
+    }
+}
+
+/// A spent ticket: whose it was and what for.
 #[derive(Debug, Clone)]
 pub(super) struct Ticket {
     pub(super) user_id: i64,
     pub(super) server_id: i64,
     /// The session that asked for it: what it opens lives no longer than it.
     pub(super) session: String,
-    pub(super) what: TicketFor,
-    expires: Instant,
+    purpose: String,
 }
 
-/// Unspent console tickets one user may hold (a browser needs one per console it opens).
-const MAX_UNSPENT: usize = 20;
+impl Ticket {
+    /// Whether it was issued for `what`.
+    pub(super) fn opens(&self, what: &TicketFor) -> bool {
+        self.purpose == what.stored()
+    }
+}
 
-/// Console tickets not yet spent, by hash.
+/// Unspent tickets one user may hold (a browser needs one per console it opens).
+const MAX_UNSPENT: i64 = 20;
+
+/// Single-use tickets, kept in the store (as hashes) so that any control plane on the database
+/// redeems what another issued, exactly once.
 #[derive(Debug)]
 pub struct TicketBook {
     ttl: Duration,
-    tickets: Mutex<HashMap<Vec<u8>, Ticket>>,
 }
 
 impl TicketBook {
     /// A book whose tickets live `ttl`.
     pub fn new(ttl: Duration) -> TicketBook {
-        TicketBook { ttl, tickets: Mutex::new(HashMap::new()) }
+        TicketBook { ttl }
     }
 
     /// How long its tickets live.
@@ -71,32 +88,36 @@ impl TicketBook {
 
     /// A ticket for `user_id` on `server_id`; `None` while the user holds `MAX_UNSPENT` unspent
     /// ones (a loop asking for tickets would otherwise grow the book without bound).
-    pub(super) fn issue(
+    pub(super) async fn issue(
         &self,
+        store: &dyn Store,
         user_id: i64,
         server_id: i64,
         session: &str,
         what: TicketFor,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, ApiError> {
         let ticket = random_token(24);
-        let now = Instant::now();
-        let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
-        tickets.retain(|_, t| t.expires > now);
-        if tickets.values().filter(|t| t.user_id == user_id).count() >= MAX_UNSPENT {
-            return None;
-        }
-        let session = session.to_owned();
-        tickets.insert(
-            token_hash(&ticket),
-            Ticket { user_id, server_id, session, what, expires: now + self.ttl },
-        );
-        Some(ticket)
+        let now = now_ms();
+        let stored = StoredTicket {
+            user_id,
+            server_id,
+            session_id: session.to_owned(),
+            purpose: what.stored(),
+            expires_at_ms: now + i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX / 2),
+        };
+        let issued = store.issue_ticket(&token_hash(&ticket), &stored, MAX_UNSPENT, now).await?;
+        Ok(issued.then_some(ticket))
     }
 
     /// Spends a ticket: it works once, before it expires.
-    pub(super) fn take(&self, ticket: &str) -> Option<Ticket> {
-        let ticket = self.tickets.lock().unwrap_or_else(|p| p.into_inner()).remove(&token_hash(ticket))?;
-        (ticket.expires > Instant::now()).then_some(ticket)
+    pub(super) async fn take(&self, store: &dyn Store, ticket: &str) -> Result<Option<Ticket>, ApiError> {
+        let taken = store.take_ticket(&token_hash(ticket), now_ms()).await?;
+        Ok(taken.map(|t| Ticket {
+            user_id: t.user_id,
+            server_id: t.server_id,
+            session: t.session_id,
+            purpose: t.purpose,
+        }))
     }
 }
 
@@ -108,7 +129,9 @@ pub(super) async fn ticket(
     ServerId(id): ServerId,
 ) -> Result<Json<ConsoleTicket>, ApiError> {
     access::server(&control, &user.0, id, Need::To(Permission::Console)).await?;
-    let ticket = control.tickets.issue(user.0.id, id, &user.1, TicketFor::Console).ok_or_else(|| {
+    let issued =
+        control.tickets.issue(control.store.as_ref(), user.0.id, id, &user.1, TicketFor::Console).await?;
+    let ticket = issued.ok_or_else(|| {
         ApiError::new(
             ErrorCode::RateLimited,
             "too many unused console tickets; open the consoles you asked for",
@@ -190,8 +213,9 @@ async fn open(
             "the console ticket is missing, used, expired or for another server",
         )
     };
-    let ticket = query.ticket.as_deref().and_then(|t| control.tickets.take(t)).ok_or_else(invalid)?;
-    if ticket.server_id != id || ticket.what != TicketFor::Console {
+    let presented = query.ticket.as_deref().ok_or_else(invalid)?;
+    let ticket = control.tickets.take(control.store.as_ref(), presented).await?.ok_or_else(invalid)?;
+    if ticket.server_id != id || !ticket.opens(&TicketFor::Console) {
         return Err(invalid());
     }
     // The user may have lost the server or the account since the ticket was issued.
@@ -265,18 +289,6 @@ async fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tickets_are_single_use_and_expire() {
-        let book = TicketBook::new(Duration::from_millis(50));
-        let ticket = book.issue(1, 101, "s", TicketFor::Console).expect("ticket");
-        assert_eq!(book.take(&ticket).map(|t| (t.user_id, t.server_id)), Some((1, 101)));
-        assert!(book.take(&ticket).is_none(), "single use");
-        let late = book.issue(1, 101, "s", TicketFor::Console).expect("ticket");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(book.take(&late).is_none(), "expired");
-        assert!(book.take("forged").is_none());
-    }
 
     #[test]
     fn origins_are_checked() {

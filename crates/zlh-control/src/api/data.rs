@@ -227,13 +227,11 @@ pub(super) async fn backup_link(
     }
     let backup = backup_id(&params)?;
     let url = format!("/api/game/servers/{id}/backups/{backup}/download");
-    let ticket =
-        control.tickets.issue(user.0.id, id, &user.1, TicketFor::Download(backup)).ok_or_else(|| {
-            ApiError::new(
-                zlh_proto::ErrorCode::RateLimited,
-                "too many unused links; use the ones you asked for",
-            )
-        })?;
+    let store = control.store.as_ref();
+    let issued = control.tickets.issue(store, user.0.id, id, &user.1, TicketFor::Download(backup)).await?;
+    let ticket = issued.ok_or_else(|| {
+        ApiError::new(zlh_proto::ErrorCode::RateLimited, "too many unused links; use the ones you asked for")
+    })?;
     Ok(Json(zlh_proto::api::DownloadLink {
         url: format!("{url}?ticket={ticket}"),
         expires_in: control.tickets.ttl().as_secs(),
@@ -292,8 +290,8 @@ async fn ticket_holder(
             "this download link was used, has expired or is for another backup",
         )
     };
-    let ticket = control.tickets.take(ticket).ok_or_else(invalid)?;
-    if ticket.server_id != id || ticket.what != TicketFor::Download(backup.to_owned()) {
+    let ticket = control.tickets.take(control.store.as_ref(), ticket).await?.ok_or_else(invalid)?;
+    if ticket.server_id != id || !ticket.opens(&TicketFor::Download(backup.to_owned())) {
         return Err(invalid());
     }
     if !access::session_lives(control, &ticket.session, ticket.user_id).await {

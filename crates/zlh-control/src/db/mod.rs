@@ -141,6 +141,21 @@ pub struct Schedule {
     pub next_run_at_ms: Option<i64>,
 }
 
+/// A single-use ticket as stored (its token is known only to whom it was issued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTicket {
+    /// Whose it is.
+    pub user_id: i64,
+    /// The server it opens something of.
+    pub server_id: i64,
+    /// The account session that asked for it.
+    pub session_id: String,
+    /// What it opens (`console`, `download:<backup id>`).
+    pub purpose: String,
+    /// When it expires (ms since the epoch).
+    pub expires_at_ms: i64,
+}
+
 /// What `insert_server` needs.
 #[derive(Debug, Clone)]
 pub struct NewServer {
@@ -406,6 +421,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<bool>;
     /// Ends an invitation; whether there was one of that id on the server.
     async fn remove_member(&self, server_id: i64, member_id: i64) -> StoreResult<bool>;
+    /// Keeps a ticket (by its hash), forgetting expired ones; `false` while its user holds
+    /// `max_unspent` unspent ones already.
+    async fn issue_ticket(
+        &self,
+        hash: &[u8],
+        ticket: &StoredTicket,
+        max_unspent: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Spends a ticket: the first to present it gets it (if it has not expired), nobody after.
+    async fn take_ticket(&self, hash: &[u8], now_ms: i64) -> StoreResult<Option<StoredTicket>>;
     /// A server's schedules, by id.
     async fn schedules(&self, server_id: i64) -> StoreResult<Vec<Schedule>>;
     /// One of a server's schedules.

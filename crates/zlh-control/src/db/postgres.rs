@@ -15,7 +15,7 @@ use zlh_proto::api::{
 
 use super::{
     Capacity, NewActivity, NewServer, Node, RefreshOutcome, Schedule, Server, ServerPorts, Store, StoreError,
-    StoreResult, User,
+    StoreResult, StoredTicket, User,
 };
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -786,6 +786,53 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn issue_ticket(
+        &self,
+        hash: &[u8],
+        ticket: &StoredTicket,
+        max_unspent: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tickets WHERE expires_at <= $1").bind(now_ms).execute(&mut *tx).await?;
+        let unspent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE user_id = $1")
+            .bind(ticket.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if unspent >= max_unspent {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO tickets (token_hash, user_id, server_id, session_id, purpose, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(hash)
+        .bind(ticket.user_id)
+        .bind(ticket.server_id)
+        .bind(&ticket.session_id)
+        .bind(&ticket.purpose)
+        .bind(ticket.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn take_ticket(&self, hash: &[u8], now_ms: i64) -> StoreResult<Option<StoredTicket>> {
+        let row = sqlx::query("DELETE FROM tickets WHERE token_hash = $1 RETURNING *")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let ticket = StoredTicket {
+            user_id: row.try_get("user_id")?,
+            server_id: row.try_get("server_id")?,
+            session_id: row.try_get("session_id")?,
+            purpose: row.try_get("purpose")?,
+            expires_at_ms: row.try_get("expires_at")?,
+        };
+        Ok((ticket.expires_at_ms > now_ms).then_some(ticket))
     }
 
     async fn schedules(&self, server_id: i64) -> StoreResult<Vec<Schedule>> {

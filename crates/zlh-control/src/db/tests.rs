@@ -64,6 +64,7 @@ on_both!(
     expired_refresh_and_reset_tokens_are_refused,
     servers_start_at_101_and_keep_their_secrets,
     what_servers_hold_round_trips,
+    tickets_are_spent_once_and_expire,
 );
 
 async fn users_are_unique_by_email_in_any_case(store: &dyn Store) {
@@ -333,4 +334,27 @@ async fn what_servers_hold_round_trips(store: &dyn Store) {
     store.delete_server(other.id).await.expect("delete");
     store.delete_user(owner.id).await.expect("delete user");
     assert_eq!(store.count_users().await.expect("count"), 0);
+}
+
+/// A ticket is spent once, whoever presents it first; an expired one opens nothing; a user
+/// holds a bounded number.
+async fn tickets_are_spent_once_and_expire(store: &dyn Store) {
+    let user = store.create_user("t@example.com", "h", Role::User, true, 1).await.expect("user");
+    let ticket = |expires_at_ms| StoredTicket {
+        user_id: user.id,
+        server_id: 101,
+        session_id: "s1".into(),
+        purpose: "console".into(),
+        expires_at_ms,
+    };
+    assert!(store.issue_ticket(b"one", &ticket(1_000), 3, 10).await.expect("issue"));
+    assert!(store.issue_ticket(b"late", &ticket(20), 3, 10).await.expect("issue"));
+    assert_eq!(store.take_ticket(b"one", 500).await.expect("take"), Some(ticket(1_000)));
+    assert_eq!(store.take_ticket(b"one", 501).await.expect("again"), None, "once");
+    assert_eq!(store.take_ticket(b"late", 30).await.expect("late"), None, "expired");
+    for n in 0..3u8 {
+        assert!(store.issue_ticket(&[n], &ticket(1_000), 3, 40).await.expect("issue"));
+    }
+    assert!(!store.issue_ticket(b"fourth", &ticket(1_000), 3, 40).await.expect("bounded"));
+    assert!(store.issue_ticket(b"fourth", &ticket(1_000), 3, 2_000).await.expect("the old expired"));
 }
