@@ -6,6 +6,7 @@
 //! start-up.
 
 mod postgres;
+mod rows;
 mod sqlite;
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, migrate::Migrator};
 use zlh_proto::Secret;
 use zlh_proto::api::{
-    ApiKeyRequest, ApiKeyScope, ApiKeyView, InstallState, Lifecycle, Permission, PortProtocol, PortSpec,
-    PortView, ResourceLimits, Role, RunOutcome, ScheduleRequest, ScheduleRunView, ServerKind,
+    ApiKeyRequest, ApiKeyScope, ApiKeyView, InstallState, Lifecycle, Permission, PortSpec, PortView,
+    ResourceLimits, Role, RunOutcome, ScheduleRequest, ScheduleRunView, ServerKind,
 };
 
+use super::rows::{
+    lifecycle, lifecycle_name, permission_list, permissions_from, protocol, protocol_name, role,
+};
 use super::{
     Capacity, NewActivity, NewServer, Node, RefreshOutcome, Schedule, Server, ServerPorts, Store, StoreError,
     StoreResult, StoredTicket, User,
@@ -43,125 +46,7 @@ impl PgStore {
     }
 }
 
-fn role(text: &str) -> Role {
-    if text == "admin" { Role::Admin } else { Role::User }
-}
-
-fn lifecycle(text: &str) -> Lifecycle {
-    match text {
-        "ready" => Lifecycle::Ready,
-        "deleting" => Lifecycle::Deleting,
-        _ => Lifecycle::Provisioning,
-    }
-}
-
-fn lifecycle_name(lifecycle: Lifecycle) -> &'static str {
-    match lifecycle {
-        Lifecycle::Provisioning => "provisioning",
-        Lifecycle::Ready => "ready",
-        Lifecycle::Deleting => "deleting",
-    }
-}
-
-fn user_from(row: &PgRow) -> StoreResult<User> {
-    Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        role: role(row.try_get("role")?),
-        created_at_ms: row.try_get("created_at")?,
-        suspended_at_ms: row.try_get("suspended_at")?,
-        email_verified_at_ms: row.try_get("email_verified_at")?,
-        totp_secret: row.try_get("totp_secret")?,
-        totp_enabled_at_ms: row.try_get("totp_enabled_at")?,
-        password_generated: row.try_get("password_generated")?,
-    })
-}
-
-/// A key's scope as stored (`read` or `write`).
-fn scope(row: &PgRow) -> StoreResult<ApiKeyScope> {
-    let scope: String = row.try_get("scope")?;
-    Ok(if scope == ApiKeyScope::Read.as_str() { ApiKeyScope::Read } else { ApiKeyScope::Write })
-}
-
-fn api_key_from(row: &PgRow) -> StoreResult<ApiKeyView> {
-    Ok(ApiKeyView {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        scope: scope(row)?,
-        prefix: row.try_get("prefix")?,
-        created_at: zlh_proto::time::format_ms(row.try_get("created_at")?),
-        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(zlh_proto::time::format_ms),
-    })
-}
-
-fn schedule_from(row: &PgRow) -> StoreResult<Schedule> {
-    let steps: String = row.try_get("steps")?;
-    Ok(Schedule {
-        id: row.try_get("id")?,
-        server_id: row.try_get("server_id")?,
-        request: ScheduleRequest {
-            name: row.try_get("name")?,
-            cron: row.try_get("cron")?,
-            enabled: row.try_get("enabled")?,
-            only_when_running: row.try_get("only_when_running")?,
-            steps: serde_json::from_str(&steps).map_err(|e| StoreError::Database(e.to_string()))?,
-        },
-        next_run_at_ms: row.try_get("next_run_at")?,
-    })
-}
-
-/// A permission list as stored.
-fn permission_list(permissions: &[Permission]) -> String {
-    permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
-}
-
-/// A stored permission list; names this version does not know are left out.
-fn permissions_from(stored: &str) -> Vec<Permission> {
-    stored.split(',').filter_map(Permission::parse).collect()
-}
-
-fn node_from(row: &PgRow) -> StoreResult<Node> {
-    Ok(Node {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        public_address: row.try_get("public_address")?,
-        first_port: row.try_get::<i64, _>("first_port")?.try_into().unwrap_or(u16::MAX),
-        last_port: row.try_get::<i64, _>("last_port")?.try_into().unwrap_or(u16::MAX),
-        capacity: Capacity {
-            memory_mb: row.try_get::<i64, _>("memory_mb")?.try_into().unwrap_or(u32::MAX),
-            disk_mb: row.try_get::<i64, _>("disk_mb")?.try_into().unwrap_or(u32::MAX),
-        },
-    })
-}
-
-fn server_from(row: &PgRow) -> StoreResult<Server> {
-    let kind: String = row.try_get("kind")?;
-    Ok(Server {
-        id: row.try_get("id")?,
-        owner_id: row.try_get("owner_id")?,
-        name: row.try_get("name")?,
-        kind: if kind == "dev" { ServerKind::Dev } else { ServerKind::Game },
-        template: row.try_get("template")?,
-        runtime: row.try_get("runtime")?,
-        runtime_version: row.try_get("runtime_version")?,
-        enable_code_server: row.try_get("enable_code_server")?,
-        lifecycle: lifecycle(row.try_get("lifecycle")?),
-        driver: row.try_get("driver")?,
-        agent_url: Secret::new(row.try_get::<String, _>("agent_url")?),
-        agent_secret: Secret::new(row.try_get::<String, _>("agent_secret")?),
-        ide_upstream: Secret::new(row.try_get::<String, _>("ide_upstream")?),
-        limits: row.try_get::<Option<String>, _>("limits")?.and_then(|text| serde_json::from_str(&text).ok()),
-        install: match row.try_get::<Option<String>, _>("install_state")?.as_deref() {
-            Some("installing") => Some(InstallState::Installing),
-            Some(_) => Some(InstallState::Failed),
-            None => None,
-        },
-        install_message: row.try_get("install_message")?,
-        node_id: row.try_get("node_id")?,
-        created_at_ms: row.try_get("created_at")?,
-    })
-}
+super::rows::row_readers!(PgRow);
 
 /// Replaces a user's recovery codes within a transaction.
 async fn insert_recovery_codes(
@@ -1286,21 +1171,5 @@ impl Store for PgStore {
             });
         }
         Ok(found)
-    }
-}
-
-fn protocol_name(protocol: PortProtocol) -> &'static str {
-    match protocol {
-        PortProtocol::Tcp => "tcp",
-        PortProtocol::Udp => "udp",
-        PortProtocol::Both => "both",
-    }
-}
-
-fn protocol(text: &str) -> PortProtocol {
-    match text {
-        "udp" => PortProtocol::Udp,
-        "both" => PortProtocol::Both,
-        _ => PortProtocol::Tcp,
     }
 }
