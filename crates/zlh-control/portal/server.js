@@ -174,6 +174,22 @@ export async function serverPage(id, tab, app) {
   ];
 }
 
+/**
+ * Shows the list at `path` in `list`: the problem if it cannot be read, `empty` when there is
+ * nothing, what `render(items)` makes otherwise. Resolves to the items (`null` after a problem).
+ */
+async function showList(app, list, path, empty, render) {
+  let items;
+  try {
+    items = await api('GET', path);
+  } catch (error) {
+    mount(list, app.problem(error));
+    return null;
+  }
+  mount(list, items.length ? render(items) : h('p', { class: 'muted' }, empty));
+  return items;
+}
+
 /** The console: a real terminal on the server's PTY, resuming where it left off. */
 function consoleTab(id, server, app) {
   const element = h('div', { class: 'terminal', role: 'region', 'aria-label': 'Console' });
@@ -631,19 +647,7 @@ function backupsTab(id, _server, app) {
       mount(status, app.problem(error));
     }
   };
-  const show = async () => {
-    let backups;
-    try {
-      backups = await api('GET', base);
-    } catch (error) {
-      mount(list, app.problem(error));
-      return;
-    }
-    if (!backups.length) {
-      mount(list, h('p', { class: 'muted' }, 'No backups yet.'));
-      return;
-    }
-    mount(list, h('div', { class: 'table-wrap' }, h('table', {},
+  const show = () => showList(app, list, base, 'No backups yet.', (backups) => h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, 'Backup'), h('th', { class: 'optional' }, 'Files'), h('th', {}, 'Size'), h('th', { class: 'optional' }, 'Consistent'), h('th', {}, ''))),
       h('tbody', {}, backups.slice().reverse().map((backup) => {
         const title = backup.name ?? when(backup.createdAt);
@@ -679,7 +683,6 @@ function backupsTab(id, _server, app) {
               await act(() => api('DELETE', one));
             } }, 'Delete')));
       })))));
-  };
 
   show();
   return [
@@ -805,19 +808,7 @@ function modsTab(id, _server, app) {
     bar.element.hidden = true;
   }));
 
-  const show = async () => {
-    let mods;
-    try {
-      mods = await api('GET', base);
-    } catch (error) {
-      mount(list, app.problem(error));
-      return;
-    }
-    if (!mods.length) {
-      mount(list, h('p', { class: 'muted' }, 'No mods or plugins.'));
-      return;
-    }
-    mount(list, h('div', { class: 'table-wrap' }, h('table', {},
+  const show = () => showList(app, list, base, 'No mods or plugins.', (mods) => h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, 'Mod'), h('th', {}, 'Version'), h('th', { class: 'optional' }, 'Loader'), h('th', {}, 'Enabled'), h('th', {}, ''))),
       h('tbody', {}, mods.map((mod) => {
         const toggle = h('input', { type: 'checkbox', checked: mod.enabled, 'aria-label': `Enable ${mod.name ?? mod.file}` });
@@ -832,7 +823,6 @@ function modsTab(id, _server, app) {
             await act(() => api('DELETE', `${base}/${encodeURIComponent(mod.file)}`));
           } }, 'Remove')));
       })))));
-  };
 
   show();
   return [
@@ -940,19 +930,7 @@ function usersTab(id, _server, app) {
       mount(status, app.problem(error));
     }
   };
-  const show = async () => {
-    let members;
-    try {
-      members = await api('GET', base);
-    } catch (error) {
-      mount(list, app.problem(error));
-      return;
-    }
-    if (!members.length) {
-      mount(list, h('p', { class: 'muted' }, 'Nobody else has access to this server.'));
-      return;
-    }
-    mount(list, members.map((member) => {
+  const show = () => showList(app, list, base, 'Nobody else has access to this server.', (members) => members.map((member) => {
       const boxes = grantBoxes(member.permissions, member.email);
       const save = async () => {
         try {
@@ -979,7 +957,6 @@ function usersTab(id, _server, app) {
           h('button', { type: 'button', onclick: save, 'aria-label': `Save what ${member.email} may do` }, 'Save'),
           h('button', { type: 'button', class: 'danger', onclick: revoke, 'aria-label': `Remove ${member.email}` }, 'Remove')));
     }));
-  };
   show();
   return [
     h('form', { class: 'card', onsubmit: invite },
@@ -1083,19 +1060,7 @@ function schedulesTab(id, _server, app) {
     await show();
   };
   const show = async () => {
-    let schedules;
-    try {
-      schedules = await api('GET', base);
-    } catch (error) {
-      mount(list, app.problem(error));
-      return;
-    }
-    follow(schedules);
-    if (!schedules.length) {
-      mount(list, h('p', { class: 'muted' }, 'No schedules yet.'));
-      return;
-    }
-    mount(list, schedules.map((schedule) => h('div', { class: 'card schedule', 'data-schedule': schedule.name },
+    const schedules = await showList(app, list, base, 'No schedules yet.', (schedules) => schedules.map((schedule) => h('div', { class: 'card schedule', 'data-schedule': schedule.name },
       h('div', { class: 'row' },
         h('h3', {}, schedule.name, ' ', h('span', { class: `badge ${schedule.enabled ? 'running' : 'stopped'}` }, schedule.enabled ? 'on' : 'off')),
         h('div', { class: 'actions' },
@@ -1120,6 +1085,7 @@ function schedulesTab(id, _server, app) {
             h('td', {}, h('span', { class: `badge ${run.outcome}` }, run.outcome)),
             h('td', { class: 'optional' }, run.detail))))))
         : h('p', { class: 'muted' }, 'It has not run yet.'))));
+    if (schedules) follow(schedules);
   };
   // Runs end on their own: while one goes on, the list follows it.
   let following = null;
