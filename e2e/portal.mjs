@@ -110,6 +110,8 @@ async function waitForState(state, timeout = 60 * SECOND) {
 }
 
 async function typeInConsole(text) {
+  // Keys typed before the console's socket is open go nowhere.
+  await page.getByText(/^Connected/).waitFor({ timeout: 30 * SECOND });
   await page.locator('.xterm').click();
   await page.keyboard.type(text);
   await page.keyboard.press('Enter');

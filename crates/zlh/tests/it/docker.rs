@@ -388,7 +388,7 @@ async fn servers_outlive_the_control_plane_and_come_back_when_their_container_go
 
     // A container removed behind our back is made again from its spec, with its data.
     docker(&["rm", "-f", &name]);
-    eventually("the container is made again", std::time::Duration::from_secs(30), || async {
+    eventually("the container is made again", std::time::Duration::from_secs(60), || async {
         docker(&["inspect", &name]).0.then_some(())
     })
     .await;
