@@ -125,7 +125,8 @@ pub(crate) fn portal_vendor(copy: bool) -> anyhow::Result<()> {
 }
 
 pub(crate) fn prepare() -> anyhow::Result<Fixtures> {
-    ensure_debian_packages(&["chromium", "zstd"])?;
+    // haproxy: the load balancer in front of several control planes in the replica tests.
+    ensure_debian_packages(&["chromium", "zstd", "haproxy"])?;
     portal_vendor(false)?;
     let e2e_dir = workspace().join("e2e");
     if ["playwright-core", "axe-core"].iter().any(|p| !e2e_dir.join("node_modules").join(p).exists()) {

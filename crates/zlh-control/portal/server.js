@@ -235,11 +235,13 @@ function consoleTab(id, server, app) {
         terminal.write(bytes);
         next = offset + bytes.length;
       });
-      socket.addEventListener('close', () => {
+      socket.addEventListener('close', (event) => {
         if (closed) return;
         state.textContent = 'Disconnected; reconnecting…';
-        retryTimer = setTimeout(connect, retry);
-        retry = Math.min(retry * 2, 10_000);
+        // 1012: the control plane is restarting, and another one answers now.
+        const restarting = event.code === 1012;
+        retryTimer = setTimeout(connect, restarting ? 0 : retry);
+        if (!restarting) retry = Math.min(retry * 2, 10_000);
       });
     } catch (error) {
       if (closed) return;

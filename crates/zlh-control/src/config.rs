@@ -52,6 +52,10 @@ pub struct ControlConfig {
     /// secret: it may hold a password.
     #[serde(default, deserialize_with = "lenient_optional_secret")]
     pub database_url: Option<Secret>,
+    /// On SIGTERM, how long a replica keeps answering after `/health` turned 503, so the load
+    /// balancer stops sending it requests first (skipped when no other replica is alive).
+    #[serde(default = "default_drain_delay", with = "duration")]
+    pub drain_delay: Duration,
     /// Accounts and tokens.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -589,6 +593,9 @@ fn default_failed_login_window() -> Duration {
     Duration::from_secs(15 * 60)
 }
 fn default_poll_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_drain_delay() -> Duration {
     Duration::from_secs(5)
 }
 fn default_agent_timeout() -> Duration {

@@ -11,8 +11,10 @@ pub mod api;
 pub mod artifacts;
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod drain;
 pub mod drivers;
 pub mod errors;
 pub mod http;
@@ -28,7 +30,7 @@ pub mod templates;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -36,9 +38,10 @@ use zlh_proto::Secret;
 use zlh_proto::api::Role;
 
 use crate::auth::mailer::{Mailer, OutboxMailer};
-use crate::auth::rate_limit::Throttle;
+use crate::auth::rate_limit::{GuessLog, Throttle};
 use crate::auth::tokens::TokenSigner;
-use crate::cache::{MemoryCache, StatusCache};
+use crate::cache::{MemoryCache, SharedCache, StatusCache};
+use crate::cluster::Cluster;
 pub use crate::config::ControlConfig;
 use crate::config::DriverKind;
 use crate::db::Store;
@@ -50,6 +53,9 @@ use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::registry::{Registry, RemoteAgent};
 use crate::templates::Templates;
+
+/// The generation replicas follow for access changes.
+const ACCESS: &str = "access";
 
 /// Everything the handlers share. Its parts are the crate's own: other crates open it, run it
 /// and read its configuration.
@@ -63,6 +69,12 @@ pub struct ControlPlane {
     pub(crate) registry: Arc<Registry>,
     /// Last known status of every server.
     pub(crate) cache: Arc<dyn StatusCache>,
+    /// The same cache when replicas share it through the store (PostgreSQL), to flush.
+    pub(crate) shared_cache: Option<Arc<SharedCache>>,
+    /// The replicas on this database, and which agents this one polls.
+    pub(crate) cluster: Arc<Cluster>,
+    /// Where this replica is in a graceful stop.
+    pub(crate) drain: drain::Drain,
     /// The heartbeat poller.
     pub(crate) poller: Poller,
     /// Where servers run.
@@ -106,29 +118,24 @@ pub enum StartError {
     Store(#[from] db::StoreError),
 }
 
-/// A signing key: the configured one, or `<data>/secrets/<name>`, created on first start.
-fn secret_key(config: &ControlConfig, name: &str, configured: Option<&Secret>) -> Result<Secret, StartError> {
+/// A signing key: the configured one, or the one every replica on this database shares (the
+/// first to start stores it; a key an older version kept in `<data>/secrets/<name>.key` becomes
+/// it, so tokens issued before stay valid).
+async fn signing_key(
+    config: &ControlConfig,
+    store: &dyn Store,
+    name: &str,
+    configured: Option<&Secret>,
+) -> Result<Secret, StartError> {
     if let Some(secret) = configured {
         return Ok(secret.clone());
     }
-    let path = config.data_dir.join("secrets").join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(key) if !key.trim().is_empty() => return Ok(Secret::new(key.trim())),
-        _ => {}
-    }
-    let io = |e: std::io::Error| StartError::Io(format!("cannot create {}: {e}", path.display()));
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let key = auth::random_token(32);
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
-        file.write_all(key.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-    }
-    Ok(Secret::new(key))
+    let kept = std::fs::read_to_string(config.data_dir.join("secrets").join(format!("{name}.key")));
+    let candidate = match kept {
+        Ok(key) if !key.trim().is_empty() => key.trim().to_owned(),
+        _ => auth::random_token(32),
+    };
+    Ok(Secret::new(store.signing_key(name, &candidate).await?))
 }
 
 impl ControlPlane {
@@ -143,10 +150,23 @@ impl ControlPlane {
             .data_dir
             .canonicalize()
             .map_err(|e| StartError::Io(format!("cannot resolve {}: {e}", config.data_dir.display())))?;
-        let store: Arc<dyn Store> = db::open(&config.database_url()).await?;
-        let signer = TokenSigner::new(secret_key(&config, "token.key", config.auth.token_secret.as_ref())?);
+        let database_url = config.database_url();
+        let store: Arc<dyn Store> = db::open(&database_url).await?;
+        let signer = TokenSigner::new(
+            signing_key(&config, &*store, "token", config.auth.token_secret.as_ref()).await?,
+        );
+        let ide_signer =
+            TokenSigner::new(signing_key(&config, &*store, "ide", config.ide.token_secret.as_ref()).await?);
+        let cluster = Arc::new(Cluster::new(Arc::clone(&store), config.poller.interval));
+        cluster.beat().await?;
         let registry = Arc::new(Registry::default());
-        let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::default());
+        // Only PostgreSQL is shared by several replicas.
+        let shared_cache =
+            db::is_postgres(database_url.expose()).then(|| Arc::new(SharedCache::new(Arc::clone(&store))));
+        let cache: Arc<dyn StatusCache> = match &shared_cache {
+            Some(shared) => Arc::clone(shared) as Arc<dyn StatusCache>,
+            None => Arc::new(MemoryCache::default()),
+        };
         let metrics = Arc::new(Metrics::new());
         let agent_defaults = config.local_driver.agent_defaults.clone();
         let default: Arc<dyn Driver> = match config.driver {
@@ -180,12 +200,13 @@ impl ControlPlane {
             Arc::clone(&registry),
             Arc::clone(&cache),
             Arc::clone(&metrics),
+            Arc::clone(&cluster),
             config.poller.clone(),
         );
         let templates = Templates::new(Some(config.templates_dir()), store.templates().await?);
         let control = Arc::new(ControlPlane {
             templates,
-            throttle: Throttle::new(config.auth.failed_login_window),
+            throttle: Throttle::new(config.auth.failed_login_window, Arc::clone(&store) as Arc<dyn GuessLog>),
             mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox.log"))),
             tickets: api::TicketBook::new(config.console.ticket_ttl),
             revocations: access::Revocations::default(),
@@ -193,10 +214,10 @@ impl ControlPlane {
             agent_http: RemoteAgent::client(),
             decoy_hash: auth::passwords::hash(&auth::random_token(16)).await,
             artifacts: artifacts::ArtifactStore::new(config.data_dir.join("artifacts")),
-            ide: ide::Ide::new(
-                TokenSigner::new(secret_key(&config, "ide.key", config.ide.token_secret.as_ref())?),
-                &config,
-            ),
+            ide: ide::Ide::new(ide_signer, &config),
+            shared_cache,
+            cluster,
+            drain: drain::Drain::default(),
             config,
             store,
             node,
@@ -214,6 +235,45 @@ impl ControlPlane {
     /// The configuration it runs with.
     pub fn config(&self) -> &ControlConfig {
         &self.config
+    }
+
+    /// Someone's access narrowed or ended: live consoles and IDE sessions look again, on this
+    /// replica now and on the others at their next beat.
+    pub(crate) async fn access_changed(&self) {
+        self.revocations.notify();
+        match self.store.bump_generation(ACCESS).await {
+            Ok(generation) => self.revocations.follow(generation),
+            Err(e) => tracing::error!(error = %e, "cannot tell other replicas that access changed"),
+        }
+    }
+
+    /// One beat: says this replica is alive, learns who else is, and follows what they did
+    /// (access changes, servers created and deleted, work left by replicas that died).
+    async fn beat(self: &Arc<Self>) {
+        let (was_alone, before) = (self.cluster.alone(), self.cluster.live());
+        let live = match self.cluster.beat().await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot beat; polling as before");
+                return;
+            }
+        };
+        if before.iter().any(|replica| !live.contains(replica)) {
+            // A replica stopped: the schedule runs it was in the middle of failed.
+            if let Err(e) = self.store.fail_unfinished_runs(zlh_proto::time::now_ms(), &live).await {
+                tracing::warn!(error = %e, "cannot close the runs of a replica that stopped");
+            }
+        }
+        match self.store.generation(ACCESS).await {
+            Ok(generation) => self.revocations.follow(generation),
+            Err(e) => tracing::warn!(error = %e, "cannot read the access generation"),
+        }
+        // Alone, every server was made here; once more after the last other replica left.
+        if (!self.cluster.alone() || !was_alone)
+            && let Err(e) = provision::follow_others(self, &live).await
+        {
+            tracing::warn!(error = %e, "cannot follow the other replicas' servers");
+        }
     }
 
     /// Creates the first admin when there is no user yet. Returns the credentials it used
@@ -256,10 +316,47 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
     });
     let scheduler = tokio::spawn(schedules::run(Arc::clone(&control)));
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let in_touch = tokio::spawn(keep_in_touch(Arc::clone(&control)));
+    let leaving = Arc::clone(&control);
+    let drained = async move {
+        shutdown.await;
+        leaving.drain.enter(drain::Phase::Leaving);
+        let alone = leaving.cluster.alone();
+        // The others take this replica's agents and work now.
+        leaving.cluster.leave().await;
+        if !alone {
+            tokio::time::sleep(leaving.config.drain_delay).await;
+        }
+        leaving.drain.enter(drain::Phase::Closing);
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(drained).await;
+    let still_open = control.drain.sockets_closed().await;
+    if still_open > 0 {
+        tracing::warn!(still_open, "sockets still open are cut");
+    }
     scheduler.abort();
+    in_touch.abort();
     served?;
     control.poller.shutdown();
+    if let Some(shared) = &control.shared_cache {
+        shared.flush().await;
+    }
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// Beats every [`Cluster::beat_every`] and, when statuses are shared, writes them every
+/// half second, until aborted.
+async fn keep_in_touch(control: Arc<ControlPlane>) {
+    let mut beats = tokio::time::interval(control.cluster.beat_every());
+    let mut flushes = tokio::time::interval(std::time::Duration::from_millis(500));
+    for ticks in [&mut beats, &mut flushes] {
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = beats.tick() => control.beat().await,
+            _ = flushes.tick() => if let Some(shared) = &control.shared_cache { shared.flush().await },
+        }
+    }
 }

@@ -60,6 +60,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     polls: Family<PollLabels, Histogram>,
     agents: Family<StateLabels, Gauge>,
+    polled: Gauge,
     /// Per server, from the usage its agent reported in its last status: no extra call to an
     /// agent or the engine per scrape.
     usage: [(PerServer, Reading); 6],
@@ -93,6 +94,12 @@ impl Metrics {
         );
         let agents = Family::<StateLabels, Gauge>::default();
         registry.register("agents", "Servers by the state their agent last reported", agents.clone());
+        let polled = Gauge::default();
+        registry.register(
+            "servers_polled",
+            "Servers whose agents this replica polls (its share among the live replicas)",
+            polled.clone(),
+        );
         let usage: [(&str, &str, Reading); 6] = [
             ("server_memory_bytes", "Memory a server's container uses, page cache excluded", |u| {
                 u.memory_bytes.map(|b| b as f64)
@@ -114,7 +121,7 @@ impl Metrics {
             registry.register(name, help, family.clone());
             (family, read)
         });
-        Metrics { registry, requests, polls, agents, usage }
+        Metrics { registry, requests, polls, agents, polled, usage }
     }
 
     /// Counts one answered request: `route` is its template (`/api/servers/{id}`), never the
@@ -129,12 +136,15 @@ impl Metrics {
         self.polls.get_or_create(&PollLabels { outcome }).observe(elapsed.as_secs_f64());
     }
 
-    /// The text exposition, after refreshing the agents gauge from `counts`.
+    /// The text exposition, after refreshing the gauges: servers by state (`counts`), their
+    /// `usage`, and how many this replica polls.
     pub fn render(
         &self,
         counts: &std::collections::HashMap<String, u64>,
         usage: &[(i64, ServerUsage)],
+        polled: usize,
     ) -> String {
+        self.polled.set(polled as i64);
         for (family, read) in &self.usage {
             family.clear();
             for (server, used) in usage {

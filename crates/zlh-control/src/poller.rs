@@ -1,9 +1,9 @@
 //! The heartbeat poller: the control plane is the authority on every server's state.
 //!
-//! Each tracked server gets a task that polls its agent's `/health`, `/ready` and `/status`
-//! every `interval` (random phase, ±10 % jitter so 10,000 agents do not all fire
-//! at once), with a global cap on polls in flight. Results go to the [`StatusCache`]. After
-//! `revive_after_failures` failed polls in a row the driver is asked to revive the agent.
+//! Each tracked server gets a task that, while this replica owns it (see [`Cluster`]), polls
+//! its agent's `/health`, `/ready` and `/status` every `interval` (random phase, ±10 % jitter
+//! so 10,000 agents do not all fire at once), with a global cap on polls in flight. Results go to the [`StatusCache`]. After
+//! every `revive_after_failures` failed polls in a row the driver is asked to revive the agent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,14 +13,15 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 
 use crate::cache::StatusCache;
-
-/// How often a server is polled while a power action settles, and for how long at most.
-const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-const FOLLOW_FOR: Duration = Duration::from_secs(120);
+use crate::cluster::Cluster;
 use crate::config::PollerConfig;
 use crate::drivers::Driver;
 use crate::metrics::Metrics;
 use crate::registry::{Agent, AgentError, Registry};
+
+/// How often a server is polled while a power action settles, and for how long at most.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+const FOLLOW_FOR: Duration = Duration::from_secs(120);
 
 /// Tracks servers and keeps their cached status fresh. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -33,6 +34,7 @@ struct Inner {
     registry: Arc<Registry>,
     cache: Arc<dyn StatusCache>,
     metrics: Arc<Metrics>,
+    cluster: Arc<Cluster>,
     config: PollerConfig,
     in_flight: Semaphore,
     tasks: Mutex<HashMap<i64, AbortHandle>>,
@@ -44,6 +46,7 @@ impl Poller {
         registry: Arc<Registry>,
         cache: Arc<dyn StatusCache>,
         metrics: Arc<Metrics>,
+        cluster: Arc<Cluster>,
         config: PollerConfig,
     ) -> Poller {
         let in_flight = Semaphore::new(config.max_in_flight);
@@ -52,6 +55,7 @@ impl Poller {
                 registry,
                 cache,
                 metrics,
+                cluster,
                 config,
                 in_flight,
                 tasks: Mutex::new(HashMap::new()),
@@ -118,16 +122,23 @@ impl Inner {
     }
 
     async fn poll_forever(self: Arc<Self>, server_id: i64, driver: Arc<dyn Driver>) {
+        let mut changes = self.cluster.changes();
         tokio::time::sleep(self.jittered(fastrand::f64())).await;
         loop {
-            if self.poll_once(server_id).await == Some(self.config.revive_after_failures) {
+            if !self.cluster.owns(server_id) {
+                // Another replica polls it; look again when who polls what changes.
+                changes.changed().await;
+                tokio::time::sleep(self.jittered(0.05 * fastrand::f64())).await;
+                continue;
+            }
+            let failures = self.poll_once(server_id).await;
+            // Asked again every `revive_after_failures` failures: one revive that failed (an
+            // engine restarting, a name not yet released) must not leave the server down.
+            if failures.is_some_and(|n| n % self.config.revive_after_failures.max(1) == 0) {
                 tracing::warn!(server_id, "agent unreachable; asking the driver to revive it");
-                let driver = Arc::clone(&driver);
-                tokio::spawn(async move {
-                    if let Err(e) = driver.revive(server_id).await {
-                        tracing::error!(server_id, error = %e, "reviving the agent failed");
-                    }
-                });
+                if let Err(e) = driver.revive(server_id).await {
+                    tracing::error!(server_id, error = %e, "reviving the agent failed");
+                }
             }
             tokio::time::sleep(self.jittered(0.9 + 0.2 * fastrand::f64())).await;
         }

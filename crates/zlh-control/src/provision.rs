@@ -109,6 +109,7 @@ pub(crate) async fn create(
         driver: control.drivers.default.name().to_owned(),
         node_id: Some(control.node.id),
         limits: control.drivers.default.enforces_limits().then_some(limits),
+        replica: control.cluster.id().to_owned(),
     };
     // Customers have a limit; admins do not.
     let limit = (owner.role != Role::Admin).then_some(control.config.provisioning.max_servers_per_user);
@@ -299,6 +300,8 @@ pub(crate) async fn change_limits(
 
 /// Stops a server gracefully and removes it.
 pub(crate) async fn delete(control: &Arc<ControlPlane>, id: i64) -> Result<(), ProvisionError> {
+    // This replica finishes it; another takes it over only if this one dies.
+    control.store.claim_server(id, control.cluster.id(), &[]).await?;
     control.store.set_lifecycle(id, Lifecycle::Deleting).await?;
     tracing::info!(server_id = id, "deleting");
     let task = tokio::spawn(finish_delete(Arc::clone(control), id));
@@ -321,42 +324,82 @@ async fn finish_delete(control: Arc<ControlPlane>, id: i64) -> Result<(), Provis
 }
 
 /// At start-up: adopts every ready server (reviving agents that are gone), and finishes what a
-/// previous control plane left half done (provisioning is undone, deleting is completed).
+/// replica that is gone left half done (provisioning is undone, deleting is completed).
 pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), StoreError> {
-    for server in control.store.servers(None).await? {
+    let servers = control.store.servers(None).await?;
+    for server in servers.iter().filter(|s| s.lifecycle == Lifecycle::Ready) {
         let id = server.id;
-        match server.lifecycle {
-            Lifecycle::Ready => {
-                if server.install == Some(zlh_proto::api::InstallState::Installing) {
-                    let why = "the control plane restarted while it ran; retry it";
-                    control
-                        .store
-                        .set_install(id, Some(zlh_proto::api::InstallState::Failed), Some(why))
-                        .await?;
-                }
-                let driver = control.drivers.by_name(&server.driver);
-                let agent = Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret));
-                control.registry.insert(id, agent);
-                control.poller.track(id, Arc::clone(&driver));
-                tokio::spawn(async move {
-                    match driver.revive(id).await {
-                        Ok(true) => tracing::info!(server_id = id, "agent was not running; started it"),
-                        Ok(false) => tracing::info!(server_id = id, "adopted the running agent"),
-                        Err(e) => tracing::error!(server_id = id, error = %e, "cannot adopt the agent"),
-                    }
-                });
+        // Another live replica may be running this install; alone, nobody is.
+        if control.cluster.alone() && server.install == Some(zlh_proto::api::InstallState::Installing) {
+            let why = "the control plane restarted while it ran; retry it";
+            control.store.set_install(id, Some(zlh_proto::api::InstallState::Failed), Some(why)).await?;
+        }
+        let driver = track(control, server);
+        tokio::spawn(async move {
+            match driver.revive(id).await {
+                Ok(true) => tracing::info!(server_id = id, "agent was not running; started it"),
+                Ok(false) => tracing::info!(server_id = id, "adopted the running agent"),
+                Err(e) => tracing::error!(server_id = id, error = %e, "cannot adopt the agent"),
             }
-            Lifecycle::Provisioning => {
-                tracing::warn!(server_id = id, "undoing a creation the last control plane did not finish");
-                remove(control, id).await;
-            }
-            Lifecycle::Deleting => {
-                tracing::warn!(server_id = id, "finishing a delete the last control plane did not finish");
-                tokio::spawn(finish_delete(Arc::clone(control), id));
+        });
+    }
+    take_orphans(control, &servers, &control.cluster.live()).await;
+    Ok(())
+}
+
+/// Registers a ready server's agent and polls it (while this replica owns it); its driver.
+fn track(control: &ControlPlane, server: &Server) -> Arc<dyn crate::drivers::Driver> {
+    let driver = control.drivers.by_name(&server.driver);
+    control
+        .registry
+        .insert(server.id, Arc::new(control.remote_agent(&server.agent_url, &server.agent_secret)));
+    control.poller.track(server.id, Arc::clone(&driver));
+    driver
+}
+
+/// At each beat while other replicas are alive (and once after the last one left): follows the
+/// servers they created and deleted, and takes over the creations and deletions of replicas
+/// that are gone.
+pub(crate) async fn follow_others(control: &Arc<ControlPlane>, live: &[String]) -> Result<(), StoreError> {
+    // The registry is read before the store, so a server created here meanwhile is in both.
+    let known = control.registry.ids();
+    let servers = control.store.servers(None).await?;
+    let ready: std::collections::HashSet<i64> =
+        servers.iter().filter(|s| s.lifecycle == Lifecycle::Ready).map(|s| s.id).collect();
+    for server in servers.iter().filter(|s| ready.contains(&s.id) && control.registry.get(s.id).is_none()) {
+        track(control, server);
+    }
+    let creating: std::collections::HashSet<i64> =
+        servers.iter().filter(|s| s.lifecycle == Lifecycle::Provisioning).map(|s| s.id).collect();
+    for id in known.into_iter().filter(|id| !ready.contains(id) && !creating.contains(id)) {
+        control.poller.untrack(id).await;
+        control.registry.remove(id);
+    }
+    take_orphans(control, &servers, live).await;
+    Ok(())
+}
+
+/// Creations and deletions whose replica is not in `live` (it died): undone and finished here,
+/// each by the one replica that claims it.
+async fn take_orphans(control: &Arc<ControlPlane>, servers: &[Server], live: &[String]) {
+    for server in servers.iter().filter(|s| s.lifecycle != Lifecycle::Ready) {
+        let id = server.id;
+        match control.store.claim_server(id, control.cluster.id(), live).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(server_id = id, error = %e, "cannot claim an unfinished server; trying again later");
+                continue;
             }
         }
+        if server.lifecycle == Lifecycle::Provisioning {
+            tracing::warn!(server_id = id, "undoing a creation a stopped control plane did not finish");
+            remove(control, id).await;
+        } else {
+            tracing::warn!(server_id = id, "finishing a delete a stopped control plane did not finish");
+            tokio::spawn(finish_delete(Arc::clone(control), id));
+        }
     }
-    Ok(())
 }
 
 /// A server whose agent someone else runs (the `external` driver).
@@ -390,6 +433,7 @@ pub async fn record_external(
         driver: "external".into(),
         node_id: None,
         limits: None,
+        replica: String::new(),
     };
     let row = store.insert_server(new, None, now_ms()).await?;
     store.set_agent(row.id, &server.endpoint).await?;

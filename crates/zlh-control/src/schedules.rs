@@ -109,7 +109,7 @@ pub fn next_after(request: &ScheduleRequest, after_ms: i64) -> Option<i64> {
 
 /// Runs schedules as they fall due, until the process ends.
 pub async fn run(control: Arc<ControlPlane>) {
-    if let Err(e) = control.store.fail_unfinished_runs(now_ms()).await {
+    if let Err(e) = control.store.fail_unfinished_runs(now_ms(), &control.cluster.live()).await {
         tracing::warn!(error = %e, "could not close the runs a stopped control plane left");
     }
     loop {
@@ -143,7 +143,10 @@ async fn tick(control: &Arc<ControlPlane>) -> Result<Option<i64>, StoreError> {
                 "fell due at {} while the control plane was down, longer ago than [schedules] catch_up allows",
                 format_ms(due_at)
             );
-            control.store.record_run(schedule.id, due_at, RunOutcome::Missed, &detail).await?;
+            control
+                .store
+                .record_run(schedule.id, due_at, RunOutcome::Missed, &detail, control.cluster.id())
+                .await?;
             continue;
         }
         let note = (late > ON_TIME_MS).then(|| format!("ran {} s late", late / 1000));
@@ -161,12 +164,18 @@ pub async fn start(
     let now = now_ms();
     if !control.scheduler.claim(schedule.id) {
         let detail = "its previous run was still going";
-        control.store.record_run(schedule.id, now, RunOutcome::Skipped, detail).await?;
+        control.store.record_run(schedule.id, now, RunOutcome::Skipped, detail, control.cluster.id()).await?;
         return Ok(());
     }
     let run_id = match control
         .store
-        .record_run(schedule.id, now, RunOutcome::Running, note.as_deref().unwrap_or(""))
+        .record_run(
+            schedule.id,
+            now,
+            RunOutcome::Running,
+            note.as_deref().unwrap_or(""),
+            control.cluster.id(),
+        )
         .await
     {
         Ok(id) => id,

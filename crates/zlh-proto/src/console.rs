@@ -19,6 +19,10 @@ pub const OUTPUT_HEADER_LEN: usize = 8;
 /// The close code of a console whose session ended (sign-out, password change, suspension).
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
 
+/// The close code of a console whose control plane stops (a rolling restart): reconnect at
+/// once, resuming with `?since=`; the load balancer sends the new socket to another replica.
+pub const CLOSE_RESTARTING: u16 = 1012;
+
 /// The largest message a viewer may send (keystrokes, a pasted block, a resize); a larger one
 /// ends that viewer's connection, and only its own.
 pub const MAX_VIEWER_MESSAGE: usize = 64 * 1024;

@@ -22,6 +22,8 @@ pub struct ConsoleClient {
     pub received: Vec<u8>,
     /// Every control event received after the hello.
     pub events: Vec<Value>,
+    /// The close code, once the server closed the console.
+    pub close_code: Option<u16>,
 }
 
 impl ConsoleClient {
@@ -81,7 +83,14 @@ impl ConsoleClient {
         };
         assert_eq!(hello["type"], "hello", "{hello}");
         let next_offset = hello["resumeFrom"].as_u64().expect("resumeFrom");
-        ConsoleClient { socket, hello, next_offset, received: Vec::new(), events: Vec::new() }
+        ConsoleClient {
+            socket,
+            hello,
+            next_offset,
+            received: Vec::new(),
+            events: Vec::new(),
+            close_code: None,
+        }
     }
 
     /// Reads one frame; output is appended to `received` after checking that it starts exactly
@@ -137,7 +146,10 @@ impl ConsoleClient {
                 }
                 self.events.push(event);
             }
-            Message::Close(_) => return None,
+            Message::Close(close) => {
+                self.close_code = close.map(|c| u16::from(c.code));
+                return None;
+            }
             _ => {}
         }
         Some(())

@@ -39,6 +39,8 @@ pub struct ControlSpec {
     pub docker_endpoint: Option<String>,
     /// Further keys of the `[node]` section (`memory_mb = 512`).
     pub node_toml: String,
+    /// How long a stopping replica answers after `/health` turned 503 (`drain_delay`).
+    pub drain_delay: Option<String>,
 }
 
 impl Default for ControlSpec {
@@ -58,6 +60,7 @@ impl Default for ControlSpec {
             driver: "local",
             docker_endpoint: None,
             node_toml: String::new(),
+            drain_delay: None,
         }
     }
 }
@@ -136,8 +139,9 @@ impl TestControlPlane {
         }
         let database =
             spec.database_url.as_ref().map(|url| format!("database_url = \"{url}\"\n")).unwrap_or_default();
+        let drain = spec.drain_delay.as_ref().map(|d| format!("drain_delay = \"{d}\"\n")).unwrap_or_default();
         let config = format!(
-            "{database}driver = \"{driver}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
+            "{database}{drain}driver = \"{driver}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {data}\n\n[auth]\nallow_registration = {registration}\n\
              access_token_ttl = \"{ttl}\"\nmax_failed_logins = {max}\nregistrations_per_address = {registrations}\n\n[poller]\ninterval = \"{interval}\"\ntimeout = \"{timeout}\"\n\n\
              [provisioning]\ntimeout = \"{provision}\"\nmax_servers_per_user = {servers}\n\n{defaults}\n{node}\n{extra}",
             data = serde_json::to_string(&data.path().display().to_string()).expect("json"),
@@ -221,20 +225,34 @@ impl TestControlPlane {
 
     /// Runs `zlh <args> --config <this control plane's config>` with `stdin`; returns stdout.
     pub fn cli(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.cli_with(args, stdin, &[]);
+        assert!(output.status.success(), "zlh {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// [`TestControlPlane::cli`] with environment variables, whether it succeeds or not.
+    pub fn cli_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
         use std::io::Write;
         let mut child = Command::new(&self.zlh)
             .args(args)
             .arg("--config")
             .arg(&self.config_path)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn zlh");
         child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        let output = child.wait_with_output().expect("zlh");
-        assert!(output.status.success(), "zlh {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        child.wait_with_output().expect("zlh")
+    }
+
+    /// Points the configuration at another database (for the next launch).
+    pub fn use_database(&self, url: &str) {
+        let config = std::fs::read_to_string(&self.config_path).expect("config");
+        let kept: String =
+            config.lines().filter(|l| !l.starts_with("database_url")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&self.config_path, format!("database_url = \"{url}\"\n{kept}")).expect("write config");
     }
 
     /// Runs `zlh admin <args>` on this data directory, with `stdin`; returns stdout.
@@ -252,8 +270,20 @@ impl TestControlPlane {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_at(&self.url, method, path, token, body).await
+    }
+
+    /// [`TestControlPlane::call`] to another address (a replica, a load balancer).
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method: reqwest::Method = method.parse().expect("method");
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -398,15 +428,53 @@ impl TestControlPlane {
 
     /// Opens a server's console through the API, with a fresh ticket.
     pub async fn console(&self, user: &ApiUser, server_id: i64, since: Option<u64>) -> ConsoleClient {
-        let (status, ticket) = self.console_ticket(user, server_id).await;
+        self.console_at(&self.url, user, server_id, since).await
+    }
+
+    /// [`TestControlPlane::console`] through another address (a replica, a load balancer).
+    pub async fn console_at(
+        &self,
+        base: &str,
+        user: &ApiUser,
+        server_id: i64,
+        since: Option<u64>,
+    ) -> ConsoleClient {
+        let path = format!("/api/servers/{server_id}/console/ticket");
+        let (status, ticket) = self.call_at(base, "POST", &path, Some(&user.access_token), None).await;
         assert_eq!(status, 200, "{ticket}");
         let ticket = ticket["ticket"].as_str().expect("ticket");
         let mut url =
-            format!("{}/api/servers/{server_id}/console?ticket={ticket}", self.url.replacen("http", "ws", 1));
+            format!("{}/api/servers/{server_id}/console?ticket={ticket}", base.replacen("http", "ws", 1));
         if let Some(since) = since {
             url.push_str(&format!("&since={since}"));
         }
+        // From the portal, wherever the socket goes.
         ConsoleClient::open(&url, &[("Origin", self.url.as_str())]).await.expect("console through the API")
+    }
+
+    /// Starts another replica on this control plane's configuration and data directory (so
+    /// on its database), listening on `listen` and telling clients `public_url` (the load
+    /// balancer's); returns once it listens.
+    pub async fn start_replica(&self, listen: &str, public_url: &str) -> Replica {
+        let config = std::fs::read_to_string(&self.config_path).expect("config");
+        let config = config.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{listen}\"\npublic_url = \"{public_url}\""),
+            1,
+        );
+        let path = self.data.path().join(format!("replica-{}.toml", crate::random_hex(4)));
+        std::fs::write(&path, config).expect("write replica config");
+        let mut command = Command::new(&self.zlh);
+        command.args(["serve", "--config"]).arg(&path).env("ZLH_LOG", "info");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (child, address) = procs::spawn_listening(
+            command,
+            "control plane listening",
+            Arc::clone(&logs),
+            Duration::from_secs(30),
+        )
+        .await;
+        Replica { child: Some(child), url: format!("http://{address}"), logs }
     }
 
     /// The pids of agents, holders and games under this data directory.
@@ -438,5 +506,52 @@ impl Drop for TestControlPlane {
             crate::docker::remove_node(&self.node);
             crate::docker::unmount_under(self.data.path());
         }
+    }
+}
+
+/// Another `zlh serve` on a control plane's database. Dropping it kills it.
+#[derive(Debug)]
+pub struct Replica {
+    child: Option<Child>,
+    /// `http://<its address>`.
+    pub url: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Replica {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then waits until it has exited (its graceful stop), letting other tasks run.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            procs::signal(child.id(), rustix::process::Signal::TERM);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                assert!(tokio::time::Instant::now() < deadline, "the replica did not exit within 30 s");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// SIGKILL: gone at once, saying nothing.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every log line it printed.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod artifacts;
+pub mod balancer;
 pub mod browser;
 pub mod console;
 pub mod control;
@@ -17,8 +18,9 @@ pub mod wait;
 
 pub use agent::{AgentSpec, TestAgent};
 pub use artifacts::{ArtifactStore, Delivery};
+pub use balancer::LoadBalancer;
 pub use console::ConsoleClient;
-pub use control::{ApiUser, ControlSpec, TestControlPlane};
+pub use control::{ApiUser, ControlSpec, Replica, TestControlPlane};
 pub use ports::PortRange;
 pub use upstream::EchoUpstream;
 pub use wait::eventually;

@@ -279,25 +279,42 @@ pub async fn permissions(
 
 /// Tells live connections that someone's access changed (an invitation ended or was narrowed,
 /// an account suspended or removed), so that they ask [`server`] again at once.
+///
+/// Other replicas learn of a change through the store's `access` generation, which each one
+/// follows at its beat ([`Revocations::follow`]).
 #[derive(Debug)]
-pub struct Revocations(tokio::sync::watch::Sender<u64>);
+pub struct Revocations {
+    local: tokio::sync::watch::Sender<u64>,
+    /// The store's `access` generation as last followed.
+    followed: std::sync::atomic::AtomicI64,
+}
 
 impl Default for Revocations {
     fn default() -> Self {
-        Revocations(tokio::sync::watch::channel(0).0)
+        Revocations {
+            local: tokio::sync::watch::channel(0).0,
+            followed: std::sync::atomic::AtomicI64::new(0),
+        }
     }
 }
 
 impl Revocations {
-    /// Access changed somewhere.
+    /// Access changed (here, or on another replica).
     pub fn notify(&self) {
-        self.0.send_modify(|generation| *generation += 1);
+        self.local.send_modify(|generation| *generation += 1);
+    }
+
+    /// The store's `access` generation is `generation`: wakes live connections if it moved.
+    pub fn follow(&self, generation: i64) {
+        if self.followed.swap(generation, std::sync::atomic::Ordering::Relaxed) != generation {
+            self.notify();
+        }
     }
 
     /// Waits for the next change (or [`SESSION_CHECK`], whichever comes first: sessions end
     /// without telling), for a live connection's loop.
     pub fn watch(&self) -> RevocationWatch {
-        RevocationWatch(self.0.subscribe())
+        RevocationWatch(self.local.subscribe())
     }
 }
 

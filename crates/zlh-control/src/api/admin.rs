@@ -49,7 +49,7 @@ async fn set_suspended(
     }
     control.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     control.store.set_suspended(id, suspend.then(now_ms)).await?;
-    control.revocations.notify();
+    control.access_changed().await;
     tracing::info!(user_id = id, admin_id = admin.0.id, suspend, "account suspension changed");
     let action = if suspend { "account_suspended" } else { "account_unsuspended" };
     crate::activity::Event::by(admin, action).on_account(id).record(control).await;
@@ -132,7 +132,7 @@ pub(super) async fn change_role(
 ) -> Result<Json<UserView>, ApiError> {
     let user = someone_else(&control, &admin, &id).await?;
     control.store.set_role(user.id, request.role).await?;
-    control.revocations.notify();
+    control.access_changed().await;
     Event::by(&admin, "role_changed")
         .on_account(user.id)
         .detail(request.role.as_str().to_owned())
@@ -159,7 +159,7 @@ pub(super) async fn delete_user(
         ));
     }
     control.store.delete_user(user.id).await?;
-    control.revocations.notify();
+    control.access_changed().await;
     tracing::info!(user_id = user.id, admin_id = admin.0.id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
 }

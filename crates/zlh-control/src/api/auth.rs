@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -144,15 +144,15 @@ pub(super) async fn register(
     let key = format!("register:{}", client.ip());
     let rule =
         Rule { free: control.config.auth.registrations_per_address, max_delay: Duration::from_secs(3600) };
-    let now = Instant::now();
-    if let Err(wait) = control.throttle.check(&key, rule, now) {
+    let now = now_ms();
+    if let Err(wait) = control.throttle.check(&key, rule, now).await {
         return Err(throttled("new accounts from this address", wait));
     }
     let email = normalize_email(&credentials.email)?;
     check_password(&credentials.password, &[&email])?;
     // Hashed either way, so the answer takes as long whether or not the address has an account.
     let hash = passwords::hash(&credentials.password).await;
-    control.throttle.record(&key, now);
+    control.throttle.record(&key, now).await;
     match control.store.create_user(&email, &hash, Role::User, false, now_ms()).await {
         Ok(user) => {
             tracing::info!(user_id = user.id, "account created; its address is not verified yet");
@@ -273,9 +273,9 @@ pub(super) async fn login(
         (format!("client:{}", client.ip()), Rule { free: free * 10, max_delay: Duration::from_secs(60) }),
         (format!("email:{email}"), Rule { free: free * 10, max_delay: Duration::from_secs(5) }),
     ];
-    let now = Instant::now();
+    let now = now_ms();
     for (key, rule) in &keys {
-        if let Err(retry_after) = control.throttle.check(key, *rule, now) {
+        if let Err(retry_after) = control.throttle.check(key, *rule, now).await {
             tracing::warn!(client = %client.ip(), "sign-in slowed: failed guesses");
             return rate_limited(retry_after);
         }
@@ -291,7 +291,7 @@ pub(super) async fn login(
     let known = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| matches) else {
         for (key, _) in &keys {
-            control.throttle.record(key, now);
+            control.throttle.record(key, now).await;
         }
         tracing::info!(client = %client.ip(), "sign-in failed");
         if let Some(user_id) = known {
@@ -308,8 +308,8 @@ pub(super) async fn login(
         // every few minutes.
         let key = format!("verify:{}", user.id);
         let rule = Rule { free: 1, max_delay: Duration::from_secs(300) };
-        if control.throttle.check(&key, rule, now).is_ok() {
-            control.throttle.record(&key, now);
+        if control.throttle.check(&key, rule, now).await.is_ok() {
+            control.throttle.record(&key, now).await;
             if let Err(e) = send_verification(&control, &user).await {
                 return e.into_response();
             }
@@ -329,7 +329,7 @@ pub(super) async fn login(
             Ok(Some(used)) => Event::of_account(user.id, client.ip(), used).record(&control).await,
             Ok(None) => {
                 for (key, _) in &keys {
-                    control.throttle.record(key, now);
+                    control.throttle.record(key, now).await;
                 }
                 Event::of_account(user.id, client.ip(), "sign_in_failed")
                     .detail("wrong two-factor code")
@@ -345,7 +345,7 @@ pub(super) async fn login(
         }
     }
     // Only a whole sign-in (password and second factor) forgives this pair's failures.
-    control.throttle.clear(&keys[0].0);
+    control.throttle.clear(&keys[0].0).await;
     tracing::info!(user_id = user.id, "signed in");
     Event::of_account(user.id, client.ip(), "sign_in").record(&control).await;
     match issue_session(&control, &user).await {
@@ -491,15 +491,15 @@ pub(super) async fn confirm_password(
 ) -> Result<(), ApiError> {
     let key = format!("current-password:{}", user.0.id);
     let rule = Rule { free: control.config.auth.max_failed_logins, max_delay: Duration::from_secs(60) };
-    let now = Instant::now();
-    if let Err(wait) = control.throttle.check(&key, rule, now) {
+    let now = now_ms();
+    if let Err(wait) = control.throttle.check(&key, rule, now).await {
         return Err(throttled("wrong passwords", wait));
     }
     if !passwords::verify(password, &user.0.password_hash).await {
-        control.throttle.record(&key, now);
+        control.throttle.record(&key, now).await;
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
-    control.throttle.clear(&key);
+    control.throttle.clear(&key).await;
     Ok(())
 }
 
@@ -533,12 +533,12 @@ pub(super) async fn request_reset(
 ) -> Result<StatusCode, ApiError> {
     let email = normalize_email(&request.email)?;
     let key = format!("reset:{email}");
-    let now = Instant::now();
+    let now = now_ms();
     let rule = Rule { free: control.config.auth.max_failed_logins, max_delay: Duration::from_secs(600) };
-    if control.throttle.check(&key, rule, now).is_err() {
+    if control.throttle.check(&key, rule, now).await.is_err() {
         return Ok(StatusCode::ACCEPTED);
     }
-    control.throttle.record(&key, now);
+    control.throttle.record(&key, now).await;
     let Some(user) = control.store.user_by_email(&email).await? else {
         return Ok(StatusCode::ACCEPTED);
     };

@@ -234,7 +234,7 @@ async fn open(
 
 /// Copies frames both ways until either side closes, or the session that opened the console
 /// ends (sign-out, password change, suspension) or its account loses the console permission
-/// (close code `CLOSE_SESSION_ENDED`). A slow
+/// (close code `CLOSE_SESSION_ENDED`), or this replica stops (`CLOSE_RESTARTING`). A slow
 /// browser slows only its own relay (and then the agent drops it like any stalled viewer).
 async fn relay(
     control: Arc<ControlPlane>,
@@ -244,10 +244,18 @@ async fn relay(
 ) {
     let (mut browser_sink, mut browser_stream) = socket.split();
     let mut revocations = control.revocations.watch();
+    let mut open = control.drain.socket();
     let need = Need::To(Permission::Console);
     let mut close = None;
     loop {
         tokio::select! {
+            () = open.closing() => {
+                close = Some(axum::extract::ws::CloseFrame {
+                    code: zlh_proto::console::CLOSE_RESTARTING,
+                    reason: "this control plane is restarting; reconnect".into(),
+                });
+                break;
+            }
             announced = revocations.changed() => {
                 let (session, user, server) = (&ticket.session, ticket.user_id, ticket.server_id);
                 if !access::still_allowed(&control, session, user, server, need, announced).await {

@@ -99,7 +99,7 @@ pub(super) async fn change(
     if !control.store.change_member(id, member_id, &permissions).await? {
         return Err(ApiError::not_found("member"));
     }
-    control.revocations.notify();
+    control.access_changed().await;
     let changed = member(&control, id, member_id).await?;
     Event::by(&user, "member_changed")
         .on(&server)
@@ -128,7 +128,7 @@ pub(super) async fn remove(
         access::server(&control, &user.0, id, MANAGE).await?;
     }
     control.store.remove_member(id, member_id).await?;
-    control.revocations.notify();
+    control.access_changed().await;
     Event::by(&user, "member_removed").on(&server).detail(invited.email).record(&control).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use zlh_http::ApiError;
 use zlh_proto::api::{ServerStatus, ServerView, UserView};
@@ -143,8 +144,14 @@ async fn artifact(
     Ok(response)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// `GET /health`: 200 while this replica takes requests, 503 once it is stopping (so a load
+/// balancer sends new ones elsewhere).
+async fn health(State(control): State<Arc<ControlPlane>>) -> (StatusCode, Json<serde_json::Value>) {
+    let (status, word) = match control.drain.phase() {
+        crate::drain::Phase::Serving => (StatusCode::OK, "ok"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+    };
+    (status, Json(serde_json::json!({ "status": word, "version": env!("CARGO_PKG_VERSION") })))
 }
 
 /// `GET /metrics`, for a scraper with the configured token; without one configured, there is
@@ -171,7 +178,8 @@ async fn metrics(
     }
     let counts = control.cache.count_by_state().await;
     let usage = control.cache.usage().await;
-    Ok(control.metrics.render(&counts, &usage))
+    let polled = control.registry.ids().into_iter().filter(|id| control.cluster.owns(*id)).count();
+    Ok(control.metrics.render(&counts, &usage, polled))
 }
 
 fn user_view(user: &User) -> UserView {

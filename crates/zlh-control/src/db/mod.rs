@@ -10,6 +10,7 @@ mod rows;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 use async_trait::async_trait;
 use zlh_proto::Secret;
@@ -24,11 +25,16 @@ pub const KEPT_RUNS: i64 = 20;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// Whether a database URL names PostgreSQL.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// The store a database URL names: PostgreSQL for `postgres://` and `postgresql://`, SQLite
 /// otherwise; migrated to this version either way.
 pub async fn open(url: &Secret) -> StoreResult<std::sync::Arc<dyn Store>> {
     let url = url.expose();
-    Ok(if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    Ok(if is_postgres(url) {
         std::sync::Arc::new(PgStore::open(url).await?)
     } else {
         std::sync::Arc::new(SqliteStore::open(url).await?)
@@ -180,6 +186,8 @@ pub struct NewServer {
     pub node_id: Option<i64>,
     /// What it may use, when its driver enforces limits.
     pub limits: Option<ResourceLimits>,
+    /// The replica creating it (another takes the creation over if it dies).
+    pub replica: String,
 }
 
 /// A machine servers run on, with the range its game ports come from.
@@ -270,6 +278,13 @@ pub enum StoreError {
     Database(String),
 }
 
+impl From<sqlx::Error> for crate::auth::rate_limit::LogUnavailable {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(error = %error, "the log of failed guesses is unavailable");
+        crate::auth::rate_limit::LogUnavailable
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> StoreError {
         match &error {
@@ -284,7 +299,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the control plane keeps.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: crate::auth::rate_limit::GuessLog + Send + Sync + std::fmt::Debug {
     /// Creates a user, its address verified already (an operator made it) or not (it registered);
     /// `Conflict` if the email is taken.
     async fn create_user(
@@ -468,6 +483,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         started_at_ms: i64,
         outcome: RunOutcome,
         detail: &str,
+        replica: &str,
     ) -> StoreResult<i64>;
     /// Records how a run ended.
     async fn finish_run(
@@ -477,8 +493,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         outcome: RunOutcome,
         detail: &str,
     ) -> StoreResult<()>;
-    /// Runs left `running` by a control plane that stopped: failed, saying so.
-    async fn fail_unfinished_runs(&self, now_ms: i64) -> StoreResult<()>;
+    /// Runs left `running` by a replica that is not in `live` (it stopped): failed, saying so.
+    async fn fail_unfinished_runs(&self, now_ms: i64, live: &[String]) -> StoreResult<()>;
     /// A schedule's latest runs, newest first.
     async fn schedule_runs(&self, schedule_id: i64) -> StoreResult<Vec<ScheduleRunView>>;
     /// Removes a server row.
@@ -554,4 +570,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Vec<PortView>>;
     /// The ports of each of these servers that has any.
     async fn ports(&self, server_ids: &[i64]) -> StoreResult<std::collections::HashMap<i64, ServerPorts>>;
+
+    // What the replicas on one database share (see `cluster`).
+
+    /// The signing key stored as `name`, storing `candidate` when there is none yet: the first
+    /// control plane to start chooses it for every replica.
+    async fn signing_key(&self, name: &str, candidate: &str) -> StoreResult<String>;
+    /// Records that `replica` (which joined at `joined_at_ms`) is alive, forgets replicas
+    /// silent since before `dead_before_ms`, and returns the live ones: id and when it joined.
+    async fn beat(
+        &self,
+        replica: &str,
+        joined_at_ms: i64,
+        now_ms: i64,
+        dead_before_ms: i64,
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// Forgets a replica that stops.
+    async fn leave(&self, replica: &str) -> StoreResult<()>;
+    /// Stores servers' statuses: (server id, status as JSON, when it was recorded); an older
+    /// status never replaces a newer one.
+    async fn put_statuses(&self, statuses: &[(i64, String, i64)]) -> StoreResult<()>;
+    /// The stored statuses of these servers: id → (status as JSON, when it was recorded).
+    async fn statuses(
+        &self,
+        server_ids: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, (String, i64)>>;
+    /// Adds one to a named counter; its new value.
+    async fn bump_generation(&self, name: &str) -> StoreResult<i64>;
+    /// A named counter (0 until first bumped).
+    async fn generation(&self, name: &str) -> StoreResult<i64>;
+    /// Makes `replica` the one finishing a server's creation or deletion unless a replica in
+    /// `live` is (pass none to take it); whether it now is.
+    async fn claim_server(&self, server_id: i64, replica: &str, live: &[String]) -> StoreResult<bool>;
 }

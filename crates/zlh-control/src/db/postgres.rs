@@ -13,6 +13,8 @@ use zlh_proto::api::{
     ResourceLimits, Role, RunOutcome, ScheduleRequest, ScheduleRunView, ServerKind,
 };
 
+use crate::auth::rate_limit::{GuessLog, LogUnavailable};
+
 use super::rows::{
     lifecycle, lifecycle_name, permission_list, permissions_from, protocol, protocol_name, role,
 };
@@ -43,6 +45,11 @@ impl PgStore {
             .await?;
         MIGRATIONS.run(&pool).await.map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(PgStore { pool })
+    }
+
+    /// The connection pool, for copying a host between databases.
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 }
 
@@ -507,7 +514,7 @@ impl Store for PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CREATING_SERVERS).execute(&mut *tx).await?;
         let row = sqlx::query(
             "INSERT INTO servers (owner_id, name, kind, template, runtime, runtime_version, enable_code_server, \
-             lifecycle, driver, node_id, limits, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, 'provisioning', $8, $9, $10, $11 \
+             lifecycle, driver, node_id, limits, created_at, replica) SELECT $1, $2, $3, $4, $5, $6, $7, 'provisioning', $8, $9, $10, $11, $15 \
              WHERE (SELECT COUNT(*) FROM servers WHERE owner_id = $1) < $12 \
              AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = $9 AND ( \
                (n.memory_mb > 0 AND $13 + (SELECT COALESCE(SUM((s.limits::jsonb ->> 'memoryMb')::bigint), 0) \
@@ -530,6 +537,7 @@ impl Store for PgStore {
         .bind(limit.map_or(i64::MAX, i64::from))
         .bind(server.limits.map_or(0, |l| i64::from(l.memory_mb)))
         .bind(server.limits.map_or(0, |l| i64::from(l.disk_mb)))
+        .bind(&server.replica)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -818,15 +826,17 @@ impl Store for PgStore {
         started_at_ms: i64,
         outcome: RunOutcome,
         detail: &str,
+        replica: &str,
     ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO schedule_runs (schedule_id, started_at, outcome, detail) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO schedule_runs (schedule_id, started_at, outcome, detail, replica) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(schedule_id)
         .bind(started_at_ms)
         .bind(outcome.as_str())
         .bind(detail)
+        .bind(replica)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
@@ -859,12 +869,14 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn fail_unfinished_runs(&self, now_ms: i64) -> StoreResult<()> {
+    async fn fail_unfinished_runs(&self, now_ms: i64, live: &[String]) -> StoreResult<()> {
         sqlx::query(
             "UPDATE schedule_runs SET finished_at = $1, outcome = 'failed', \
-             detail = 'the control plane stopped during this run' WHERE outcome = 'running'",
+             detail = 'the control plane stopped during this run' WHERE outcome = 'running' \
+             AND (replica IS NULL OR replica <> ALL($2))",
         )
         .bind(now_ms)
+        .bind(live)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -892,7 +904,13 @@ impl Store for PgStore {
     }
 
     async fn delete_server(&self, server_id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM servers WHERE id = $1").bind(server_id).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM server_status WHERE server_id = $1")
+            .bind(server_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM servers WHERE id = $1").bind(server_id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1171,5 +1189,143 @@ impl Store for PgStore {
             });
         }
         Ok(found)
+    }
+
+    async fn signing_key(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        sqlx::query("INSERT INTO signing_keys (name, key) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT key FROM signing_keys WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn beat(
+        &self,
+        replica: &str,
+        joined_at_ms: i64,
+        now_ms: i64,
+        dead_before_ms: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO replicas (id, joined_at_ms, beat_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET beat_at_ms = excluded.beat_at_ms",
+        )
+        .bind(replica)
+        .bind(joined_at_ms)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM replicas WHERE beat_at_ms < $1")
+            .bind(dead_before_ms)
+            .execute(&mut *tx)
+            .await?;
+        let live =
+            sqlx::query_as("SELECT id, joined_at_ms FROM replicas ORDER BY id").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(live)
+    }
+
+    async fn leave(&self, replica: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM replicas WHERE id = $1").bind(replica).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn put_statuses(&self, statuses: &[(i64, String, i64)]) -> StoreResult<()> {
+        // One statement for the whole batch: a replica flushes thousands at a time.
+        let (ids, (texts, times)): (Vec<i64>, (Vec<&str>, Vec<i64>)) =
+            statuses.iter().map(|(id, status, at)| (*id, (status.as_str(), *at))).unzip();
+        sqlx::query(
+            "INSERT INTO server_status (server_id, status, recorded_at_ms) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[]) \
+             ON CONFLICT (server_id) DO UPDATE SET status = excluded.status, \
+             recorded_at_ms = excluded.recorded_at_ms WHERE excluded.recorded_at_ms > server_status.recorded_at_ms",
+        )
+        .bind(&ids)
+        .bind(&texts)
+        .bind(&times)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn statuses(
+        &self,
+        server_ids: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, (String, i64)>> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT server_id, status, recorded_at_ms FROM server_status WHERE server_id = ANY($1)",
+        )
+        .bind(server_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id, status, at)| (id, (status, at))).collect())
+    }
+
+    async fn bump_generation(&self, name: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO generations (name, value) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET value = generations.value + 1 RETURNING value",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn generation(&self, name: &str) -> StoreResult<i64> {
+        let value = sqlx::query_scalar("SELECT value FROM generations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value.unwrap_or(0))
+    }
+
+    async fn claim_server(&self, server_id: i64, replica: &str, live: &[String]) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "UPDATE servers SET replica = $1 WHERE id = $2 AND (replica IS NULL OR replica <> ALL($3))",
+        )
+        .bind(replica)
+        .bind(server_id)
+        .bind(live)
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl GuessLog for PgStore {
+    async fn record_guess(&self, key: &str, at_ms: i64, forget_before_ms: i64) -> Result<(), LogUnavailable> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM guess_failures WHERE at_ms < $1")
+            .bind(forget_before_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO guess_failures (key, at_ms) VALUES ($1, $2)")
+            .bind(key)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn guesses(&self, key: &str, since_ms: i64) -> Result<Vec<i64>, LogUnavailable> {
+        Ok(sqlx::query_scalar(
+            "SELECT at_ms FROM guess_failures WHERE key = $1 AND at_ms >= $2 ORDER BY at_ms",
+        )
+        .bind(key)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn clear_guesses(&self, key: &str) -> Result<(), LogUnavailable> {
+        sqlx::query("DELETE FROM guess_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
+        Ok(())
     }
 }

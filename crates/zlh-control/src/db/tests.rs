@@ -65,6 +65,7 @@ on_both!(
     servers_start_at_101_and_keep_their_secrets,
     what_servers_hold_round_trips,
     tickets_are_spent_once_and_expire,
+    replicas_share_keys_guesses_statuses_and_unfinished_work,
 );
 
 async fn users_are_unique_by_email_in_any_case(store: &dyn Store) {
@@ -163,6 +164,7 @@ async fn servers_start_at_101_and_keep_their_secrets(store: &dyn Store) {
         driver: "local".into(),
         node_id: None,
         limits: None,
+        replica: "replica-a".into(),
     };
     let server = store.insert_server(new, None, 5).await.expect("insert");
     assert_eq!(server.id, 101);
@@ -207,6 +209,7 @@ async fn what_servers_hold_round_trips(store: &dyn Store) {
             io_weight: 100,
             disk_mb: 0,
         }),
+        replica: "replica-a".into(),
     };
     let server = store.insert_server(new("a", 3000), Some(2), 5).await.expect("insert");
     assert!(server.enable_code_server && server.node_id == Some(node.id));
@@ -274,17 +277,19 @@ async fn what_servers_hold_round_trips(store: &dyn Store) {
     assert_eq!(store.due_schedules(100).await.expect("due"), vec![schedule.clone()]);
     assert!(store.advance_schedule(schedule.id, 100, Some(200)).await.expect("claim"));
     assert!(!store.advance_schedule(schedule.id, 100, Some(300)).await.expect("claimed already"));
-    let run = store.record_run(schedule.id, 150, RunOutcome::Running, "").await.expect("run");
+    let run = store.record_run(schedule.id, 150, RunOutcome::Running, "", "replica-a").await.expect("run");
     store.finish_run(run, 160, RunOutcome::Succeeded, "done").await.expect("finish");
-    store.record_run(schedule.id, 170, RunOutcome::Running, "").await.expect("run");
-    store.fail_unfinished_runs(180).await.expect("fail");
+    store.record_run(schedule.id, 165, RunOutcome::Running, "", "replica-a").await.expect("run");
+    store.record_run(schedule.id, 170, RunOutcome::Running, "", "replica-b").await.expect("run");
+    // Only the runs of replicas that are gone failed.
+    store.fail_unfinished_runs(180, &["replica-b".into()]).await.expect("fail");
     let runs = store.schedule_runs(schedule.id).await.expect("runs");
     assert_eq!(
         runs.iter().map(|r| r.outcome).collect::<Vec<_>>(),
-        vec![RunOutcome::Failed, RunOutcome::Succeeded]
+        vec![RunOutcome::Running, RunOutcome::Failed, RunOutcome::Succeeded]
     );
     for n in 0..super::KEPT_RUNS {
-        store.record_run(schedule.id, 200 + n, RunOutcome::Skipped, "").await.expect("run");
+        store.record_run(schedule.id, 200 + n, RunOutcome::Skipped, "", "replica-a").await.expect("run");
     }
     assert_eq!(store.schedule_runs(schedule.id).await.expect("runs").len() as i64, super::KEPT_RUNS);
     store
@@ -357,4 +362,71 @@ async fn tickets_are_spent_once_and_expire(store: &dyn Store) {
     }
     assert!(!store.issue_ticket(b"fourth", &ticket(1_000), 3, 40).await.expect("bounded"));
     assert!(store.issue_ticket(b"fourth", &ticket(1_000), 3, 2_000).await.expect("the old expired"));
+}
+
+/// What replicas on one database share: signing keys, failed guesses, who is alive, statuses,
+/// generations, and who finishes an unfinished creation.
+async fn replicas_share_keys_guesses_statuses_and_unfinished_work(store: &dyn Store) {
+    assert_eq!(store.signing_key("token", "first").await.expect("key"), "first");
+    assert_eq!(store.signing_key("token", "second").await.expect("key"), "first", "the first one stays");
+
+    for at in [10, 20, 30] {
+        store.record_guess("email:a@b.c", at, 0).await.expect("guess");
+    }
+    store.record_guess("email:x@y.z", 25, 0).await.expect("guess");
+    assert_eq!(store.guesses("email:a@b.c", 15).await.expect("guesses"), vec![20, 30]);
+    store.record_guess("email:a@b.c", 40, 25).await.expect("guess, forgetting before 25");
+    assert_eq!(store.guesses("email:a@b.c", 0).await.expect("guesses"), vec![30, 40]);
+    store.clear_guesses("email:a@b.c").await.expect("clear");
+    assert!(store.guesses("email:a@b.c", 0).await.expect("guesses").is_empty());
+    assert_eq!(store.guesses("email:x@y.z", 0).await.expect("guesses"), vec![25], "per key");
+
+    assert_eq!(store.beat("replica-a", 1, 100, 0).await.expect("beat"), vec![("replica-a".into(), 1)]);
+    store.beat("replica-b", 50, 150, 0).await.expect("beat");
+    assert_eq!(store.beat("replica-a", 1, 200, 0).await.expect("beat").len(), 2);
+    // b fell silent after 150.
+    assert_eq!(store.beat("replica-a", 1, 400, 160).await.expect("beat"), vec![("replica-a".into(), 1)]);
+    store.beat("replica-c", 390, 400, 160).await.expect("beat");
+    store.leave("replica-c").await.expect("leave");
+    assert_eq!(store.beat("replica-a", 1, 410, 160).await.expect("beat").len(), 1);
+
+    store.put_statuses(&[(101, "new".into(), 20), (102, "other".into(), 5)]).await.expect("put");
+    store.put_statuses(&[(101, "old".into(), 10)]).await.expect("put older");
+    let statuses = store.statuses(&[101, 102, 103]).await.expect("statuses");
+    assert_eq!(statuses.get(&101), Some(&("new".to_owned(), 20)), "an older status never wins");
+    assert_eq!(statuses.len(), 2);
+
+    assert_eq!(store.generation("access").await.expect("generation"), 0);
+    assert_eq!(store.bump_generation("access").await.expect("bump"), 1);
+    assert_eq!(store.bump_generation("access").await.expect("bump"), 2);
+    assert_eq!(store.generation("access").await.expect("generation"), 2);
+
+    let owner = store.create_user("o@b.c", "h", Role::User, true, 1).await.expect("user");
+    let server = store
+        .insert_server(
+            NewServer {
+                owner_id: owner.id,
+                name: "half made".into(),
+                kind: ServerKind::Game,
+                template: None,
+                runtime: None,
+                runtime_version: None,
+                enable_code_server: false,
+                driver: "local".into(),
+                node_id: None,
+                limits: None,
+                replica: "replica-b".into(),
+            },
+            None,
+            1,
+        )
+        .await
+        .expect("insert");
+    let live = ["replica-a".to_owned(), "replica-b".to_owned()];
+    assert!(!store.claim_server(server.id, "replica-a", &live).await.expect("claim"), "b is alive");
+    assert!(store.claim_server(server.id, "replica-a", &live[..1]).await.expect("claim"), "b is gone");
+    assert!(!store.claim_server(server.id, "replica-c", &live[..1]).await.expect("claim"), "a has it");
+    store.put_statuses(&[(server.id, "{}".into(), 1)]).await.expect("put");
+    store.delete_server(server.id).await.expect("delete");
+    assert!(store.statuses(&[server.id]).await.expect("statuses").is_empty(), "its status goes with it");
 }

@@ -354,13 +354,19 @@ async fn serve(
         None => path,
     };
     // An IDE WebSocket lasts while the session that opened it stands and its account may still
-    // use the IDE: asked again at once whenever access changes anywhere.
+    // use the IDE (asked again at once whenever access changes anywhere), and until this
+    // replica stops.
     let watcher = Arc::clone(control);
     let revoked = async move {
+        // Counted as open only once joined (this runs only for a WebSocket).
+        let mut open = watcher.drain.socket();
         let mut revocations = watcher.revocations.watch();
         let need = crate::access::Need::To(zlh_proto::api::Permission::Ide);
         loop {
-            let announced = revocations.changed().await;
+            let announced = tokio::select! {
+                announced = revocations.changed() => announced,
+                () = open.closing() => return,
+            };
             let Verified { account_session, user_id, .. } = &verified;
             if !crate::access::still_allowed(&watcher, account_session, *user_id, server_id, need, announced)
                 .await

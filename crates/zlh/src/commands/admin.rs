@@ -45,6 +45,36 @@ enum AdminCommand {
     /// Applies the migrations this version has and the database lacks (SQLite or PostgreSQL;
     /// `zlh serve` does the same at start), then says so.
     Migrate,
+    /// Copies this host's SQLite database into an empty PostgreSQL database (every table, in
+    /// one transaction, checked by counts and SHA-256); then set `database_url` to it. The URL
+    /// holds a password: give it in ZLH_EXPORT_TO rather than on the command line.
+    Export {
+        #[arg(long, env = "ZLH_EXPORT_TO", hide_env_values = true)]
+        to: String,
+    },
+    /// Fills this host's (empty) PostgreSQL database from a SQLite one, as `export` does from
+    /// the other side.
+    Import {
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
+}
+
+/// Copies a SQLite database into an empty PostgreSQL one and prints what was copied.
+async fn transfer(sqlite: &str, postgres: &str) -> anyhow::Result<()> {
+    if !zlh_control::db::is_postgres(postgres) {
+        bail!("the target must be a PostgreSQL database (postgres://…)");
+    }
+    if zlh_control::db::is_postgres(sqlite) {
+        bail!("the source must be a SQLite database");
+    }
+    let copied = zlh_control::db::transfer::sqlite_to_postgres(sqlite, postgres).await?;
+    for table in &copied {
+        println!("{:<24} {:>8} rows  sha256 {}", table.table, table.rows, table.sha256);
+    }
+    let rows: usize = copied.iter().map(|t| t.rows).sum();
+    println!("copied {} tables, {rows} rows; every count and checksum read back the same", copied.len());
+    Ok(())
 }
 
 fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
@@ -65,6 +95,18 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         std::fs::create_dir_all(&config.data_dir)?;
+        let database_url = config.database_url();
+        match &args.command {
+            AdminCommand::Export { to } => return transfer(database_url.expose(), to).await,
+            AdminCommand::Import { from } => {
+                if !from.is_file() {
+                    bail!("there is no SQLite database at {}", from.display());
+                }
+                let from = format!("sqlite://{}", from.display());
+                return transfer(&from, database_url.expose()).await;
+            }
+            _ => {}
+        }
         let store =
             zlh_control::db::open(&config.database_url()).await.context("cannot open the database")?;
         match args.command {
@@ -102,6 +144,7 @@ pub(crate) fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
             AdminCommand::Migrate => println!("the database has every migration of this version"),
+            AdminCommand::Export { .. } | AdminCommand::Import { .. } => {}
             AdminCommand::ResetTwoFactor { email } => {
                 let Some(user) = store.user_by_email(&email.trim().to_lowercase()).await? else {
                     bail!("there is no user with the email {email}");

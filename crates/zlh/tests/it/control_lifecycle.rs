@@ -739,3 +739,53 @@ async fn a_control_plane_on_postgresql_does_what_one_on_sqlite_does() {
     control.wait_for_status(&user, id, "stopped", |s| s["state"] == "stopped").await;
     assert_eq!(control.call("DELETE", &format!("/api/servers/{id}"), token, None).await.0, 204);
 }
+
+#[tokio::test]
+async fn a_host_moves_from_sqlite_to_postgresql_with_export() {
+    let mut control = TestControlPlane::start(zlh(), &ControlSpec::default()).await;
+    let user = control.register("mover@example.com").await;
+    let token = Some(user.access_token.as_str());
+    let id = control.create_sample_server(&user, "Moving").await["id"].as_i64().expect("id");
+    control.wait_for_status(&user, id, "running", |s| s["state"] == "running").await;
+    let steps = json!({"name": "Nightly", "cron": "0 4 * * *", "steps": [{"action": "command", "payload": "say moved"}]});
+    assert_eq!(
+        control.call("POST", &format!("/api/servers/{id}/schedules"), token, Some(steps)).await.0,
+        201
+    );
+    control.kill9();
+
+    // Every table copied, counted and hashed on both sides; the URL (a password) stays out of
+    // the command line and the output.
+    let database = zlh_testkit::postgres::fresh_database();
+    let exported = control.cli_with(&["admin", "export"], "", &[("ZLH_EXPORT_TO", &database)]);
+    let printed = String::from_utf8_lossy(&exported.stdout).into_owned();
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let rows = |table: &str| {
+        let line = printed.lines().find(|l| l.split_whitespace().next() == Some(table)).expect(table);
+        line.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).expect("count")
+    };
+    assert_eq!((rows("users"), rows("servers"), rows("schedules")), (1, 1, 1), "{printed}");
+    assert!(rows("sessions") >= 1 && printed.contains("every count and checksum read back the same"));
+    assert!(
+        printed
+            .lines()
+            .filter(|l| l.contains("sha256"))
+            .all(|l| l.rsplit(' ').next().is_some_and(|h| h.len() == 64))
+    );
+    // Into a database that holds data already, nothing is copied, and it says why.
+    let again = control.cli_with(&["admin", "export"], "", &[("ZLH_EXPORT_TO", &database)]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds data"), "{again:?}");
+    assert!(!format!("{exported:?}{again:?}").contains(&database), "the URL is never printed");
+
+    // On PostgreSQL, the host is as it was: the same token, server, agent and schedule.
+    control.use_database(&database);
+    control.launch().await;
+    let (status, servers) = control.call("GET", "/api/servers", token, None).await;
+    assert_eq!((status, servers[0]["id"].as_i64()), (200, Some(id)), "{servers}");
+    control.wait_for_status(&user, id, "running on PostgreSQL", |s| s["state"] == "running").await;
+    let (_, schedules) = control.call("GET", &format!("/api/servers/{id}/schedules"), token, None).await;
+    assert_eq!(schedules[0]["name"], "Nightly");
+    let second = control.create_sample_server(&user, "Made after").await["id"].as_i64().expect("id");
+    assert!(second > id, "new ids go on after the copied ones");
+}

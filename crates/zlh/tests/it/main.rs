@@ -12,6 +12,7 @@ mod control_auth;
 mod control_ide;
 mod control_lifecycle;
 mod control_ownership;
+mod control_replicas;
 mod control_resilience;
 mod control_schedules;
 mod data_api;
