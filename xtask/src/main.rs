@@ -37,7 +37,9 @@ fn main() -> anyhow::Result<()> {
             bench::simulate_agents(std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(1000))
         }
         _ => {
-            bail!("usage: cargo xtask <test|bench [agent|console|poller|ide|backup|docker]|fixtures|vendor>")
+            bail!(
+                "usage: cargo xtask <test|bench [agent|console|poller|replicas|ide|backup|docker]|fixtures|vendor>"
+            )
         }
     }
 }

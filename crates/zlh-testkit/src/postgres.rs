@@ -8,6 +8,11 @@ pub fn fresh_database() -> String {
     let server = std::env::var("ZLH_TEST_POSTGRES").expect(
         "this test needs the tests' PostgreSQL: run `cargo xtask test`, or `eval \"$(cargo xtask fixtures)\"` first",
     );
+    fresh_database_on(&server)
+}
+
+/// The URL of a new, empty database on the PostgreSQL server at `server` (no database named).
+pub fn fresh_database_on(server: &str) -> String {
     let name = format!("zlh_test_{}", crate::random_hex(8));
     let output = Command::new("psql")
         .arg(format!("{server}/postgres"))

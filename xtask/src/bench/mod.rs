@@ -1,4 +1,4 @@
-//! `cargo xtask bench [agent|console|poller|ide|backup|docker]`: measurements against real processes, printed as tables.
+//! `cargo xtask bench [agent|console|poller|replicas|ide|backup|docker]`: measurements against real processes, printed as tables.
 //! Release binaries; figures depend on the machine, so compare rows of one run.
 
 mod agent;
@@ -7,6 +7,7 @@ mod console;
 mod docker;
 mod ide;
 mod poller;
+mod replicas;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,9 @@ pub(crate) fn run(names: Vec<String>) -> anyhow::Result<()> {
         }
         if wanted("poller") {
             poller::run(&zlh).await?;
+        }
+        if wanted("replicas") {
+            replicas::run(&zlh).await?;
         }
         if wanted("ide") {
             ide::run(&zlh).await?;

@@ -21,13 +21,71 @@ use zlh_testkit::{ControlSpec, TestControlPlane};
 
 use super::{print_table, proc_status_mib};
 
-const AGENTS: usize = 10_000;
+pub(super) const AGENTS: usize = 10_000;
 const AGENTS_PER_PROCESS: usize = 2_500;
-const INTERVAL_SECS: u64 = 5;
+pub(super) const INTERVAL_SECS: u64 = 5;
 const WINDOW: Duration = Duration::from_secs(60);
 const SECRET: &str = "simulated-agent-secret-0123456789";
+const METRICS_TOKEN: &str = "benchmark-metrics-token";
 
+/// The poller on SQLite, one control plane.
 pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
+    let measured = measure(zlh, None, 1).await?;
+    print_table(
+        &format!(
+            "Poller: {AGENTS} agents every {INTERVAL_SECS} s (health + ready + status each), release build"
+        ),
+        &["measure", "value"],
+        &[
+            vec![
+                "first heartbeat of every agent after start".into(),
+                format!("{:.1} s", measured.first_round.as_secs_f64()),
+            ],
+            vec![
+                "polls completed per second (3 requests each)".into(),
+                format!("{:.0} (ideal {})", measured.polls_per_second, AGENTS as u64 / INTERVAL_SECS),
+            ],
+            vec!["control-plane CPU".into(), format!("{:.1} % of one core", measured.cpu[0] * 100.0)],
+            vec![
+                "control-plane memory: peak / now".into(),
+                format!("{:.0} MiB / {:.0} MiB", measured.peak_mib[0], measured.rss_mib[0]),
+            ],
+            vec!["status age when read: p50 / p99 / max".into(), measured.ages()],
+            vec![
+                format!("GET /api/servers ({AGENTS} servers), median"),
+                format!("{:.0} ms", measured.list_ms),
+            ],
+        ],
+    );
+    Ok(())
+}
+
+/// What one run of the poller measured (per replica where it says so).
+pub(super) struct Measured {
+    pub(super) first_round: Duration,
+    pub(super) polls_per_second: f64,
+    /// CPU of each replica, as a fraction of one core.
+    pub(super) cpu: Vec<f64>,
+    pub(super) peak_mib: Vec<f64>,
+    pub(super) rss_mib: Vec<f64>,
+    /// PostgreSQL's own CPU (all its processes), as a fraction of one core.
+    pub(super) postgres_cpu: Option<f64>,
+    /// Sorted ages of the statuses read, in seconds.
+    pub(super) ages: Vec<f64>,
+    pub(super) list_ms: f64,
+}
+
+impl Measured {
+    /// p50 / p99 / max of the status ages.
+    pub(super) fn ages(&self) -> String {
+        let at = |q: f64| self.ages[((self.ages.len() - 1) as f64 * q).round() as usize];
+        format!("{:.2} s / {:.2} s / {:.2} s", at(0.5), at(0.99), at(1.0))
+    }
+}
+
+/// Polls [`AGENTS`] simulated agents with `replicas` control planes on `database` (SQLite in the
+/// data directory when `None`), and measures them over [`WINDOW`].
+pub(super) async fn measure(zlh: &Path, database: Option<&str>, replicas: usize) -> anyhow::Result<Measured> {
     raise_file_limit();
     let mut simulators = Vec::new();
     let mut urls = Vec::new();
@@ -39,12 +97,19 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     let spec = ControlSpec {
         poll_interval: format!("{INTERVAL_SECS}s"),
         agent_timeout: "5s".into(),
+        database_url: database.map(str::to_owned),
+        extra_toml: format!("[metrics]\ntoken = \"{METRICS_TOKEN}\"\n"),
         ..ControlSpec::default()
     };
     let mut control = TestControlPlane::prepare(zlh, &spec);
     let admin_password = "benchmark admin password";
     {
-        let store = SqliteStore::open(&control.data.path().join("zlh.db").display().to_string()).await?;
+        let store: std::sync::Arc<dyn Store> = match database {
+            Some(url) => std::sync::Arc::new(zlh_control::db::PgStore::open(url).await?),
+            None => std::sync::Arc::new(
+                SqliteStore::open(&control.data.path().join("zlh.db").display().to_string()).await?,
+            ),
+        };
         let hash = zlh_control::auth::passwords::hash(admin_password).await;
         let admin = store
             .create_user("bench@example.com", &hash, Role::Admin, true, zlh_proto::time::now_ms())
@@ -61,31 +126,38 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
                 kind: zlh_proto::api::ServerKind::Game,
                 endpoint,
             };
-            zlh_control::provision::record_external(&store, server).await?;
+            zlh_control::provision::record_external(store.as_ref(), server).await?;
         }
     }
     let started = Instant::now();
     control.launch().await;
+    let mut others = Vec::new();
+    for _ in 1..replicas {
+        others.push(control.start_replica("127.0.0.1:0", &control.url).await);
+    }
     let admin = control.login("bench@example.com", admin_password).await;
-    let pid = control.pid();
+    let pids: Vec<u32> = std::iter::once(control.pid()).chain(others.iter().map(|r| r.pid())).collect();
+    let urls: Vec<String> =
+        std::iter::once(control.url.clone()).chain(others.iter().map(|r| r.url.clone())).collect();
 
-    // Every server seen once.
+    // Every server seen once, and (with replicas) divided among them.
     let mut first_round = None;
     while first_round.is_none() {
         let (_, servers) = control.call("GET", "/api/servers", Some(&admin.access_token), None).await;
         let seen = servers
             .as_array()
             .map_or(0, |s| s.iter().filter(|s| s["status"]["lastSeen"].is_string()).count());
-        if seen == AGENTS {
+        if seen == AGENTS && gauge_sum(&control, &urls, "zlh_servers_polled").await == AGENTS as f64 {
             first_round = Some(started.elapsed());
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "only {seen} of {AGENTS} agents seen");
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(180), "only {seen} of {AGENTS} agents seen");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // The measurement window: CPU over the whole window; status ages sampled every interval.
-    let cpu_before = cpu_seconds(pid);
-    let polls_before = polls_done(&control).await;
+    let cpu_before: Vec<f64> = pids.iter().map(|pid| cpu_seconds(*pid)).collect();
+    let postgres_before = database.map(|_| postgres_cpu_seconds());
+    let polls_before = gauge_sum(&control, &urls, "zlh_agent_poll_seconds_count").await;
     let window_start = Instant::now();
     let mut ages = Vec::new();
     let mut list_ms = Vec::new();
@@ -107,46 +179,31 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
         }
     }
     let elapsed = window_start.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds(pid) - cpu_before) / elapsed;
-    let polls_per_second = (polls_done(&control).await - polls_before) / elapsed;
-    let peak = proc_status_mib(pid, "VmHWM");
-    let rss = proc_status_mib(pid, "VmRSS");
+    let cpu =
+        pids.iter().zip(&cpu_before).map(|(pid, before)| (cpu_seconds(*pid) - before) / elapsed).collect();
+    let postgres_cpu = postgres_before.map(|before| (postgres_cpu_seconds() - before) / elapsed);
+    let polls_per_second =
+        (gauge_sum(&control, &urls, "zlh_agent_poll_seconds_count").await - polls_before) / elapsed;
+    let peak_mib = pids.iter().map(|pid| proc_status_mib(*pid, "VmHWM")).collect();
+    let rss_mib = pids.iter().map(|pid| proc_status_mib(*pid, "VmRSS")).collect();
+    drop(others);
     drop(control);
     for mut child in simulators {
         let _ = child.kill();
         let _ = child.wait();
     }
-
     ages.sort_by(f64::total_cmp);
-    let percentile = |q: f64| ages[((ages.len() - 1) as f64 * q).round() as usize];
     list_ms.sort_by(f64::total_cmp);
-    print_table(
-        &format!(
-            "Poller: {AGENTS} agents every {INTERVAL_SECS} s (health + ready + status each), release build"
-        ),
-        &["measure", "value"],
-        &[
-            vec![
-                "first heartbeat of every agent after start".into(),
-                format!("{:.1} s", first_round.unwrap_or_default().as_secs_f64()),
-            ],
-            vec![
-                "polls completed per second (3 requests each)".into(),
-                format!("{polls_per_second:.0} (ideal {})", AGENTS as u64 / INTERVAL_SECS),
-            ],
-            vec!["control-plane CPU".into(), format!("{:.1} % of one core", cpu * 100.0)],
-            vec!["control-plane memory: peak / now".into(), format!("{peak:.0} MiB / {rss:.0} MiB")],
-            vec![
-                "status age when read: p50 / p99 / max".into(),
-                format!("{:.2} s / {:.2} s / {:.2} s", percentile(0.5), percentile(0.99), percentile(1.0)),
-            ],
-            vec![
-                format!("GET /api/servers ({AGENTS} servers), median"),
-                format!("{:.0} ms", list_ms[list_ms.len() / 2]),
-            ],
-        ],
-    );
-    Ok(())
+    Ok(Measured {
+        first_round: first_round.unwrap_or_default(),
+        polls_per_second,
+        cpu,
+        peak_mib,
+        rss_mib,
+        postgres_cpu,
+        ages,
+        list_ms: list_ms[list_ms.len() / 2],
+    })
 }
 
 /// Starts `xtask sim-agents COUNT`; returns the child and the agents' URLs it printed.
@@ -221,17 +278,37 @@ async fn simulated_agents(count: usize) -> anyhow::Result<tokio::task::JoinHandl
     Ok(task)
 }
 
-async fn polls_done(control: &TestControlPlane) -> f64 {
-    let text = control.http.get(format!("{}/metrics", control.url)).send().await.map(|r| r.text());
-    let Ok(text) = (match text {
-        Ok(future) => future.await,
-        Err(e) => Err(e),
-    }) else {
-        return 0.0;
-    };
-    text.lines()
-        .filter(|l| l.starts_with("zlh_agent_poll_seconds_count"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+/// The sum over replicas of a metric's samples (`zlh_servers_polled`, the poll counts).
+async fn gauge_sum(control: &TestControlPlane, urls: &[String], metric: &str) -> f64 {
+    let mut sum = 0.0;
+    for url in urls {
+        let sent = control.http.get(format!("{url}/metrics")).bearer_auth(METRICS_TOKEN).send().await;
+        let Ok(text) = (match sent {
+            Ok(response) => response.text().await,
+            Err(e) => Err(e),
+        }) else {
+            continue;
+        };
+        sum += text
+            .lines()
+            .filter(|l| l.starts_with(metric))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    sum
+}
+
+/// CPU seconds of every PostgreSQL process on this machine.
+fn postgres_cpu_seconds() -> f64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_seconds)
         .sum()
 }
 

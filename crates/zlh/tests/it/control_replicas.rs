@@ -19,6 +19,7 @@ const METRICS_TOKEN: &str = "metrics-token-for-the-replica-tests";
 /// fresh database, behind haproxy; the control plane's helpers go through the balancer.
 struct Cluster {
     control: TestControlPlane,
+    database: String,
     replicas: Vec<Replica>,
     listens: Vec<String>,
     balancer: LoadBalancer,
@@ -26,8 +27,9 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
+        let database = zlh_testkit::postgres::fresh_database();
         let spec = ControlSpec {
-            database_url: Some(zlh_testkit::postgres::fresh_database()),
+            database_url: Some(database.clone()),
             poll_interval: format!("{INTERVAL_MS}ms"),
             drain_delay: Some("1s".into()),
             extra_toml: format!("[metrics]\ntoken = \"{METRICS_TOKEN}\"\n"),
@@ -45,7 +47,7 @@ impl Cluster {
         let balancer =
             LoadBalancer::start(port, &listens.iter().map(String::as_str).collect::<Vec<_>>()).await;
         control.url = balancer.url.clone();
-        Cluster { control, replicas, listens, balancer }
+        Cluster { control, database, replicas, listens, balancer }
     }
 
     /// Restarts replica `i` gracefully on its address.
@@ -151,6 +153,28 @@ async fn replicas_behind_a_load_balancer_behave_as_one_and_take_over_from_a_kill
     let command = format!("/api/servers/{id}/console/command");
     assert_eq!(control.call_at(&a, "POST", &command, token, Some(say("across replicas"))).await.0, 202);
     console.read_until("[Server] across replicas", SOON).await;
+
+    // Power through one replica shows on the other.
+    let state_at = |replica: &str, wanted: &'static str| {
+        let path = format!("/api/servers/{}/status", ids[1]);
+        let replica = replica.to_owned();
+        let path_ref = path.clone();
+        async move {
+            eventually(&format!("{wanted} on {replica}"), SOON, || async {
+                let (_, status) = control.call_at(&replica, "GET", &path_ref, token, None).await;
+                (status["state"] == wanted).then_some(())
+            })
+            .await
+        }
+    };
+    let (status, _) =
+        control.call_at(&b, "POST", &format!("/api/servers/{}/stop", ids[1]), token, None).await;
+    assert!(status == 200 || status == 202, "stop: {status}");
+    state_at(&a, "stopped").await;
+    let (status, _) =
+        control.call_at(&a, "POST", &format!("/api/servers/{}/start", ids[1]), token, None).await;
+    assert!(status == 200 || status == 202, "start: {status}");
+    state_at(&b, "running").await;
 
     // Access taken back on one replica ends a console open on the other.
     let ops = control.register("ops@example.com").await;
@@ -297,4 +321,58 @@ async fn a_rolling_restart_loses_no_request_and_no_console_output() {
     eprintln!("{} requests answered during four restarts", answered.load(Ordering::Relaxed));
     assert!(failed.is_empty(), "requests lost during the rolling restart: {failed:?}");
     assert!(answered.load(Ordering::Relaxed) > 50);
+}
+
+#[tokio::test]
+async fn an_ide_link_from_one_replica_opens_once_on_another_and_its_session_works_on_both() {
+    use zlh_control::db::Store;
+    let cluster = Cluster::start().await;
+    let upstream = zlh_testkit::EchoUpstream::start().await;
+    let owner = cluster.control.register("dev@example.com").await;
+    // A dev server whose code-server is the echo upstream, recorded while both replicas run:
+    // they pick it up at their next beat.
+    let store = zlh_control::db::PgStore::open(&cluster.database).await.expect("store");
+    let endpoint = zlh_control::registry::AgentEndpoint {
+        url: zlh_proto::Secret::new("http://127.0.0.1:9"),
+        secret: zlh_proto::Secret::new("unused-agent-secret"),
+        ide: Some(zlh_proto::Secret::new(upstream.address.clone())),
+    };
+    let server = zlh_control::provision::ExternalServer {
+        owner_id: owner.id,
+        name: "workshop".into(),
+        kind: zlh_proto::api::ServerKind::Dev,
+        endpoint,
+    };
+    let id = zlh_control::provision::record_external(&store, server).await.expect("server");
+    assert!(store.server(id).await.expect("read").is_some());
+
+    let (a, b) = (&cluster.replicas[0].url, &cluster.replicas[1].url);
+    let (status, link) = cluster
+        .control
+        .call_at(a, "POST", &format!("/api/dev/{id}/ide-token"), Some(&owner.access_token), None)
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let token = link["url"].as_str().and_then(|u| u.split("token=").nth(1)).expect("token").to_owned();
+    let host = format!("dev-{id}.localhost");
+    let at = |replica: &str| {
+        let address: std::net::SocketAddr = replica.trim_start_matches("http://").parse().expect("address");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, address)
+            .build()
+            .expect("client");
+        (client, format!("http://{host}:{}", address.port()))
+    };
+    let ((on_a, a_origin), (on_b, b_origin)) = (at(a), at(b));
+    let opened = on_b.get(format!("{b_origin}/?token={token}")).send().await.expect("open on b");
+    assert_eq!(opened.status(), 302, "issued on a, opened on b");
+    let cookie =
+        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let again = on_a.get(format!("{a_origin}/?token={token}")).send().await.expect("again on a");
+    assert_eq!(again.status(), 401, "spent, whichever replica sees it next");
+    for (client, origin) in [(&on_a, &a_origin), (&on_b, &b_origin)] {
+        let page =
+            client.get(format!("{origin}/static/x.js")).header("cookie", &cookie).send().await.expect("page");
+        assert_eq!(page.status(), 200, "the IDE session works on {origin}");
+    }
 }
