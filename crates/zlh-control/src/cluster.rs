@@ -9,6 +9,9 @@
 //! A newcomer is counted by the others once it has beaten for [`Cluster::silent_for`], and takes
 //! its share itself half an interval later still: by then every other replica has seen it at a
 //! beat and let its share go, so no agent is polled by two replicas at once.
+//!
+//! On SQLite there is one control plane (the file is not shared between hosts): it is alone
+//! from the start, and a predecessor that died is simply gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,18 +37,25 @@ pub struct Cluster {
     joined_at_ms: i64,
     interval: Duration,
     store: Arc<dyn Store>,
+    /// Whether other replicas may share the database (PostgreSQL).
+    shared: bool,
     view: watch::Sender<View>,
 }
 
 impl Cluster {
-    /// A new replica polling every `interval`, not yet counted by anyone.
-    pub fn new(store: Arc<dyn Store>, interval: Duration) -> Cluster {
+    /// A new replica polling every `interval`, not yet counted by anyone; alone for good unless
+    /// the database is `shared`.
+    pub fn new(store: Arc<dyn Store>, interval: Duration, shared: bool) -> Cluster {
+        let id = format!("replica-{}", crate::auth::random_token(9));
+        let view =
+            if shared { View::default() } else { View { owners: vec![id.clone()], live: vec![id.clone()] } };
         Cluster {
-            id: format!("replica-{}", crate::auth::random_token(9)),
+            id,
             joined_at_ms: zlh_proto::time::now_ms(),
             interval,
             store,
-            view: watch::channel(View::default()).0,
+            shared,
+            view: watch::channel(view).0,
         }
     }
 
@@ -67,6 +77,9 @@ impl Cluster {
 
     /// Beats, and updates who polls what; the live replicas.
     pub async fn beat(&self) -> StoreResult<Vec<String>> {
+        if !self.shared {
+            return Ok(self.live());
+        }
         let now = zlh_proto::time::now_ms();
         let silent_for = self.silent_for().as_millis() as i64;
         let live = self.store.beat(&self.id, self.joined_at_ms, now, now - silent_for).await?;
@@ -115,6 +128,9 @@ impl Cluster {
     /// Leaves: the others take this replica's agents at their next beat.
     pub async fn leave(&self) {
         self.view.send_replace(View::default());
+        if !self.shared {
+            return;
+        }
         if let Err(e) = self.store.leave(&self.id).await {
             tracing::warn!(error = %e, "cannot say this replica leaves; the others notice when it is silent");
         }

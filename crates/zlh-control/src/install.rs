@@ -45,7 +45,7 @@ pub(crate) async fn begin(
     step: InstallStep,
     start: bool,
 ) -> Result<bool, StoreError> {
-    if !control.store.begin_install(server_id).await? {
+    if !control.store.begin_install(server_id, control.cluster.id()).await? {
         return Ok(false);
     }
     let control = Arc::clone(control);

@@ -157,12 +157,12 @@ impl ControlPlane {
         );
         let ide_signer =
             TokenSigner::new(signing_key(&config, &*store, "ide", config.ide.token_secret.as_ref()).await?);
-        let cluster = Arc::new(Cluster::new(Arc::clone(&store), config.poller.interval));
+        // Only PostgreSQL is shared by several replicas.
+        let shared = db::is_postgres(database_url.expose());
+        let cluster = Arc::new(Cluster::new(Arc::clone(&store), config.poller.interval, shared));
         cluster.beat().await?;
         let registry = Arc::new(Registry::default());
-        // Only PostgreSQL is shared by several replicas.
-        let shared_cache =
-            db::is_postgres(database_url.expose()).then(|| Arc::new(SharedCache::new(Arc::clone(&store))));
+        let shared_cache = shared.then(|| Arc::new(SharedCache::new(Arc::clone(&store))));
         let cache: Arc<dyn StatusCache> = match &shared_cache {
             Some(shared) => Arc::clone(shared) as Arc<dyn StatusCache>,
             None => Arc::new(MemoryCache::default()),
@@ -229,6 +229,7 @@ impl ControlPlane {
             metrics,
         });
         provision::adopt_all(&control).await?;
+        control.fail_orphaned_work(&control.cluster.live()).await;
         Ok(control)
     }
 
@@ -247,6 +248,18 @@ impl ControlPlane {
         }
     }
 
+    /// The schedule runs and installs of replicas not in `live` (they stopped in the middle):
+    /// failed, saying so.
+    async fn fail_orphaned_work(&self, live: &[String]) {
+        if let Err(e) = self.store.fail_unfinished_runs(zlh_proto::time::now_ms(), live).await {
+            tracing::warn!(error = %e, "cannot close the runs of a control plane that stopped");
+        }
+        let why = "the control plane running it stopped; retry it";
+        if let Err(e) = self.store.fail_orphaned_installs(live, why).await {
+            tracing::warn!(error = %e, "cannot close the installs of a control plane that stopped");
+        }
+    }
+
     /// One beat: says this replica is alive, learns who else is, and follows what they did
     /// (access changes, servers created and deleted, work left by replicas that died).
     async fn beat(self: &Arc<Self>) {
@@ -259,19 +272,17 @@ impl ControlPlane {
             }
         };
         if before.iter().any(|replica| !live.contains(replica)) {
-            // A replica stopped: the schedule runs it was in the middle of failed.
-            if let Err(e) = self.store.fail_unfinished_runs(zlh_proto::time::now_ms(), &live).await {
-                tracing::warn!(error = %e, "cannot close the runs of a replica that stopped");
-            }
+            self.fail_orphaned_work(&live).await;
+        }
+        // Alone, everything was done here; once more after the last other replica left.
+        if self.cluster.alone() && was_alone {
+            return;
         }
         match self.store.generation(ACCESS).await {
             Ok(generation) => self.revocations.follow(generation),
             Err(e) => tracing::warn!(error = %e, "cannot read the access generation"),
         }
-        // Alone, every server was made here; once more after the last other replica left.
-        if (!self.cluster.alone() || !was_alone)
-            && let Err(e) = provision::follow_others(self, &live).await
-        {
+        if let Err(e) = provision::follow_others(self, &live).await {
             tracing::warn!(error = %e, "cannot follow the other replicas' servers");
         }
     }

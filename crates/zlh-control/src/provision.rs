@@ -329,11 +329,6 @@ pub(crate) async fn adopt_all(control: &Arc<ControlPlane>) -> Result<(), StoreEr
     let servers = control.store.servers(None).await?;
     for server in servers.iter().filter(|s| s.lifecycle == Lifecycle::Ready) {
         let id = server.id;
-        // Another live replica may be running this install; alone, nobody is.
-        if control.cluster.alone() && server.install == Some(zlh_proto::api::InstallState::Installing) {
-            let why = "the control plane restarted while it ran; retry it";
-            control.store.set_install(id, Some(zlh_proto::api::InstallState::Failed), Some(why)).await?;
-        }
         let driver = track(control, server);
         tokio::spawn(async move {
             match driver.revive(id).await {

@@ -109,9 +109,6 @@ pub fn next_after(request: &ScheduleRequest, after_ms: i64) -> Option<i64> {
 
 /// Runs schedules as they fall due, until the process ends.
 pub async fn run(control: Arc<ControlPlane>) {
-    if let Err(e) = control.store.fail_unfinished_runs(now_ms(), &control.cluster.live()).await {
-        tracing::warn!(error = %e, "could not close the runs a stopped control plane left");
-    }
     loop {
         let sleep = match tick(&control).await {
             Ok(Some(next)) => {

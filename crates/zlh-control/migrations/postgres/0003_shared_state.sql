@@ -36,7 +36,7 @@ CREATE TABLE generations (
     value BIGINT NOT NULL
 );
 
--- The replica creating or deleting a server (its work is taken over if it dies), and the one
+-- The replica creating, deleting or installing a server (its work is taken over, or failed, if it dies), and the one
 -- running a schedule's run.
 ALTER TABLE servers ADD COLUMN replica TEXT;
 ALTER TABLE schedule_runs ADD COLUMN replica TEXT;

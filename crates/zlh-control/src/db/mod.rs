@@ -508,9 +508,11 @@ pub trait Store: crate::auth::rate_limit::GuessLog + Send + Sync + std::fmt::Deb
     async fn put_template(&self, name: &str, source: Option<&str>, now: i64) -> StoreResult<()>;
     /// Forgets a stored template (a built-in or directory one of its name shows again).
     async fn forget_template(&self, name: &str) -> StoreResult<()>;
-    /// Marks a server installing unless it already is; whether it was not (so one install
-    /// runs at a time, however many ask at once).
-    async fn begin_install(&self, server_id: i64) -> StoreResult<bool>;
+    /// Marks a server installing (by `replica`) unless it already is; whether it was not (so
+    /// one install runs at a time, however many ask at once).
+    async fn begin_install(&self, server_id: i64, replica: &str) -> StoreResult<bool>;
+    /// Installs left running by a replica not in `live` (it stopped): failed, saying `why`.
+    async fn fail_orphaned_installs(&self, live: &[String], why: &str) -> StoreResult<()>;
     /// Records where a server's install step is (`None`: done), and why it failed.
     async fn set_install(
         &self,

@@ -949,15 +949,28 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn begin_install(&self, server_id: i64) -> StoreResult<bool> {
+    async fn begin_install(&self, server_id: i64, replica: &str) -> StoreResult<bool> {
         let claimed = sqlx::query(
-            "UPDATE servers SET install_state = 'installing', install_message = NULL \
+            "UPDATE servers SET install_state = 'installing', install_message = NULL, replica = $2 \
              WHERE id = $1 AND (install_state IS NULL OR install_state != 'installing')",
         )
         .bind(server_id)
+        .bind(replica)
         .execute(&self.pool)
         .await?;
         Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn fail_orphaned_installs(&self, live: &[String], why: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE servers SET install_state = 'failed', install_message = $1 WHERE install_state = 'installing' \
+             AND (replica IS NULL OR replica <> ALL($2))",
+        )
+        .bind(why)
+        .bind(live)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn set_install(

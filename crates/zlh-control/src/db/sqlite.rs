@@ -939,15 +939,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn begin_install(&self, server_id: i64) -> StoreResult<bool> {
+    async fn begin_install(&self, server_id: i64, replica: &str) -> StoreResult<bool> {
         let claimed = sqlx::query(
-            "UPDATE servers SET install_state = 'installing', install_message = NULL \
+            "UPDATE servers SET install_state = 'installing', install_message = NULL, replica = ? \
              WHERE id = ? AND (install_state IS NULL OR install_state != 'installing')",
         )
+        .bind(replica)
         .bind(server_id)
         .execute(&self.pool)
         .await?;
         Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn fail_orphaned_installs(&self, live: &[String], why: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE servers SET install_state = 'failed', install_message = ? WHERE install_state = 'installing' \
+             AND (replica IS NULL OR replica NOT IN (SELECT value FROM json_each(?)))",
+        )
+        .bind(why)
+        .bind(serde_json::to_string(live).unwrap_or_default())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn set_install(

@@ -224,8 +224,20 @@ async fn what_servers_hold_round_trips(store: &dyn Store) {
     assert_eq!((found.len(), found[&server.id].public_address.as_str()), (1, "203.0.113.7"));
     store.set_lifecycle(server.id, Lifecycle::Ready).await.expect("lifecycle");
     assert!(
-        store.begin_install(server.id).await.expect("install")
-            && !store.begin_install(server.id).await.expect("again")
+        store.begin_install(server.id, "replica-a").await.expect("install")
+            && !store.begin_install(server.id, "replica-b").await.expect("again")
+    );
+    // An install goes on while its replica lives, and fails once it is gone.
+    store.fail_orphaned_installs(&["replica-a".into()], "gone").await.expect("orphans");
+    assert_eq!(
+        store.server(server.id).await.expect("get").expect("server").install,
+        Some(InstallState::Installing)
+    );
+    store.fail_orphaned_installs(&["replica-b".into()], "gone").await.expect("orphans");
+    let failed = store.server(server.id).await.expect("get").expect("server");
+    assert_eq!(
+        (failed.install, failed.install_message.as_deref()),
+        (Some(InstallState::Failed), Some("gone"))
     );
     store.set_install(server.id, Some(InstallState::Failed), Some("exit 3")).await.expect("install");
     let limits =
