@@ -17,7 +17,7 @@ use crate::cluster::Cluster;
 use crate::config::PollerConfig;
 use crate::drivers::Driver;
 use crate::metrics::Metrics;
-use crate::registry::{Agent, AgentError, Registry};
+use crate::registry::{Agent, AgentError, Kept, Registry};
 
 /// How often a server is polled while a power action settles, and for how long at most.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -84,7 +84,7 @@ impl Poller {
 
     /// Polls one server now (after a change, so the next read is fresh).
     pub async fn poll_now(&self, server_id: i64) {
-        let _ = self.inner.poll_once(server_id).await;
+        let _ = self.inner.poll_once(server_id, &mut KeptFor::default()).await;
     }
 
     /// Follows a server through a power action: polls it every [`FOLLOW_EVERY`] until it
@@ -95,7 +95,7 @@ impl Poller {
         use zlh_proto::agent::GameState;
         let began = Instant::now();
         loop {
-            let _ = self.inner.poll_once(server_id).await;
+            let _ = self.inner.poll_once(server_id, &mut KeptFor::default()).await;
             let state =
                 self.inner.cache.get_many(&[server_id]).await.remove(&server_id).and_then(|s| s.state);
             let moving =
@@ -123,15 +123,17 @@ impl Inner {
 
     async fn poll_forever(self: Arc<Self>, server_id: i64, driver: Arc<dyn Driver>) {
         let mut changes = self.cluster.changes();
+        let mut kept = KeptFor::default();
         tokio::time::sleep(self.jittered(fastrand::f64())).await;
         loop {
             if !self.cluster.owns(server_id) {
                 // Another replica polls it; look again when who polls what changes.
+                kept = KeptFor::default();
                 changes.changed().await;
                 tokio::time::sleep(self.jittered(0.05 * fastrand::f64())).await;
                 continue;
             }
-            let failures = self.poll_once(server_id).await;
+            let failures = self.poll_once(server_id, &mut kept).await;
             // Asked again every `revive_after_failures` failures: one revive that failed (an
             // engine restarting, a name not yet released) must not leave the server down.
             if failures.is_some_and(|n| n % self.config.revive_after_failures.max(1) == 0) {
@@ -145,11 +147,11 @@ impl Inner {
     }
 
     /// Polls once and records the answer; on failure, how many polls in a row failed.
-    async fn poll_once(&self, server_id: i64) -> Option<u32> {
+    async fn poll_once(&self, server_id: i64, kept: &mut KeptFor) -> Option<u32> {
         let agent = self.registry.get(server_id)?;
         let _permit = self.in_flight.acquire().await.ok()?;
         let started = Instant::now();
-        let answer = poll_agent(agent.as_ref()).await;
+        let answer = poll_agent(agent.as_ref(), kept.for_agent(&agent)).await;
         self.metrics.observe_poll(started.elapsed(), answer.is_ok());
         match answer {
             Ok((readiness, snapshot)) => {
@@ -165,12 +167,94 @@ impl Inner {
     }
 }
 
-/// One poll: `/health`, then `/ready` and `/status`.
+/// A poll task's kept connection, and the agent (the registry's entry) it was made for: a new
+/// entry (a new address) starts afresh.
+#[derive(Debug, Default)]
+struct KeptFor {
+    kept: Kept,
+    agent: usize,
+}
+
+impl KeptFor {
+    fn for_agent(&mut self, agent: &Arc<dyn Agent>) -> &mut Kept {
+        let address = Arc::as_ptr(agent).cast::<()>() as usize;
+        if self.agent != address {
+            *self = KeptFor { kept: Kept::default(), agent: address };
+        }
+        &mut self.kept
+    }
+}
+
+/// One poll: `/heartbeat` (readiness and status in one answer) on `kept`'s connection; from an
+/// agent older than that route, `/health`, then `/ready` and `/status`.
 pub(crate) async fn poll_agent(
     agent: &dyn Agent,
+    kept: &mut Kept,
 ) -> Result<(zlh_proto::agent::Readiness, zlh_proto::agent::StatusSnapshot), AgentError> {
-    // One after the other, on one keep-alive connection: at 10,000 agents, doubling the
-    // connections costs more than the latency it would save.
+    if !kept.older {
+        match agent.heartbeat(kept).await {
+            Ok(beat) => return Ok((beat.readiness, beat.status)),
+            Err(AgentError::Unsupported) => kept.older = true,
+            Err(e) => return Err(e),
+        }
+    }
+    // One after the other, on one keep-alive connection.
     agent.health().await?;
     Ok((agent.ready().await?, agent.status().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::registry::{ByteStream, ConsoleSink, ConsoleStream, Method, Streamed};
+
+    /// An agent from before `/heartbeat`: it answers the three older routes only.
+    #[derive(Debug, Default)]
+    struct OlderAgent {
+        asked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Agent for OlderAgent {
+        async fn request(&self, _: Method, path: &str, _: Option<Value>) -> Result<(u16, Value), AgentError> {
+            self.asked.lock().expect("asked").push(path.to_owned());
+            let answer = match path {
+                "/health" => json!({"status": "ok", "version": "0.9"}),
+                "/ready" => json!({"ready": true, "reason": "the server is running"}),
+                "/status" => json!({
+                    "state": "running", "consecutiveCrashes": 0, "provisioningComplete": true,
+                    "agent": {"version": "0.9", "pid": 1, "uptimeMs": 5}
+                }),
+                _ => return Err(AgentError::Unsupported),
+            };
+            Ok((200, answer))
+        }
+        async fn forward(
+            &self,
+            _: Method,
+            _: &str,
+            _: Option<String>,
+            _: ByteStream,
+        ) -> Result<Streamed, AgentError> {
+            Err(AgentError::Unsupported)
+        }
+        async fn console(&self, _: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError> {
+            Err(AgentError::Unsupported)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_without_heartbeat_is_polled_the_older_way_and_not_asked_again() {
+        let agent = OlderAgent::default();
+        let mut kept = Kept::default();
+        for _ in 0..2 {
+            let (readiness, status) = poll_agent(&agent, &mut kept).await.expect("polled");
+            assert!(readiness.ready);
+            assert_eq!(status.state, zlh_proto::agent::GameState::Running);
+        }
+        let asked = agent.asked.lock().expect("asked").clone();
+        assert_eq!(asked, ["/heartbeat", "/health", "/ready", "/status", "/health", "/ready", "/status"]);
+    }
 }

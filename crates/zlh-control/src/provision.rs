@@ -238,7 +238,9 @@ async fn wait_until_ready(
     let deadline = Instant::now() + timeout;
     let mut last_reason = "its agent did not answer".to_owned();
     loop {
-        if let Ok((readiness, status)) = crate::poller::poll_agent(agent).await {
+        if let Ok((readiness, status)) =
+            crate::poller::poll_agent(agent, &mut crate::registry::Kept::default()).await
+        {
             if readiness.ready || (!starts && status.state == GameState::Stopped) {
                 return Ok(());
             }

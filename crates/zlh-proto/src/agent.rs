@@ -88,6 +88,17 @@ pub struct Readiness {
     pub reason: String,
 }
 
+/// `GET /heartbeat`: readiness and status in one answer, what the control plane's poller asks
+/// at every interval (one request instead of `/health`, `/ready` and `/status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Heartbeat {
+    /// As `GET /ready` answers.
+    pub readiness: Readiness,
+    /// As `GET /status` answers.
+    pub status: StatusSnapshot,
+}
+
 /// One crash, recorded when a supervised process exits without being asked to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -21,8 +21,8 @@ use axum::{Json, Router, middleware};
 use tokio_util::sync::CancellationToken;
 use zlh_proto::ErrorCode;
 use zlh_proto::agent::{
-    AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, JobState, PowerAccepted, Readiness,
-    ServerUsage, StatusSnapshot, VariableValues,
+    AgentInfo, ConsoleCommand, CrashHistory, GameState, Health, Heartbeat, JobState, PowerAccepted,
+    Readiness, ServerUsage, StatusSnapshot, VariableValues,
 };
 
 use crate::clock::{format_ms, now_ms};
@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/status", get(status))
+        .route("/heartbeat", get(heartbeat))
         .route("/crashes", get(crashes))
         .route("/start", post(start))
         .route("/stop", post(stop))
@@ -136,6 +137,19 @@ fn provisioning_reason(jobs: &crate::jobs::Jobs) -> String {
 }
 
 async fn ready(State(state): State<AppState>) -> Json<Readiness> {
+    Json(readiness(&state))
+}
+
+async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
+    Json(snapshot(&state).await)
+}
+
+/// `/ready` and `/status` in one answer, for the poller.
+async fn heartbeat(State(state): State<AppState>) -> Json<Heartbeat> {
+    Json(Heartbeat { readiness: readiness(&state), status: snapshot(&state).await })
+}
+
+fn readiness(state: &AppState) -> Readiness {
     let status = state.supervisor.status();
     let provisioned = state.dev.as_ref().is_none_or(|dev| dev.is_complete());
     let reason = match status.state {
@@ -152,15 +166,15 @@ async fn ready(State(state): State<AppState>) -> Json<Readiness> {
         },
         GameState::Error => "the server failed repeatedly or could not start; start it again".to_owned(),
     };
-    Json(Readiness { ready: provisioned && status.state == GameState::Running, reason })
+    Readiness { ready: provisioned && status.state == GameState::Running, reason }
 }
 
-async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
+async fn snapshot(state: &AppState) -> StatusSnapshot {
     let status = state.supervisor.status();
     let last_crash = status.crashes.last().cloned();
     let dev = state.dev.as_ref().map(|dev| dev.status());
-    let usage = server_usage(&state).await;
-    Json(StatusSnapshot {
+    let usage = server_usage(state).await;
+    StatusSnapshot {
         state: status.state,
         pid: status.pid,
         started_at: status.started_at_ms.map(format_ms),
@@ -189,7 +203,7 @@ async fn status(State(state): State<AppState>) -> Json<StatusSnapshot> {
             pid: std::process::id(),
             uptime_ms: state.started.elapsed().as_millis() as u64,
         },
-    })
+    }
 }
 
 /// Work that writes (a backup, a restore, an extract) is refused on a full disk before it

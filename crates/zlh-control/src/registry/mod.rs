@@ -10,6 +10,7 @@
 //! `agent_unsupported` 501, the agent's own 4xx codes passed through, `agent_error` 502). An
 //! agent refusing our secret is never a 401 to the browser: that would sign the user out.
 
+mod heartbeat;
 mod remote;
 
 use std::collections::HashMap;
@@ -20,9 +21,10 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use zlh_proto::agent::{CrashHistory, Health, PowerAccepted, Readiness, StatusSnapshot};
+use zlh_proto::agent::{CrashHistory, Health, Heartbeat, PowerAccepted, Readiness, StatusSnapshot};
 use zlh_proto::{ErrorBody, Secret};
 
+pub use heartbeat::Kept;
 pub use remote::RemoteAgent;
 
 /// Where a server's agent answers, and its secret. Backend-only.
@@ -139,6 +141,13 @@ pub trait Agent: Send + Sync + std::fmt::Debug {
     ) -> Result<Streamed, AgentError>;
     /// Opens the console, resuming at `since`.
     async fn console(&self, since: Option<u64>) -> Result<(ConsoleSink, ConsoleStream), AgentError>;
+    /// `GET /heartbeat` (`Unsupported` from an agent older than it), on the poll task's `kept`
+    /// connection where the agent has one.
+    async fn heartbeat(&self, kept: &mut Kept) -> Result<Heartbeat, AgentError> {
+        let _ = kept;
+        let (_, value) = self.request(Method::Get, "/heartbeat", None).await?;
+        serde_json::from_value(value).map_err(|_| AgentError::Protocol)
+    }
 }
 
 /// Typed calls on any agent.

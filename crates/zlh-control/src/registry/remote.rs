@@ -70,7 +70,7 @@ fn classify(error: &reqwest::Error) -> AgentError {
 
 /// Maps an agent's error answer; `unknown_route` when it carried
 /// [`UNKNOWN_ROUTE_HEADER`] (an older agent without the route).
-fn upstream(status: u16, unknown_route: bool, text: &str) -> AgentError {
+pub(super) fn upstream(status: u16, unknown_route: bool, text: &str) -> AgentError {
     let body: Option<ErrorBody> = serde_json::from_str(text).ok();
     match (status, body) {
         (401, _) => AgentError::AuthFailed,
@@ -86,6 +86,19 @@ fn upstream(status: u16, unknown_route: bool, text: &str) -> AgentError {
 
 #[async_trait]
 impl Agent for RemoteAgent {
+    async fn heartbeat(&self, kept: &mut super::Kept) -> Result<zlh_proto::agent::Heartbeat, AgentError> {
+        match self.base_url.expose().strip_prefix("http://") {
+            // Plain HTTP to `host:port`: on the kept connection.
+            Some(authority) if !authority.contains('/') => {
+                super::heartbeat::heartbeat(kept, authority, self.secret.expose(), self.timeout).await
+            }
+            _ => {
+                let (_, value) = self.request(Method::Get, "/heartbeat", None).await?;
+                serde_json::from_value(value).map_err(|_| AgentError::Protocol)
+            }
+        }
+    }
+
     async fn request(
         &self,
         method: Method,
