@@ -193,6 +193,9 @@ impl StatusCache for SharedCache {
     }
 
     async fn get_many(&self, server_ids: &[i64]) -> HashMap<i64, ServerStatus> {
+        if server_ids.is_empty() {
+            return HashMap::new();
+        }
         let mut found: HashMap<i64, (ServerStatus, i64)> = match self.store.statuses(server_ids).await {
             Ok(stored) => stored
                 .into_iter()

@@ -39,6 +39,8 @@ pub struct Cluster {
     store: Arc<dyn Store>,
     /// Whether other replicas may share the database (PostgreSQL).
     shared: bool,
+    /// Set once it left: it beats no more.
+    left: std::sync::atomic::AtomicBool,
     view: watch::Sender<View>,
 }
 
@@ -55,6 +57,7 @@ impl Cluster {
             interval,
             store,
             shared,
+            left: std::sync::atomic::AtomicBool::new(false),
             view: watch::channel(view).0,
         }
     }
@@ -77,12 +80,17 @@ impl Cluster {
 
     /// Beats, and updates who polls what; the live replicas.
     pub async fn beat(&self) -> StoreResult<Vec<String>> {
-        if !self.shared {
+        if !self.shared || self.left.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(self.live());
         }
         let now = zlh_proto::time::now_ms();
         let silent_for = self.silent_for().as_millis() as i64;
         let live = self.store.beat(&self.id, self.joined_at_ms, now, now - silent_for).await?;
+        if self.left.load(std::sync::atomic::Ordering::SeqCst) {
+            // It left while this beat was on its way: gone again.
+            self.store.leave(&self.id).await?;
+            return Ok(Vec::new());
+        }
         let alone = live.iter().all(|(id, _)| *id == self.id);
         let settled_self =
             alone || now - self.joined_at_ms >= silent_for + (self.interval / 2).as_millis() as i64;
@@ -127,6 +135,7 @@ impl Cluster {
 
     /// Leaves: the others take this replica's agents at their next beat.
     pub async fn leave(&self) {
+        self.left.store(true, std::sync::atomic::Ordering::SeqCst);
         self.view.send_replace(View::default());
         if !self.shared {
             return;

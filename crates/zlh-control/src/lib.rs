@@ -263,6 +263,10 @@ impl ControlPlane {
     /// One beat: says this replica is alive, learns who else is, and follows what they did
     /// (access changes, servers created and deleted, work left by replicas that died).
     async fn beat(self: &Arc<Self>) {
+        // Stopping: it left the cluster, and must not come back by beating.
+        if self.drain.phase() != drain::Phase::Serving {
+            return;
+        }
         let (was_alone, before) = (self.cluster.alone(), self.cluster.live());
         let live = match self.cluster.beat().await {
             Ok(live) => live,
@@ -271,6 +275,9 @@ impl ControlPlane {
                 return;
             }
         };
+        if self.drain.phase() != drain::Phase::Serving {
+            return; // it left meanwhile
+        }
         if before.iter().any(|replica| !live.contains(replica)) {
             self.fail_orphaned_work(&live).await;
         }
