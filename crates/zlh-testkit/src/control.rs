@@ -189,10 +189,7 @@ impl TestControlPlane {
 
     /// SIGKILL to the control plane only (agents and games live on).
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        procs::kill_child(self.child.take());
     }
 
     /// Every log line the control plane printed (across launches).
@@ -538,10 +535,7 @@ impl Replica {
 
     /// SIGKILL: gone at once, saying nothing.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        procs::kill_child(self.child.take());
     }
 
     /// Every log line it printed.

@@ -31,6 +31,14 @@ pub fn kill9(pid: u32) {
     }
 }
 
+/// SIGKILL to a child (if there is one), then reaps it.
+pub fn kill_child(child: Option<std::process::Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Sends `signal` to `pid`.
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
