@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use zlh_testkit::{AgentSpec, TestAgent};
 
-use super::{print_table, proc_status_mib};
+use super::{cpu_seconds, print_table, proc_status_mib};
 
 const SMALL_FILES: usize = 40_000;
 const LARGE_FILES: usize = 4;
@@ -119,14 +119,6 @@ async fn agent_job(agent: &TestAgent, path: &str) -> anyhow::Result<(Duration, f
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// User + system CPU time of a process and its threads.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn best(runs: &[(Duration, f64)]) -> (Duration, f64) {

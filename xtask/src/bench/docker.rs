@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use zlh_testkit::{ApiUser, ControlSpec, TestControlPlane, procs};
 
-use super::{median_p90, print_table, proc_status_mib};
+use super::{cpu_seconds, median_p90, print_table, proc_status_mib};
 
 const CREATES: usize = 10;
 const IDLE_SERVERS: usize = 50;
@@ -33,15 +33,6 @@ fn server_mib(control: &TestControlPlane, server: &Value) -> f64 {
         procs::processes_under(&control.data.path().join(format!("servers/{}", server["id"])))
     };
     pids.into_iter().map(|pid| proc_status_mib(pid, "VmRSS")).sum()
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> =
-        stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {

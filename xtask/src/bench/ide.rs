@@ -1,5 +1,6 @@
-//! The IDE proxy: requests/s and p99 latency through our proxy, through nginx proxying the
-//! same upstream, and straight to the upstream (the limit), for small and 1 MiB responses
+//! The IDE proxy: requests/s, p99 latency and CPU per request through our proxy and through
+//! nginx proxying the same upstream, in rounds that take turns (the machine's mood changes
+//! over a minute), and straight to the upstream (the limit), for small and 1 MiB responses
 //! (wrk, keep-alive, loopback); and WebSocket echo round trips through each.
 //!
 //! The upstream is nginx serving static files (and, for WebSockets, an echo server). Our proxy
@@ -17,11 +18,13 @@ use zlh_proto::Secret;
 use zlh_proto::api::{Role, ServerKind};
 use zlh_testkit::{ControlSpec, EchoUpstream, TestControlPlane};
 
-use super::print_table;
+use super::{cpu_seconds, print_table};
 
 const CONNECTIONS: &str = "64";
 const DURATION: &str = "8s";
 const ROUND_TRIPS: usize = 2000;
+/// Turns each proxy takes per response size.
+const ROUNDS: usize = 3;
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -193,27 +196,61 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     }
     let ours = vec![format!("Host: dev-{}.localhost:{port}", ids[0]), format!("Cookie: {}", cookies[0])];
 
+    // CPU of nginx's workers (its master only waits), and of our control plane.
+    let nginx_workers: Vec<u32> = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", proxy.id()))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect();
+    let zlh_pid = control.pid();
     let mut rows = Vec::new();
     for (label, file) in [("small (56 B)", "small.txt"), ("1 MiB", "big.bin")] {
-        for (target, url, headers) in [
-            ("upstream directly (the limit)", format!("http://127.0.0.1:{upstream_port}/{file}"), Vec::new()),
-            ("nginx proxy", format!("http://127.0.0.1:{proxy_port}/{file}"), Vec::new()),
-            ("zlh IDE proxy", format!("http://{address}/{file}"), ours.clone()),
-        ] {
-            let (requests, p99) = wrk(&url, &headers)?;
-            rows.push(vec![
-                label.to_owned(),
-                target.to_owned(),
-                format!("{requests:.0}"),
-                format!("{p99:.2}"),
-            ]);
+        let (requests, p99) = wrk(&format!("http://127.0.0.1:{upstream_port}/{file}"), &[])?;
+        rows.push(vec![
+            label.to_owned(),
+            "-".into(),
+            "upstream directly (the limit)".into(),
+            format!("{requests:.0}"),
+            format!("{p99:.2}"),
+            "-".into(),
+            "-".into(),
+        ]);
+        for round in 1..=ROUNDS {
+            let mut nginx_rate = f64::NAN;
+            for (target, url, headers, pids) in [
+                (
+                    "nginx proxy",
+                    format!("http://127.0.0.1:{proxy_port}/{file}"),
+                    Vec::new(),
+                    nginx_workers.clone(),
+                ),
+                ("zlh IDE proxy", format!("http://{address}/{file}"), ours.clone(), vec![zlh_pid]),
+            ] {
+                let cpu_before: f64 = pids.iter().map(|pid| cpu_seconds(*pid)).sum();
+                let began = Instant::now();
+                let (requests, p99) = wrk(&url, &headers)?;
+                let cpu = pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>() - cpu_before;
+                let served = requests * began.elapsed().as_secs_f64();
+                if nginx_rate.is_nan() {
+                    nginx_rate = requests;
+                }
+                rows.push(vec![
+                    label.to_owned(),
+                    round.to_string(),
+                    target.to_owned(),
+                    format!("{requests:.0}"),
+                    format!("{p99:.2}"),
+                    format!("{:.1}", cpu / served * 1e6),
+                    format!("{:.2}×", requests / nginx_rate),
+                ]);
+            }
         }
     }
     print_table(
         &format!(
-            "IDE proxy, HTTP: wrk -t2 -c{CONNECTIONS} -d{DURATION}, keep-alive, loopback, release build"
+            "IDE proxy, HTTP: wrk -t2 -c{CONNECTIONS} -d{DURATION}, keep-alive, loopback, release build; {ROUNDS} rounds taking turns"
         ),
-        &["response", "through", "requests/s", "p99 ms"],
+        &["response", "round", "through", "requests/s", "p99 ms", "proxy CPU µs/request", "vs nginx"],
         &rows,
     );
 

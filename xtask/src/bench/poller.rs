@@ -20,7 +20,7 @@ use zlh_proto::Secret;
 use zlh_proto::api::Role;
 use zlh_testkit::{ControlSpec, TestControlPlane};
 
-use super::{print_table, proc_status_mib};
+use super::{cpu_seconds, print_table, proc_status_mib};
 
 pub(super) const AGENTS: usize = 10_000;
 const AGENTS_PER_PROCESS: usize = 2_500;
@@ -315,15 +315,6 @@ fn postgres_cpu_seconds() -> f64 {
         })
         .map(cpu_seconds)
         .sum()
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> =
-        stat.rsplit_once(") ").map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / rustix::param::clock_ticks_per_second() as f64
 }
 
 /// Thousands of listeners and connections need more descriptors than the usual soft limit of
