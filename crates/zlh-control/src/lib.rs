@@ -329,10 +329,8 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, "control plane listening");
     let app = http::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
-    // No Nagle: small WebSocket frames (consoles, the IDE) must not wait for an ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        let _ = stream.set_nodelay(true);
-    });
+    // Tapped (with nothing to do) because axum gives connect info for tapped listeners.
+    let listener = axum::serve::ListenerExt::tap_io(ide::listen(listener, Arc::clone(&control))?, |_| ());
     let scheduler = tokio::spawn(schedules::run(Arc::clone(&control)));
     let in_touch = tokio::spawn(keep_in_touch(Arc::clone(&control)));
     let leaving = Arc::clone(&control);

@@ -1,5 +1,6 @@
 //! A stand-in for code-server behind the IDE proxy: records what reaches it, answers plain
-//! requests with a small or a 1 MiB body, and echoes WebSocket messages.
+//! requests with a small or a 1 MiB body, a chunked one (`/chunked`) or a cookie for a wider
+//! scope than the IDE's (`/cookie`), and echoes WebSocket messages.
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,8 @@ impl EchoUpstream {
         let app = axum::Router::new()
             .route("/big", get(move || async move { big.to_vec() }))
             .route("/socket", get(echo))
+            .route("/chunked", get(chunked))
+            .route("/cookie", get(cookie))
             .fallback(small)
             .layer(axum::middleware::from_fn_with_state(Arc::clone(&seen), record))
             .with_state(Arc::clone(&seen));
@@ -67,6 +70,18 @@ async fn record(
 
 async fn small() -> &'static str {
     "hello from the upstream\n"
+}
+
+/// Three chunks: a body without a `Content-Length`.
+async fn chunked() -> axum::body::Body {
+    let parts = ["first chunk, ", "second chunk, ", "the end\n"];
+    axum::body::Body::from_stream(futures_util::stream::iter(
+        parts.map(|part| Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(part.as_bytes()))),
+    ))
+}
+
+async fn cookie() -> impl IntoResponse {
+    ([("set-cookie", "vscode-tkn=abc; Path=/; Domain=.localhost; HttpOnly")], "cookie set\n")
 }
 
 async fn echo(upgrade: WebSocketUpgrade) -> Response {

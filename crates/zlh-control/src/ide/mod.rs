@@ -10,7 +10,11 @@
 //! is a dev server of the cookie's user (cached a few seconds), and every WebSocket upgrade
 //! must come from the IDE's own origin (sibling `dev-*` hosts are same-site).
 
+mod fast;
+mod front;
 pub mod proxy;
+
+pub use front::{Front, listen};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,8 +108,10 @@ struct Verified {
 pub struct Ide {
     signer: TokenSigner,
     /// Recently verified cookies.
-    sessions: Mutex<HashMap<String, Verified>>,
+    sessions: Mutex<HashMap<String, Arc<Verified>>>,
     proxy: proxy::IdeProxy,
+    /// The fast path's connections to code-servers.
+    upstreams: fast::Upstreams,
     /// `dev-<id>.<suffix>` hosts are IDEs, when set.
     host_suffix: Option<String>,
     /// The public URL's scheme.
@@ -127,19 +133,21 @@ impl Ide {
             signer,
             sessions: Mutex::new(HashMap::new()),
             proxy: proxy::IdeProxy::default(),
+            upstreams: fast::Upstreams::default(),
             host_suffix: config.ide_host_suffix(),
             scheme: public.split_once("://").map_or("http", |(s, _)| s).to_owned(),
         }
     }
 
     /// The code-server address for a cookie verified less than [`SESSION_CACHE`] ago.
-    fn cached_session(&self, cookie: &str, server_id: i64) -> Option<Verified> {
+    fn cached_session(&self, cookie: &str, server_id: i64) -> Option<Arc<Verified>> {
         let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let verified = sessions.get(cookie)?;
-        (verified.server_id == server_id && verified.at.elapsed() < SESSION_CACHE).then(|| verified.clone())
+        (verified.server_id == server_id && verified.at.elapsed() < SESSION_CACHE)
+            .then(|| Arc::clone(verified))
     }
 
-    fn remember_session(&self, cookie: &str, verified: Verified) {
+    fn remember_session(&self, cookie: &str, verified: Arc<Verified>) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if sessions.len() >= SESSION_CACHE_SIZE {
             sessions.clear();
@@ -251,6 +259,49 @@ fn link(control: &ControlPlane, server_id: i64, token: &str) -> String {
     }
 }
 
+/// The answer to a request whose IDE cookie is missing or no longer stands.
+fn session_ended() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "open the IDE from the portal (this session has no IDE cookie, or it expired)",
+    )
+}
+
+/// What the IDE cookie `session` stands for, if it still stands for server `server_id`: from
+/// the cache, or verified afresh (signature, server, the account session that opened the IDE,
+/// and the account's access to the server) and cached.
+async fn verified_session(
+    control: &ControlPlane,
+    session: &str,
+    server_id: i64,
+) -> Result<Arc<Verified>, ApiError> {
+    if let Some(verified) = control.ide.cached_session(session, server_id) {
+        return Ok(verified);
+    }
+    let claims =
+        control.ide.signer.verify(session, TokenKind::IdeSession, now_secs()).map_err(|_| session_ended())?;
+    if claims.vmid != Some(server_id) {
+        return Err(session_ended());
+    }
+    let user_id: i64 = claims.sub.parse().map_err(|_| session_ended())?;
+    // The account session that opened the IDE must still stand (checked again every few
+    // seconds, as the decision is cached).
+    let account_session = claims.sid.as_deref().ok_or_else(session_ended)?;
+    if !crate::access::session_lives(control, account_session, user_id).await {
+        return Err(session_ended());
+    }
+    let upstream = crate::access::ide_upstream(control, user_id, server_id).await?;
+    let verified = Arc::new(Verified {
+        server_id,
+        upstream,
+        user_id,
+        account_session: account_session.to_owned(),
+        at: Instant::now(),
+    });
+    control.ide.remember_session(session, Arc::clone(&verified));
+    Ok(verified)
+}
+
 /// Serves one IDE request of either form: link bootstrap, the folder redirect, or the proxy.
 async fn serve(
     control: &Arc<ControlPlane>,
@@ -298,45 +349,8 @@ async fn serve(
         tracing::info!(server_id, user_id, "IDE opened");
         return Ok(response);
     }
-    let ended = || {
-        ApiError::new(
-            ErrorCode::Unauthorized,
-            "open the IDE from the portal (this session has no IDE cookie, or it expired)",
-        )
-    };
-    let session = crate::access::cookies::read(request.headers(), &cookie_name).ok_or_else(ended)?;
-    let verified = match control.ide.cached_session(session, server_id) {
-        Some(verified) => verified,
-        None => {
-            let session = session.to_owned();
-            let claims = control
-                .ide
-                .signer
-                .verify(&session, TokenKind::IdeSession, now_secs())
-                .map_err(|_| ended())?;
-            if claims.vmid != Some(server_id) {
-                return Err(ended());
-            }
-            let user_id: i64 = claims.sub.parse().map_err(|_| ended())?;
-            // The account session that opened the IDE must still stand (checked again every
-            // few seconds, as the decision is cached).
-            let account_session = claims.sid.as_deref().ok_or_else(ended)?;
-            if !crate::access::session_lives(control, account_session, user_id).await {
-                return Err(ended());
-            }
-            let upstream = crate::access::ide_upstream(control, user_id, server_id).await?;
-            let verified = Verified {
-                server_id,
-                upstream,
-                user_id,
-                account_session: account_session.to_owned(),
-                at: Instant::now(),
-            };
-            control.ide.remember_session(&session, verified.clone());
-            verified
-        }
-    };
-    let upstream = verified.upstream.clone();
+    let session = crate::access::cookies::read(request.headers(), &cookie_name).ok_or_else(session_ended)?;
+    let verified = verified_session(control, session, server_id).await?;
     if path == "/" && request.uri().query().is_none() {
         let status = control.cache.get_many(&[server_id]).await.remove(&server_id);
         let folder = status.and_then(|s| s.detail?.workspace_root).unwrap_or_else(|| WORKSPACE.to_owned());
@@ -357,6 +371,7 @@ async fn serve(
     // use the IDE (asked again at once whenever access changes anywhere), and until this
     // replica stops.
     let watcher = Arc::clone(control);
+    let upstream = Arc::clone(&verified);
     let revoked = async move {
         // Counted as open only once joined (this runs only for a WebSocket).
         let mut open = watcher.drain.socket();
@@ -367,7 +382,7 @@ async fn serve(
                 announced = revocations.changed() => announced,
                 () = open.closing() => return,
             };
-            let Verified { account_session, user_id, .. } = &verified;
+            let Verified { account_session, user_id, .. } = verified.as_ref();
             if !crate::access::still_allowed(&watcher, account_session, *user_id, server_id, need, announced)
                 .await
             {
@@ -376,7 +391,11 @@ async fn serve(
             }
         }
     };
-    Ok(control.ide.proxy.forward(request, &upstream, &path_and_query, scheme, &cookie_path, revoked).await)
+    Ok(control
+        .ide
+        .proxy
+        .forward(request, &upstream.upstream, &path_and_query, scheme, &cookie_path, revoked)
+        .await)
 }
 
 fn proxy_is_websocket(request: &Request) -> bool {

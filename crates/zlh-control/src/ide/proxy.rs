@@ -43,6 +43,16 @@ const NEVER_UPSTREAM: &[&str] = &[
     "x-real-ip",
 ];
 
+/// Whether a header describes one connection (never forwarded either way).
+pub(super) fn hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Whether a request header stays here: hop-by-hop, or one a client could lie with.
+pub(super) fn never_forwarded(name: &str) -> bool {
+    hop_by_hop(name) || NEVER_UPSTREAM.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
 /// The proxy's HTTP client (a keep-alive pool per code-server).
 #[derive(Debug, Clone)]
 pub struct IdeProxy {
@@ -215,7 +225,7 @@ impl IdeProxy {
 /// A `Set-Cookie` from the upstream, held to the IDE: its `Path` and `Domain` are dropped and
 /// `Path=<cookie_path>` set, so a page in someone's IDE can set no cookie for the portal (in the
 /// path form, its origin) or for sibling hosts (a `Domain` covering them).
-fn scoped_cookie(value: &str, cookie_path: &str) -> String {
+pub(super) fn scoped_cookie(value: &str, cookie_path: &str) -> String {
     let mut parts = value.split(';').map(str::trim).filter(|part| {
         let name = part.split('=').next().unwrap_or_default().trim().to_ascii_lowercase();
         name != "path" && name != "domain"

@@ -125,6 +125,91 @@ async fn a_code_server_that_does_not_answer_yet_gets_a_page_that_retries() {
     assert_eq!(code(&fetched.text().await.expect("body")), "agent_unreachable");
 }
 
+/// A connection whose first request is a plain `GET` is served by the IDE's fast path (bytes
+/// proxied by hand) until a request that is not plain hands it to the general path.
+#[tokio::test]
+async fn plain_requests_on_a_kept_connection_pass_the_fast_path_the_same_way() {
+    let s = setup("").await;
+    let id = s.servers[0];
+    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
+    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").to_owned();
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let host = format!("http://dev-{id}.localhost:{}", s.port());
+    let address: SocketAddr = s.control.url.trim_start_matches("http://").parse().expect("address");
+    // One connection, its first request plain.
+    let kept = reqwest::Client::builder()
+        .resolve(&format!("dev-{id}.localhost"), address)
+        .pool_max_idle_per_host(1)
+        .http1_only()
+        .build()
+        .expect("client");
+    let get =
+        |path: &str| kept.get(format!("{host}{path}")).header("cookie", format!("{session}; theme=dark"));
+
+    let page = get("/?folder=/w")
+        .header("authorization", "Bearer must-not-pass")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "host=evil.example")
+        .header("x-forwarded-proto", "gopher")
+        .header("x-real-ip", "10.6.6.6")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.text().await.expect("body"), "hello from the upstream\n");
+    let seen = s.upstream.seen().pop().expect("the upstream saw it");
+    let header = |name: &str| seen.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(seen.path, "/?folder=/w");
+    assert_eq!(header("host"), Some(format!("dev-{id}.localhost:{}", s.port())), "the public host");
+    assert_eq!(header("cookie").as_deref(), Some("theme=dark"), "our cookie stripped, others kept");
+    assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"), "the public scheme, not the client's");
+    for name in ["authorization", "x-forwarded-host", "forwarded", "x-real-ip"] {
+        assert_eq!(header(name), None, "{name} passed");
+    }
+
+    let chunked = get("/chunked").send().await.expect("chunked");
+    assert_eq!(chunked.text().await.expect("body"), "first chunk, second chunk, the end\n");
+    let big = get("/big").send().await.expect("big");
+    assert_eq!(big.bytes().await.expect("bytes").len(), 1 << 20);
+    let head = kept.head(format!("{host}/big")).header("cookie", &session).send().await.expect("head");
+    assert_eq!(head.headers()["content-length"], "1048576");
+    assert!(head.bytes().await.expect("no body").is_empty());
+    let scoped = get("/cookie").send().await.expect("cookie");
+    let set = scoped.headers()["set-cookie"].to_str().expect("set-cookie").to_owned();
+    assert_eq!(set, "vscode-tkn=abc; HttpOnly; Path=/", "held to the IDE");
+
+    // Not plain: a body, then a link's token and no cookie: the general path answers, as ever.
+    let posted = kept
+        .post(format!("{host}/upload"))
+        .header("cookie", &session)
+        .body("a body")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    let anonymous = kept.get(format!("{host}/?folder=x")).send().await.expect("anonymous");
+    assert_eq!(anonymous.status(), 401);
+    let forged =
+        kept.get(format!("{host}/x")).header("cookie", format!("{session}x")).send().await.expect("forged");
+    assert_eq!(forged.status(), 401);
+
+    // A forged cookie on a fresh connection's first request: refused by the general path too.
+    let fresh =
+        reqwest::Client::builder().resolve(&format!("dev-{id}.localhost"), address).build().expect("client");
+    let forged =
+        fresh.get(format!("{host}/x")).header("cookie", format!("{session}x")).send().await.expect("forged");
+    assert_eq!(forged.status(), 401);
+    // This IDE's cookie at another server's IDE, as a connection's first request: refused.
+    let other_server = s
+        .http
+        .get(format!("http://dev-{}.localhost:{}/x", s.servers[1], s.port()))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("other server");
+    assert_eq!(other_server.status(), 401);
+}
+
 #[tokio::test]
 async fn hosted_links_set_a_host_only_cookie_and_proxy_without_our_credentials() {
     let s = setup("").await;
