@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,34 +32,74 @@ const MAX_HEADERS: usize = 100;
 const IDLE: Duration = Duration::from_secs(120);
 /// Connections kept per code-server.
 const KEPT_PER_UPSTREAM: usize = 64;
+/// How long a connection to a code-server is kept unused (code-server closes its own after 5 s;
+/// a deleted server's would otherwise stay open).
+const KEPT_FOR: Duration = Duration::from_secs(30);
 
 /// Connections to code-servers kept between requests, by address.
 #[derive(Debug, Default)]
 pub(crate) struct Upstreams {
-    kept: Mutex<HashMap<String, Vec<TcpStream>>>,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    streams: HashMap<String, Vec<(TcpStream, Instant)>>,
+    swept: Option<Instant>,
+}
+
+impl Kept {
+    /// Closes what was kept longer than [`KEPT_FOR`], looking at most once per [`KEPT_FOR`].
+    fn sweep(&mut self, now: Instant) {
+        if self.swept.is_some_and(|at| now.duration_since(at) < KEPT_FOR) {
+            return;
+        }
+        self.swept = Some(now);
+        self.streams.retain(|_, streams| {
+            streams.retain(|(_, kept_at)| now.duration_since(*kept_at) < KEPT_FOR);
+            !streams.is_empty()
+        });
+    }
 }
 
 impl Upstreams {
+    /// A kept connection to `upstream` that is still open and has nothing to read (an answer
+    /// nobody asked for would be taken for the next request's).
     fn take(&self, upstream: &str) -> Option<TcpStream> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        let streams = kept.get_mut(upstream)?;
-        let stream = streams.pop();
-        if streams.is_empty() {
-            kept.remove(upstream);
+        kept.sweep(Instant::now());
+        let streams = kept.streams.get_mut(upstream)?;
+        let mut quiet = None;
+        while let Some((stream, _)) = streams.pop() {
+            if is_quiet(&stream) {
+                quiet = Some(stream);
+                break;
+            }
         }
-        stream
+        if streams.is_empty() {
+            kept.streams.remove(upstream);
+        }
+        quiet
     }
 
     fn keep(&self, upstream: &str, stream: TcpStream) {
+        let now = Instant::now();
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        match kept.get_mut(upstream) {
-            Some(streams) if streams.len() < KEPT_PER_UPSTREAM => streams.push(stream),
+        kept.sweep(now);
+        match kept.streams.get_mut(upstream) {
+            Some(streams) if streams.len() < KEPT_PER_UPSTREAM => streams.push((stream, now)),
             Some(_) => {}
             None => {
-                kept.insert(upstream.to_owned(), vec![stream]);
+                kept.streams.insert(upstream.to_owned(), vec![(stream, now)]);
             }
         }
     }
+}
+
+/// Whether a kept connection is open with nothing to read. Free unless the reactor saw it
+/// readable: only then is it read.
+fn is_quiet(stream: &TcpStream) -> bool {
+    matches!(stream.try_read(&mut [0; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// What became of a connection the fast path served.
@@ -310,7 +350,7 @@ async fn exchange(
     request: &[u8],
     idle: &mut Idle,
 ) -> Option<(TcpStream, Vec<u8>)> {
-    if let Some(mut stream) = kept.or_else(|| control.ide.upstreams.take(upstream))
+    if let Some(mut stream) = kept.filter(is_quiet).or_else(|| control.ide.upstreams.take(upstream))
         && let Some(Some(answer)) = idle.within(send(&mut stream, request)).await
     {
         return Some((stream, answer));
@@ -634,6 +674,26 @@ mod tests {
         {
             assert!(chunked(&[bad]).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_that_was_sent_something_is_not_taken_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let upstreams = Upstreams::default();
+        upstreams.keep(&address, TcpStream::connect(&address).await.expect("connect"));
+        let (mut server, _) = listener.accept().await.expect("accept");
+        let quiet = upstreams.take(&address).expect("a quiet connection is taken");
+        upstreams.keep(&address, quiet);
+        // An answer nobody asked for: once the reactor saw it, the connection is dropped.
+        server.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").await.expect("write");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(stream) = upstreams.take(&address) {
+            assert!(Instant::now() < deadline, "still taken");
+            upstreams.keep(&address, stream);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(upstreams.take(&address).is_none());
     }
 
     #[test]
