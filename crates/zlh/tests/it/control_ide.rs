@@ -85,6 +85,45 @@ impl Setup {
     fn port(&self) -> &str {
         self.control.url.rsplit(':').next().expect("port")
     }
+
+    /// Sends `request` (to server `id`'s IDE at `path`, with our cookie and `theme=dark`) with
+    /// headers that would carry credentials or lie about the origin, and checks that the
+    /// upstream saw the public host and scheme, the other cookie, and none of those.
+    async fn passes_clean(&self, request: reqwest::RequestBuilder, id: i64, path: &str) {
+        let page = request
+            .header("authorization", "Bearer must-not-pass")
+            .header("x-forwarded-host", "evil.example")
+            .header("forwarded", "host=evil.example")
+            .header("x-forwarded-proto", "gopher")
+            .header("x-forwarded-port", "6666")
+            .header("x-forwarded-prefix", "/evil")
+            .header("x-real-ip", "10.6.6.6")
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.text().await.expect("body"), "hello from the upstream\n");
+        let seen = self.upstream.seen().pop().expect("the upstream saw it");
+        let header = |name: &str| seen.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        assert_eq!(seen.path, path);
+        assert_eq!(header("host"), Some(format!("dev-{id}.localhost:{}", self.port())), "the public host");
+        assert_eq!(header("cookie").as_deref(), Some("theme=dark"), "our cookie stripped, others kept");
+        assert_eq!(
+            header("x-forwarded-proto").as_deref(),
+            Some("http"),
+            "the public scheme, not the client's"
+        );
+        for name in [
+            "authorization",
+            "x-forwarded-host",
+            "forwarded",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-real-ip",
+        ] {
+            assert_eq!(header(name), None, "{name} passed");
+        }
+    }
 }
 
 fn code(response_body: &str) -> String {
@@ -146,26 +185,7 @@ async fn plain_requests_on_a_kept_connection_pass_the_fast_path_the_same_way() {
     let get =
         |path: &str| kept.get(format!("{host}{path}")).header("cookie", format!("{session}; theme=dark"));
 
-    let page = get("/?folder=/w")
-        .header("authorization", "Bearer must-not-pass")
-        .header("x-forwarded-host", "evil.example")
-        .header("forwarded", "host=evil.example")
-        .header("x-forwarded-proto", "gopher")
-        .header("x-real-ip", "10.6.6.6")
-        .send()
-        .await
-        .expect("page");
-    assert_eq!(page.status(), 200);
-    assert_eq!(page.text().await.expect("body"), "hello from the upstream\n");
-    let seen = s.upstream.seen().pop().expect("the upstream saw it");
-    let header = |name: &str| seen.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    assert_eq!(seen.path, "/?folder=/w");
-    assert_eq!(header("host"), Some(format!("dev-{id}.localhost:{}", s.port())), "the public host");
-    assert_eq!(header("cookie").as_deref(), Some("theme=dark"), "our cookie stripped, others kept");
-    assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"), "the public scheme, not the client's");
-    for name in ["authorization", "x-forwarded-host", "forwarded", "x-real-ip"] {
-        assert_eq!(header(name), None, "{name} passed");
-    }
+    s.passes_clean(get("/?folder=/w"), id, "/?folder=/w").await;
 
     let chunked = get("/chunked").send().await.expect("chunked");
     assert_eq!(chunked.text().await.expect("body"), "first chunk, second chunk, the end\n");
@@ -253,26 +273,8 @@ async fn hosted_links_set_a_host_only_cookie_and_proxy_without_our_credentials()
     let page = s
         .http
         .get(format!("{host}/?folder=/home/dev/workspace"))
-        .header("cookie", format!("{session}; theme=dark"))
-        .header("authorization", "Bearer must-not-pass")
-        .header("x-forwarded-host", "evil.example")
-        .header("forwarded", "host=evil.example")
-        .header("x-forwarded-port", "6666")
-        .header("x-forwarded-prefix", "/evil")
-        .send()
-        .await
-        .expect("page");
-    assert_eq!(page.status(), 200);
-    assert_eq!(page.text().await.expect("body"), "hello from the upstream\n");
-    let seen = s.upstream.seen().pop().expect("the upstream saw it");
-    let header = |name: &str| seen.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    assert_eq!(seen.path, "/?folder=/home/dev/workspace");
-    assert_eq!(header("host"), Some(format!("dev-{id}.localhost:{}", s.port())), "the public host");
-    assert_eq!(header("cookie").as_deref(), Some("theme=dark"), "our cookie stripped, others kept");
-    assert_eq!(header("authorization"), None);
-    assert_eq!(header("x-forwarded-host"), None);
-    assert_eq!(header("forwarded"), None);
-    assert_eq!((header("x-forwarded-port"), header("x-forwarded-prefix")), (None, None));
+        .header("cookie", format!("{session}; theme=dark"));
+    s.passes_clean(page, id, "/?folder=/home/dev/workspace").await;
 
     // Big bodies stream through whole.
     let big = s.http.get(format!("{host}/big")).header("cookie", &session).send().await.expect("big");
