@@ -12,6 +12,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
+use sha2::Digest as _;
 
 /// How much an archive may unpack to.
 #[derive(Debug, Clone, Copy)]
@@ -307,83 +308,120 @@ pub fn unpack_tar_hashing(
     let mut links = Vec::new();
     // Directories get their modes and times once everything inside them is written.
     let mut directories = Vec::new();
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        entries_seen += 1;
-        if entries_seen > limits.max_entries {
-            return Err(ArchiveError::TooLarge(format!("more than {} entries", limits.max_entries)));
-        }
-        let raw = entry.path().map_err(corrupt)?.into_owned();
-        let path = clean_path(&raw)?;
-        if path.as_os_str().is_empty() {
-            continue;
-        }
-        let kind = entry.header().entry_type();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            target.create_dir_all(parent)?;
-        }
-        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
-        let mtime = entry.header().mtime().ok();
-        if kind.is_dir() {
-            target.create_dir_all(&path)?;
-            directories.push((path, mode, mtime));
-            continue;
-        }
-        // A later entry replaces an earlier one, but never by writing through it.
-        if target.symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
-            target.remove_file(&path)?;
-        }
-        if kind.is_symlink() {
-            let link_target = entry
-                .link_name()
-                .map_err(corrupt)?
-                .ok_or_else(|| ArchiveError::Corrupt("a symlink without a target".into()))?;
-            if !link_stays_inside(&path, &link_target) {
-                return Err(ArchiveError::Escape(format!("{} -> {}", raw.display(), link_target.display())));
-            }
-            target.symlink(&link_target, &path)?;
-            links.push(path);
-        } else if kind.is_hard_link() {
-            let original = entry
-                .link_name()
-                .map_err(corrupt)?
-                .ok_or_else(|| ArchiveError::Corrupt("a hard link without a target".into()))?;
-            let original = clean_path(&original)?;
-            target.hard_link(&original, target, &path)?;
-        } else if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
-            let mut file = target.open_with(&path, OpenOptions::new().write(true).create_new(true))?;
-            let room = byte_limit.saturating_sub(unpacked.bytes);
-            let mut reader = Hashing::new((&mut entry).take(room + 1));
-            let written = match on_file.as_mut() {
-                Some(report) => {
-                    let written = std::io::copy(&mut reader, &mut file)?;
-                    let path = path.to_string_lossy().into_owned();
-                    report(PackedFile { path, size: written, sha256: reader.hex() });
-                    written
+    let mut parents = Parents { target, last: None };
+    std::thread::scope(|scope| {
+        let mut writers = Writers::start(scope);
+        let read = (|| {
+            for entry in archive.entries().map_err(corrupt)? {
+                let mut entry = entry.map_err(corrupt)?;
+                entries_seen += 1;
+                if entries_seen > limits.max_entries {
+                    return Err(ArchiveError::TooLarge(format!("more than {} entries", limits.max_entries)));
                 }
-                None => std::io::copy(&mut reader.inner, &mut file)?,
-            };
-            if written > room {
-                return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
+                let raw = entry.path().map_err(corrupt)?.into_owned();
+                let path = clean_path(&raw)?;
+                if path.as_os_str().is_empty() {
+                    continue;
+                }
+                let kind = entry.header().entry_type();
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+                let mtime = entry.header().mtime().ok();
+                if kind.is_dir() {
+                    target.create_dir_all(&path)?;
+                    directories.push((path, mode, mtime));
+                    continue;
+                }
+                if kind.is_file() || kind == tar::EntryType::Continuous || kind == tar::EntryType::GNUSparse {
+                    // An entry yields exactly the size its header gives, or fails.
+                    let size = entry.size();
+                    if size > byte_limit.saturating_sub(unpacked.bytes) {
+                        return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
+                    }
+                    let (dir, name) = parents.of(&path)?;
+                    let file = create_replacing(dir, name)?;
+                    file.set_permissions(Permissions::from_mode(mode))?;
+                    let mut hasher = on_file.is_some().then(sha2::Sha256::new);
+                    let mut next_chunk = |want: u64| {
+                        let mut chunk = Vec::with_capacity(want as usize);
+                        (&mut entry).take(want).read_to_end(&mut chunk).map_err(corrupt)?;
+                        if (chunk.len() as u64) < want {
+                            return Err(ArchiveError::Corrupt(format!(
+                                "the archive ends inside {}",
+                                raw.display()
+                            )));
+                        }
+                        if let Some(hasher) = &mut hasher {
+                            hasher.update(&chunk);
+                        }
+                        Ok(chunk)
+                    };
+                    if size <= COPY_BUFFER as u64 {
+                        writers.whole(WholeFile { file, bytes: next_chunk(size)?, mtime })?;
+                    } else {
+                        writers.send(Piece::Begin(file))?;
+                        let mut read = 0u64;
+                        while read < size {
+                            let want = (size - read).min(COPY_BUFFER as u64);
+                            writers.send(Piece::Bytes(next_chunk(want)?))?;
+                            read += want;
+                        }
+                        writers.send(Piece::End(mtime))?;
+                    }
+                    if let (Some(report), Some(hasher)) = (on_file.as_mut(), hasher) {
+                        let sha256 = hex(hasher.finalize());
+                        report(PackedFile { path: path.to_string_lossy().into_owned(), size, sha256 });
+                    }
+                    unpacked.bytes += size;
+                    unpacked.files += 1;
+                    continue;
+                }
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    target.create_dir_all(parent)?;
+                }
+                // A later entry replaces an earlier one, but never by writing through it.
+                if target.symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+                    target.remove_file(&path)?;
+                }
+                if kind.is_symlink() {
+                    let link_target = entry
+                        .link_name()
+                        .map_err(corrupt)?
+                        .ok_or_else(|| ArchiveError::Corrupt("a symlink without a target".into()))?;
+                    if !link_stays_inside(&path, &link_target) {
+                        return Err(ArchiveError::Escape(format!(
+                            "{} -> {}",
+                            raw.display(),
+                            link_target.display()
+                        )));
+                    }
+                    target.symlink(&link_target, &path)?;
+                    links.push(path);
+                } else if kind.is_hard_link() {
+                    let original = entry
+                        .link_name()
+                        .map_err(corrupt)?
+                        .ok_or_else(|| ArchiveError::Corrupt("a hard link without a target".into()))?;
+                    let original = clean_path(&original)?;
+                    target.hard_link(&original, target, &path)?;
+                } else if matches!(
+                    kind,
+                    tar::EntryType::XGlobalHeader
+                        | tar::EntryType::XHeader
+                        | tar::EntryType::GNULongName
+                        | tar::EntryType::GNULongLink
+                ) {
+                    continue;
+                } else {
+                    return Err(ArchiveError::SpecialFile(raw.display().to_string()));
+                }
             }
-            unpacked.bytes += written;
-            unpacked.files += 1;
-            file.set_permissions(Permissions::from_mode(mode))?;
-            if let Some(mtime) = mtime {
-                set_mtime(&file, mtime)?;
-            }
-        } else if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader
-                | tar::EntryType::GNULongName
-                | tar::EntryType::GNULongLink
-        ) {
-            continue;
-        } else {
-            return Err(ArchiveError::SpecialFile(raw.display().to_string()));
-        }
-    }
+            Ok(())
+        })();
+        // A writer's own error (a full disk) explains a failure better than the closed queue
+        // the reader then met.
+        writers.finish()?;
+        read
+    })?;
     links_resolve_inside(target, &links)?;
     // Deepest first (a directory appears before what it holds), so setting a child's time
     // does not move its parent's again.
@@ -395,6 +433,187 @@ pub fn unpack_tar_hashing(
         target.set_permissions(path, Permissions::from_mode(*mode))?;
     }
     Ok(unpacked)
+}
+
+/// Bytes written to a file at a time while unpacking.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// The directory the last file went into, kept open: an archive lists a directory's files
+/// together, so most files then resolve only their own name. The handle was opened beneath
+/// the target and directories are never removed while unpacking, so it stays inside.
+struct Parents<'a> {
+    target: &'a Dir,
+    last: Option<(PathBuf, Dir)>,
+}
+
+impl Parents<'_> {
+    /// The directory `path` goes into (made when missing), and its name there.
+    fn of<'p>(&mut self, path: &'p Path) -> std::io::Result<(&Dir, &'p Path)> {
+        let name = Path::new(path.file_name().unwrap_or_default());
+        let parent = path.parent().unwrap_or(Path::new(""));
+        if parent.as_os_str().is_empty() {
+            return Ok((self.target, name));
+        }
+        if self.last.as_ref().is_none_or(|(last, _)| last != parent) {
+            self.target.create_dir_all(parent)?;
+            self.last = Some((parent.to_owned(), self.target.open_dir(parent)?));
+        }
+        let (_, dir) = self.last.as_ref().ok_or_else(|| std::io::Error::other("no directory"))?;
+        Ok((dir, name))
+    }
+}
+
+/// Creates `name` in `dir` for writing. A later entry replaces an earlier file or link, but
+/// never by writing through it: `create_new` does not follow a link, and a name already
+/// there is removed first.
+fn create_replacing(dir: &Dir, name: &Path) -> std::io::Result<cap_std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    match dir.open_with(name, &options) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && dir.symlink_metadata(name).is_ok_and(|m| !m.is_dir()) =>
+        {
+            dir.remove_file(name)?;
+            dir.open_with(name, &options)
+        }
+        other => other,
+    }
+}
+
+/// A small file read whole: written, timed and closed by a writer thread.
+struct WholeFile {
+    file: cap_std::fs::File,
+    bytes: Vec<u8>,
+    mtime: Option<u64>,
+}
+
+/// What a writer thread does, in order.
+enum Piece {
+    /// Small files, batched so that a writer is woken once per MiB rather than per file.
+    Files(Vec<WholeFile>),
+    /// A large file created with its mode: the `Bytes` that follow go into it.
+    Begin(cap_std::fs::File),
+    /// The next [`COPY_BUFFER`] of the large file (or its last bytes): every write but the last
+    /// begins on a page, as one that begins inside a page makes ext4 zero the rest of it first.
+    Bytes(Vec<u8>),
+    /// The large file is complete: its time is set and it is closed.
+    End(Option<u64>),
+}
+
+/// Threads that write files' bytes while the archive is read: copying into the page cache
+/// and allocating blocks were most of an unpack, and all on one core.
+struct Writers<'scope> {
+    queues: Vec<std::sync::mpsc::SyncSender<Piece>>,
+    threads: Vec<std::thread::ScopedJoinHandle<'scope, std::io::Result<()>>>,
+    /// The writer that gets the next piece; all of a large file's pieces go to one writer.
+    turn: usize,
+    batch: Vec<WholeFile>,
+    batched_bytes: usize,
+}
+
+/// Writer threads, and pieces queued for each (a few MiB).
+const WRITERS: usize = 2;
+const QUEUED_PIECES: usize = 4;
+/// The most small files in one batch.
+const BATCHED_FILES: usize = 128;
+
+impl<'scope> Writers<'scope> {
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> Writers<'scope> {
+        let (queues, threads) = (0..WRITERS)
+            .map(|_| {
+                let (queue, pieces) = std::sync::mpsc::sync_channel(QUEUED_PIECES);
+                (queue, scope.spawn(move || write_pieces(pieces)))
+            })
+            .unzip();
+        Writers { queues, threads, turn: 0, batch: Vec::new(), batched_bytes: 0 }
+    }
+
+    /// Queues a small file, sending the batch out once it is large enough.
+    fn whole(&mut self, file: WholeFile) -> Result<(), ArchiveError> {
+        self.batched_bytes += file.bytes.len();
+        self.batch.push(file);
+        if self.batched_bytes >= COPY_BUFFER || self.batch.len() >= BATCHED_FILES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch of small files to the next writer.
+    fn flush(&mut self) -> Result<(), ArchiveError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batched_bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.send(Piece::Files(batch))?;
+        self.turn = (self.turn + 1) % self.queues.len();
+        Ok(())
+    }
+
+    /// Sends a piece of a large file (the batch before it first).
+    fn send(&mut self, piece: Piece) -> Result<(), ArchiveError> {
+        if matches!(piece, Piece::Begin(_)) {
+            self.flush()?;
+        }
+        let ends = matches!(piece, Piece::End(_));
+        self.queues[self.turn]
+            .send(piece)
+            .map_err(|_| ArchiveError::Io(std::io::Error::other("a file writer stopped")))?;
+        if ends {
+            self.turn = (self.turn + 1) % self.queues.len();
+        }
+        Ok(())
+    }
+
+    /// Waits for everything queued to be written; the first writer's error, if any.
+    fn finish(mut self) -> Result<(), ArchiveError> {
+        let flushed = self.flush();
+        drop(self.queues);
+        self.threads.into_iter().try_for_each(|thread| {
+            thread.join().unwrap_or_else(|_| Err(std::io::Error::other("a file writer failed")))
+        })?;
+        flushed
+    }
+}
+
+fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut large = None;
+    for piece in pieces {
+        match piece {
+            Piece::Files(files) => {
+                for WholeFile { mut file, bytes, mtime } in files {
+                    file.write_all(&bytes)?;
+                    if let Some(mtime) = mtime {
+                        set_mtime(&file, mtime)?;
+                    }
+                }
+            }
+            Piece::Begin(file) => large = Some(file),
+            Piece::Bytes(bytes) => match &mut large {
+                Some(file) => file.write_all(&bytes)?,
+                None => return Err(std::io::Error::other("bytes for no file")),
+            },
+            Piece::End(mtime) => {
+                if let (Some(file), Some(mtime)) = (large.take(), mtime) {
+                    set_mtime(&file, mtime)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex of a digest.
+pub(crate) fn hex(digest: impl AsRef<[u8]>) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    digest
+        .as_ref()
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 /// Sets what was modified when to `seconds` since the epoch, as the archive stored it (the
@@ -435,8 +654,7 @@ impl<R> Hashing<R> {
 
     /// The SHA-256 so far, lower-case hex.
     pub(crate) fn hex(self) -> String {
-        use sha2::Digest;
-        self.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex(self.hasher.finalize())
     }
 }
 
@@ -526,11 +744,7 @@ pub fn pack_tar<W: std::io::Write>(
                 count: 0,
             };
             out.append_data(&mut header, &name, (&mut reader).take(size))?;
-            let entry = PackedFile {
-                path: name,
-                size,
-                sha256: reader.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-            };
+            let entry = PackedFile { path: name, size, sha256: hex(reader.hasher.finalize()) };
             on_file(&entry);
             packed.push(entry);
         }

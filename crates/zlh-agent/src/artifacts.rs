@@ -135,7 +135,7 @@ impl ArtifactClient {
                 artifact.size
             )));
         }
-        let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = crate::archive::hex(hasher.finalize());
         if sha256 != artifact.sha256 {
             return Err(ArtifactError::Damaged(
                 "the download's SHA-256 does not match the catalog: it was discarded and nothing was installed"

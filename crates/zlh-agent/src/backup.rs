@@ -24,7 +24,7 @@ use zlh_proto::agent::{BackupRequest, BackupView, GameState};
 
 use std::collections::HashMap;
 
-use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, pack_tar, unpack_tar_hashing};
+use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, hex, pack_tar, unpack_tar_hashing};
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, Quiesce};
 use crate::console::{Chunk, Console};
@@ -96,10 +96,6 @@ pub struct Backups {
 /// The right to run one backup or restore.
 pub type Turn = tokio::sync::OwnedMutexGuard<()>;
 
-fn hex(digest: impl AsRef<[u8]>) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Counts and hashes what passes through.
 struct HashingWriter<W> {
     inner: W,
@@ -152,6 +148,26 @@ impl Backups {
 
     fn old(&self) -> PathBuf {
         self.server_root.with_extension("zlh-restore-old")
+    }
+
+    /// Where an old tree goes to be removed in the background: a name of its own, so a
+    /// restore that follows never meets a removal still running.
+    fn trash(&self) -> PathBuf {
+        self.server_root.with_extension(format!("{TRASH}{}", backup_id()))
+    }
+
+    /// Moves the old tree out of the way and removes it on a thread of its own: removing
+    /// 40,000 files takes longer than the restore did, and nothing waits for it. An agent
+    /// killed meanwhile removes it when it starts again ([`Backups::sweep`]).
+    fn discard_old(&self) {
+        let (old, trash) = (self.old(), self.trash());
+        match std::fs::rename(&old, &trash) {
+            Ok(()) => remove_in_background(trash),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(old);
+            }
+        }
     }
 
     /// Takes the turn, or says another operation has it.
@@ -337,7 +353,7 @@ impl Backups {
             let _ = supervisor.start().await;
         }
         if outcome.is_ok() {
-            let _ = std::fs::remove_dir_all(self.old());
+            self.discard_old();
         }
         let _ = std::fs::remove_file(&self.journal);
         outcome
@@ -409,6 +425,7 @@ impl Backups {
     /// archives whose description was never written. A file of any other name (an archive an
     /// operator copied in) is never touched.
     fn sweep(&self) {
+        self.sweep_trash();
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -421,6 +438,20 @@ impl Backups {
             if orphan {
                 tracing::warn!(file = %name, "removing what an interrupted backup left");
                 let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Removes, in the background, the old trees of restores whose removal an agent's stop
+    /// cut short.
+    fn sweep_trash(&self) {
+        let (Some(parent), Some(name)) = (self.server_root.parent(), self.server_root.file_name()) else {
+            return;
+        };
+        let prefix = format!("{}.{TRASH}", name.to_string_lossy());
+        for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().strip_prefix(&prefix).is_some_and(is_backup_id) {
+                remove_in_background(entry.path());
             }
         }
     }
@@ -680,6 +711,18 @@ fn make_durable(tree: &Path, own_filesystem: bool) -> std::io::Result<()> {
 /// Files synced at once: a disk's journal commits many syncs together (16 at a time took 62 µs
 /// a file here, one at a time 220 µs).
 const SYNC_THREADS: usize = 16;
+
+/// The part of a trash directory's name before its unique suffix.
+const TRASH: &str = "zlh-trash-";
+
+/// Removes a directory tree on a thread of its own.
+fn remove_in_background(tree: PathBuf) {
+    std::thread::spawn(move || {
+        if let Err(e) = std::fs::remove_dir_all(&tree) {
+            tracing::warn!(tree = %tree.display(), error = %e, "an old tree could not be removed");
+        }
+    });
+}
 
 /// Sends what is written to it, in chunks, to the other side of a channel.
 struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);
@@ -958,7 +1001,18 @@ mod tests {
         }
         assert!(is_backup_id(&backup_id()));
         std::fs::write(&backups.paused_mark, "").expect("mark");
+        // An old tree whose removal was cut short, and an operator's directory of a like name.
+        let (trash, look_alike) = (backups.trash(), backups.server_root.with_extension("zlh-trash-mine"));
+        for dir in [&trash, &look_alike] {
+            tree(&[("level.dat", "x")], &dir.join("world"));
+        }
         assert_eq!(backups.recover(), Recovery { start_game: false, resume_saving: true });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while trash.exists() {
+            assert!(std::time::Instant::now() < deadline, "the old tree was not removed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(look_alike.join("world/level.dat").exists(), "an operator's directory stays");
         let mut left: Vec<String> = std::fs::read_dir(&backups.dir)
             .expect("dir")
             .flatten()

@@ -151,8 +151,11 @@ fn default_backup_dir() -> PathBuf {
 fn default_backup_keep() -> usize {
     10
 }
+/// zstd's fastest level: on world data it made archives 0.3 % larger than level 3 (zstd's
+/// own default) at two to three times the speed, which is what lets a backup with every
+/// file hashed finish before `tar --zstd` does.
 fn default_backup_level() -> i32 {
-    3
+    1
 }
 fn default_max_upload() -> u64 {
     2 << 30

@@ -280,6 +280,17 @@ async fn kill_9_at_any_moment_of_a_restore_leaves_the_old_or_the_new_tree() {
             !staging.exists() && !server.with_extension("zlh-restore-old").exists(),
             "{point}: leftovers"
         );
+        // The old tree is removed in the background, by the restore or by the next start.
+        let parent = server.parent().expect("parent").to_owned();
+        eventually("the old tree is removed", Duration::from_secs(30), || {
+            let trash = std::fs::read_dir(&parent)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(".zlh-trash-"));
+            async move { (!trash).then_some(()) }
+        })
+        .await;
         assert!(!journal(&agent).exists(), "{point}: the journal was finished");
         if matches!(point, "journal written" | "unpacking") {
             assert!(interrupted, "{point}: the kill landed mid-restore");
