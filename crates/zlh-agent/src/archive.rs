@@ -287,18 +287,20 @@ pub fn unpack_tar(
     compressed_size: u64,
     limits: Limits,
 ) -> Result<Unpacked, ArchiveError> {
-    unpack_tar_hashing(source, target, compressed_size, limits, None)
+    unpack_tar_hashing(source, target, compressed_size, limits, None, false)
 }
 
 /// Unpacks a tar stream like [`unpack_tar`]; `on_file`, when given, hears of every regular
 /// file written with the SHA-256 of what was written (to check a backup against its manifest
-/// in the same pass).
+/// in the same pass). With `start_writeback`, each file's bytes start on their way to disk as
+/// soon as they are written, for a caller that syncs the tree next.
 pub fn unpack_tar_hashing(
     source: impl Read,
     target: &Dir,
     compressed_size: u64,
     limits: Limits,
     mut on_file: Option<&mut dyn FnMut(PackedFile)>,
+    start_writeback: bool,
 ) -> Result<Unpacked, ArchiveError> {
     let mut archive = tar::Archive::new(source);
     let mut unpacked = Unpacked::default();
@@ -310,7 +312,7 @@ pub fn unpack_tar_hashing(
     let mut directories = Vec::new();
     let mut parents = Parents { target, last: None };
     std::thread::scope(|scope| {
-        let mut writers = Writers::start(scope);
+        let mut writers = Writers::start(scope, start_writeback);
         let read = (|| {
             for entry in archive.entries().map_err(corrupt)? {
                 let mut entry = entry.map_err(corrupt)?;
@@ -519,11 +521,14 @@ const QUEUED_PIECES: usize = 4;
 const BATCHED_FILES: usize = 128;
 
 impl<'scope> Writers<'scope> {
-    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> Writers<'scope> {
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        start_writeback: bool,
+    ) -> Writers<'scope> {
         let (queues, threads) = (0..WRITERS)
             .map(|_| {
                 let (queue, pieces) = std::sync::mpsc::sync_channel(QUEUED_PIECES);
-                (queue, scope.spawn(move || write_pieces(pieces)))
+                (queue, scope.spawn(move || write_pieces(pieces, start_writeback)))
             })
             .unzip();
         Writers { queues, threads, turn: 0, batch: Vec::new(), batched_bytes: 0 }
@@ -577,17 +582,24 @@ impl<'scope> Writers<'scope> {
     }
 }
 
-fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>) -> std::io::Result<()> {
+fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool) -> std::io::Result<()> {
     use std::io::Write;
+    let done = |file: &cap_std::fs::File, mtime: Option<u64>| {
+        if let Some(mtime) = mtime {
+            set_mtime(file, mtime)?;
+        }
+        if start_writeback {
+            crate::durable::start_writeback(file)?;
+        }
+        Ok::<_, std::io::Error>(())
+    };
     let mut large = None;
     for piece in pieces {
         match piece {
             Piece::Files(files) => {
                 for WholeFile { mut file, bytes, mtime } in files {
                     file.write_all(&bytes)?;
-                    if let Some(mtime) = mtime {
-                        set_mtime(&file, mtime)?;
-                    }
+                    done(&file, mtime)?;
                 }
             }
             Piece::Begin(file) => large = Some(file),
@@ -596,8 +608,8 @@ fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>) -> std::io::Result<()>
                 None => return Err(std::io::Error::other("bytes for no file")),
             },
             Piece::End(mtime) => {
-                if let (Some(file), Some(mtime)) = (large.take(), mtime) {
-                    set_mtime(&file, mtime)?;
+                if let Some(file) = large.take() {
+                    done(&file, mtime)?;
                 }
             }
         }

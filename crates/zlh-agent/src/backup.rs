@@ -635,7 +635,7 @@ fn unpack_verified(
         progress.set(done, Some(view.bytes));
         seen.insert(file.path.clone(), file);
     };
-    let unpacked = unpack_tar_hashing(decompressed, &dir, size, limits, Some(&mut record));
+    let unpacked = unpack_tar_hashing(decompressed, &dir, size, limits, Some(&mut record), true);
     match unpacked {
         Err(ArchiveError::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
             return Err(disk_full_aware(e));

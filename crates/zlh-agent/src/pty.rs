@@ -1,7 +1,8 @@
 //! Pseudo-terminals: open one and start a process with it as its controlling terminal.
 //!
-//! This is the only module with `unsafe`: starting a child in its own session with the PTY as
-//! its controlling terminal needs a `pre_exec` hook, which runs between `fork` and `exec`.
+//! This is the one module with `unsafe` throughout (`durable` has one call): starting a child
+//! in its own session with the PTY as its controlling terminal needs a `pre_exec` hook, which
+//! runs between `fork` and `exec`.
 #![allow(unsafe_code)]
 
 use std::io;
