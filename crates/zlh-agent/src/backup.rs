@@ -28,7 +28,7 @@ use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, hex, pack_tar, u
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, Quiesce};
 use crate::console::{Chunk, Console};
-use crate::durable::{sync_dir, write_atomically};
+use crate::durable::{WritingBack, sync_dir, write_atomically};
 use crate::jobs::Progress;
 use crate::supervisor::Supervisor;
 
@@ -544,7 +544,12 @@ fn pack(
     let outcome = (|| -> std::io::Result<(u64, u64, u64, String)> {
         std::fs::create_dir_all(server_root)?;
         let root = cap_std::fs::Dir::open_ambient_dir(server_root, cap_std::ambient_authority())?;
-        let total = tree_size(server_root);
+        // The total for progress is counted beside the packing, not before it.
+        let total = Arc::new(std::sync::OnceLock::new());
+        std::thread::spawn({
+            let (total, server_root) = (Arc::clone(&total), server_root.to_owned());
+            move || total.set(tree_size(&server_root))
+        });
         let file = std::fs::File::create(&part)?;
         // Two stages on their own threads, like `tar | zstd > file`: this one reads and hashes
         // files into a tar stream; the other compresses, hashes and writes the archive.
@@ -555,9 +560,9 @@ fn pack(
             let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, output));
             let skip = |path: &Path| exclude.iter().any(|p| p.matches_path(path));
             let mut done = 0u64;
-            let files = pack_tar(&root, &[PathBuf::new()], &mut builder, &skip, &mut |file| {
-                done += file.size;
-                progress.set(done, Some(total));
+            let files = pack_tar(&root, &[PathBuf::new()], &mut builder, &skip, &mut |size| {
+                done += size;
+                progress.set(done, total.get().copied());
             })
             .map_err(std::io::Error::other)?;
             let manifest = serde_json::to_vec(&Manifest { version: 1, files: files.clone() })?;
@@ -724,12 +729,18 @@ fn remove_in_background(tree: PathBuf) {
     });
 }
 
-/// Sends what is written to it, in chunks, to the other side of a channel.
-struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);
+/// Sends what is written to it, in chunks, to the other side of a channel, which gives spent
+/// chunks back to be filled again (a fresh MiB for every chunk cost the packer page faults).
+struct ChannelWriter {
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    spent: std::sync::mpsc::Receiver<Vec<u8>>,
+}
 
 impl Write for ChannelWriter {
     fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-        self.0.send(buffer.to_vec()).map_err(|_| std::io::Error::other("the archive writer stopped"))?;
+        let mut chunk = self.spent.try_recv().unwrap_or_default();
+        chunk.extend_from_slice(buffer);
+        self.chunks.send(chunk).map_err(|_| std::io::Error::other("the archive writer stopped"))?;
         Ok(buffer.len())
     }
 
@@ -748,23 +759,26 @@ fn compress_beside(
     level: i32,
 ) -> (ChannelWriter, std::thread::JoinHandle<std::io::Result<Written>>) {
     let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let (give_back, spent) = std::sync::mpsc::sync_channel(6);
     let writer = std::thread::spawn(move || {
         let mut hashing = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            inner: std::io::BufWriter::with_capacity(1 << 20, WritingBack::new(file)),
             hasher: Sha256::new(),
             count: 0,
         };
         let mut encoder = zstd::stream::write::Encoder::new(&mut hashing, level)?;
         encoder.include_checksum(true)?;
-        for chunk in chunks {
+        for mut chunk in chunks {
             encoder.write_all(&chunk)?;
+            chunk.clear();
+            let _ = give_back.try_send(chunk);
         }
         encoder.finish()?;
         hashing.flush()?;
-        let file = hashing.inner.into_inner().map_err(|e| e.into_error())?;
+        let file = hashing.inner.into_inner().map_err(|e| e.into_error())?.file;
         Ok((hashing.count, hex(hashing.hasher.finalize()), file))
     });
-    (ChannelWriter(sender), writer)
+    (ChannelWriter { chunks: sender, spent }, writer)
 }
 
 /// Chunks of decompressed bytes, read on the other side of a channel.

@@ -34,3 +34,34 @@ pub(crate) fn start_writeback(file: &impl std::os::fd::AsFd) -> std::io::Result<
         unsafe { libc::sync_file_range(file.as_fd().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
     if status == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
+
+/// A file written through it starts on its way to disk every [`WRITEBACK_EVERY`] bytes, so
+/// that the fsync at its end waits for the last few MiB instead of writing them all.
+pub(crate) struct WritingBack {
+    pub(crate) file: std::fs::File,
+    unstarted: usize,
+}
+
+const WRITEBACK_EVERY: usize = 8 << 20;
+
+impl WritingBack {
+    pub(crate) fn new(file: std::fs::File) -> WritingBack {
+        WritingBack { file, unstarted: 0 }
+    }
+}
+
+impl std::io::Write for WritingBack {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(buffer)?;
+        self.unstarted += written;
+        if self.unstarted >= WRITEBACK_EVERY {
+            self.unstarted = 0;
+            start_writeback(&self.file)?;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}

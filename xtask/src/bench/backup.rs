@@ -16,7 +16,7 @@ const SMALL_FILES: usize = 40_000;
 const LARGE_FILES: usize = 4;
 const LARGE_SIZE: usize = 160 << 20;
 /// Rounds of each measurement; the best is reported (the page cache is warm for all).
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 
 /// Data that compresses about 2:1, like world files: blocks of noise and of repeated text.
 struct Filler(u64);

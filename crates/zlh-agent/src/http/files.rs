@@ -15,7 +15,7 @@ use zlh_proto::ErrorCode;
 use zlh_proto::agent::{JobKind, JobView};
 
 use super::AppState;
-use crate::archive::{Format, Limits, PackedFile, pack_tar, unpack_file};
+use crate::archive::{Format, Limits, pack_tar, unpack_file};
 use crate::files::{Entry, FileError, Files};
 
 /// A file error as the API answers it.
@@ -274,8 +274,8 @@ pub(super) async fn compress(
                 let writer = flate2::write::GzEncoder::new(&mut upload, flate2::Compression::default());
                 let mut builder = tar::Builder::new(writer);
                 let mut done = 0u64;
-                pack_tar(&root, &paths, &mut builder, &|_| false, &mut |file: &PackedFile| {
-                    done += file.size;
+                pack_tar(&root, &paths, &mut builder, &|_| false, &mut |size| {
+                    done += size;
                     progress.set(done, None);
                 })?;
                 builder.into_inner()?.finish()?;
