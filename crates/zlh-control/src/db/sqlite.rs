@@ -579,27 +579,23 @@ impl Store for SqliteStore {
     }
 
     async fn servers(&self, owner_id: Option<i64>) -> StoreResult<Vec<Server>> {
-        let rows = match owner_id {
-            Some(owner) => {
-                sqlx::query("SELECT * FROM servers WHERE owner_id = ? ORDER BY id")
-                    .bind(owner)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => sqlx::query("SELECT * FROM servers ORDER BY id").fetch_all(&self.pool).await?,
+        let query = match owner_id {
+            Some(owner) => sqlx::query("SELECT * FROM servers WHERE owner_id = ? ORDER BY id").bind(owner),
+            None => sqlx::query("SELECT * FROM servers ORDER BY id"),
         };
-        rows.iter().map(server_from).collect()
+        servers_from(query.fetch(&self.pool)).await
     }
 
     async fn shared_servers(&self, email: &str) -> StoreResult<Vec<Server>> {
-        let rows = sqlx::query(
-            "SELECT servers.* FROM servers JOIN server_members ON server_members.server_id = servers.id \
-             WHERE server_members.email = ? ORDER BY servers.id",
+        servers_from(
+            sqlx::query(
+                "SELECT servers.* FROM servers JOIN server_members ON server_members.server_id = servers.id \
+                 WHERE server_members.email = ? ORDER BY servers.id",
+            )
+            .bind(email)
+            .fetch(&self.pool),
         )
-        .bind(email)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(server_from).collect()
+        .await
     }
 
     async fn member_permissions(&self, server_id: i64, email: &str) -> StoreResult<Option<Vec<Permission>>> {
