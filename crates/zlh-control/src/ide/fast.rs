@@ -493,6 +493,10 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The most read from code-server at a time while relaying a body: large files (extensions,
+/// the workbench's scripts) then pass in a few system calls each.
+const RELAY_READ: usize = 256 << 10;
+
 /// Copies the answer to the browser: `head`, then its body from `answer` (what was read with
 /// the head) and `upstream`, each step within `idle`. Returns whether code-server's connection
 /// may take another request.
@@ -514,7 +518,7 @@ async fn relay(
     let mut chunk = answer;
     while !body.done() {
         chunk.clear();
-        chunk.reserve(64 << 10);
+        chunk.reserve(RELAY_READ);
         if idle.within(upstream.read_buf(&mut chunk)).await.ok_or(Broken)?? == 0 {
             if body.framing == Framing::Close {
                 return Ok(false);
