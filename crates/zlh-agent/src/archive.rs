@@ -897,6 +897,39 @@ mod tests {
 
     use tar::EntryType::{Directory, Link, Regular, Symlink};
 
+    /// Every file's SHA-256 is of its own bytes, however files fall into the hasher's batches:
+    /// empty ones, one larger than a batch, and more small ones than a batch holds.
+    #[test]
+    fn packed_files_are_hashed_each_by_itself() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            ("empty".into(), Vec::new()),
+            ("large".into(), (0..3 * HASH_BATCH + 7).map(|i| (i % 251) as u8).collect()),
+        ];
+        files.extend((0..3 * BATCHED_FILES).map(|n| (format!("small/{n:04}"), vec![n as u8; n % 700])));
+        std::fs::create_dir(dir.path().join("small")).expect("mkdir");
+        for (name, bytes) in &files {
+            std::fs::write(dir.path().join(name), bytes).expect("write");
+        }
+        let source = Dir::open_ambient_dir(dir.path(), cap_std::ambient_authority()).expect("open");
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut sizes = 0;
+        let packed =
+            pack_tar(&source, &[PathBuf::new()], &mut builder, &|_| false, &mut |size| sizes += size)
+                .expect("packed");
+        assert_eq!(packed.len(), files.len());
+        for (name, bytes) in &files {
+            let file = packed.iter().find(|f| &f.path == name).expect("packed");
+            assert_eq!(
+                (file.size, &file.sha256),
+                (bytes.len() as u64, &hex(sha2::Sha256::digest(bytes))),
+                "{name}"
+            );
+        }
+        assert_eq!(sizes, files.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
+    }
+
     /// A bomb is refused before one byte of it is written, tar or zip alike.
     #[test]
     fn a_bomb_is_counted_before_anything_is_written() {
