@@ -22,6 +22,8 @@ use super::{cpu_seconds, print_table};
 
 const CONNECTIONS: &str = "64";
 const DURATION: &str = "8s";
+/// Unmeasured load through each proxy before the first round, so neither is measured cold.
+const WARM_UP: &str = "2s";
 const ROUND_TRIPS: usize = 2000;
 /// Turns each proxy takes per response size.
 const ROUNDS: usize = 3;
@@ -63,9 +65,9 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
 }
 
 /// Runs wrk; returns (requests/s, p99 ms).
-fn wrk(url: &str, headers: &[String]) -> anyhow::Result<(f64, f64)> {
+fn wrk(url: &str, headers: &[String], duration: &str) -> anyhow::Result<(f64, f64)> {
     let mut command = Command::new("wrk");
-    command.args(["-t2", "-c", CONNECTIONS, "-d", DURATION, "--latency"]);
+    command.args(["-t2", "-c", CONNECTIONS, "-d", duration, "--latency"]);
     for header in headers {
         command.args(["-H", header]);
     }
@@ -205,7 +207,7 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     let zlh_pid = control.pid();
     let mut rows = Vec::new();
     for (label, file) in [("small (56 B)", "small.txt"), ("1 MiB", "big.bin")] {
-        let (requests, p99) = wrk(&format!("http://127.0.0.1:{upstream_port}/{file}"), &[])?;
+        let (requests, p99) = wrk(&format!("http://127.0.0.1:{upstream_port}/{file}"), &[], DURATION)?;
         rows.push(vec![
             label.to_owned(),
             "-".into(),
@@ -215,20 +217,24 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
             "-".into(),
             "-".into(),
         ]);
+        let proxies = [
+            (
+                "nginx proxy",
+                format!("http://127.0.0.1:{proxy_port}/{file}"),
+                Vec::new(),
+                nginx_workers.clone(),
+            ),
+            ("zlh IDE proxy", format!("http://{address}/{file}"), ours.clone(), vec![zlh_pid]),
+        ];
+        for (_, url, headers, _) in &proxies {
+            wrk(url, headers, WARM_UP)?;
+        }
         for round in 1..=ROUNDS {
             let mut nginx_rate = f64::NAN;
-            for (target, url, headers, pids) in [
-                (
-                    "nginx proxy",
-                    format!("http://127.0.0.1:{proxy_port}/{file}"),
-                    Vec::new(),
-                    nginx_workers.clone(),
-                ),
-                ("zlh IDE proxy", format!("http://{address}/{file}"), ours.clone(), vec![zlh_pid]),
-            ] {
+            for (target, url, headers, pids) in &proxies {
                 let cpu_before: f64 = pids.iter().map(|pid| cpu_seconds(*pid)).sum();
                 let began = Instant::now();
-                let (requests, p99) = wrk(&url, &headers)?;
+                let (requests, p99) = wrk(url, headers, DURATION)?;
                 let cpu = pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>() - cpu_before;
                 let served = requests * began.elapsed().as_secs_f64();
                 if nginx_rate.is_nan() {
@@ -237,7 +243,7 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
                 rows.push(vec![
                     label.to_owned(),
                     round.to_string(),
-                    target.to_owned(),
+                    (*target).to_owned(),
                     format!("{requests:.0}"),
                     format!("{p99:.2}"),
                     format!("{:.1}", cpu / served * 1e6),
