@@ -551,8 +551,9 @@ fn pack(
             move || total.set(tree_size(&server_root))
         });
         let file = std::fs::File::create(&part)?;
-        // Two stages on their own threads, like `tar | zstd > file`: this one reads and hashes
-        // files into a tar stream; the other compresses, hashes and writes the archive.
+        // Two stages on their own threads, like `tar | zstd > file`: this one reads files into
+        // a tar stream (`pack_tar` hashes them on a third); the other compresses, hashes and
+        // writes the archive.
         let (output, written) = compress_beside(file, level);
         let packed = (|| {
             // A large buffer: `io::copy` then reads files straight into it, and the other

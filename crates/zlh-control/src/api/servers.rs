@@ -34,8 +34,7 @@ pub(super) async fn templates(
 pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
     user: CurrentUser,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
+) -> Result<Json<Vec<ServerView>>, ApiError> {
     let owner = (!user.is_admin()).then_some(user.0.id);
     let mut servers = control.store.servers(owner).await?;
     if owner.is_some() {
@@ -44,24 +43,8 @@ pub(super) async fn list(
         }
         servers.sort_by_key(|server| server.id);
     }
-    // Views are made and written a page at a time: an operator's list of 10,000 servers then
-    // holds its JSON and one page of views, not every view beside it.
-    let mut body = vec![b'['];
-    for page in servers.chunks(LIST_PAGE) {
-        for view in server_views(&control, &user.0, page).await? {
-            if body.len() > 1 {
-                body.push(b',');
-            }
-            serde_json::to_writer(&mut body, &view)
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        }
-    }
-    body.push(b']');
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(Json(server_views(&control, &user.0, &servers).await?))
 }
-
-/// Servers made into views at a time by [`list`].
-const LIST_PAGE: usize = 256;
 
 #[utoipa::path(post, path = "/api/servers", tag = "servers", security(("bearer" = [])), request_body = CreateServer,
     responses((status = 201, body = ServerView, description = "Created, and its agent reported ready"),
