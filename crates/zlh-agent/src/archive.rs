@@ -342,35 +342,8 @@ pub fn unpack_tar_hashing(
                     let (dir, name) = parents.of(&path)?;
                     let file = create_replacing(dir, name)?;
                     file.set_permissions(Permissions::from_mode(mode))?;
-                    let mut hasher = on_file.is_some().then(sha2::Sha256::new);
-                    let mut next_chunk = |want: u64| {
-                        let mut chunk = Vec::with_capacity(want as usize);
-                        (&mut entry).take(want).read_to_end(&mut chunk).map_err(corrupt)?;
-                        if (chunk.len() as u64) < want {
-                            return Err(ArchiveError::Corrupt(format!(
-                                "the archive ends inside {}",
-                                raw.display()
-                            )));
-                        }
-                        if let Some(hasher) = &mut hasher {
-                            hasher.update(&chunk);
-                        }
-                        Ok(chunk)
-                    };
-                    if size <= COPY_BUFFER as u64 {
-                        writers.whole(WholeFile { file, bytes: next_chunk(size)?, mtime })?;
-                    } else {
-                        writers.send(Piece::Begin(file))?;
-                        let mut read = 0u64;
-                        while read < size {
-                            let want = (size - read).min(COPY_BUFFER as u64);
-                            writers.send(Piece::Bytes(next_chunk(want)?))?;
-                            read += want;
-                        }
-                        writers.send(Piece::End(mtime))?;
-                    }
-                    if let (Some(report), Some(hasher)) = (on_file.as_mut(), hasher) {
-                        let sha256 = hex(hasher.finalize());
+                    let sha256 = write_entry(&mut entry, file, mtime, on_file.is_some(), &mut writers)?;
+                    if let (Some(report), Some(sha256)) = (on_file.as_mut(), sha256) {
                         report(PackedFile { path: path.to_string_lossy().into_owned(), size, sha256 });
                     }
                     unpacked.bytes += size;
@@ -440,6 +413,44 @@ pub fn unpack_tar_hashing(
 /// Bytes written to a file at a time while unpacking.
 const COPY_BUFFER: usize = 1 << 20;
 
+/// Reads a regular file's entry and hands `file` with its bytes to the writers: whole when
+/// small, else in [`COPY_BUFFER`] pieces. Returns the bytes' SHA-256 when `hash`.
+fn write_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    file: cap_std::fs::File,
+    mtime: Option<u64>,
+    hash: bool,
+    writers: &mut Writers<'_>,
+) -> Result<Option<String>, ArchiveError> {
+    let size = entry.size();
+    let mut hasher = hash.then(sha2::Sha256::new);
+    let mut next_chunk = |want: u64| {
+        let mut chunk = Vec::with_capacity(want as usize);
+        entry.take(want).read_to_end(&mut chunk).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        if (chunk.len() as u64) < want {
+            let path = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+            return Err(ArchiveError::Corrupt(format!("the archive ends inside {path}")));
+        }
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&chunk);
+        }
+        Ok(chunk)
+    };
+    if size <= COPY_BUFFER as u64 {
+        writers.whole(WholeFile { file, bytes: next_chunk(size)?, mtime })?;
+    } else {
+        writers.send(Piece::Begin(file))?;
+        let mut read = 0u64;
+        while read < size {
+            let want = (size - read).min(COPY_BUFFER as u64);
+            writers.send(Piece::Bytes(next_chunk(want)?))?;
+            read += want;
+        }
+        writers.send(Piece::End(mtime))?;
+    }
+    Ok(hasher.map(|hasher| hex(hasher.finalize())))
+}
+
 /// The directory the last file went into, kept open: an archive lists a directory's files
 /// together, so most files then resolve only their own name. The handle was opened beneath
 /// the target and directories are never removed while unpacking, so it stays inside.
@@ -456,12 +467,14 @@ impl Parents<'_> {
         if parent.as_os_str().is_empty() {
             return Ok((self.target, name));
         }
-        if self.last.as_ref().is_none_or(|(last, _)| last != parent) {
-            self.target.create_dir_all(parent)?;
-            self.last = Some((parent.to_owned(), self.target.open_dir(parent)?));
-        }
-        let (_, dir) = self.last.as_ref().ok_or_else(|| std::io::Error::other("no directory"))?;
-        Ok((dir, name))
+        let (last, dir) = match self.last.take() {
+            Some((last, dir)) if last == parent => (last, dir),
+            _ => {
+                self.target.create_dir_all(parent)?;
+                (parent.to_owned(), self.target.open_dir(parent)?)
+            }
+        };
+        Ok((&self.last.insert((last, dir)).1, name))
     }
 }
 
