@@ -7,10 +7,14 @@
 //! `httparse`, writes it on to code-server as bytes on a connection it keeps, and copies the
 //! answer back, rewriting only what must change (`Cookie`, hop-by-hop headers, `Set-Cookie`).
 //!
+//! A WebSocket upgrade from the IDE's own page is forwarded the same way; once code-server
+//! switched protocols, the two sockets are joined with `copy_bidirectional`.
+//!
 //! Anything else goes to hyper and the router, from the request that is not plain onwards,
-//! with the bytes read so far: a body, an upgrade, a link (`?token=`), the IDE's root, a cookie
-//! not verified, a code-server that does not answer, HTTP/1.0, a head too long to parse. So
-//! the fast path answers only what the general one would answer the same way.
+//! with the bytes read so far: a body, another upgrade or another origin's, a link
+//! (`?token=`), the IDE's root, a cookie not verified, a code-server that does not answer,
+//! HTTP/1.0, a head too long to parse. So the fast path answers only what the general one
+//! would answer the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -154,6 +158,11 @@ pub(crate) async fn serve(
             break Served::HandOver(buffer);
         };
         buffer.drain(..len);
+        if request.websocket
+            && let Some(switched) = Switched::read(&answer, request.cookie_path)
+        {
+            break join(control, client, upstream, switched, &answer, &buffer, verified).await;
+        }
         let Ok(head) = Head::rewrite(&answer, &request) else {
             let _ = client.write_all(BAD_GATEWAY).await;
             break Served::Ended;
@@ -231,6 +240,8 @@ enum Read {
 
 /// A request the fast path may answer.
 struct Plain {
+    /// A WebSocket upgrade from the IDE's own page.
+    websocket: bool,
     /// The IDE cookie.
     session: String,
     /// `HEAD`: the answer has no body whatever it says.
@@ -243,11 +254,11 @@ struct Plain {
 }
 
 impl Plain {
-    /// Whether `buffer` starts with a plain `GET` or `HEAD` without a body, over HTTP/1.1, for
-    /// the hosted IDE of `server_id`, with an IDE cookie, that is neither a link nor the IDE's
-    /// root. Its head goes on as the browser sent it, but without hop-by-hop headers, headers
-    /// that could lie about the origin, credentials or our cookies, and with the public scheme
-    /// in `X-Forwarded-Proto`.
+    /// Whether `buffer` starts with a plain `GET` or `HEAD` without a body (or a WebSocket
+    /// upgrade from the IDE's own page), over HTTP/1.1, for the hosted IDE of `server_id`, with
+    /// an IDE cookie, that is neither a link nor the IDE's root. Its head goes on as the
+    /// browser sent it, but without hop-by-hop headers, headers that could lie about the
+    /// origin, credentials or our cookies, and with the public scheme in `X-Forwarded-Proto`.
     fn read(buffer: &[u8], suffix: &str, server_id: i64, scheme: &str) -> Read {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
@@ -287,12 +298,14 @@ impl Plain {
         forwarded.extend_from_slice(target.as_bytes());
         forwarded.extend_from_slice(b" HTTP/1.1\r\n");
         let (mut hosts, mut session, mut close) = (0, None, false);
+        let (mut host, mut upgrades, mut upgrade_asked, mut origin) = (None, 0, false, None);
         let mut cookies: Vec<&[u8]> = Vec::new();
         for header in request.headers.iter() {
             let name = header.name;
             let value = std::str::from_utf8(header.value).ok()?;
             if name.eq_ignore_ascii_case("host") {
                 hosts += 1;
+                host = Some(value);
                 if super::hosted_server(value, suffix) != Some(server_id) {
                     return None;
                 }
@@ -315,10 +328,18 @@ impl Plain {
             } else if name.eq_ignore_ascii_case("connection") {
                 let tokens = || value.split(',').map(str::trim);
                 close |= tokens().any(|t| t.eq_ignore_ascii_case("close"));
-                if tokens().any(|t| t.eq_ignore_ascii_case("upgrade")) {
+                upgrade_asked |= tokens().any(|t| t.eq_ignore_ascii_case("upgrade"));
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                // Only a WebSocket, named alone.
+                upgrades += 1;
+                if !value.trim().eq_ignore_ascii_case("websocket") {
                     return None;
                 }
-            } else if ["content-length", "transfer-encoding", "upgrade", "expect"]
+            } else if name.eq_ignore_ascii_case("origin") {
+                if origin.replace(value).is_some() {
+                    return None;
+                }
+            } else if ["content-length", "transfer-encoding", "expect"]
                 .iter()
                 .any(|n| name.eq_ignore_ascii_case(n))
             {
@@ -331,12 +352,29 @@ impl Plain {
         if hosts != 1 {
             return None;
         }
+        // A WebSocket passes here only from the IDE's own page; any other goes to the general
+        // path, which refuses it.
+        let websocket = match (upgrade_asked, upgrades) {
+            (false, 0) => false,
+            (true, 1) if method == "GET" && origin == Some(&format!("{scheme}://{}", host?)) => true,
+            _ => return None,
+        };
         if !cookies.is_empty() {
             header_line(&mut forwarded, b"cookie", &cookies.join(&b"; "[..]));
         }
         header_line(&mut forwarded, b"x-forwarded-proto", scheme.as_bytes());
+        if websocket {
+            forwarded.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
+        }
         forwarded.extend_from_slice(b"\r\n");
-        Some(Plain { session: session?, head: method == "HEAD", close, cookie_path: "/", forwarded })
+        Some(Plain {
+            websocket,
+            session: session?,
+            head: method == "HEAD",
+            close,
+            cookie_path: "/",
+            forwarded,
+        })
     }
 }
 
@@ -452,10 +490,7 @@ impl Head {
                     header.value.split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
                 continue;
             } else if name.eq_ignore_ascii_case("set-cookie") {
-                let value = std::str::from_utf8(header.value).map_err(|_| Broken)?;
-                out.extend_from_slice(b"set-cookie: ");
-                out.extend_from_slice(scoped_cookie(value, request.cookie_path).as_bytes());
-                out.extend_from_slice(b"\r\n");
+                set_cookie_line(&mut out, header.value, request.cookie_path)?;
                 continue;
             } else if super::proxy::hop_by_hop(name) {
                 continue;
@@ -484,6 +519,76 @@ impl Head {
         out.extend_from_slice(b"\r\n");
         Ok(Head { out, len, body: Body::new(framing), upstream_closes, client_closes })
     }
+}
+
+/// code-server's answer to a WebSocket upgrade, when it switched protocols.
+struct Switched {
+    /// The head to write: as code-server sent it, but cookies held to the IDE and no body
+    /// framing (only the new protocol follows).
+    out: Vec<u8>,
+    /// The length of the head read.
+    len: usize,
+}
+
+impl Switched {
+    fn read(answer: &[u8], cookie_path: &str) -> Option<Switched> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(len)) = response.parse(answer) else { return None };
+        if response.code != Some(101) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len + 32);
+        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        for header in response.headers.iter() {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("set-cookie") {
+                set_cookie_line(&mut out, header.value, cookie_path).ok()?;
+            } else if !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding")
+            {
+                header_line(&mut out, name.as_bytes(), header.value);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        Some(Switched { out, len })
+    }
+}
+
+/// Joins the browser's WebSocket to code-server's, which switched protocols: the answer (and
+/// whatever code-server sent after it) goes to the browser, what the browser sent after its
+/// request goes to code-server, then bytes pass both ways untouched (frames are not parsed)
+/// until either side closes or the session's access ends ([`super::access_ends`]).
+async fn join(
+    control: &Arc<ControlPlane>,
+    client: &mut TcpStream,
+    mut upstream: TcpStream,
+    switched: Switched,
+    answer: &[u8],
+    early: &[u8],
+    verified: Arc<super::Verified>,
+) -> Served {
+    let Switched { mut out, len } = switched;
+    out.extend_from_slice(&answer[len..]);
+    let joined = async {
+        client.write_all(&out).await?;
+        upstream.write_all(early).await?;
+        tokio::io::copy_bidirectional(client, &mut upstream).await
+    };
+    tokio::select! {
+        _ = joined => {}
+        () = super::access_ends(Arc::clone(control), verified) => {}
+    }
+    Served::Ended
+}
+
+/// A `Set-Cookie` line from code-server, held to the IDE.
+fn set_cookie_line(out: &mut Vec<u8>, value: &[u8], cookie_path: &str) -> Result<(), Broken> {
+    let value = std::str::from_utf8(value).map_err(|_| Broken)?;
+    out.extend_from_slice(b"set-cookie: ");
+    out.extend_from_slice(scoped_cookie(value, cookie_path).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -367,35 +367,34 @@ async fn serve(
         Some(query) => format!("{path}?{query}"),
         None => path,
     };
-    // An IDE WebSocket lasts while the session that opened it stands and its account may still
-    // use the IDE (asked again at once whenever access changes anywhere), and until this
-    // replica stops.
-    let watcher = Arc::clone(control);
-    let upstream = Arc::clone(&verified);
-    let revoked = async move {
-        // Counted as open only once joined (this runs only for a WebSocket).
-        let mut open = watcher.drain.socket();
-        let mut revocations = watcher.revocations.watch();
-        let need = crate::access::Need::To(zlh_proto::api::Permission::Ide);
-        loop {
-            let announced = tokio::select! {
-                announced = revocations.changed() => announced,
-                () = open.closing() => return,
-            };
-            let Verified { account_session, user_id, .. } = verified.as_ref();
-            if !crate::access::still_allowed(&watcher, account_session, *user_id, server_id, need, announced)
-                .await
-            {
-                tracing::info!(server_id, "IDE connection closed: its session or access ended");
-                return;
-            }
-        }
-    };
+    let revoked = access_ends(Arc::clone(control), Arc::clone(&verified));
     Ok(control
         .ide
         .proxy
-        .forward(request, &upstream.upstream, &path_and_query, scheme, &cookie_path, revoked)
+        .forward(request, &verified.upstream, &path_and_query, scheme, &cookie_path, revoked)
         .await)
+}
+
+/// Resolves when an IDE WebSocket opened with `verified` must close: its account session
+/// ended or its account may no longer use the IDE (asked again at once whenever access changes
+/// anywhere), or this replica stops. The socket counts as open while this is awaited.
+async fn access_ends(control: Arc<ControlPlane>, verified: Arc<Verified>) {
+    let mut open = control.drain.socket();
+    let mut revocations = control.revocations.watch();
+    let need = crate::access::Need::To(zlh_proto::api::Permission::Ide);
+    let Verified { account_session, user_id, server_id, .. } = verified.as_ref();
+    loop {
+        let announced = tokio::select! {
+            announced = revocations.changed() => announced,
+            () = open.closing() => return,
+        };
+        if !crate::access::still_allowed(&control, account_session, *user_id, *server_id, need, announced)
+            .await
+        {
+            tracing::info!(server_id, "IDE connection closed: its session or access ended");
+            return;
+        }
+    }
 }
 
 fn proxy_is_websocket(request: &Request) -> bool {

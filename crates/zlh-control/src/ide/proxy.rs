@@ -202,23 +202,31 @@ impl IdeProxy {
             let (mut parts, _) = response.into_parts();
             // Keep Upgrade/Connection on a 101: they are the answer.
             parts.headers.remove(header::TRANSFER_ENCODING);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            hold_cookies(&mut parts.headers, cookie_path);
             return Response::from_parts(parts, Body::empty());
         }
         let (mut parts, body) = response.into_parts();
         for name in HOP_BY_HOP {
             parts.headers.remove(*name);
         }
-        let cookies: Vec<HeaderValue> = parts.headers.get_all(header::SET_COOKIE).iter().cloned().collect();
-        if !cookies.is_empty() {
-            parts.headers.remove(header::SET_COOKIE);
-            for cookie in cookies {
-                let scoped = scoped_cookie(&String::from_utf8_lossy(cookie.as_bytes()), cookie_path);
-                if let Ok(value) = HeaderValue::from_str(&scoped) {
-                    parts.headers.append(header::SET_COOKIE, value);
-                }
-            }
-        }
+        hold_cookies(&mut parts.headers, cookie_path);
         Response::from_parts(parts, Body::new(body))
+    }
+}
+
+/// Every `Set-Cookie` of an answer held to the IDE ([`scoped_cookie`]).
+fn hold_cookies(headers: &mut HeaderMap, cookie_path: &str) {
+    let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let scoped = scoped_cookie(&String::from_utf8_lossy(cookie.as_bytes()), cookie_path);
+        if let Ok(value) = HeaderValue::from_str(&scoped) {
+            headers.append(header::SET_COOKIE, value);
+        }
     }
 }
 

@@ -479,6 +479,79 @@ async fn websockets_pass_through_only_from_the_ides_own_origin() {
     assert_eq!(origin, Some(format!("http://{host}")), "Origin untouched");
 }
 
+/// A WebSocket upgrade after a plain request on one connection, sent with its first frame in
+/// the same write: the frame reaches code-server once it switched protocols, the echo comes
+/// back, and the upgrade went on without our cookie or credentials.
+#[tokio::test]
+async fn a_websocket_upgrade_with_its_first_frame_passes_after_a_plain_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup("").await;
+    let id = s.servers[0];
+    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
+    let session =
+        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let host = format!("dev-{id}.localhost:{}", s.port());
+    let mut stream =
+        tokio::net::TcpStream::connect(s.control.url.trim_start_matches("http://")).await.expect("tcp");
+    // Reads until `complete` says how much of what was read is the answer.
+    async fn read_until(
+        stream: &mut tokio::net::TcpStream,
+        complete: impl Fn(&[u8]) -> Option<usize>,
+    ) -> Vec<u8> {
+        let mut read = Vec::new();
+        tokio::time::timeout(crate::SOON, async {
+            loop {
+                if let Some(len) = complete(&read) {
+                    return read[..len].to_vec();
+                }
+                assert!(stream.read_buf(&mut read).await.expect("read") > 0, "closed: {read:?}");
+            }
+        })
+        .await
+        .expect("an answer in time")
+    }
+    let head_end = |read: &[u8]| read.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+
+    let plain = format!("GET /x HTTP/1.1\r\nhost: {host}\r\ncookie: {session}\r\n\r\n");
+    stream.write_all(plain.as_bytes()).await.expect("plain request");
+    let body = "hello from the upstream\n";
+    let answer = read_until(&mut stream, |read| {
+        head_end(read).map(|end| end + body.len()).filter(|len| read.len() >= *len)
+    })
+    .await;
+    assert!(answer.starts_with(b"HTTP/1.1 200") && answer.ends_with(body.as_bytes()), "{answer:?}");
+
+    let payload = b"the first frame, sent with the upgrade";
+    let mask = [7, 1, 9, 3];
+    let mut upgrade = format!(
+        "GET /socket HTTP/1.1\r\nhost: {host}\r\norigin: http://{host}\r\ncookie: {session}; theme=dark\r\n\
+         authorization: Bearer must-not-pass\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .into_bytes();
+    upgrade.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
+    upgrade.extend_from_slice(&mask);
+    upgrade.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&upgrade).await.expect("upgrade and frame");
+    let switched = read_until(&mut stream, |read| {
+        head_end(read).map(|end| end + 2 + payload.len()).filter(|len| read.len() >= *len)
+    })
+    .await;
+    let head = String::from_utf8_lossy(&switched[..head_end(&switched).expect("head")]).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    let mut echo = vec![0x81, payload.len() as u8];
+    echo.extend_from_slice(payload);
+    assert!(switched.ends_with(&echo), "the echo of the first frame: {switched:?}");
+
+    let seen = s.upstream.seen().into_iter().find(|r| r.path == "/socket").expect("the upgrade arrived");
+    let header = |name: &str| seen.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert_eq!(header("cookie").as_deref(), Some("theme=dark"), "our cookie stripped, others kept");
+    assert_eq!(header("authorization"), None);
+    assert_eq!(header("origin"), Some(format!("http://{host}")), "Origin untouched");
+    assert_eq!(header("upgrade").as_deref(), Some("websocket"));
+}
+
 #[tokio::test]
 async fn an_invited_accounts_ide_and_its_websockets_end_when_the_owner_removes_it() {
     let s = setup("").await;
