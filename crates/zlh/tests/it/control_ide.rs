@@ -82,6 +82,14 @@ impl Setup {
         link
     }
 
+    /// Opens server `id`'s IDE link: the session cookie it set, as `name=value`.
+    async fn open(&self, id: i64) -> String {
+        let opened =
+            self.http.get(self.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
+        let cookie = opened.headers()["set-cookie"].to_str().expect("cookie");
+        cookie.split(';').next().expect("pair").to_owned()
+    }
+
     fn port(&self) -> &str {
         self.control.url.rsplit(':').next().expect("port")
     }
@@ -136,9 +144,7 @@ fn code(response_body: &str) -> String {
 async fn a_code_server_that_does_not_answer_yet_gets_a_page_that_retries() {
     let s = setup("").await;
     let id = s.servers[2];
-    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
-    let session =
-        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let session = s.open(id).await;
     let host = format!("http://dev-{id}.localhost:{}", s.port());
 
     // Someone opening the IDE: a page that says what is happening and reloads itself.
@@ -170,9 +176,7 @@ async fn a_code_server_that_does_not_answer_yet_gets_a_page_that_retries() {
 async fn plain_requests_on_a_kept_connection_pass_the_fast_path_the_same_way() {
     let s = setup("").await;
     let id = s.servers[0];
-    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
-    let cookie = opened.headers()["set-cookie"].to_str().expect("cookie").to_owned();
-    let session = cookie.split(';').next().expect("pair").to_owned();
+    let session = s.open(id).await;
     let host = format!("http://dev-{id}.localhost:{}", s.port());
     let address: SocketAddr = s.control.url.trim_start_matches("http://").parse().expect("address");
     // One connection, its first request plain.
@@ -444,9 +448,7 @@ async fn links_expire_and_are_bound_to_their_server_user_and_type() {
 async fn websockets_pass_through_only_from_the_ides_own_origin() {
     let s = setup("").await;
     let id = s.servers[0];
-    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
-    let session =
-        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let session = s.open(id).await;
     let host = format!("dev-{id}.localhost:{}", s.port());
     let connect = |origin: String| {
         let (host, session) = (host.clone(), session.clone());
@@ -487,9 +489,7 @@ async fn a_websocket_upgrade_with_its_first_frame_passes_after_a_plain_request()
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = setup("").await;
     let id = s.servers[0];
-    let opened = s.http.get(s.link(id).await["url"].as_str().expect("url")).send().await.expect("open");
-    let session =
-        opened.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let session = s.open(id).await;
     let host = format!("dev-{id}.localhost:{}", s.port());
     let mut stream =
         tokio::net::TcpStream::connect(s.control.url.trim_start_matches("http://")).await.expect("tcp");
