@@ -1,7 +1,7 @@
 //! The IDE proxy: requests/s, p99 latency and CPU per request through our proxy and through
 //! nginx proxying the same upstream, in rounds that take turns (the machine's mood changes
 //! over a minute), and straight to the upstream (the limit), for small and 1 MiB responses
-//! (wrk, keep-alive, loopback); and WebSocket echo round trips through each.
+//! (wrk, keep-alive, loopback); and WebSocket echo round trips, one through each in turn.
 //!
 //! The upstream is nginx serving static files (and, for WebSockets, an echo server). Our proxy
 //! is a release `zlh serve` with an `external` dev server whose code-server is that upstream,
@@ -24,8 +24,8 @@ const CONNECTIONS: &str = "64";
 const DURATION: &str = "8s";
 /// Unmeasured load through each proxy before the first round, so neither is measured cold.
 const WARM_UP: &str = "2s";
-/// WebSocket round trips per round through each proxy (a p99 of 2,000 was 20 samples, which
-/// one descheduling of this VM's cores moved by tens of microseconds).
+/// WebSocket round trips per round through each (a p99 of 2,000 was 20 samples, which one
+/// descheduling of this VM's cores moved by tens of microseconds).
 const ROUND_TRIPS: usize = 5000;
 /// Turns each proxy takes per response size.
 const ROUNDS: usize = 3;
@@ -102,8 +102,10 @@ fn parse_latency(text: &str) -> f64 {
     }
 }
 
-/// Round trips of small WebSocket messages; (p50, p99) in microseconds.
-async fn echo_rtt(url: &str, headers: &[(&str, String)], connect_to: &str) -> anyhow::Result<(f64, f64)> {
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket to `url` over a connection to `connect_to`, with these headers.
+async fn websocket(url: &str, headers: &[(&str, String)], connect_to: &str) -> anyhow::Result<Socket> {
     let mut request = url.into_client_request()?;
     for (name, value) in headers {
         let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse()?;
@@ -111,19 +113,39 @@ async fn echo_rtt(url: &str, headers: &[(&str, String)], connect_to: &str) -> an
     }
     let stream = tokio::net::TcpStream::connect(connect_to).await?;
     stream.set_nodelay(true)?;
-    let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await?;
-    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    Ok(tokio_tungstenite::client_async(request, stream).await?.0)
+}
+
+/// One round trip of a small text message, in microseconds.
+async fn round_trip(socket: &mut Socket, i: usize) -> anyhow::Result<f64> {
+    let began = Instant::now();
+    socket.send(Message::Text(format!("round trip {i:08}").into())).await?;
+    let reply = socket.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+    anyhow::ensure!(reply.is_text(), "unexpected {reply:?}");
+    Ok(began.elapsed().as_secs_f64() * 1e6)
+}
+
+/// [`ROUND_TRIPS`] round trips on each socket, one on each in turn (who goes first alternates),
+/// after 100 unmeasured: every socket sees the same moments of the machine. (p50, p99) in
+/// microseconds for each.
+async fn round_trips_in_turn(sockets: &mut [Socket]) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut times = vec![Vec::with_capacity(ROUND_TRIPS); sockets.len()];
     for i in 0..ROUND_TRIPS + 100 {
-        let began = Instant::now();
-        socket.send(Message::Text(format!("round trip {i:08}").into())).await?;
-        let reply = socket.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
-        anyhow::ensure!(reply.is_text(), "unexpected {reply:?}");
-        if i >= 100 {
-            times.push(began.elapsed().as_secs_f64() * 1e6);
+        for k in 0..sockets.len() {
+            let at = if i % 2 == 0 { k } else { sockets.len() - 1 - k };
+            let time = round_trip(&mut sockets[at], i).await?;
+            if i >= 100 {
+                times[at].push(time);
+            }
         }
     }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], times[times.len() * 99 / 100]))
+    Ok(times
+        .into_iter()
+        .map(|mut times| {
+            times.sort_by(f64::total_cmp);
+            (times[times.len() / 2], times[times.len() * 99 / 100])
+        })
+        .collect())
 }
 
 pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
@@ -264,48 +286,35 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
 
     let echo_port = echo.address.rsplit(':').next().unwrap_or_default();
     let ide_host = format!("dev-{}.localhost:{port}", ids[1]);
-    let direct = format!("ws://127.0.0.1:{echo_port}/socket");
-    let (p50, p99) = echo_rtt(&direct, &[], &echo.address).await?;
-    let mut rtt_rows = vec![vec![
-        "-".into(),
-        "echo server directly".into(),
-        format!("{p50:.0}"),
-        format!("{p99:.0}"),
-        "-".into(),
-    ]];
-    let proxies = [
-        (
-            "nginx proxy",
-            format!("ws://127.0.0.1:{proxy_port}/socket"),
-            Vec::new(),
-            format!("127.0.0.1:{proxy_port}"),
-        ),
-        (
-            "zlh IDE proxy",
-            format!("ws://{ide_host}/socket"),
-            vec![("cookie", cookies[1].clone()), ("origin", format!("http://{ide_host}"))],
-            address.clone(),
-        ),
+    let targets = ["echo server directly", "nginx proxy", "zlh IDE proxy"];
+    let mut sockets = vec![
+        websocket(&format!("ws://127.0.0.1:{echo_port}/socket"), &[], &echo.address).await?,
+        websocket(&format!("ws://127.0.0.1:{proxy_port}/socket"), &[], &format!("127.0.0.1:{proxy_port}"))
+            .await?,
+        websocket(
+            &format!("ws://{ide_host}/socket"),
+            &[("cookie", cookies[1].clone()), ("origin", format!("http://{ide_host}"))],
+            &address,
+        )
+        .await?,
     ];
+    let mut rtt_rows = Vec::new();
     for round in 1..=ROUNDS {
-        let mut nginx_p99 = f64::NAN;
-        for (target, url, headers, connect_to) in &proxies {
-            let (p50, p99) = echo_rtt(url, headers, connect_to).await?;
-            if nginx_p99.is_nan() {
-                nginx_p99 = p99;
-            }
+        let times = round_trips_in_turn(&mut sockets).await?;
+        let nginx_p99 = times[1].1;
+        for (target, (p50, p99)) in targets.iter().zip(times) {
             rtt_rows.push(vec![
                 round.to_string(),
                 (*target).to_owned(),
                 format!("{p50:.0}"),
                 format!("{p99:.0}"),
-                format!("{:.2}×", p99 / nginx_p99),
+                if *target == targets[0] { "-".into() } else { format!("{:.2}×", p99 / nginx_p99) },
             ]);
         }
     }
     print_table(
         &format!(
-            "IDE proxy, WebSocket echo: {ROUND_TRIPS} sequential round trips of a small text message per round, {ROUNDS} rounds taking turns"
+            "IDE proxy, WebSocket echo: {ROUND_TRIPS} sequential round trips of a small text message through each per round, one through each in turn, {ROUNDS} rounds"
         ),
         &["round", "through", "p50 µs", "p99 µs", "p99 vs nginx"],
         &rtt_rows,
