@@ -8,7 +8,7 @@
 //! answer back, rewriting only what must change (`Cookie`, hop-by-hop headers, `Set-Cookie`).
 //!
 //! A WebSocket upgrade from the IDE's own page is forwarded the same way; once code-server
-//! switched protocols, the two sockets are joined with `copy_bidirectional`.
+//! switched protocols, the two sockets are joined ([`super::joined`]).
 //!
 //! Anything else goes to hyper and the router, from the request that is not plain onwards,
 //! with the bytes read so far: a body, another upgrade or another origin's, a link
@@ -111,18 +111,18 @@ pub(crate) enum Served {
     /// It ended (closed by either side, or the replica closes).
     Ended,
     /// The general path takes it over, starting with these bytes (a request's head, or more).
-    HandOver(Vec<u8>),
+    HandOver(TcpStream, Vec<u8>),
 }
 
 /// Serves requests on `client` for as long as they are plain requests to the hosted IDE of
 /// server `server_id`; `buffer` holds what was read of the connection so far.
 pub(crate) async fn serve(
     control: &Arc<ControlPlane>,
-    client: &mut TcpStream,
+    mut client: TcpStream,
     mut buffer: Vec<u8>,
     server_id: i64,
 ) -> Served {
-    let Some(suffix) = control.ide.host_suffix.as_deref() else { return Served::HandOver(buffer) };
+    let Some(suffix) = control.ide.host_suffix.as_deref() else { return Served::HandOver(client, buffer) };
     let scheme = control.ide.scheme.as_str();
     // Counted among the sockets a stopping replica waits for, and told when to close.
     let mut open = control.drain.socket();
@@ -138,7 +138,7 @@ pub(crate) async fn serve(
             Read::Plain(len, request) => (len, request),
             Read::Partial if buffer.len() < MAX_HEAD => {
                 let read = tokio::select! {
-                    read = idle.within(read_more(client, &mut buffer)) => read,
+                    read = idle.within(read_more(&mut client, &mut buffer)) => read,
                     () = open.closing() => break Served::Ended,
                 };
                 if !matches!(read, Some(Ok(1..))) {
@@ -146,16 +146,16 @@ pub(crate) async fn serve(
                 }
                 continue;
             }
-            Read::Partial | Read::Other => break Served::HandOver(buffer),
+            Read::Partial | Read::Other => break Served::HandOver(client, buffer),
         };
         let Ok(verified) = super::verified_session(control, &request.session, server_id).await else {
-            break Served::HandOver(buffer);
+            break Served::HandOver(client, buffer);
         };
         let kept = bound.take().filter(|b| b.session.upstream == verified.upstream).map(|b| b.stream);
         let Some((mut upstream, answer)) =
             exchange(control, &verified.upstream, kept, &request.forwarded, &mut idle).await
         else {
-            break Served::HandOver(buffer);
+            break Served::HandOver(client, buffer);
         };
         buffer.drain(..len);
         if request.websocket
@@ -168,7 +168,7 @@ pub(crate) async fn serve(
             break Served::Ended;
         };
         let client_closes = head.client_closes;
-        match relay(&mut upstream, answer, head, client, &mut idle).await {
+        match relay(&mut upstream, answer, head, &mut client, &mut idle).await {
             Ok(reusable) => {
                 if reusable {
                     bound = Some(Bound { session: verified, stream: upstream });
@@ -557,11 +557,10 @@ impl Switched {
 
 /// Joins the browser's WebSocket to code-server's, which switched protocols: the answer (and
 /// whatever code-server sent after it) goes to the browser, what the browser sent after its
-/// request goes to code-server, then bytes pass both ways untouched (frames are not parsed)
-/// until either side closes or the session's access ends ([`super::access_ends`]).
+/// request goes to code-server, then [`super::joined::relay`] passes bytes both ways.
 async fn join(
     control: &Arc<ControlPlane>,
-    client: &mut TcpStream,
+    mut client: TcpStream,
     mut upstream: TcpStream,
     switched: Switched,
     answer: &[u8],
@@ -570,14 +569,8 @@ async fn join(
 ) -> Served {
     let Switched { mut out, len } = switched;
     out.extend_from_slice(&answer[len..]);
-    let joined = async {
-        client.write_all(&out).await?;
-        upstream.write_all(early).await?;
-        tokio::io::copy_bidirectional(client, &mut upstream).await
-    };
-    tokio::select! {
-        _ = joined => {}
-        () = super::access_ends(Arc::clone(control), verified) => {}
+    if client.write_all(&out).await.is_ok() && upstream.write_all(early).await.is_ok() {
+        super::joined::relay(client, upstream, super::access_ends(Arc::clone(control), verified)).await;
     }
     Served::Ended
 }

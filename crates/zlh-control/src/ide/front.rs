@@ -88,9 +88,9 @@ async fn first_request(control: &Arc<ControlPlane>, mut stream: TcpStream) -> Op
         buffer.reserve(8192);
     };
     let Some(server_id) = server_id else { return Some(Rewind::new(stream, buffer)) };
-    match fast::serve(control, &mut stream, buffer, server_id).await {
+    match fast::serve(control, stream, buffer, server_id).await {
         Served::Ended => None,
-        Served::HandOver(read) => Some(Rewind::new(stream, read)),
+        Served::HandOver(stream, read) => Some(Rewind::new(stream, read)),
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod fast;
 mod front;
+mod joined;
 pub mod proxy;
 
 pub use front::{Front, listen};
