@@ -1,7 +1,8 @@
-//! The IDE proxy: requests/s, p99 latency and CPU per request through our proxy and through
-//! nginx proxying the same upstream, in rounds that take turns (the machine's mood changes
-//! over a minute), and straight to the upstream (the limit), for small and 1 MiB responses
-//! (wrk, keep-alive, loopback); and WebSocket echo round trips, one through each in turn.
+//! The IDE proxy: requests/s, p99 latency and CPU per request (of the proxy, the upstream and
+//! wrk) through our proxy and through nginx proxying the same upstream, in rounds that take
+//! turns (the machine's mood changes over a minute), and straight to the upstream (the limit),
+//! for small and 1 MiB responses (wrk, keep-alive, loopback); and WebSocket echo round trips,
+//! one through each in turn.
 //!
 //! The upstream is nginx serving static files (and, for WebSockets, an echo server). Our proxy
 //! is a release `zlh serve` with an `external` dev server whose code-server is that upstream,
@@ -18,16 +19,22 @@ use zlh_proto::Secret;
 use zlh_proto::api::{Role, ServerKind};
 use zlh_testkit::{ControlSpec, EchoUpstream, TestControlPlane};
 
-use super::{cpu_seconds, print_table};
+use super::{cpu_seconds, print_table, waited_children_cpu_seconds};
 
 const CONNECTIONS: &str = "64";
+/// Straight to the upstream.
 const DURATION: &str = "8s";
+/// Through a proxy, a round is [`TURNS`] turns this long through each, taking turns (who goes
+/// first alternates), pooled: both proxies see the same moments of the machine, whose speed
+/// changes from one second to the next on this VM.
+const TURN: &str = "2s";
+const TURNS: usize = 4;
 /// Unmeasured load through each proxy before the first round, so neither is measured cold.
 const WARM_UP: &str = "2s";
 /// WebSocket round trips per round through each (a p99 of 2,000 was 20 samples, which one
 /// descheduling of this VM's cores moved by tens of microseconds).
-const ROUND_TRIPS: usize = 5000;
-/// Turns each proxy takes per response size.
+const ROUND_TRIPS: usize = 20_000;
+/// Rounds per response size, and of WebSocket round trips.
 const ROUNDS: usize = 3;
 
 fn free_port() -> anyhow::Result<u16> {
@@ -66,40 +73,94 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs wrk; returns (requests/s, p99 ms).
-fn wrk(url: &str, headers: &[String], duration: &str) -> anyhow::Result<(f64, f64)> {
+/// A process's children.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+/// wrk's script: at the end, the requests, the microseconds, and the latency (µs) at each
+/// percentile from 90 to 100 in steps of 0.01, so that turns can be pooled.
+const REPORT: &str = r#"
+done = function(summary, latency, requests)
+  io.write(string.format("served %d %d\n", summary.requests, summary.duration))
+  for i = 9000, 10000 do
+    io.write(string.format("at %d %d\n", i, latency:percentile(i / 100)))
+  end
+end
+"#;
+
+/// What wrk measured, over one turn or several pooled.
+#[derive(Default)]
+struct Load {
+    turns: Vec<Turn>,
+}
+
+struct Turn {
+    requests: u64,
+    microseconds: u64,
+    /// The latency (µs) at percentiles 90.00, 90.01, ... 100.00.
+    tail: Vec<u64>,
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        let requests: u64 = self.turns.iter().map(|t| t.requests).sum();
+        let microseconds: u64 = self.turns.iter().map(|t| t.microseconds).sum();
+        requests as f64 / (microseconds as f64 / 1e6)
+    }
+
+    fn requests(&self) -> f64 {
+        self.turns.iter().map(|t| t.requests as f64).sum()
+    }
+
+    /// The 99th percentile of all the turns' requests together: the least latency that at
+    /// least 99 % of them took no longer than (each turn's share read off its tail).
+    fn p99_ms(&self) -> f64 {
+        let share_within = |latency: u64| -> f64 {
+            self.turns
+                .iter()
+                .map(|turn| {
+                    let at = turn.tail.partition_point(|&l| l <= latency);
+                    let share = if at == 0 { 0.0 } else { 0.90 + (at - 1) as f64 / 10_000.0 };
+                    share * turn.requests as f64
+                })
+                .sum::<f64>()
+                / self.requests()
+        };
+        let mut candidates: Vec<u64> = self.turns.iter().flat_map(|t| t.tail.iter().copied()).collect();
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .find(|&l| share_within(l) >= 0.99 - 1e-9)
+            .map_or(f64::NAN, |l| l as f64 / 1000.0)
+    }
+}
+
+/// Runs wrk with [`REPORT`] (in `script`).
+fn wrk(url: &str, headers: &[String], duration: &str, script: &Path) -> anyhow::Result<Load> {
     let mut command = Command::new("wrk");
-    command.args(["-t2", "-c", CONNECTIONS, "-d", duration, "--latency"]);
+    command.args(["-t2", "-c", CONNECTIONS, "-d", duration]).arg("-s").arg(script);
     for header in headers {
         command.args(["-H", header]);
     }
     let output = command.arg(url).output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw errors on {url}:\n{text}");
-    let requests = text
+    let numbers = |line: &str, prefix: &str| -> Option<(u64, u64)> {
+        let (a, b) = line.strip_prefix(prefix)?.split_once(' ')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let (requests, microseconds) = text
         .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in:\n{text}"))?;
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(|v| parse_latency(v.trim()))
-        .ok_or_else(|| anyhow::anyhow!("no 99% in:\n{text}"))?;
-    Ok((requests, p99))
-}
-
-/// `812.00us`, `1.23ms`, `2.00s` → milliseconds.
-fn parse_latency(text: &str) -> f64 {
-    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
-    let value: f64 = text[..split].parse().unwrap_or(f64::NAN);
-    match &text[split..] {
-        "us" => value / 1000.0,
-        "ms" => value,
-        "s" => value * 1000.0,
-        "m" => value * 60_000.0,
-        _ => f64::NAN,
-    }
+        .find_map(|l| numbers(l, "served "))
+        .ok_or_else(|| anyhow::anyhow!("no report from wrk on {url}:\n{text}"))?;
+    let tail: Vec<u64> = text.lines().filter_map(|l| numbers(l, "at ")).map(|(_, latency)| latency).collect();
+    anyhow::ensure!(tail.len() == 1001, "no latencies from wrk on {url}:\n{text}");
+    Ok(Load { turns: vec![Turn { requests, microseconds, tail }] })
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -222,22 +283,24 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
     }
     let ours = vec![format!("Host: dev-{}.localhost:{port}", ids[0]), format!("Cookie: {}", cookies[0])];
 
-    // CPU of nginx's workers (its master only waits), and of our control plane.
-    let nginx_workers: Vec<u32> = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", proxy.id()))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|pid| pid.parse().ok())
-        .collect();
+    // CPU of the nginx workers (their masters only wait), of our control plane, and of wrk.
+    let nginx_workers = children(proxy.id());
+    let upstream_workers = children(upstream.id());
     let zlh_pid = control.pid();
     let mut rows = Vec::new();
+    let script = dir.path().join("report.lua");
+    std::fs::write(&script, REPORT)?;
+    let cpu_of = |pids: &[u32]| pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>();
     for (label, file) in [("small (56 B)", "small.txt"), ("1 MiB", "big.bin")] {
-        let (requests, p99) = wrk(&format!("http://127.0.0.1:{upstream_port}/{file}"), &[], DURATION)?;
+        let direct = wrk(&format!("http://127.0.0.1:{upstream_port}/{file}"), &[], DURATION, &script)?;
         rows.push(vec![
             label.to_owned(),
             "-".into(),
             "upstream directly (the limit)".into(),
-            format!("{requests:.0}"),
-            format!("{p99:.2}"),
+            format!("{:.0}", direct.rate()),
+            format!("{:.2}", direct.p99_ms()),
+            "-".into(),
+            "-".into(),
             "-".into(),
             "-".into(),
         ]);
@@ -251,36 +314,53 @@ pub(super) async fn run(zlh: &Path) -> anyhow::Result<()> {
             ("zlh IDE proxy", format!("http://{address}/{file}"), ours.clone(), vec![zlh_pid]),
         ];
         for (_, url, headers, _) in &proxies {
-            wrk(url, headers, WARM_UP)?;
+            wrk(url, headers, WARM_UP, &script)?;
         }
         for round in 1..=ROUNDS {
-            let mut nginx_rate = f64::NAN;
-            for (target, url, headers, pids) in &proxies {
-                let cpu_before: f64 = pids.iter().map(|pid| cpu_seconds(*pid)).sum();
-                let began = Instant::now();
-                let (requests, p99) = wrk(url, headers, DURATION)?;
-                let cpu = pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>() - cpu_before;
-                let served = requests * began.elapsed().as_secs_f64();
-                if nginx_rate.is_nan() {
-                    nginx_rate = requests;
+            // Per proxy: its turns pooled, and CPU seconds of the proxy, the upstream and wrk.
+            let mut loads = [Load::default(), Load::default()];
+            let mut cpu = [[0.0; 3]; 2];
+            for turn in 0..TURNS {
+                for k in [turn % 2, 1 - turn % 2] {
+                    let (_, url, headers, pids) = &proxies[k];
+                    let before = [cpu_of(pids), cpu_of(&upstream_workers), waited_children_cpu_seconds()];
+                    loads[k].turns.extend(wrk(url, headers, TURN, &script)?.turns);
+                    let after = [cpu_of(pids), cpu_of(&upstream_workers), waited_children_cpu_seconds()];
+                    for i in 0..3 {
+                        cpu[k][i] += after[i] - before[i];
+                    }
                 }
-                rows.push(vec![
+            }
+            let nginx_rate = loads[0].rate();
+            for ((load, cpu), (target, ..)) in loads.iter().zip(cpu).zip(&proxies) {
+                let mut row = vec![
                     label.to_owned(),
                     round.to_string(),
                     (*target).to_owned(),
-                    format!("{requests:.0}"),
-                    format!("{p99:.2}"),
-                    format!("{:.1}", cpu / served * 1e6),
-                    format!("{:.2}×", requests / nginx_rate),
-                ]);
+                    format!("{:.0}", load.rate()),
+                    format!("{:.2}", load.p99_ms()),
+                ];
+                row.extend(cpu.iter().map(|seconds| format!("{:.1}", seconds / load.requests() * 1e6)));
+                row.push(format!("{:.2}×", load.rate() / nginx_rate));
+                rows.push(row);
             }
         }
     }
     print_table(
         &format!(
-            "IDE proxy, HTTP: wrk -t2 -c{CONNECTIONS} -d{DURATION}, keep-alive, loopback, release build; {ROUNDS} rounds taking turns"
+            "IDE proxy, HTTP: wrk -t2 -c{CONNECTIONS}, keep-alive, loopback, release build; {ROUNDS} rounds of {TURNS} turns of {TURN} each, taking turns (pooled per round)"
         ),
-        &["response", "round", "through", "requests/s", "p99 ms", "proxy CPU µs/request", "vs nginx"],
+        &[
+            "response",
+            "round",
+            "through",
+            "requests/s",
+            "p99 ms",
+            "CPU µs/request: proxy",
+            "upstream",
+            "wrk",
+            "vs nginx",
+        ],
         &rows,
     );
 

@@ -58,11 +58,21 @@ fn print_table(title: &str, headers: &[&str], rows: &[Vec<String>]) {
 
 /// CPU time (user and system) a process has used so far, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"), (11, 12))
+}
+
+/// CPU time (user and system) this process's children used, those it waited for, in seconds.
+fn waited_children_cpu_seconds() -> f64 {
+    stat_cpu_seconds("/proc/self/stat", (13, 14))
+}
+
+/// The sum of two tick fields of a `stat` file (counted after the command's name), in seconds.
+fn stat_cpu_seconds(path: &str, (user, system): (usize, usize)) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> =
         stat.rsplit_once(") ").map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / rustix::param::clock_ticks_per_second() as f64
+    (ticks(user) + ticks(system)) / rustix::param::clock_ticks_per_second() as f64
 }
 
 /// A field of `/proc/<pid>/status` in kB (VmRSS, VmHWM, ...), as MiB.
