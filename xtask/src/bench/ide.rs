@@ -28,7 +28,7 @@ const DURATION: &str = "8s";
 /// first alternates), pooled: both proxies see the same moments of the machine, whose speed
 /// changes from one second to the next on this VM.
 const TURN: &str = "2s";
-const TURNS: usize = 4;
+const TURNS: usize = 8;
 /// Unmeasured load through each proxy before the first round, so neither is measured cold.
 const WARM_UP: &str = "2s";
 /// WebSocket round trips per round through each (a p99 of 2,000 was 20 samples, which one
