@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -30,12 +31,7 @@ static ON_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// returns, which closes both.
 pub(super) async fn relay(client: TcpStream, upstream: TcpStream, access_ends: impl Future<Output = ()>) {
     let Some(permit) = Permit::take() else {
-        let (mut client, mut upstream) = (client, upstream);
-        tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-            () = access_ends => {}
-        }
-        return;
+        return on_runtime(client, upstream, access_ends).await;
     };
     let started = Sockets::blocking(client, upstream).and_then(|sockets| sockets.pipe(permit));
     let (sockets, both_ended) = match started {
@@ -53,6 +49,19 @@ pub(super) async fn relay(client: TcpStream, upstream: TcpStream, access_ends: i
             sockets.shut_down();
             both_ended.await;
         }
+    }
+}
+
+/// Relays between two streams on the runtime until either side closes or `access_ends`
+/// returns; dropping them closes both.
+pub(super) async fn on_runtime(
+    mut client: impl AsyncRead + AsyncWrite + Unpin,
+    mut upstream: impl AsyncRead + AsyncWrite + Unpin,
+    access_ends: impl Future<Output = ()>,
+) {
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        () = access_ends => {}
     }
 }
 

@@ -189,12 +189,8 @@ impl IdeProxy {
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((client, upstream)) => {
-                        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                        // Dropping both ends closes them when access ends.
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                            () = revoked => {}
-                        }
+                        super::joined::on_runtime(TokioIo::new(client), TokioIo::new(upstream), revoked)
+                            .await;
                     }
                     Err(e) => tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
                 }
