@@ -124,8 +124,10 @@ pub(crate) async fn serve(
 ) -> Served {
     let Some(suffix) = control.ide.host_suffix.as_deref() else { return Served::HandOver(client, buffer) };
     let scheme = control.ide.scheme.as_str();
-    // Counted among the sockets a stopping replica waits for, and told when to close.
+    // Counted among the sockets a stopping replica waits for, and told when to close (one
+    // waiter for the connection's life, not one per read).
     let mut open = control.drain.socket();
+    let mut closing = std::pin::pin!(open.closing());
     let mut idle = Idle::new();
     // The connection to code-server this connection used last, kept for its next request (a
     // browser's requests on one connection go to one IDE) and given to the others when it ends.
@@ -138,8 +140,9 @@ pub(crate) async fn serve(
             Read::Plain(len, request) => (len, request),
             Read::Partial if buffer.len() < MAX_HEAD => {
                 let read = tokio::select! {
+                    biased;
                     read = idle.within(read_more(&mut client, &mut buffer)) => read,
-                    () = open.closing() => break Served::Ended,
+                    () = &mut closing => break Served::Ended,
                 };
                 if !matches!(read, Some(Ok(1..))) {
                     break Served::Ended;
@@ -211,6 +214,8 @@ impl Idle {
         let mut work = std::pin::pin!(work);
         loop {
             tokio::select! {
+                // The work first: the timer is polled only while it waits.
+                biased;
                 done = &mut work => return Some(done),
                 () = self.timer.as_mut() => {
                     if self.last.elapsed() >= IDLE {
