@@ -329,8 +329,11 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, "control plane listening");
     let app = http::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
+    let front = ide::listen(listener, Arc::clone(&control))?;
+    // Held until open sockets finished (or were cut) below: the IDE's serve on it.
+    let _ide_worker = front.ide_worker();
     // Tapped (with nothing to do) because axum gives connect info for tapped listeners.
-    let listener = axum::serve::ListenerExt::tap_io(ide::listen(listener, Arc::clone(&control))?, |_| ());
+    let listener = axum::serve::ListenerExt::tap_io(front, |_| ());
     let scheduler = tokio::spawn(schedules::run(Arc::clone(&control)));
     let in_touch = tokio::spawn(keep_in_touch(Arc::clone(&control)));
     let leaving = Arc::clone(&control);

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::runtime::Handle;
 
 use super::proxy::scoped_cookie;
 use crate::ControlPlane;
@@ -115,9 +116,11 @@ pub(crate) enum Served {
 }
 
 /// Serves requests on `client` for as long as they are plain requests to the hosted IDE of
-/// server `server_id`; `buffer` holds what was read of the connection so far.
+/// server `server_id`; `buffer` holds what was read of the connection so far. What uses the
+/// store runs on `main`.
 pub(crate) async fn serve(
     control: &Arc<ControlPlane>,
+    main: &Handle,
     mut client: TcpStream,
     mut buffer: Vec<u8>,
     server_id: i64,
@@ -151,7 +154,7 @@ pub(crate) async fn serve(
             }
             Read::Partial | Read::Other => break Served::HandOver(client, buffer),
         };
-        let Ok(verified) = super::verified_session(control, &request.session, server_id).await else {
+        let Some(verified) = verified(control, main, &request.session, server_id).await else {
             break Served::HandOver(client, buffer);
         };
         let kept = bound.take().filter(|b| b.session.upstream == verified.upstream).map(|b| b.stream);
@@ -164,7 +167,7 @@ pub(crate) async fn serve(
         if request.websocket
             && let Some(switched) = Switched::read(&answer, request.cookie_path)
         {
-            break join(control, client, upstream, switched, &answer, &buffer, verified).await;
+            break join(control, main, client, upstream, switched, &buffer, verified).await;
         }
         let Ok(head) = Head::rewrite(&answer, &request) else {
             let _ = client.write_all(BAD_GATEWAY).await;
@@ -187,6 +190,21 @@ pub(crate) async fn serve(
         control.ide.upstreams.keep(&session.upstream, stream);
     }
     served
+}
+
+/// The session of an IDE cookie, if it stands: remembered, or verified on `main` (with the
+/// store, whose connections belong to that runtime's reactor).
+async fn verified(
+    control: &Arc<ControlPlane>,
+    main: &Handle,
+    session: &str,
+    server_id: i64,
+) -> Option<Arc<super::Verified>> {
+    if let Some(verified) = control.ide.cached_session(session, server_id) {
+        return Some(verified);
+    }
+    let (control, session) = (Arc::clone(control), session.to_owned());
+    main.spawn(async move { super::verified_session(&control, &session, server_id).await.ok() }).await.ok()?
 }
 
 /// A connection to a code-server, and the session whose upstream it is.
@@ -528,11 +546,9 @@ impl Head {
 
 /// code-server's answer to a WebSocket upgrade, when it switched protocols.
 struct Switched {
-    /// The head to write: as code-server sent it, but cookies held to the IDE and no body
-    /// framing (only the new protocol follows).
+    /// What the browser gets: the head as code-server sent it, but cookies held to the IDE and
+    /// no body framing (only the new protocol follows), then what code-server sent after it.
     out: Vec<u8>,
-    /// The length of the head read.
-    len: usize,
 }
 
 impl Switched {
@@ -556,7 +572,8 @@ impl Switched {
             }
         }
         out.extend_from_slice(b"\r\n");
-        Some(Switched { out, len })
+        out.extend_from_slice(&answer[len..]);
+        Some(Switched { out })
     }
 }
 
@@ -565,17 +582,21 @@ impl Switched {
 /// request goes to code-server, then [`super::joined::relay`] passes bytes both ways.
 async fn join(
     control: &Arc<ControlPlane>,
+    main: &Handle,
     mut client: TcpStream,
     mut upstream: TcpStream,
     switched: Switched,
-    answer: &[u8],
     early: &[u8],
     verified: Arc<super::Verified>,
 ) -> Served {
-    let Switched { mut out, len } = switched;
-    out.extend_from_slice(&answer[len..]);
-    if client.write_all(&out).await.is_ok() && upstream.write_all(early).await.is_ok() {
-        super::joined::relay(client, upstream, super::access_ends(Arc::clone(control), verified)).await;
+    if client.write_all(&switched.out).await.is_ok() && upstream.write_all(early).await.is_ok() {
+        // Watched on `main`, as it asks the store.
+        let mut access = main.spawn(super::access_ends(Arc::clone(control), verified));
+        super::joined::relay(client, upstream, async {
+            let _ = (&mut access).await;
+        })
+        .await;
+        access.abort();
     }
     Served::Ended
 }

@@ -1,7 +1,9 @@
 //! The control plane's listener. A connection whose first request is for a hosted IDE
-//! (`dev-<id>.<suffix>`) is served by the IDE's fast path for as long as its requests are
-//! plain; every other connection, and such a one from its first request that is not, goes to
-//! hyper and the router with the bytes read so far ([`Rewind`]).
+//! (`dev-<id>.<suffix>`) moves to the IDE's thread ([`super::worker`]) and is served by the
+//! IDE's fast path for as long as its requests are plain; every other connection, and such a
+//! one from its first request that is not, goes to hyper and the router with the bytes read so
+//! far ([`Rewind`]). Connections cross between the two runtimes as std sockets, each
+//! registered with the reactor of the runtime that serves it.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,24 +16,31 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::fast::{self, Served};
+use super::worker::Worker;
 use crate::ControlPlane;
 
 /// How long a new connection may take to send its first request's head.
 const FIRST_HEAD_WITHIN: Duration = Duration::from_secs(30);
 
+/// A connection for hyper and the router: its socket, what was read of it, its peer.
+type Arrival = (std::net::TcpStream, Vec<u8>, SocketAddr);
+
 /// Connections for hyper and the router, as axum's server accepts them.
 #[derive(Debug)]
 pub struct Front {
-    arrivals: mpsc::Receiver<(Rewind, SocketAddr)>,
+    arrivals: mpsc::Receiver<Arrival>,
     local: SocketAddr,
     accepting: tokio::task::AbortHandle,
+    worker: Option<Arc<Worker>>,
 }
 
-/// Accepts connections on `listener`: hosted IDEs' are served here, the others handed to
-/// axum's server through the [`Front`].
+/// Accepts connections on `listener`: hosted IDEs' are served on the IDE's thread, the others
+/// handed to axum's server through the [`Front`].
 pub fn listen(listener: TcpListener, control: Arc<ControlPlane>) -> std::io::Result<Front> {
     let local = listener.local_addr()?;
     let (handoff, arrivals) = mpsc::channel(1024);
+    let worker = control.ide.host_suffix.is_some().then(Worker::start).transpose()?.map(Arc::new);
+    let ide = worker.clone();
     let accepting = tokio::spawn(async move {
         loop {
             let (stream, address) = match listener.accept().await {
@@ -45,26 +54,70 @@ pub fn listen(listener: TcpListener, control: Arc<ControlPlane>) -> std::io::Res
             };
             // No Nagle: small WebSocket frames (consoles, the IDE) must not wait for an ACK.
             let _ = stream.set_nodelay(true);
-            if control.ide.host_suffix.is_none() {
-                if handoff.send((Rewind::new(stream, Vec::new()), address)).await.is_err() {
+            let Some(ide) = &ide else {
+                if !hand_over(&handoff, stream, Vec::new(), address).await {
                     return;
                 }
                 continue;
-            }
-            let (control, handoff) = (Arc::clone(&control), handoff.clone());
+            };
+            let (control, handoff, ide) = (Arc::clone(&control), handoff.clone(), Arc::clone(ide));
             tokio::spawn(async move {
-                if let Some(stream) = first_request(&control, stream).await {
-                    let _ = handoff.send((stream, address)).await;
+                match first_request(&control, stream).await {
+                    Some(First::Router(stream, read)) => {
+                        hand_over(&handoff, stream, read, address).await;
+                    }
+                    Some(First::Ide(stream, read, server_id)) => {
+                        let Ok(stream) = stream.into_std() else { return };
+                        let main = ide.main().clone();
+                        ide.spawn(async move {
+                            let Ok(stream) = TcpStream::from_std(stream) else { return };
+                            if let Served::HandOver(stream, read) =
+                                fast::serve(&control, &main, stream, read, server_id).await
+                            {
+                                hand_over(&handoff, stream, read, address).await;
+                            }
+                        });
+                    }
+                    None => {}
                 }
             });
         }
     });
-    Ok(Front { arrivals, local, accepting: accepting.abort_handle() })
+    Ok(Front { arrivals, local, accepting: accepting.abort_handle(), worker })
 }
 
-/// Reads a connection's first request head and serves the connection on the fast path if it
-/// is for a hosted IDE; what hyper is to serve (with what was read), unless it ended.
-async fn first_request(control: &Arc<ControlPlane>, mut stream: TcpStream) -> Option<Rewind> {
+impl Front {
+    /// The IDE's thread, if hosted IDEs are served: it serves their sockets for as long as it
+    /// is held, which may be longer than axum's server holds the listener (a stop lets open
+    /// sockets finish).
+    pub(crate) fn ide_worker(&self) -> Option<Arc<Worker>> {
+        self.worker.clone()
+    }
+}
+
+/// Sends a connection to hyper and the router; false once axum's server stopped accepting.
+async fn hand_over(
+    handoff: &mpsc::Sender<Arrival>,
+    stream: TcpStream,
+    read: Vec<u8>,
+    address: SocketAddr,
+) -> bool {
+    match stream.into_std() {
+        Ok(stream) => handoff.send((stream, read, address)).await.is_ok(),
+        Err(_) => true,
+    }
+}
+
+/// Where a connection goes after its first request.
+enum First {
+    /// To hyper and the router, with what was read.
+    Router(TcpStream, Vec<u8>),
+    /// To the IDE's fast path for server `i64`, with what was read.
+    Ide(TcpStream, Vec<u8>, i64),
+}
+
+/// Reads a connection's first request head: whether it is for a hosted IDE, unless it ended.
+async fn first_request(control: &ControlPlane, mut stream: TcpStream) -> Option<First> {
     use tokio::io::AsyncReadExt;
     let suffix = control.ide.host_suffix.as_deref()?;
     let mut buffer = Vec::with_capacity(8192);
@@ -87,11 +140,10 @@ async fn first_request(control: &Arc<ControlPlane>, mut stream: TcpStream) -> Op
         }
         buffer.reserve(8192);
     };
-    let Some(server_id) = server_id else { return Some(Rewind::new(stream, buffer)) };
-    match fast::serve(control, stream, buffer, server_id).await {
-        Served::Ended => None,
-        Served::HandOver(stream, read) => Some(Rewind::new(stream, read)),
-    }
+    Some(match server_id {
+        Some(server_id) => First::Ide(stream, buffer, server_id),
+        None => First::Router(stream, buffer),
+    })
 }
 
 impl axum::serve::Listener for Front {
@@ -99,9 +151,15 @@ impl axum::serve::Listener for Front {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Rewind, SocketAddr) {
-        match self.arrivals.recv().await {
-            Some(arrival) => arrival,
-            None => std::future::pending().await,
+        loop {
+            let Some((stream, read, address)) = self.arrivals.recv().await else {
+                return std::future::pending().await;
+            };
+            // Registered with this (the main) runtime's reactor.
+            match TcpStream::from_std(stream) {
+                Ok(stream) => return (Rewind::new(stream, read), address),
+                Err(e) => tracing::warn!(error = %e, "a connection could not be served"),
+            }
         }
     }
 

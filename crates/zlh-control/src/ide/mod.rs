@@ -14,6 +14,7 @@ mod fast;
 mod front;
 mod joined;
 pub mod proxy;
+mod worker;
 
 pub use front::{Front, listen};
 
