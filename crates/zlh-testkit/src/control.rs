@@ -187,6 +187,11 @@ impl TestControlPlane {
         self.child = Some(child);
     }
 
+    /// SIGTERM to the control plane only, then waits until it has exited (its graceful stop).
+    pub async fn stop(&mut self) {
+        procs::terminate(self.child.take()).await;
+    }
+
     /// SIGKILL to the control plane only (agents and games live on).
     pub fn kill9(&mut self) {
         procs::kill_child(self.child.take());
@@ -523,14 +528,7 @@ impl Replica {
 
     /// SIGTERM, then waits until it has exited (its graceful stop), letting other tasks run.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            procs::signal(child.id(), rustix::process::Signal::TERM);
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() {
-                assert!(tokio::time::Instant::now() < deadline, "the replica did not exit within 30 s");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        procs::terminate(self.child.take()).await;
     }
 
     /// SIGKILL: gone at once, saying nothing.

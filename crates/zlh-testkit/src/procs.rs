@@ -39,6 +39,19 @@ pub fn kill_child(child: Option<std::process::Child>) {
     }
 }
 
+/// SIGTERM to a child (if there is one), then waits until it has exited (its graceful stop),
+/// letting other tasks run.
+pub async fn terminate(child: Option<Child>) {
+    if let Some(mut child) = child {
+        signal(child.id(), rustix::process::Signal::TERM);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "{} did not exit within 30 s", child.id());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Sends `signal` to `pid`.
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {

@@ -481,6 +481,47 @@ async fn websockets_pass_through_only_from_the_ides_own_origin() {
     assert_eq!(origin, Some(format!("http://{host}")), "Origin untouched");
 }
 
+/// A control plane that stops gracefully closes what its IDE thread serves, a kept-alive
+/// connection between requests and a WebSocket (code-server's reconnect by themselves), before
+/// it exits rather than by exiting.
+#[tokio::test]
+async fn a_stopping_control_plane_closes_its_ide_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = setup("").await;
+    let id = s.servers[0];
+    let session = s.open(id).await;
+    let host = format!("dev-{id}.localhost:{}", s.port());
+    let address = s.control.url.trim_start_matches("http://").to_owned();
+    let mut kept = tokio::net::TcpStream::connect(&address).await.expect("tcp");
+    let request = format!("GET /kept HTTP/1.1\r\nhost: {host}\r\ncookie: {session}\r\n\r\n");
+    kept.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        assert!(kept.read_buf(&mut answer).await.expect("read") > 0, "closed: {answer:?}");
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    let mut request = format!("ws://{host}/socket").into_client_request().expect("request");
+    request.headers_mut().insert("cookie", session.parse().expect("cookie"));
+    request.headers_mut().insert("origin", format!("http://{host}").parse().expect("origin"));
+    let stream = tokio::net::TcpStream::connect(&address).await.expect("tcp");
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("upgrades");
+    socket.send(Message::Text("before the stop".into())).await.expect("send");
+    assert_eq!(socket.next().await.expect("echo").expect("frame"), Message::Text("before the stop".into()));
+
+    s.control.stop().await;
+    tokio::time::timeout(crate::SOON, async {
+        // The rest of the answer, if any, then the end.
+        while matches!(kept.read_buf(&mut answer).await, Ok(1..)) {}
+        while let Some(Ok(frame)) = socket.next().await {
+            assert!(frame.is_close(), "only a close may come: {frame:?}");
+        }
+    })
+    .await
+    .expect("both connections closed");
+    let cut = s.control.logs().into_iter().find(|line| line.contains("sockets still open are cut"));
+    assert_eq!(cut, None, "closed by the stop, not cut after it");
+}
+
 /// A WebSocket upgrade after a plain request on one connection, sent with its first frame in
 /// the same write: the frame reaches code-server once it switched protocols, the echo comes
 /// back, and the upgrade went on without our cookie or credentials.
