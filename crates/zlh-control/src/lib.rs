@@ -330,7 +330,7 @@ pub async fn run(
     tracing::info!(%address, "control plane listening");
     let app = http::router(Arc::clone(&control)).into_make_service_with_connect_info::<SocketAddr>();
     let front = ide::listen(listener, Arc::clone(&control))?;
-    // Held until open sockets finished (or were cut) below: the IDE's serve on it.
+    // The IDE's thread serves its sockets until this drops, after they finished or were cut.
     let _ide_worker = front.ide_worker();
     // Tapped (with nothing to do) because axum gives connect info for tapped listeners.
     let listener = axum::serve::ListenerExt::tap_io(front, |_| ());
