@@ -200,11 +200,11 @@ async fn verified(
     session: &str,
     server_id: i64,
 ) -> Option<Arc<super::Verified>> {
-    if let Some(verified) = control.ide.cached_session(session, server_id) {
+    if let Some(verified) = super::remembered_session(control, main, session, server_id) {
         return Some(verified);
     }
     let (control, session) = (Arc::clone(control), session.to_owned());
-    main.spawn(async move { super::verified_session(&control, &session, server_id).await.ok() }).await.ok()?
+    main.spawn(async move { super::verify_session(&control, &session, server_id).await.ok() }).await.ok()?
 }
 
 /// A connection to a code-server, and the session whose upstream it is.

@@ -19,6 +19,7 @@ mod worker;
 pub use front::{Front, listen};
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -90,11 +91,15 @@ const WORKSPACE: &str = "/home/dev/workspace";
 /// at once, and re-verifying the signature and re-reading the server for each costs more than
 /// proxying. A revoked server or account is refused again within this time.
 const SESSION_CACHE: Duration = Duration::from_secs(5);
+/// A remembered decision this old is verified again in the background by the first request
+/// that finds it so, while the others use it: a busy IDE's requests do not all stop to ask the
+/// store at once each time it would expire.
+const SESSION_REFRESH: Duration = Duration::from_secs(4);
 /// Most cached sessions kept (the cache is dropped whole past this).
 const SESSION_CACHE_SIZE: usize = 10_000;
 
 /// What a verified IDE cookie stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Verified {
     server_id: i64,
     /// code-server's address.
@@ -103,6 +108,8 @@ struct Verified {
     /// The account session that opened the IDE.
     account_session: String,
     at: Instant,
+    /// Its verification again ([`SESSION_REFRESH`]) started.
+    refreshing: AtomicBool,
 }
 
 /// The IDE's keys and memory.
@@ -147,6 +154,10 @@ impl Ide {
         let verified = sessions.get(cookie)?;
         (verified.server_id == server_id && verified.at.elapsed() < SESSION_CACHE)
             .then(|| Arc::clone(verified))
+    }
+
+    fn forget_session(&self, cookie: &str) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(cookie);
     }
 
     fn remember_session(&self, cookie: &str, verified: Arc<Verified>) {
@@ -269,17 +280,49 @@ fn session_ended() -> ApiError {
     )
 }
 
-/// What the IDE cookie `session` stands for, if it still stands for server `server_id`: from
-/// the cache, or verified afresh (signature, server, the account session that opened the IDE,
-/// and the account's access to the server) and cached.
+/// What the IDE cookie `session` stands for, if it still stands for server `server_id`:
+/// remembered, or verified afresh.
 async fn verified_session(
+    control: &Arc<ControlPlane>,
+    session: &str,
+    server_id: i64,
+) -> Result<Arc<Verified>, ApiError> {
+    match remembered_session(control, &tokio::runtime::Handle::current(), session, server_id) {
+        Some(verified) => Ok(verified),
+        None => verify_session(control, session, server_id).await,
+    }
+}
+
+/// The decision remembered for the IDE cookie `session` on server `server_id`, if made less
+/// than [`SESSION_CACHE`] ago. Past [`SESSION_REFRESH`], the first to find it starts verifying
+/// it again on `main` (whose reactor the store's connections belong to); if it no longer
+/// stands, it is forgotten, and the next request is refused.
+fn remembered_session(
+    control: &Arc<ControlPlane>,
+    main: &tokio::runtime::Handle,
+    session: &str,
+    server_id: i64,
+) -> Option<Arc<Verified>> {
+    let verified = control.ide.cached_session(session, server_id)?;
+    if verified.at.elapsed() >= SESSION_REFRESH && !verified.refreshing.swap(true, Ordering::AcqRel) {
+        let (control, session) = (Arc::clone(control), session.to_owned());
+        main.spawn(async move {
+            if verify_session(&control, &session, server_id).await.is_err() {
+                control.ide.forget_session(&session);
+            }
+        });
+    }
+    Some(verified)
+}
+
+/// Verifies the IDE cookie `session` for server `server_id` (signature, server, the account
+/// session that opened the IDE, and the account's access to the server) and remembers what it
+/// stands for.
+async fn verify_session(
     control: &ControlPlane,
     session: &str,
     server_id: i64,
 ) -> Result<Arc<Verified>, ApiError> {
-    if let Some(verified) = control.ide.cached_session(session, server_id) {
-        return Ok(verified);
-    }
     let claims =
         control.ide.signer.verify(session, TokenKind::IdeSession, now_secs()).map_err(|_| session_ended())?;
     if claims.vmid != Some(server_id) {
@@ -287,7 +330,7 @@ async fn verified_session(
     }
     let user_id: i64 = claims.sub.parse().map_err(|_| session_ended())?;
     // The account session that opened the IDE must still stand (checked again every few
-    // seconds, as the decision is cached).
+    // seconds, as the decision is remembered).
     let account_session = claims.sid.as_deref().ok_or_else(session_ended)?;
     if !crate::access::session_lives(control, account_session, user_id).await {
         return Err(session_ended());
@@ -299,6 +342,7 @@ async fn verified_session(
         user_id,
         account_session: account_session.to_owned(),
         at: Instant::now(),
+        refreshing: AtomicBool::new(false),
     });
     control.ide.remember_session(session, Arc::clone(&verified));
     Ok(verified)
@@ -476,6 +520,77 @@ mod tests {
         assert_eq!(hosted_server("xdev-7.localhost", "localhost"), None);
         assert_eq!(hosted_server("dev-x.localhost", "localhost"), None);
         assert_eq!(hosted_server("127.0.0.1:8080", "localhost"), None);
+    }
+
+    #[tokio::test]
+    async fn a_session_in_use_is_verified_again_before_it_expires_without_making_requests_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::ControlConfig::load(&format!("data_dir = {:?}\n", dir.path()), Vec::new())
+            .expect("config");
+        let control = crate::ControlPlane::open(config, "/nonexistent/zlh".into()).await.expect("open");
+        let store = control.store.as_ref();
+        let user = store
+            .create_user("a@example.com", "unused", zlh_proto::api::Role::User, true, 1)
+            .await
+            .expect("user");
+        store.create_session("account", user.id, b"refresh", i64::MAX, 1).await.expect("session");
+        let endpoint = crate::registry::AgentEndpoint {
+            url: zlh_proto::Secret::new("http://127.0.0.1:9"),
+            secret: zlh_proto::Secret::new("unused"),
+            ide: Some(zlh_proto::Secret::new("127.0.0.1:9")),
+        };
+        let server = crate::provision::ExternalServer {
+            owner_id: user.id,
+            name: "dev".into(),
+            kind: zlh_proto::api::ServerKind::Dev,
+            endpoint,
+        };
+        let id = crate::provision::record_external(store, server).await.expect("server");
+        let link = Claims {
+            sub: user.id.to_string(),
+            kind: TokenKind::IdeLink,
+            iat: 0,
+            exp: 0,
+            sid: Some("account".into()),
+            vmid: Some(id),
+            jti: None,
+        };
+        let cookie = control.ide.session(&link, Duration::from_secs(3600));
+        let fresh = verified_session(&control, &cookie, id).await.expect("verified");
+        let main = tokio::runtime::Handle::current();
+        // A decision about to expire: every request gets it at once; the first starts one
+        // verification in the background.
+        let aged = |fresh: &Verified| Verified {
+            server_id: fresh.server_id,
+            upstream: fresh.upstream.clone(),
+            user_id: fresh.user_id,
+            account_session: fresh.account_session.clone(),
+            at: Instant::now() - SESSION_REFRESH,
+            refreshing: AtomicBool::new(false),
+        };
+        let remembered = |verified: &Arc<Verified>| {
+            remembered_session(&control, &main, &cookie, id).is_some_and(|got| Arc::ptr_eq(&got, verified))
+        };
+        let old = Arc::new(aged(&fresh));
+        control.ide.remember_session(&cookie, Arc::clone(&old));
+        assert!(remembered(&old) && remembered(&old), "answered from memory meanwhile");
+        assert!(old.refreshing.load(Ordering::Acquire));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let settled = async |done: &dyn Fn(Option<Arc<Verified>>) -> bool| {
+            while !done(control.ide.cached_session(&cookie, id)) {
+                assert!(Instant::now() < deadline, "not verified again within 10 s");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        settled(&|now| now.is_some_and(|now| now.at > old.at + SESSION_REFRESH / 2)).await;
+        // Once the account session ended, the next verification forgets the decision, and the
+        // request after it is refused.
+        store.revoke_session("account", 2).await.expect("revoke");
+        let old = Arc::new(aged(&fresh));
+        control.ide.remember_session(&cookie, Arc::clone(&old));
+        assert!(remembered(&old));
+        settled(&|now| now.is_none()).await;
+        assert!(verified_session(&control, &cookie, id).await.is_err());
     }
 
     #[tokio::test]
