@@ -323,6 +323,8 @@ async fn verify_session(
     session: &str,
     server_id: i64,
 ) -> Result<Arc<Verified>, ApiError> {
+    // Dated from before the store is asked: a revocation while it answers counts from here.
+    let at = Instant::now();
     let claims =
         control.ide.signer.verify(session, TokenKind::IdeSession, now_secs()).map_err(|_| session_ended())?;
     if claims.vmid != Some(server_id) {
@@ -341,7 +343,7 @@ async fn verify_session(
         upstream,
         user_id,
         account_session: account_session.to_owned(),
-        at: Instant::now(),
+        at,
         refreshing: AtomicBool::new(false),
     });
     control.ide.remember_session(session, Arc::clone(&verified));
