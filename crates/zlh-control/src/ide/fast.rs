@@ -154,7 +154,7 @@ pub(crate) async fn serve(
             }
             Read::Partial | Read::Other => break Served::HandOver(client, buffer),
         };
-        let Some(verified) = verified(control, main, &request.session, server_id).await else {
+        let Ok(verified) = super::verified_session(control, main, &request.session, server_id).await else {
             break Served::HandOver(client, buffer);
         };
         let kept = bound.take().filter(|b| b.session.upstream == verified.upstream).map(|b| b.stream);
@@ -190,21 +190,6 @@ pub(crate) async fn serve(
         control.ide.upstreams.keep(&session.upstream, stream);
     }
     served
-}
-
-/// The session of an IDE cookie, if it stands: remembered, or verified on `main` (with the
-/// store, whose connections belong to that runtime's reactor).
-async fn verified(
-    control: &Arc<ControlPlane>,
-    main: &Handle,
-    session: &str,
-    server_id: i64,
-) -> Option<Arc<super::Verified>> {
-    if let Some(verified) = super::remembered_session(control, main, session, server_id) {
-        return Some(verified);
-    }
-    let (control, session) = (Arc::clone(control), session.to_owned());
-    main.spawn(async move { super::verify_session(&control, &session, server_id).await.ok() }).await.ok()?
 }
 
 /// A connection to a code-server, and the session whose upstream it is.

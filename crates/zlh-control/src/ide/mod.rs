@@ -281,16 +281,21 @@ fn session_ended() -> ApiError {
 }
 
 /// What the IDE cookie `session` stands for, if it still stands for server `server_id`:
-/// remembered, or verified afresh.
+/// remembered, or verified afresh on `main` (whose reactor the store's connections belong to;
+/// the fast path's threads have their own).
 async fn verified_session(
     control: &Arc<ControlPlane>,
+    main: &tokio::runtime::Handle,
     session: &str,
     server_id: i64,
 ) -> Result<Arc<Verified>, ApiError> {
-    match remembered_session(control, &tokio::runtime::Handle::current(), session, server_id) {
-        Some(verified) => Ok(verified),
-        None => verify_session(control, session, server_id).await,
+    if let Some(verified) = remembered_session(control, main, session, server_id) {
+        return Ok(verified);
     }
+    let (control, session) = (Arc::clone(control), session.to_owned());
+    main.spawn(async move { verify_session(&control, &session, server_id).await })
+        .await
+        .unwrap_or_else(|_| Err(session_ended()))
 }
 
 /// The decision remembered for the IDE cookie `session` on server `server_id`, if made less
@@ -398,7 +403,7 @@ async fn serve(
         return Ok(response);
     }
     let session = crate::access::cookies::read(request.headers(), &cookie_name).ok_or_else(session_ended)?;
-    let verified = verified_session(control, session, server_id).await?;
+    let verified = verified_session(control, &tokio::runtime::Handle::current(), session, server_id).await?;
     if path == "/" && request.uri().query().is_none() {
         let status = control.cache.get_many(&[server_id]).await.remove(&server_id);
         let folder = status.and_then(|s| s.detail?.workspace_root).unwrap_or_else(|| WORKSPACE.to_owned());
@@ -558,8 +563,8 @@ mod tests {
             jti: None,
         };
         let cookie = control.ide.session(&link, Duration::from_secs(3600));
-        let fresh = verified_session(&control, &cookie, id).await.expect("verified");
         let main = tokio::runtime::Handle::current();
+        let fresh = verified_session(&control, &main, &cookie, id).await.expect("verified");
         // A decision about to expire: every request gets it at once; the first starts one
         // verification in the background.
         let aged = |fresh: &Verified| Verified {
@@ -592,7 +597,7 @@ mod tests {
         control.ide.remember_session(&cookie, Arc::clone(&old));
         assert!(remembered(&old));
         settled(&|now| now.is_none()).await;
-        assert!(verified_session(&control, &cookie, id).await.is_err());
+        assert!(verified_session(&control, &main, &cookie, id).await.is_err());
     }
 
     #[tokio::test]
