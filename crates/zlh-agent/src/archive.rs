@@ -596,7 +596,6 @@ impl<'scope> Writers<'scope> {
 }
 
 fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool) -> std::io::Result<()> {
-    use std::io::Write;
     let done = |file: &cap_std::fs::File, mtime: Option<u64>| {
         if let Some(mtime) = mtime {
             set_mtime(file, mtime)?;
@@ -611,13 +610,13 @@ fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool)
         match piece {
             Piece::Files(files) => {
                 for WholeFile { mut file, bytes, mtime } in files {
-                    file.write_all(&bytes)?;
+                    crate::durable::write_in_pieces(&mut file, &bytes)?;
                     done(&file, mtime)?;
                 }
             }
             Piece::Begin(file) => large = Some(file),
             Piece::Bytes(bytes) => match &mut large {
-                Some(file) => file.write_all(&bytes)?,
+                Some(file) => crate::durable::write_in_pieces(file, &bytes)?,
                 None => return Err(std::io::Error::other("bytes for no file")),
             },
             Piece::End(mtime) => {
