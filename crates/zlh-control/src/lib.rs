@@ -3,7 +3,7 @@
 //!
 //! Architecture Invariant: this crate never depends on `zlh-agent`; it speaks to agents only
 //! through `zlh_proto` over HTTP and WebSocket (see [`registry`]).
-// One `unsafe` call, allowed where it is: `ide::joined` asks the scheduler for a short slice.
+// One `unsafe` block, allowed where it is: `ide::joined` asks the scheduler for a short slice.
 #![deny(unsafe_code)]
 
 pub mod access;
