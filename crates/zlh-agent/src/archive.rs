@@ -596,6 +596,7 @@ impl<'scope> Writers<'scope> {
 }
 
 fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool) -> std::io::Result<()> {
+    use std::io::Write;
     let done = |file: &cap_std::fs::File, mtime: Option<u64>| {
         if let Some(mtime) = mtime {
             set_mtime(file, mtime)?;
@@ -610,13 +611,13 @@ fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool)
         match piece {
             Piece::Files(files) => {
                 for WholeFile { mut file, bytes, mtime } in files {
-                    crate::durable::write_in_pieces(&mut file, &bytes)?;
+                    file.write_all(&bytes)?;
                     done(&file, mtime)?;
                 }
             }
             Piece::Begin(file) => large = Some(file),
             Piece::Bytes(bytes) => match &mut large {
-                Some(file) => crate::durable::write_in_pieces(file, &bytes)?,
+                Some(file) => file.write_all(&bytes)?,
                 None => return Err(std::io::Error::other("bytes for no file")),
             },
             Piece::End(mtime) => {

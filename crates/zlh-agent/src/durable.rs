@@ -35,17 +35,6 @@ pub(crate) fn start_writeback(file: &impl std::os::fd::AsFd) -> std::io::Result<
     if status == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-/// The most handed to the kernel in one `write`. A larger write has the page cache take
-/// large folios, whose copying at times cost up to ten times the CPU per byte on the bench's
-/// virtual machine (500 MiB in 1 MiB writes: 0.09–1.4 s of CPU; in 64 KiB writes: 0.11–0.28 s);
-/// a few more system calls cost nothing beside that.
-pub(crate) const WRITE_AT_MOST: usize = 64 << 10;
-
-/// Writes all of `bytes` in writes of at most [`WRITE_AT_MOST`].
-pub(crate) fn write_in_pieces(file: &mut impl std::io::Write, bytes: &[u8]) -> std::io::Result<()> {
-    bytes.chunks(WRITE_AT_MOST).try_for_each(|piece| file.write_all(piece))
-}
-
 /// A file written through it starts on its way to disk every [`WRITEBACK_EVERY`] bytes, so
 /// that the fsync at its end waits for the last few MiB instead of writing them all.
 pub(crate) struct WritingBack {
@@ -63,7 +52,7 @@ impl WritingBack {
 
 impl std::io::Write for WritingBack {
     fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-        let written = self.file.write(&buffer[..buffer.len().min(WRITE_AT_MOST)])?;
+        let written = self.file.write(buffer)?;
         self.unstarted += written;
         if self.unstarted >= WRITEBACK_EVERY {
             self.unstarted = 0;
@@ -74,42 +63,5 @@ impl std::io::Write for WritingBack {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    /// The sizes of the writes a writer was handed.
-    struct Sizes(Vec<usize>);
-
-    impl Write for Sizes {
-        fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-            self.0.push(buffer.len());
-            Ok(buffer.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn large_writes_reach_the_kernel_in_pieces_of_at_most_64_kib() {
-        let mut sizes = Sizes(Vec::new());
-        write_in_pieces(&mut sizes, &vec![7; 2 * WRITE_AT_MOST + 1]).expect("write");
-        assert_eq!(sizes.0, [WRITE_AT_MOST, WRITE_AT_MOST, 1]);
-
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("archive");
-        let mut file = WritingBack::new(std::fs::File::create(&path).expect("create"));
-        let bytes: Vec<u8> = (0..WRITE_AT_MOST * 3 + 5).map(|i| i as u8).collect();
-        assert_eq!(file.write(&bytes).expect("write"), WRITE_AT_MOST);
-        file.write_all(&bytes[WRITE_AT_MOST..]).expect("write the rest");
-        drop(file);
-        assert_eq!(std::fs::read(&path).expect("read"), bytes, "every byte, in order");
     }
 }
