@@ -28,7 +28,7 @@ use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, hex, pack_tar, u
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, Quiesce};
 use crate::console::{Chunk, Console};
-use crate::durable::{WritingBack, sync_dir, write_atomically};
+use crate::durable::{DirectWriter, sync_dir, write_atomically};
 use crate::jobs::Progress;
 use crate::supervisor::Supervisor;
 
@@ -550,11 +550,11 @@ fn pack(
             let (total, server_root) = (Arc::clone(&total), server_root.to_owned());
             move || total.set(tree_size(&server_root))
         });
-        let file = std::fs::File::create(&part)?;
+        let archive = DirectWriter::create(&part)?;
         // Two stages on their own threads, like `tar | zstd > file`: this one reads files into
         // a tar stream (`pack_tar` hashes them on a third); the other compresses, hashes and
         // writes the archive.
-        let (output, written) = compress_beside(file, level);
+        let (output, written) = compress_beside(archive, level);
         let packed = (|| {
             // A large buffer: `io::copy` then reads files straight into it, and the other
             // side gets 1 MiB at a time instead of 8 KiB.
@@ -753,20 +753,16 @@ impl Write for ChannelWriter {
 /// An archive written: its size, SHA-256, and the file (to fsync).
 type Written = (u64, String, std::fs::File);
 
-/// Compresses a tar stream into `file` on a thread of its own, hashing the archive: a writer
-/// for the stream, and the archive's size, SHA-256 and file once the writer was dropped.
+/// Compresses a tar stream into `archive` on a thread of its own, hashing it: a writer for
+/// the stream, and the archive's size, SHA-256 and file once the writer was dropped.
 fn compress_beside(
-    file: std::fs::File,
+    archive: DirectWriter,
     level: i32,
 ) -> (ChannelWriter, std::thread::JoinHandle<std::io::Result<Written>>) {
     let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     let (give_back, spent) = std::sync::mpsc::sync_channel(6);
     let writer = std::thread::spawn(move || {
-        let mut hashing = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, WritingBack::new(file)),
-            hasher: Sha256::new(),
-            count: 0,
-        };
+        let mut hashing = HashingWriter { inner: archive, hasher: Sha256::new(), count: 0 };
         let mut encoder = zstd::stream::write::Encoder::new(&mut hashing, level)?;
         encoder.include_checksum(true)?;
         for mut chunk in chunks {
@@ -776,7 +772,7 @@ fn compress_beside(
         }
         encoder.finish()?;
         hashing.flush()?;
-        let file = hashing.inner.into_inner().map_err(|e| e.into_error())?.file;
+        let file = hashing.inner.finish()?;
         Ok((hashing.count, hex(hashing.hasher.finalize()), file))
     });
     (ChannelWriter { chunks: sender, spent }, writer)

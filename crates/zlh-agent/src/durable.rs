@@ -35,33 +35,119 @@ pub(crate) fn start_writeback(file: &impl std::os::fd::AsFd) -> std::io::Result<
     if status == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-/// A file written through it starts on its way to disk every [`WRITEBACK_EVERY`] bytes, so
-/// that the fsync at its end waits for the last few MiB instead of writing them all.
-pub(crate) struct WritingBack {
-    pub(crate) file: std::fs::File,
-    unstarted: usize,
+/// A new file written straight to the disk (`O_DIRECT`), a MiB at a time from one aligned
+/// buffer, rather than through the page cache: an archive of hundreds of MiB would otherwise
+/// take as much fresh page cache (on the bench's virtual machine a page touched for the first
+/// time costs about 10 µs: 500 MiB took 1.2 s of CPU buffered, 0.03 s direct) and push the
+/// game's own files out of it. Where the filesystem refuses `O_DIRECT`, or a write
+/// does, the rest goes through the page cache; so does the last, partial block, in
+/// [`DirectWriter::finish`]. The file still needs its fsync.
+pub(crate) struct DirectWriter {
+    file: std::fs::File,
+    direct: bool,
+    /// [`BLOCK`] bytes from `start` are aligned to [`ALIGN`].
+    buffer: Vec<u8>,
+    start: usize,
+    filled: usize,
 }
 
-const WRITEBACK_EVERY: usize = 8 << 20;
+/// The bytes written at a time.
+const BLOCK: usize = 1 << 20;
+/// The alignment `O_DIRECT` needs of memory, offsets and lengths (a page covers every disk).
+const ALIGN: usize = 4096;
 
-impl WritingBack {
-    pub(crate) fn new(file: std::fs::File) -> WritingBack {
-        WritingBack { file, unstarted: 0 }
+impl DirectWriter {
+    /// Creates (or truncates) the file at `path`.
+    pub(crate) fn create(path: &Path) -> std::io::Result<DirectWriter> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let open = |flags| {
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(flags).open(path)
+        };
+        let (file, direct) = match open(libc::O_DIRECT) {
+            Ok(file) => (file, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, false),
+            Err(e) => return Err(e),
+        };
+        let buffer = vec![0; BLOCK + ALIGN];
+        let start = buffer.as_ptr().align_offset(ALIGN);
+        Ok(DirectWriter { file, direct, buffer, start, filled: 0 })
     }
-}
 
-impl std::io::Write for WritingBack {
-    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-        let written = self.file.write(buffer)?;
-        self.unstarted += written;
-        if self.unstarted >= WRITEBACK_EVERY {
-            self.unstarted = 0;
-            start_writeback(&self.file)?;
+    /// Whether the file is written around the page cache.
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Writes what is buffered, and returns the file.
+    pub(crate) fn finish(mut self) -> std::io::Result<std::fs::File> {
+        if self.filled > 0 {
+            if self.direct {
+                through_page_cache(&self.file)?;
+                self.direct = false;
+            }
+            self.write_out()?;
         }
-        Ok(written)
+        Ok(self.file)
     }
 
+    fn write_out(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        let block = &self.buffer[self.start..self.start + self.filled];
+        self.filled = 0;
+        match (&self.file).write_all(block) {
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                through_page_cache(&self.file)?;
+                self.direct = false;
+                (&self.file).write_all(block)
+            }
+            written => written,
+        }
+    }
+}
+
+/// Turns `O_DIRECT` off for `file`'s later writes.
+fn through_page_cache(file: &std::fs::File) -> std::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    Ok(rustix::fs::fcntl_setfl(file, flags - rustix::fs::OFlags::DIRECT)?)
+}
+
+impl std::io::Write for DirectWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let taken = bytes.len().min(BLOCK - self.filled);
+        let at = self.start + self.filled;
+        self.buffer[at..at + taken].copy_from_slice(&bytes[..taken]);
+        self.filled += taken;
+        if self.filled == BLOCK {
+            self.write_out()?;
+        }
+        Ok(taken)
+    }
+
+    /// Keeps a partial block: `O_DIRECT` writes whole ones; [`DirectWriter::finish`] writes it.
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_direct_file_holds_every_byte_written_partial_block_included() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("archive");
+        let mut writer = DirectWriter::create(&path).expect("create");
+        assert!(writer.is_direct(), "ext4 and tmpfs (since Linux 6.6) take O_DIRECT");
+        let bytes: Vec<u8> = (0..3 * BLOCK + BLOCK / 2 + 5).map(|i| (i % 251) as u8).collect();
+        for piece in bytes.chunks(100_003) {
+            writer.write_all(piece).expect("write");
+        }
+        writer.flush().expect("flush");
+        writer.finish().expect("finish").sync_all().expect("sync");
+        assert_eq!(std::fs::read(&path).expect("read"), bytes, "every byte, in order");
     }
 }
