@@ -93,16 +93,23 @@ impl DirectWriter {
 
     fn write_out(&mut self) -> std::io::Result<()> {
         use std::io::Write;
-        let block = &self.buffer[self.start..self.start + self.filled];
+        let mut rest = &self.buffer[self.start..self.start + self.filled];
         self.filled = 0;
-        match (&self.file).write_all(block) {
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                through_page_cache(&self.file)?;
-                self.direct = false;
-                (&self.file).write_all(block)
+        while !rest.is_empty() {
+            match (&self.file).write(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(written) => rest = &rest[written..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A write `O_DIRECT` refuses (one left unaligned by a short write before it):
+                // the same bytes again, through the page cache.
+                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                    through_page_cache(&self.file)?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(e),
             }
-            written => written,
         }
+        Ok(())
     }
 }
 
