@@ -10,9 +10,12 @@
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
 use sha2::Digest as _;
+
+use crate::durable::DirectWriter;
 
 /// How much an archive may unpack to.
 #[derive(Debug, Clone, Copy)]
@@ -310,7 +313,7 @@ pub fn unpack_tar_hashing(
     let mut links = Vec::new();
     // Directories get their modes and times once everything inside them is written.
     let mut directories = Vec::new();
-    let mut parents = Parents { target, last: None };
+    let mut parents = Parents { target: Arc::new(target.try_clone()?), last: None };
     std::thread::scope(|scope| {
         let mut writers = Writers::start(scope, start_writeback);
         let read = (|| {
@@ -339,10 +342,10 @@ pub fn unpack_tar_hashing(
                     if size > byte_limit.saturating_sub(unpacked.bytes) {
                         return Err(ArchiveError::TooLarge(format!("more than {byte_limit} bytes")));
                     }
+                    writers.wait_if_queued(&path)?;
                     let (dir, name) = parents.of(&path)?;
-                    let file = create_replacing(dir, name)?;
-                    file.set_permissions(Permissions::from_mode(mode))?;
-                    let sha256 = write_entry(&mut entry, file, mtime, on_file.is_some(), &mut writers)?;
+                    let place = Place { dir, name: name.to_owned(), mode, mtime };
+                    let sha256 = write_entry(&mut entry, place, on_file.is_some(), &mut writers)?;
                     if let (Some(report), Some(sha256)) = (on_file.as_mut(), sha256) {
                         report(PackedFile { path: path.to_string_lossy().into_owned(), size, sha256 });
                     }
@@ -350,6 +353,8 @@ pub fn unpack_tar_hashing(
                     unpacked.files += 1;
                     continue;
                 }
+                // Links and replacements meet the files queued before them.
+                writers.wait()?;
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     target.create_dir_all(parent)?;
                 }
@@ -371,6 +376,8 @@ pub fn unpack_tar_hashing(
                     }
                     target.symlink(&link_target, &path)?;
                     links.push(path);
+                    // Two paths may now name one file: a single writer keeps their order.
+                    writers.one_lane();
                 } else if kind.is_hard_link() {
                     let original = entry
                         .link_name()
@@ -413,12 +420,11 @@ pub fn unpack_tar_hashing(
 /// Bytes written to a file at a time while unpacking.
 const COPY_BUFFER: usize = 1 << 20;
 
-/// Reads a regular file's entry and hands `file` with its bytes to the writers: whole when
+/// Reads a regular file's entry and hands it to the writers with the place it goes: whole when
 /// small, else in [`COPY_BUFFER`] pieces. Returns the bytes' SHA-256 when `hash`.
 fn write_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    file: cap_std::fs::File,
-    mtime: Option<u64>,
+    place: Place,
     hash: bool,
     writers: &mut Writers<'_>,
 ) -> Result<Option<String>, ArchiveError> {
@@ -437,44 +443,45 @@ fn write_entry<R: Read>(
         Ok(chunk)
     };
     if size <= COPY_BUFFER as u64 {
-        writers.whole(WholeFile { file, bytes: next_chunk(size)?, mtime })?;
+        writers.whole(place, next_chunk(size)?)?;
     } else {
-        writers.send(Piece::Begin(file))?;
+        writers.large(place)?;
         let mut read = 0u64;
         while read < size {
             let want = (size - read).min(COPY_BUFFER as u64);
             writers.send(Piece::Bytes(next_chunk(want)?))?;
             read += want;
         }
-        writers.send(Piece::End(mtime))?;
+        writers.send(Piece::End)?;
     }
     Ok(hasher.map(|hasher| hex(hasher.finalize())))
 }
 
 /// The directory the last file went into, kept open: an archive lists a directory's files
 /// together, so most files then resolve only their own name. The handle was opened beneath
-/// the target and directories are never removed while unpacking, so it stays inside.
-struct Parents<'a> {
-    target: &'a Dir,
-    last: Option<(PathBuf, Dir)>,
+/// the target and directories are never removed while unpacking, so it stays inside. Handles
+/// are shared with the writers, which create the files in them.
+struct Parents {
+    target: Arc<Dir>,
+    last: Option<(PathBuf, Arc<Dir>)>,
 }
 
-impl Parents<'_> {
+impl Parents {
     /// The directory `path` goes into (made when missing), and its name there.
-    fn of<'p>(&mut self, path: &'p Path) -> std::io::Result<(&Dir, &'p Path)> {
+    fn of<'p>(&mut self, path: &'p Path) -> std::io::Result<(Arc<Dir>, &'p Path)> {
         let name = Path::new(path.file_name().unwrap_or_default());
         let parent = path.parent().unwrap_or(Path::new(""));
         if parent.as_os_str().is_empty() {
-            return Ok((self.target, name));
+            return Ok((Arc::clone(&self.target), name));
         }
         let (last, dir) = match self.last.take() {
             Some((last, dir)) if last == parent => (last, dir),
             _ => {
                 self.target.create_dir_all(parent)?;
-                (parent.to_owned(), self.target.open_dir(parent)?)
+                (parent.to_owned(), Arc::new(self.target.open_dir(parent)?))
             }
         };
-        Ok((&self.last.insert((last, dir)).1, name))
+        Ok((Arc::clone(&self.last.insert((last, dir)).1), name))
     }
 }
 
@@ -496,35 +503,58 @@ fn create_replacing(dir: &Dir, name: &Path) -> std::io::Result<cap_std::fs::File
     }
 }
 
-/// A small file read whole: written, timed and closed by a writer thread.
-struct WholeFile {
-    file: cap_std::fs::File,
-    bytes: Vec<u8>,
+/// Where a regular file goes: created in `dir` by a writer thread, with its mode and time.
+struct Place {
+    dir: Arc<Dir>,
+    name: PathBuf,
+    mode: u32,
     mtime: Option<u64>,
+}
+
+impl Place {
+    /// Creates the file, with its mode.
+    fn create(&self) -> std::io::Result<std::fs::File> {
+        let file = create_replacing(&self.dir, &self.name)?;
+        file.set_permissions(Permissions::from_mode(self.mode))?;
+        Ok(file.into_std())
+    }
 }
 
 /// What a writer thread does, in order.
 enum Piece {
-    /// Small files, batched so that a writer is woken once per MiB rather than per file.
-    Files(Vec<WholeFile>),
-    /// A large file created with its mode: the `Bytes` that follow go into it.
-    Begin(cap_std::fs::File),
+    /// Small files read whole, batched so that a writer is woken once per MiB rather than
+    /// per file.
+    Files(Vec<(Place, Vec<u8>)>),
+    /// A large file: the `Bytes` that follow go into it, around the page cache (a restored
+    /// world is read back later, if at all, and its fresh page cache costs CPU on every page).
+    Begin(Place),
     /// The next [`COPY_BUFFER`] of the large file (or its last bytes): every write but the last
     /// begins on a page, as one that begins inside a page makes ext4 zero the rest of it first.
     Bytes(Vec<u8>),
     /// The large file is complete: its time is set and it is closed.
-    End(Option<u64>),
+    End,
+    /// Everything before is written: the writer says so.
+    Mark(std::sync::mpsc::SyncSender<()>),
 }
 
-/// Threads that write files' bytes while the archive is read: copying into the page cache
-/// and allocating blocks were most of an unpack, and all on one core.
+/// Threads that create and write files while the archive is read. Creating files is where a
+/// restore spent most of its time when many files had just been deleted (ext4 without a
+/// journal then looks past every recently freed inode for each new one), and copying into the
+/// page cache and allocating blocks most of the rest: two threads share it on two cores.
+///
+/// Order holds where it matters: a name queued again waits for what was queued before it,
+/// and so do links and replacements (see [`Writers::wait`]).
 struct Writers<'scope> {
     queues: Vec<std::sync::mpsc::SyncSender<Piece>>,
     threads: Vec<std::thread::ScopedJoinHandle<'scope, std::io::Result<()>>>,
     /// The writer that gets the next piece; all of a large file's pieces go to one writer.
     turn: usize,
-    batch: Vec<WholeFile>,
+    /// How many writers take turns: one once the archive made a symlink.
+    lanes: usize,
+    batch: Vec<(Place, Vec<u8>)>,
     batched_bytes: usize,
+    /// The hashes of the paths queued since the writers last caught up.
+    queued: std::collections::HashSet<u64>,
 }
 
 /// Writer threads, and pieces queued for each (a few MiB).
@@ -544,15 +574,41 @@ impl<'scope> Writers<'scope> {
                 (queue, scope.spawn(move || write_pieces(pieces, start_writeback)))
             })
             .unzip();
-        Writers { queues, threads, turn: 0, batch: Vec::new(), batched_bytes: 0 }
+        Writers {
+            queues,
+            threads,
+            turn: 0,
+            lanes: WRITERS,
+            batch: Vec::new(),
+            batched_bytes: 0,
+            queued: Default::default(),
+        }
     }
 
     /// Queues a small file, sending the batch out once it is large enough.
-    fn whole(&mut self, file: WholeFile) -> Result<(), ArchiveError> {
-        self.batched_bytes += file.bytes.len();
-        self.batch.push(file);
+    fn whole(&mut self, place: Place, bytes: Vec<u8>) -> Result<(), ArchiveError> {
+        self.batched_bytes += bytes.len();
+        self.batch.push((place, bytes));
         if self.batched_bytes >= COPY_BUFFER || self.batch.len() >= BATCHED_FILES {
             self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a large file; its pieces follow with [`Writers::send`].
+    fn large(&mut self, place: Place) -> Result<(), ArchiveError> {
+        self.flush()?;
+        self.send(Piece::Begin(place))
+    }
+
+    /// Waits for the writers when a file of the same path (inside the archive) is already
+    /// queued: two writers must not race to create one name, the later entry wins.
+    fn wait_if_queued(&mut self, path: &Path) -> Result<(), ArchiveError> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let key = BuildHasherDefault::<DefaultHasher>::default().hash_one(path);
+        if !self.queued.insert(key) {
+            self.wait()?;
+            self.queued.insert(key);
         }
         Ok(())
     }
@@ -565,22 +621,42 @@ impl<'scope> Writers<'scope> {
         self.batched_bytes = 0;
         let batch = std::mem::take(&mut self.batch);
         self.send(Piece::Files(batch))?;
-        self.turn = (self.turn + 1) % self.queues.len();
+        self.turn = (self.turn + 1) % self.lanes;
         Ok(())
     }
 
-    /// Sends a piece of a large file (the batch before it first).
+    /// Sends a piece to the writer whose turn it is.
     fn send(&mut self, piece: Piece) -> Result<(), ArchiveError> {
-        if matches!(piece, Piece::Begin(_)) {
-            self.flush()?;
-        }
-        let ends = matches!(piece, Piece::End(_));
+        let ends = matches!(piece, Piece::End);
         self.queues[self.turn]
             .send(piece)
             .map_err(|_| ArchiveError::Io(std::io::Error::other("a file writer stopped")))?;
         if ends {
-            self.turn = (self.turn + 1) % self.queues.len();
+            self.turn = (self.turn + 1) % self.lanes;
         }
+        Ok(())
+    }
+
+    /// From now on one writer takes every file, in the archive's order (called with nothing
+    /// queued, after [`Writers::wait`]).
+    fn one_lane(&mut self) {
+        (self.lanes, self.turn) = (1, 0);
+    }
+
+    /// Returns once every file queued is written, before a link (which may name one) or an
+    /// entry that replaces one.
+    fn wait(&mut self) -> Result<(), ArchiveError> {
+        self.flush()?;
+        let stopped = || ArchiveError::Io(std::io::Error::other("a file writer stopped"));
+        let (marked, marks) = std::sync::mpsc::sync_channel(self.queues.len());
+        for queue in &self.queues {
+            queue.send(Piece::Mark(marked.clone())).map_err(|_| stopped())?;
+        }
+        drop(marked);
+        for _ in &self.queues {
+            marks.recv().map_err(|_| stopped())?;
+        }
+        self.queued.clear();
         Ok(())
     }
 
@@ -597,7 +673,7 @@ impl<'scope> Writers<'scope> {
 
 fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool) -> std::io::Result<()> {
     use std::io::Write;
-    let done = |file: &cap_std::fs::File, mtime: Option<u64>| {
+    let done = |file: &std::fs::File, mtime: Option<u64>| {
         if let Some(mtime) = mtime {
             set_mtime(file, mtime)?;
         }
@@ -610,20 +686,24 @@ fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool)
     for piece in pieces {
         match piece {
             Piece::Files(files) => {
-                for WholeFile { mut file, bytes, mtime } in files {
+                for (place, bytes) in files {
+                    let mut file = place.create()?;
                     file.write_all(&bytes)?;
-                    done(&file, mtime)?;
+                    done(&file, place.mtime)?;
                 }
             }
-            Piece::Begin(file) => large = Some(file),
+            Piece::Begin(place) => large = Some((DirectWriter::new(place.create()?)?, place.mtime)),
             Piece::Bytes(bytes) => match &mut large {
-                Some(file) => file.write_all(&bytes)?,
+                Some((file, _)) => file.write_all(&bytes)?,
                 None => return Err(std::io::Error::other("bytes for no file")),
             },
-            Piece::End(mtime) => {
-                if let Some(file) = large.take() {
-                    done(&file, mtime)?;
+            Piece::End => {
+                if let Some((file, mtime)) = large.take() {
+                    done(&file.finish()?, mtime)?;
                 }
+            }
+            Piece::Mark(marked) => {
+                let _ = marked.send(());
             }
         }
     }
@@ -995,6 +1075,39 @@ mod tests {
             std::fs::read(dir.path().join("target/node-20/bin/nodejs")).expect("hard link"),
             std::fs::read(node).expect("node")
         );
+    }
+
+    /// Files are created and written by several threads, yet the archive's order holds: a
+    /// later entry of a name wins, small or large, even where a symlink makes a second name
+    /// for one file, and a hard link finds the file queued just before it.
+    #[test]
+    fn later_entries_win_however_the_writers_share_the_files() {
+        let large = vec![1u8; 2 * COPY_BUFFER + 5];
+        let names: Vec<String> = (0..3 * BATCHED_FILES).map(|n| format!("w/{n}")).collect();
+        let mut entries: Vec<(&str, tar::EntryType, &[u8], Option<&str>)> =
+            names.iter().map(|name| (name.as_str(), Regular, &b"first"[..], None)).collect();
+        entries.extend([
+            ("w/7", Regular, &b"second"[..], None),
+            ("big", Regular, &large[..], None),
+            ("big", Regular, &b"small now"[..], None),
+            ("small", Regular, &b"small first"[..], None),
+            ("small", Regular, &large[..], None),
+            ("hard", Link, &b""[..], Some("w/9")),
+            ("alias", Symlink, &b""[..], Some("w")),
+            ("alias/8", Regular, &b"through the link"[..], None),
+            ("w/8", Regular, &b"last"[..], None),
+            ("alias/10", Regular, &b"through the link"[..], None),
+        ]);
+        let (dir, result) = unpack(&archive(&entries));
+        result.expect("unpacks");
+        let read = |name: &str| std::fs::read(dir.path().join("target").join(name)).expect(name);
+        assert_eq!(read("w/0"), b"first");
+        assert_eq!(read("w/7"), b"second");
+        assert_eq!(read("big"), b"small now");
+        assert_eq!(read("small"), large);
+        assert_eq!(read("hard"), b"first");
+        assert_eq!(read("w/8"), b"last");
+        assert_eq!(read("w/10"), b"through the link");
     }
 
     #[test]

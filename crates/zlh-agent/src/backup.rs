@@ -550,7 +550,7 @@ fn pack(
             let (total, server_root) = (Arc::clone(&total), server_root.to_owned());
             move || total.set(tree_size(&server_root))
         });
-        let archive = DirectWriter::create(&part)?;
+        let archive = DirectWriter::new(std::fs::File::create(&part)?)?;
         // Two stages on their own threads, like `tar | zstd > file`: this one reads files into
         // a tar stream (`pack_tar` hashes them on a third); the other compresses, hashes and
         // writes the archive.

@@ -35,13 +35,13 @@ pub(crate) fn start_writeback(file: &impl std::os::fd::AsFd) -> std::io::Result<
     if status == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-/// A new file written straight to the disk (`O_DIRECT`), a MiB at a time from one aligned
-/// buffer, rather than through the page cache: an archive of hundreds of MiB would otherwise
-/// take as much fresh page cache (on the bench's virtual machine a page touched for the first
-/// time costs about 10 µs: 500 MiB took 1.2 s of CPU buffered, 0.03 s direct) and push the
-/// game's own files out of it. Where the filesystem refuses `O_DIRECT`, or a write
-/// does, the rest goes through the page cache; so does the last, partial block, in
-/// [`DirectWriter::finish`]. The file still needs its fsync.
+/// A file written straight to the disk (`O_DIRECT`), a MiB at a time from one aligned
+/// buffer, rather than through the page cache: an archive, or a restored world's large files,
+/// of hundreds of MiB would otherwise take as much fresh page cache (on the bench's virtual
+/// machine a page touched for the first time costs about 10 µs: 500 MiB took 1.2 s of CPU
+/// buffered, 0.03 s direct) and push the game's other files out of it. Where the filesystem
+/// refuses `O_DIRECT`, or a write does, the rest goes through the page cache; so does the
+/// last, partial block, in [`DirectWriter::finish`]. The file still needs its fsync.
 pub(crate) struct DirectWriter {
     file: std::fs::File,
     direct: bool,
@@ -57,16 +57,13 @@ const BLOCK: usize = 1 << 20;
 const ALIGN: usize = 4096;
 
 impl DirectWriter {
-    /// Creates (or truncates) the file at `path`.
-    pub(crate) fn create(path: &Path) -> std::io::Result<DirectWriter> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let open = |flags| {
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(flags).open(path)
-        };
-        let (file, direct) = match open(libc::O_DIRECT) {
-            Ok(file) => (file, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, false),
-            Err(e) => return Err(e),
+    /// Writes `file`, new and empty, opened for writing.
+    pub(crate) fn new(file: std::fs::File) -> std::io::Result<DirectWriter> {
+        let flags = rustix::fs::fcntl_getfl(&file)?;
+        let direct = match rustix::fs::fcntl_setfl(&file, flags | rustix::fs::OFlags::DIRECT) {
+            Ok(()) => true,
+            Err(rustix::io::Errno::INVAL) => false,
+            Err(e) => return Err(e.into()),
         };
         let buffer = vec![0; BLOCK + ALIGN];
         let start = buffer.as_ptr().align_offset(ALIGN);
@@ -102,7 +99,9 @@ impl DirectWriter {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 // A write `O_DIRECT` refuses (one left unaligned by a short write before it):
                 // the same bytes again, through the page cache.
-                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(e)
+                    if self.direct && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
                     through_page_cache(&self.file)?;
                     self.direct = false;
                 }
@@ -147,7 +146,7 @@ mod tests {
     fn a_direct_file_holds_every_byte_written_partial_block_included() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("archive");
-        let mut writer = DirectWriter::create(&path).expect("create");
+        let mut writer = DirectWriter::new(std::fs::File::create(&path).expect("create")).expect("direct");
         assert!(writer.is_direct(), "ext4 and tmpfs (since Linux 6.6) take O_DIRECT");
         let bytes: Vec<u8> = (0..3 * BLOCK + BLOCK / 2 + 5).map(|i| (i % 251) as u8).collect();
         for piece in bytes.chunks(100_003) {
