@@ -430,26 +430,32 @@ fn write_entry<R: Read>(
 ) -> Result<Option<String>, ArchiveError> {
     let size = entry.size();
     let mut hasher = hash.then(sha2::Sha256::new);
-    let mut next_chunk = |want: u64| {
-        let mut chunk = Vec::with_capacity(want as usize);
-        entry.take(want).read_to_end(&mut chunk).map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        if (chunk.len() as u64) < want {
-            let path = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
-            return Err(ArchiveError::Corrupt(format!("the archive ends inside {path}")));
-        }
+    // Appends the entry's next `want` bytes to `buffer`.
+    let mut read_into = |buffer: &mut Vec<u8>, want: u64| {
+        let from = buffer.len();
+        buffer.resize(from + want as usize, 0);
+        entry.read_exact(&mut buffer[from..]).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                let path = entry.path().map(|p| p.display().to_string()).unwrap_or_default();
+                ArchiveError::Corrupt(format!("the archive ends inside {path}"))
+            }
+            _ => ArchiveError::Corrupt(e.to_string()),
+        })?;
         if let Some(hasher) = &mut hasher {
-            hasher.update(&chunk);
+            hasher.update(&buffer[from..]);
         }
-        Ok(chunk)
+        Ok(())
     };
     if size <= COPY_BUFFER as u64 {
-        writers.whole(place, next_chunk(size)?)?;
+        writers.whole(place, |batch| read_into(batch, size))?;
     } else {
         writers.large(place)?;
         let mut read = 0u64;
         while read < size {
             let want = (size - read).min(COPY_BUFFER as u64);
-            writers.send(Piece::Bytes(next_chunk(want)?))?;
+            let mut piece = writers.buffer();
+            read_into(&mut piece, want)?;
+            writers.send(Piece::Bytes(piece))?;
             read += want;
         }
         writers.send(Piece::End)?;
@@ -522,9 +528,9 @@ impl Place {
 
 /// What a writer thread does, in order.
 enum Piece {
-    /// Small files read whole, batched so that a writer is woken once per MiB rather than
-    /// per file.
-    Files(Vec<(Place, Vec<u8>)>),
+    /// Small files read whole into one buffer, each ending where its offset says, batched so
+    /// that a writer is woken once per MiB rather than per file.
+    Files(Vec<u8>, Vec<(Place, usize)>),
     /// A large file: the `Bytes` that follow go into it, around the page cache (a restored
     /// world is read back later, if at all, and its fresh page cache costs CPU on every page).
     Begin(Place),
@@ -551,8 +557,12 @@ struct Writers<'scope> {
     turn: usize,
     /// How many writers take turns: one once the archive made a symlink.
     lanes: usize,
-    batch: Vec<(Place, Vec<u8>)>,
-    batched_bytes: usize,
+    /// The small files batched: their bytes, one after another, and where each goes and ends.
+    batch: Vec<u8>,
+    batched: Vec<(Place, usize)>,
+    /// Buffers the writers are done with, to fill again: a fresh one for every MiB cost a
+    /// page fault for every page.
+    spent: std::sync::mpsc::Receiver<Vec<u8>>,
     /// The hashes of the paths queued since the writers last caught up.
     queued: std::collections::HashSet<u64>,
 }
@@ -562,16 +572,23 @@ const WRITERS: usize = 2;
 const QUEUED_PIECES: usize = 4;
 /// The most small files in one batch.
 const BATCHED_FILES: usize = 128;
+/// A buffer's room: a batch is sent once it holds a [`COPY_BUFFER`], and a small file is at
+/// most that.
+const BUFFER_ROOM: usize = 2 * COPY_BUFFER;
 
 impl<'scope> Writers<'scope> {
     fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         start_writeback: bool,
     ) -> Writers<'scope> {
+        // Every buffer out at once can come back: those queued, those being written, one
+        // being filled.
+        let (give_back, spent) = std::sync::mpsc::sync_channel(WRITERS * (QUEUED_PIECES + 1) + 1);
         let (queues, threads) = (0..WRITERS)
             .map(|_| {
                 let (queue, pieces) = std::sync::mpsc::sync_channel(QUEUED_PIECES);
-                (queue, scope.spawn(move || write_pieces(pieces, start_writeback)))
+                let give_back = give_back.clone();
+                (queue, scope.spawn(move || write_pieces(pieces, give_back, start_writeback)))
             })
             .unzip();
         Writers {
@@ -579,17 +596,28 @@ impl<'scope> Writers<'scope> {
             threads,
             turn: 0,
             lanes: WRITERS,
-            batch: Vec::new(),
-            batched_bytes: 0,
+            batch: Vec::with_capacity(BUFFER_ROOM),
+            batched: Vec::new(),
+            spent,
             queued: Default::default(),
         }
     }
 
-    /// Queues a small file, sending the batch out once it is large enough.
-    fn whole(&mut self, place: Place, bytes: Vec<u8>) -> Result<(), ArchiveError> {
-        self.batched_bytes += bytes.len();
-        self.batch.push((place, bytes));
-        if self.batched_bytes >= COPY_BUFFER || self.batch.len() >= BATCHED_FILES {
+    /// A buffer to fill: a spent one when there is one.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spent.try_recv().unwrap_or_else(|_| Vec::with_capacity(BUFFER_ROOM))
+    }
+
+    /// Queues a small file, its bytes appended to the batch by `fill`, sending the batch out
+    /// once it is large enough.
+    fn whole(
+        &mut self,
+        place: Place,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), ArchiveError>,
+    ) -> Result<(), ArchiveError> {
+        fill(&mut self.batch)?;
+        self.batched.push((place, self.batch.len()));
+        if self.batch.len() >= COPY_BUFFER || self.batched.len() >= BATCHED_FILES {
             self.flush()?;
         }
         Ok(())
@@ -615,12 +643,12 @@ impl<'scope> Writers<'scope> {
 
     /// Sends the batch of small files to the next writer.
     fn flush(&mut self) -> Result<(), ArchiveError> {
-        if self.batch.is_empty() {
+        if self.batched.is_empty() {
             return Ok(());
         }
-        self.batched_bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
-        self.send(Piece::Files(batch))?;
+        let next = self.buffer();
+        let batch = Piece::Files(std::mem::replace(&mut self.batch, next), std::mem::take(&mut self.batched));
+        self.send(batch)?;
         self.turn = (self.turn + 1) % self.lanes;
         Ok(())
     }
@@ -671,8 +699,16 @@ impl<'scope> Writers<'scope> {
     }
 }
 
-fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool) -> std::io::Result<()> {
+fn write_pieces(
+    pieces: std::sync::mpsc::Receiver<Piece>,
+    give_back: std::sync::mpsc::SyncSender<Vec<u8>>,
+    start_writeback: bool,
+) -> std::io::Result<()> {
     use std::io::Write;
+    let give_back = |mut buffer: Vec<u8>| {
+        buffer.clear();
+        let _ = give_back.try_send(buffer);
+    };
     let done = |file: &std::fs::File, mtime: Option<u64>| {
         if let Some(mtime) = mtime {
             set_mtime(file, mtime)?;
@@ -685,16 +721,22 @@ fn write_pieces(pieces: std::sync::mpsc::Receiver<Piece>, start_writeback: bool)
     let mut large = None;
     for piece in pieces {
         match piece {
-            Piece::Files(files) => {
-                for (place, bytes) in files {
+            Piece::Files(bytes, files) => {
+                let mut from = 0;
+                for (place, end) in files {
                     let mut file = place.create()?;
-                    file.write_all(&bytes)?;
+                    file.write_all(&bytes[from..end])?;
                     done(&file, place.mtime)?;
+                    from = end;
                 }
+                give_back(bytes);
             }
             Piece::Begin(place) => large = Some((DirectWriter::new(place.create()?)?, place.mtime)),
             Piece::Bytes(bytes) => match &mut large {
-                Some((file, _)) => file.write_all(&bytes)?,
+                Some((file, _)) => {
+                    file.write_all(&bytes)?;
+                    give_back(bytes);
+                }
                 None => return Err(std::io::Error::other("bytes for no file")),
             },
             Piece::End => {

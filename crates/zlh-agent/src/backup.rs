@@ -778,9 +778,11 @@ fn compress_beside(
     (ChannelWriter { chunks: sender, spent }, writer)
 }
 
-/// Chunks of decompressed bytes, read on the other side of a channel.
+/// Chunks of decompressed bytes, read on the other side of a channel, which gets spent chunks
+/// back to fill again.
 struct ChannelReader {
     chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    give_back: std::sync::mpsc::SyncSender<Vec<u8>>,
     current: std::io::Cursor<Vec<u8>>,
 }
 
@@ -792,7 +794,10 @@ impl std::io::Read for ChannelReader {
                 return Ok(read);
             }
             match self.chunks.recv() {
-                Ok(chunk) => self.current = std::io::Cursor::new(chunk?),
+                Ok(chunk) => {
+                    let spent = std::mem::replace(&mut self.current, std::io::Cursor::new(chunk?));
+                    let _ = self.give_back.try_send(spent.into_inner());
+                }
                 Err(_) => return Ok(0),
             }
         }
@@ -806,6 +811,7 @@ fn decompress_beside(
 ) -> (ChannelReader, std::thread::JoinHandle<std::io::Result<String>>) {
     use std::io::Read;
     let (sender, chunks) = std::sync::mpsc::sync_channel(4);
+    let (give_back, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(6);
     let reader = std::thread::spawn(move || {
         let mut hashing = Hashing::new(file);
         let decoded: std::io::Result<()> = (|| {
@@ -814,7 +820,9 @@ fn decompress_beside(
                 &mut hashing,
             ))?;
             loop {
-                let mut chunk = vec![0u8; 1 << 20];
+                // A spent chunk again rather than a fresh MiB, whose every page would fault.
+                let mut chunk = spent.try_recv().unwrap_or_default();
+                chunk.resize(1 << 20, 0);
                 let read = decoder.read(&mut chunk)?;
                 if read == 0 {
                     return Ok(());
@@ -832,7 +840,7 @@ fn decompress_beside(
         std::io::copy(&mut hashing, &mut std::io::sink())?;
         Ok(hashing.hex())
     });
-    (ChannelReader { chunks, current: std::io::Cursor::new(Vec::new()) }, reader)
+    (ChannelReader { chunks, give_back, current: std::io::Cursor::new(Vec::new()) }, reader)
 }
 
 /// Pauses and flushes saving, waiting for the confirmation line.
