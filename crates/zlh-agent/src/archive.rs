@@ -854,6 +854,7 @@ fn pack_hashed<W: std::io::Write>(
     hashes: &mut HashBatches,
 ) -> Result<Vec<PackedFile>, ArchiveError> {
     let mut packed = Vec::new();
+    let buffer = &mut vec![0; PACK_BUFFER];
     let mut pending: Vec<PathBuf> = paths.to_vec();
     while let Some(path) = pending.pop() {
         if skip(&path) {
@@ -910,8 +911,10 @@ fn pack_hashed<W: std::io::Write>(
                 }
                 other => other?.into_std(),
             };
-            let stored = file.take(size).chain(std::io::repeat(0).take(size)).take(size);
-            out.append_data(&mut header, &name, CopiedTo { inner: stored, hashes: &mut *hashes })?;
+            // The header (and a long name's extension entry) through the builder, the bytes
+            // by hand: the builder copies through a `dyn Read`, 8 KiB and a syscall at a time.
+            out.append_data(&mut header, &name, std::io::empty())?;
+            copy_stored(file, size, out.get_mut(), hashes, buffer)?;
             hashes.end_file()?;
             on_file(size);
             packed.push(PackedFile { path: name, size, sha256: String::new() });
@@ -984,19 +987,42 @@ fn hash_batches(
     digests
 }
 
-/// Reads `inner`, copying what it reads to `hashes`.
-struct CopiedTo<'a, R> {
-    inner: R,
-    hashes: &'a mut HashBatches,
+/// Writes `size` bytes of `file` to `out` and to `hashes`, then the padding to the next tar
+/// block. A file that shrank while it was read is stored padded with zeros.
+fn copy_stored(
+    mut file: std::fs::File,
+    size: u64,
+    out: &mut impl std::io::Write,
+    hashes: &mut HashBatches,
+    buffer: &mut [u8],
+) -> std::io::Result<()> {
+    let (mut left, mut ended) = (size, false);
+    while left > 0 {
+        let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = if ended { Ok(0) } else { file.read(&mut buffer[..want]) };
+        let read = match read {
+            Ok(0) => {
+                ended = true;
+                buffer[..want].fill(0);
+                want
+            }
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hashes.add(&buffer[..read])?;
+        out.write_all(&buffer[..read])?;
+        left -= read as u64;
+    }
+    let padding = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK;
+    out.write_all(&[0; TAR_BLOCK as usize][..padding as usize])
 }
 
-impl<R: Read> Read for CopiedTo<'_, R> {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buffer)?;
-        self.hashes.add(&buffer[..read])?;
-        Ok(read)
-    }
-}
+/// A tar stream's unit: every header and every file's padded bytes.
+const TAR_BLOCK: u64 = 512;
+
+/// The bytes [`copy_stored`] reads from a file at a time.
+const PACK_BUFFER: usize = 256 << 10;
 
 #[cfg(test)]
 mod tests {
@@ -1063,6 +1089,43 @@ mod tests {
             );
         }
         assert_eq!(sizes, files.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
+        // And the stream holds those bytes, each file where its header says.
+        let stream = builder.into_inner().expect("tar");
+        let mut unpacked = 0;
+        for entry in tar::Archive::new(&stream[..]).entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let name = entry.path().expect("path").to_string_lossy().into_owned();
+            if let Some((_, bytes)) = files.iter().find(|(n, _)| *n == name) {
+                let mut read = Vec::new();
+                entry.read_to_end(&mut read).expect("read");
+                assert!(read == *bytes, "{name} unpacks as packed");
+                unpacked += 1;
+            }
+        }
+        assert_eq!(unpacked, files.len());
+    }
+
+    /// A file that shrank between its header and its bytes is stored at the header's size,
+    /// zeros after what was left, so the stream stays whole for every file after it.
+    #[test]
+    fn a_file_that_shrank_is_stored_padded_to_its_header() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("log"), b"twelve bytes").expect("write");
+        let file = std::fs::File::open(dir.path().join("log")).expect("open");
+        std::thread::scope(|scope| {
+            let (mut hashes, digests) = HashBatches::start(scope);
+            let mut out = Vec::new();
+            copy_stored(file, 700, &mut out, &mut hashes, &mut [0; 5]).expect("copied");
+            hashes.end_file().expect("end");
+            hashes.send().expect("send");
+            drop(hashes);
+            let mut stored = b"twelve bytes".to_vec();
+            stored.resize(700, 0);
+            assert_eq!(out.len(), 1024, "padded to whole tar blocks");
+            assert!(out[..700] == stored[..] && out[700..].iter().all(|b| *b == 0));
+            use sha2::Digest;
+            assert_eq!(digests.join().expect("hasher"), vec![hex(sha2::Sha256::digest(&stored))]);
+        });
     }
 
     /// A bomb is refused before one byte of it is written, tar or zip alike.

@@ -96,26 +96,6 @@ pub struct Backups {
 /// The right to run one backup or restore.
 pub type Turn = tokio::sync::OwnedMutexGuard<()>;
 
-/// Counts and hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(buffer)?;
-        self.hasher.update(&buffer[..written]);
-        self.count += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn disk_full_aware(e: std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::StorageFull { "the disk is full".into() } else { e.to_string() }
 }
@@ -554,11 +534,9 @@ fn pack(
         // Two stages on their own threads, like `tar | zstd > file`: this one reads files into
         // a tar stream (`pack_tar` hashes them on a third); the other compresses, hashes and
         // writes the archive.
-        let (output, written) = compress_beside(archive, level);
+        let (output, written) = compress_beside(archive, level)?;
         let packed = (|| {
-            // A large buffer: `io::copy` then reads files straight into it, and the other
-            // side gets 1 MiB at a time instead of 8 KiB.
-            let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, output));
+            let mut builder = tar::Builder::new(output);
             let skip = |path: &Path| exclude.iter().any(|p| p.matches_path(path));
             let mut done = 0u64;
             let files = pack_tar(&root, &[PathBuf::new()], &mut builder, &skip, &mut |size| {
@@ -571,7 +549,7 @@ fn pack(
             header.set_size(manifest.len() as u64);
             header.set_mode(0o600);
             builder.append_data(&mut header, MANIFEST, &manifest[..])?;
-            drop(builder.into_inner()?.into_inner().map_err(|e| e.into_error())?);
+            builder.into_inner()?.flush()?;
             std::io::Result::Ok(files)
         })();
         // The writer's own error (a full disk) explains a failure better than the broken
@@ -730,53 +708,112 @@ fn remove_in_background(tree: PathBuf) {
     });
 }
 
-/// Sends what is written to it, in chunks, to the other side of a channel, which gives spent
-/// chunks back to be filled again (a fresh MiB for every chunk cost the packer page faults).
+/// Sends what is written to it, in chunks of at least [`CHUNK`] bytes, to the other side of a
+/// channel, which gives spent chunks back to be filled again (a fresh MiB for every chunk cost
+/// the packer page faults). [`Write::flush`] sends what is left.
 struct ChannelWriter {
     chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
     spent: std::sync::mpsc::Receiver<Vec<u8>>,
+    filling: Vec<u8>,
+}
+
+/// The bytes a stage hands the next at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Chunks on their way from one stage to the next.
+const QUEUED_CHUNKS: usize = 4;
+
+/// A channel of chunks between two stages, and its way back for spent ones.
+fn chunk_channel() -> (ChannelWriter, std::sync::mpsc::Receiver<Vec<u8>>, std::sync::mpsc::SyncSender<Vec<u8>>)
+{
+    let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+    let (give_back, spent) = std::sync::mpsc::sync_channel(QUEUED_CHUNKS + 2);
+    (ChannelWriter { chunks: sender, spent, filling: Vec::new() }, chunks, give_back)
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
-        let mut chunk = self.spent.try_recv().unwrap_or_default();
-        chunk.extend_from_slice(buffer);
-        self.chunks.send(chunk).map_err(|_| std::io::Error::other("the archive writer stopped"))?;
+        if self.filling.capacity() == 0 {
+            self.filling = self.spent.try_recv().unwrap_or_default();
+        }
+        self.filling.extend_from_slice(buffer);
+        if self.filling.len() >= CHUNK {
+            self.flush()?;
+        }
         Ok(buffer.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        if self.filling.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.filling);
+        self.chunks.send(chunk).map_err(|_| std::io::Error::other("the archive writer stopped"))
     }
 }
 
 /// An archive written: its size, SHA-256, and the file (to fsync).
 type Written = (u64, String, std::fs::File);
 
-/// Compresses a tar stream into `archive` on a thread of its own, hashing it: a writer for
-/// the stream, and the archive's size, SHA-256 and file once the writer was dropped.
+/// Compresses a tar stream into `archive` on a thread of its own, as `zstd` beside `tar`, and
+/// hands what it compressed to a third that hashes it, writes it and syncs it as it goes: a
+/// writer for the stream, and the archive's size, SHA-256 and file once the writer was
+/// flushed and dropped.
 fn compress_beside(
     archive: DirectWriter,
     level: i32,
-) -> (ChannelWriter, std::thread::JoinHandle<std::io::Result<Written>>) {
-    let (sender, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    let (give_back, spent) = std::sync::mpsc::sync_channel(6);
-    let writer = std::thread::spawn(move || {
-        let mut hashing = HashingWriter { inner: archive, hasher: Sha256::new(), count: 0 };
-        let mut encoder = zstd::stream::write::Encoder::new(&mut hashing, level)?;
-        encoder.include_checksum(true)?;
-        for mut chunk in chunks {
-            encoder.write_all(&chunk)?;
-            chunk.clear();
-            let _ = give_back.try_send(chunk);
+) -> std::io::Result<(ChannelWriter, std::thread::JoinHandle<std::io::Result<Written>>)> {
+    let (output, chunks, give_back) = chunk_channel();
+    let (compressed, to_disk, give_back_to_compressor) = chunk_channel();
+    let disk = std::thread::Builder::new()
+        .name("zlh-archive-disk".into())
+        .spawn(move || write_behind(archive, to_disk, give_back_to_compressor))?;
+    let compressor = std::thread::Builder::new().name("zlh-compress".into()).spawn(move || {
+        let compressed = (|| {
+            let mut encoder = zstd::stream::write::Encoder::new(compressed, level)?;
+            encoder.include_checksum(true)?;
+            for mut chunk in chunks {
+                encoder.write_all(&chunk)?;
+                chunk.clear();
+                let _ = give_back.try_send(chunk);
+            }
+            encoder.finish()?.flush()
+        })();
+        // The disk's own error (a full disk) explains a failure better than a broken channel.
+        match disk.join().map_err(|_| std::io::Error::other("the archive writer failed"))? {
+            Ok(written) => compressed.map(|()| written),
+            Err(e) => Err(e),
         }
-        encoder.finish()?;
-        hashing.flush()?;
-        let file = hashing.inner.finish()?;
-        Ok((hashing.count, hex(hashing.hasher.finalize()), file))
-    });
-    (ChannelWriter { chunks: sender, spent }, writer)
+    })?;
+    Ok((output, compressor))
 }
+
+/// Writes chunks of the archive to its file, hashing them, and syncs every [`SYNC_BEHIND`]
+/// bytes: the disk writes while the packing goes on, and the final fsync finds little left.
+/// (On a loop-mounted image, nothing else would write the bytes out until that fsync.)
+fn write_behind(
+    mut archive: DirectWriter,
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    give_back: std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> std::io::Result<Written> {
+    let (mut hasher, mut count, mut unsynced) = (Sha256::new(), 0u64, 0usize);
+    for mut chunk in chunks {
+        archive.write_all(&chunk)?;
+        hasher.update(&chunk);
+        count += chunk.len() as u64;
+        unsynced += chunk.len();
+        if unsynced >= SYNC_BEHIND {
+            archive.sync_data()?;
+            unsynced = 0;
+        }
+        chunk.clear();
+        let _ = give_back.try_send(chunk);
+    }
+    Ok((count, hex(hasher.finalize()), archive.finish()?))
+}
+
+/// Archive bytes written between syncs behind.
+const SYNC_BEHIND: usize = 64 << 20;
 
 /// Chunks of decompressed bytes, read on the other side of a channel, which gets spent chunks
 /// back to fill again.

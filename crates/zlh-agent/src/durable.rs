@@ -88,6 +88,11 @@ impl DirectWriter {
         Ok(self.file)
     }
 
+    /// Syncs what was written so far (not a partial block still in the buffer).
+    pub(crate) fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
     fn write_out(&mut self) -> std::io::Result<()> {
         use std::io::Write;
         let mut rest = &self.buffer[self.start..self.start + self.filled];
