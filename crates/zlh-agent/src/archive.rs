@@ -854,7 +854,6 @@ fn pack_hashed<W: std::io::Write>(
     hashes: &mut HashBatches,
 ) -> Result<Vec<PackedFile>, ArchiveError> {
     let mut packed = Vec::new();
-    let buffer = &mut vec![0; PACK_BUFFER];
     let mut pending: Vec<PathBuf> = paths.to_vec();
     while let Some(path) = pending.pop() {
         if skip(&path) {
@@ -914,7 +913,7 @@ fn pack_hashed<W: std::io::Write>(
             // The header (and a long name's extension entry) through the builder, the bytes
             // by hand: the builder copies through a `dyn Read`, 8 KiB and a syscall at a time.
             out.append_data(&mut header, &name, std::io::empty())?;
-            copy_stored(file, size, out.get_mut(), hashes, buffer)?;
+            copy_stored(file, size, out.get_mut(), hashes)?;
             hashes.end_file()?;
             on_file(size);
             packed.push(PackedFile { path: name, size, sha256: String::new() });
@@ -925,14 +924,24 @@ fn pack_hashed<W: std::io::Write>(
 
 /// Bytes of files, and where each file ends, sent to a hashing thread in batches of about
 /// [`HASH_BATCH`] (many small files, or part of a large one); it sends spent buffers back.
+/// Files are read straight into a batch, and what was read goes on into the tar stream from
+/// there: no copy of its own for the hasher.
 struct HashBatches {
+    /// [`BATCH_ROOM`] long, always (filled once, when new), of which `filled` are in use.
     batch: Vec<u8>,
+    filled: usize,
     ends: Vec<usize>,
-    to_hasher: std::sync::mpsc::SyncSender<(Vec<u8>, Vec<usize>)>,
+    to_hasher: std::sync::mpsc::SyncSender<Batch>,
     spent: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
+/// A batch for the hasher: a buffer, how much of it is filled, and where each file ends.
+type Batch = (Vec<u8>, usize, Vec<usize>);
+
 const HASH_BATCH: usize = 1 << 20;
+/// A batch's buffer: a batch is sent once it holds [`HASH_BATCH`], and a read adds at most
+/// [`PACK_BUFFER`].
+const BATCH_ROOM: usize = HASH_BATCH + PACK_BUFFER;
 /// Batches on their way to the hasher.
 const QUEUED_BATCHES: usize = 4;
 
@@ -944,44 +953,66 @@ impl HashBatches {
         let (to_hasher, batches) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
         let (give_back, spent) = std::sync::mpsc::sync_channel(QUEUED_BATCHES + 2);
         let digests = scope.spawn(move || hash_batches(batches, give_back));
-        (HashBatches { batch: Vec::new(), ends: Vec::new(), to_hasher, spent }, digests)
+        let batch = vec![0; BATCH_ROOM];
+        (HashBatches { batch, filled: 0, ends: Vec::new(), to_hasher, spent }, digests)
     }
 
+    /// Reads at most `max` (at most [`PACK_BUFFER`]) bytes of `file` into the batch, and
+    /// returns them: none once the file has ended. [`HashBatches::send_if_full`] follows, once
+    /// they went on into the tar stream.
+    fn read_from(&mut self, file: &mut impl Read, max: usize) -> std::io::Result<&[u8]> {
+        let (from, max) = (self.filled, max.min(PACK_BUFFER));
+        let read = loop {
+            match file.read(&mut self.batch[from..from + max]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        self.filled += read;
+        Ok(&self.batch[from..from + read])
+    }
+
+    /// Adds `bytes` (at most [`PACK_BUFFER`]) to the batch.
     fn add(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.batch.extend_from_slice(bytes);
-        if self.batch.len() >= HASH_BATCH { self.send() } else { Ok(()) }
+        self.batch[self.filled..self.filled + bytes.len()].copy_from_slice(bytes);
+        self.filled += bytes.len();
+        self.send_if_full()
+    }
+
+    fn send_if_full(&mut self) -> std::io::Result<()> {
+        if self.filled >= HASH_BATCH { self.send() } else { Ok(()) }
     }
 
     fn end_file(&mut self) -> std::io::Result<()> {
-        self.ends.push(self.batch.len());
+        self.ends.push(self.filled);
         if self.ends.len() >= BATCHED_FILES { self.send() } else { Ok(()) }
     }
 
     /// Sends what is batched, continuing in a spent buffer when there is one.
     fn send(&mut self) -> std::io::Result<()> {
-        let next = self.spent.try_recv().unwrap_or_else(|_| Vec::with_capacity(2 * HASH_BATCH));
-        let batch = (std::mem::replace(&mut self.batch, next), std::mem::take(&mut self.ends));
+        let next = self.spent.try_recv().unwrap_or_else(|_| vec![0; BATCH_ROOM]);
+        let batch = (std::mem::replace(&mut self.batch, next), self.filled, std::mem::take(&mut self.ends));
+        self.filled = 0;
         self.to_hasher.send(batch).map_err(|_| std::io::Error::other("the file hasher stopped"))
     }
 }
 
 /// The hashing thread: one SHA-256 per file end.
 fn hash_batches(
-    batches: std::sync::mpsc::Receiver<(Vec<u8>, Vec<usize>)>,
+    batches: std::sync::mpsc::Receiver<Batch>,
     give_back: std::sync::mpsc::SyncSender<Vec<u8>>,
 ) -> Vec<String> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     let mut digests = Vec::new();
-    for (mut bytes, ends) in batches {
+    for (bytes, filled, ends) in batches {
         let mut from = 0;
         for end in ends {
             hasher.update(&bytes[from..end]);
             digests.push(hex(hasher.finalize_reset()));
             from = end;
         }
-        hasher.update(&bytes[from..]);
-        bytes.clear();
+        hasher.update(&bytes[from..filled]);
         let _ = give_back.try_send(bytes);
     }
     digests
@@ -994,25 +1025,23 @@ fn copy_stored(
     size: u64,
     out: &mut impl std::io::Write,
     hashes: &mut HashBatches,
-    buffer: &mut [u8],
 ) -> std::io::Result<()> {
-    let (mut left, mut ended) = (size, false);
+    let mut left = size;
     while left > 0 {
-        let want = buffer.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let read = if ended { Ok(0) } else { file.read(&mut buffer[..want]) };
-        let read = match read {
-            Ok(0) => {
-                ended = true;
-                buffer[..want].fill(0);
-                want
-            }
-            Ok(read) => read,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let want = PACK_BUFFER.min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = hashes.read_from(&mut file, want)?;
+        let stored = if read.is_empty() {
+            let zeros = &[0; PACK_BUFFER][..want];
+            hashes.add(zeros)?;
+            out.write_all(zeros)?;
+            want
+        } else {
+            out.write_all(read)?;
+            let stored = read.len();
+            hashes.send_if_full()?;
+            stored
         };
-        hashes.add(&buffer[..read])?;
-        out.write_all(&buffer[..read])?;
-        left -= read as u64;
+        left -= stored as u64;
     }
     let padding = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK;
     out.write_all(&[0; TAR_BLOCK as usize][..padding as usize])
@@ -1115,7 +1144,7 @@ mod tests {
         std::thread::scope(|scope| {
             let (mut hashes, digests) = HashBatches::start(scope);
             let mut out = Vec::new();
-            copy_stored(file, 700, &mut out, &mut hashes, &mut [0; 5]).expect("copied");
+            copy_stored(file, 700, &mut out, &mut hashes).expect("copied");
             hashes.end_file().expect("end");
             hashes.send().expect("send");
             drop(hashes);

@@ -88,9 +88,10 @@ impl DirectWriter {
         Ok(self.file)
     }
 
-    /// Syncs what was written so far (not a partial block still in the buffer).
-    pub(crate) fn sync_data(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+    /// The file written (to sync what was written so far, which leaves out a partial block
+    /// still in the buffer).
+    pub(crate) fn file(&self) -> &std::fs::File {
+        &self.file
     }
 
     fn write_out(&mut self) -> std::io::Result<()> {
