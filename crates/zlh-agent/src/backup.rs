@@ -28,7 +28,7 @@ use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, hex, pack_tar, u
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, Quiesce};
 use crate::console::{Chunk, Console};
-use crate::durable::{DirectWriter, sync_dir, write_atomically};
+use crate::durable::{DirectWriter, SYNC_BEHIND, SyncBeside, sync_dir, write_atomically};
 use crate::jobs::Progress;
 use crate::supervisor::Supervisor;
 
@@ -811,21 +811,16 @@ fn write_behind(
     give_back: std::sync::mpsc::SyncSender<Vec<u8>>,
 ) -> std::io::Result<Written> {
     let synced = archive.file().try_clone()?;
-    // One sync asked for while another runs is enough: it covers every byte written before it.
-    let (sync_now, asked) = std::sync::mpsc::sync_channel::<()>(1);
-    let syncer = std::thread::Builder::new()
-        .name("zlh-archive-sync".into())
-        .spawn(move || asked.into_iter().try_for_each(|()| synced.sync_data()))?;
-    let (mut hasher, mut count, mut unsynced) = (Sha256::new(), 0u64, 0usize);
+    let syncer = SyncBeside::start(move || synced.sync_data())?;
+    let (mut hasher, mut count, mut unsynced) = (Sha256::new(), 0u64, 0u64);
     let written = (|| {
         for mut chunk in chunks {
             archive.write_all(&chunk)?;
             hasher.update(&chunk);
             count += chunk.len() as u64;
-            unsynced += chunk.len();
+            unsynced += chunk.len() as u64;
             if unsynced >= SYNC_BEHIND {
-                // A failed syncer is heard when it is joined.
-                let _ = sync_now.try_send(());
+                syncer.ask();
                 unsynced = 0;
             }
             chunk.clear();
@@ -833,15 +828,11 @@ fn write_behind(
         }
         archive.finish()
     })();
-    drop(sync_now);
-    let synced = syncer.join().map_err(|_| std::io::Error::other("the archive's syncer failed"))?;
+    let synced = syncer.finish();
     let file = written?;
     synced?;
     Ok((count, hex(hasher.finalize()), file))
 }
-
-/// Archive bytes written between syncs behind.
-const SYNC_BEHIND: usize = 16 << 20;
 
 /// Compressed chunks on their way to the disk: enough for the compressor to go on while a sync
 /// behind holds the writes up (on a loop-mounted image the writes wait for the flush).
