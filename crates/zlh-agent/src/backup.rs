@@ -531,9 +531,9 @@ fn pack(
             move || total.set(tree_size(&server_root))
         });
         let archive = DirectWriter::new(std::fs::File::create(&part)?)?;
-        // Two stages on their own threads, like `tar | zstd > file`: this one reads files into
-        // a tar stream (`pack_tar` hashes them on a third); the other compresses, hashes and
-        // writes the archive.
+        // Stages on their own threads, like `tar | zstd > file`: this one reads files into a
+        // tar stream (`pack_tar` hashes them on another); `compress_beside` compresses it on
+        // one and hashes, writes and syncs the archive on the next.
         let (output, written) = compress_beside(archive, level)?;
         let packed = (|| {
             let mut builder = tar::Builder::new(output);
