@@ -943,7 +943,7 @@ const HASH_BATCH: usize = 1 << 20;
 /// [`PACK_BUFFER`].
 const BATCH_ROOM: usize = HASH_BATCH + PACK_BUFFER;
 /// Batches on their way to the hasher.
-const QUEUED_BATCHES: usize = 4;
+const QUEUED_BATCHES: usize = 8;
 
 impl HashBatches {
     /// Starts the hashing thread: the batches to send it, and the files' SHA-256s, in order.

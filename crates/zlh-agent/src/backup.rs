@@ -721,7 +721,7 @@ struct ChannelWriter {
 const CHUNK: usize = 1 << 20;
 
 /// Chunks on their way from one stage to the next.
-const QUEUED_CHUNKS: usize = 4;
+const QUEUED_CHUNKS: usize = 8;
 
 /// A channel of chunks between two stages, and its way back for spent ones.
 fn chunk_channel() -> (ChannelWriter, std::sync::mpsc::Receiver<Vec<u8>>, std::sync::mpsc::SyncSender<Vec<u8>>)
