@@ -16,6 +16,7 @@ use cap_std::fs::{Dir, OpenOptions, Permissions, PermissionsExt};
 use sha2::Digest as _;
 
 use crate::durable::DirectWriter;
+use crate::pipeline::{Recycling, recycling};
 
 /// How much an archive may unpack to.
 #[derive(Debug, Clone, Copy)]
@@ -950,8 +951,7 @@ impl HashBatches {
     fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
     ) -> (HashBatches, std::thread::ScopedJoinHandle<'scope, Vec<String>>) {
-        let (to_hasher, batches) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
-        let (give_back, spent) = std::sync::mpsc::sync_channel(QUEUED_BATCHES + 2);
+        let Recycling { to_next: to_hasher, received: batches, give_back, spent } = recycling(QUEUED_BATCHES);
         let digests = scope.spawn(move || hash_batches(batches, give_back));
         let batch = vec![0; BATCH_ROOM];
         (HashBatches { batch, filled: 0, ends: Vec::new(), to_hasher, spent }, digests)

@@ -22,6 +22,7 @@ pub mod holder;
 pub mod http;
 pub mod jobs;
 pub mod mods;
+mod pipeline;
 mod procfs;
 mod pty;
 pub mod supervisor;
