@@ -28,7 +28,7 @@ use crate::archive::{ArchiveError, Hashing, Limits, PackedFile, hex, pack_tar, u
 use crate::clock::{format_ms, now_ms};
 use crate::config::{AgentConfig, Quiesce};
 use crate::console::{Chunk, Console};
-use crate::durable::{DirectWriter, SYNC_BEHIND, SyncBeside, sync_dir, write_atomically};
+use crate::durable::{DirectWriter, SyncBeside, sync_dir, write_atomically};
 use crate::jobs::Progress;
 use crate::pipeline::{Recycling, recycling};
 use crate::supervisor::Supervisor;
@@ -831,6 +831,9 @@ fn write_behind(
     synced?;
     Ok((count, hex(hasher.finalize()), file))
 }
+
+/// Archive bytes written between syncs behind the writer.
+const SYNC_BEHIND: u64 = 16 << 20;
 
 /// Compressed chunks on their way to the disk: enough for the compressor to go on while a sync
 /// behind holds the writes up (on a loop-mounted image the writes wait for the flush).

@@ -68,9 +68,6 @@ impl SyncBeside {
     }
 }
 
-/// Bytes written between syncs behind a writer.
-pub(crate) const SYNC_BEHIND: u64 = 16 << 20;
-
 /// A file written straight to the disk (`O_DIRECT`), a MiB at a time from one aligned
 /// buffer, rather than through the page cache: an archive, or a restored world's large files,
 /// of hundreds of MiB would otherwise take as much fresh page cache (on the bench's virtual
